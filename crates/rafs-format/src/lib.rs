@@ -25,6 +25,7 @@
 //!     blobs: vec![],
 //!     tree: Tree::with_root(root),
 //!     prefetch: vec![],
+//!     v6_chunk_table: None,
 //! };
 //! let bytes = v6::encode(&image).unwrap();
 //! let back = decode(&bytes).unwrap();

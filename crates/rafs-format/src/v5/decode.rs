@@ -466,6 +466,7 @@ pub fn decode_with_limits(data: &[u8], limits: &Limits) -> Result<Image> {
         blobs,
         tree,
         prefetch,
+        v6_chunk_table: None,
     })
 }
 

@@ -252,7 +252,7 @@ pub fn encode(image: &Image) -> Result<Vec<u8>> {
         }
         if inode.is_reg() {
             for c in &inode.chunks {
-                out[p..p + 80].copy_from_slice(chunk_record(c).as_bytes());
+                out[p..p + 80].copy_from_slice(encode_chunk_record(c).as_bytes());
                 p += 80;
             }
         }
@@ -273,7 +273,7 @@ pub fn encode(image: &Image) -> Result<Vec<u8>> {
 }
 
 /// On-disk record of a model chunk.
-pub(crate) fn chunk_record(c: &ChunkInfo) -> ChunkInfoRecord {
+pub(crate) fn encode_chunk_record(c: &ChunkInfo) -> ChunkInfoRecord {
     ChunkInfoRecord {
         block_id: c.digest,
         blob_index: U32::new(c.blob_index),

@@ -4,8 +4,10 @@
 mod decode;
 mod encode;
 
+pub(crate) use decode::chunk_from_record;
 pub use decode::{decode, decode_with_limits};
 pub use encode::encode;
+pub(crate) use encode::encode_chunk_record;
 
 /// Superblock flag bits shared by v5 and v6 (`RafsSuperFlags`).
 pub mod flags {

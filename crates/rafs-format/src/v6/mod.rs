@@ -1,14 +1,33 @@
-//! The RAFS v6 codec (placeholder while v5 is checked).
-use crate::{Image, Limits, Result};
-/// Decodes a v6 bootstrap with default limits.
-pub fn decode(data: &[u8]) -> Result<Image> {
-    decode_with_limits(data, &Limits::default())
-}
-/// Decodes a v6 bootstrap.
-pub fn decode_with_limits(_data: &[u8], _limits: &Limits) -> Result<Image> {
-    Err(crate::Error::encode("v6", "todo"))
-}
-/// Encodes v6.
-pub fn encode(_image: &Image) -> Result<Vec<u8>> {
-    Err(crate::Error::encode("v6", "todo"))
+//! The RAFS v6 codec: [`decode`] a v6 bootstrap (an EROFS image with nydus extensions) into
+//! the model, [`encode`] the model with the reference's placement rules
+//! (`../shared/spec/rafs-v6.md`).
+
+mod decode;
+mod encode;
+mod xattr;
+
+pub use decode::{decode, decode_with_limits};
+pub use encode::encode;
+
+/// Block size of tarfs images.
+pub const TARFS_BLOCK_SIZE: u64 = 512;
+/// Block size of other images.
+pub const BLOCK_SIZE: u64 = 4096;
+
+use crate::model::{ChunkInfo, Tree};
+use std::collections::BTreeMap;
+
+/// The chunk table the reference writes for a tree: one record per distinct
+/// (digest, blob index), the last chunk in inode-numbering order winning, sorted by that key.
+pub(crate) fn derive_chunk_table(tree: &Tree) -> BTreeMap<([u8; 32], u32), ChunkInfo> {
+    let mut table = BTreeMap::new();
+    for id in tree.index_order().order {
+        let inode = tree.inode_of(id);
+        if inode.is_reg() {
+            for c in &inode.chunks {
+                table.insert((c.digest, c.blob_index), *c);
+            }
+        }
+    }
+    table
 }

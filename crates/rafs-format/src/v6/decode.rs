@@ -1,0 +1,1074 @@
+//! v6 decoding.
+
+use super::xattr;
+use crate::error::{derr, with_path, DecodeErrorKind as K, Error, Result};
+use crate::model::*;
+use crate::ondisk::v6 as raw;
+use crate::ondisk::ChunkInfoRecord;
+use crate::read::{check_name, record, slice};
+use crate::v5::flags;
+use crate::{align_up, Limits};
+use std::collections::HashMap;
+
+/// Decodes a v6 bootstrap with default [`Limits`].
+pub fn decode(data: &[u8]) -> Result<Image> {
+    decode_with_limits(data, &Limits::default())
+}
+
+/// Everything the tree walk needs from the superblocks.
+struct Ctx<'a> {
+    data: &'a [u8],
+    block: u64,
+    meta_addr: u64,
+    chunk_size: u64,
+    build_time: u64,
+    tarfs: bool,
+    nblobs: usize,
+    chunk_table: HashMap<(u32, u32, u32), ChunkInfoRecord>,
+    /// Whether some chunk address names two different records.
+    ambiguous: bool,
+    limits: &'a Limits,
+}
+
+/// A decoded inode plus where its pieces are.
+struct Decoded {
+    inode: Inode,
+    offset: u64,
+    layout: u16,
+    /// Offset right after the inode and its xattrs.
+    body_end: u64,
+    raw_u: u32,
+    size: u64,
+}
+
+/// Decodes a v6 bootstrap.
+pub fn decode_with_limits(data: &[u8], limits: &Limits) -> Result<Image> {
+    let len = data.len() as u64;
+    if len < 4096 {
+        return Err(derr(
+            "v6 superblock",
+            0,
+            K::Truncated {
+                need: 4096,
+                available: len,
+            },
+        ));
+    }
+    let sbo = raw::SUPERBLOCK_OFFSET as u64;
+    let sb: raw::SuperBlock = record(data, sbo, "v6 superblock")?;
+    let bad = |at: u64, field, value: u64, reason| {
+        derr(
+            "v6 superblock",
+            sbo + at,
+            K::InvalidField {
+                field,
+                value,
+                reason,
+            },
+        )
+    };
+    if sb.s_magic.get() != raw::MAGIC {
+        return Err(derr(
+            "v6 superblock",
+            sbo,
+            K::BadMagic {
+                found: sb.s_magic.get(),
+            },
+        ));
+    }
+    if sb.s_checksum.get() != 0 {
+        return Err(bad(
+            4,
+            "s_checksum",
+            sb.s_checksum.get() as u64,
+            "must be 0",
+        ));
+    }
+    if sb.s_feature_compat.get() & raw::FEATURE_COMPAT_RAFS_V6 == 0 {
+        return Err(bad(
+            8,
+            "s_feature_compat",
+            sb.s_feature_compat.get() as u64,
+            "lacks the RAFS v6 bit",
+        ));
+    }
+    let bits = sb.s_blkszbits;
+    if bits != 9 && bits != 12 {
+        return Err(bad(12, "s_blkszbits", bits as u64, "must be 9 or 12"));
+    }
+    let block = 1u64 << bits;
+    if sb.s_extslots != 0 {
+        return Err(bad(13, "s_extslots", sb.s_extslots as u64, "must be 0"));
+    }
+    let inos = sb.s_inos.get();
+    if inos == 0 {
+        return Err(bad(16, "s_inos", 0, "must not be 0"));
+    }
+    if inos > limits.max_nodes {
+        return Err(derr(
+            "v6 superblock",
+            sbo + 16,
+            K::LimitExceeded {
+                limit: "max_nodes",
+                value: inos,
+                max: limits.max_nodes,
+            },
+        ));
+    }
+    if sb.s_u.get() != 0 {
+        return Err(bad(84, "s_u", sb.s_u.get() as u64, "must be 0"));
+    }
+    if sb.s_xattr_blkaddr.get() != 0 {
+        return Err(bad(
+            44,
+            "s_xattr_blkaddr",
+            sb.s_xattr_blkaddr.get() as u64,
+            "shared xattrs are not supported",
+        ));
+    }
+    if sb.s_devt_slotoff.get() != raw::DEVT_SLOTOFF {
+        return Err(bad(
+            88,
+            "s_devt_slotoff",
+            sb.s_devt_slotoff.get() as u64,
+            "must be 11",
+        ));
+    }
+    if sb.s_feature_incompat.get() != raw::FEATURE_INCOMPAT_VALUE {
+        return Err(bad(
+            80,
+            "s_feature_incompat",
+            sb.s_feature_incompat.get() as u64,
+            "must be CHUNKED_FILE | DEVICE_TABLE",
+        ));
+    }
+    if len % block != 0 {
+        return Err(bad(
+            0,
+            "file size",
+            len,
+            "must be a multiple of the block size",
+        ));
+    }
+    let meta_addr = sb.s_meta_blkaddr.get() as u64 * block;
+    if meta_addr > len {
+        return Err(bad(
+            40,
+            "s_meta_blkaddr",
+            sb.s_meta_blkaddr.get() as u64,
+            "beyond the end of the file",
+        ));
+    }
+
+    let eo = raw::EXT_SUPERBLOCK_OFFSET as u64;
+    let ext: raw::ExtSuperBlock = record(data, eo, "v6 extended superblock")?;
+    let ebad = |at: u64, field, value: u64, reason| {
+        derr(
+            "v6 extended superblock",
+            eo + at,
+            K::InvalidField {
+                field,
+                value,
+                reason,
+            },
+        )
+    };
+    let f = ext.s_flags.get();
+    if f & !flags::KNOWN != 0 {
+        return Err(derr(
+            "v6 extended superblock",
+            eo,
+            K::UnknownFlags {
+                field: "s_flags",
+                bits: f & !flags::KNOWN,
+            },
+        ));
+    }
+    let comp_bits = f
+        & (flags::COMPRESSION_NONE
+            | flags::COMPRESSION_LZ4
+            | flags::COMPRESSION_GZIP
+            | flags::COMPRESSION_ZSTD);
+    if comp_bits.count_ones() != 1 {
+        return Err(ebad(0, "s_flags", f, "needs exactly one compression bit"));
+    }
+    if (f & (flags::HASH_BLAKE3 | flags::HASH_SHA256)).count_ones() != 1 {
+        return Err(ebad(0, "s_flags", f, "needs exactly one hash bit"));
+    }
+    let chunk_size = ext.s_chunk_size.get() as u64;
+    if !crate::v5::valid_chunk_size(chunk_size) {
+        return Err(ebad(
+            20,
+            "s_chunk_size",
+            chunk_size,
+            "must be a power of two in 4 KiB..=16 MiB",
+        ));
+    }
+    let range = |field, off: u64, size: u64| -> Result<()> {
+        let end = off.checked_add(size).unwrap_or(u64::MAX);
+        if off % 4096 != 0 && field != "prefetch table" || off < 4096 || end > len {
+            return Err(derr(
+                "v6 extended superblock",
+                eo,
+                K::BadRange {
+                    field,
+                    start: off,
+                    end,
+                    other: "the file",
+                },
+            ));
+        }
+        Ok(())
+    };
+    let bt_off = ext.s_blob_table_offset.get();
+    let bt_size = ext.s_blob_table_size.get() as u64;
+    range("blob table", bt_off, bt_size)?;
+    if bt_size % raw::BLOB_RECORD_SIZE as u64 != 0 {
+        return Err(ebad(
+            16,
+            "s_blob_table_size",
+            bt_size,
+            "must be a multiple of 256",
+        ));
+    }
+    let nblobs = (bt_size / raw::BLOB_RECORD_SIZE as u64) as usize;
+    if nblobs != sb.s_extra_devices.get() as usize {
+        return Err(bad(
+            86,
+            "s_extra_devices",
+            sb.s_extra_devices.get() as u64,
+            "differs from the blob count",
+        ));
+    }
+    if nblobs > 255 {
+        return Err(ebad(
+            16,
+            "s_blob_table_size",
+            bt_size,
+            "more than 255 blobs",
+        ));
+    }
+    let devt_end = raw::DEVICE_TABLE_OFFSET as u64 + (nblobs * raw::DEVICE_SLOT_SIZE) as u64;
+    if devt_end > bt_off {
+        return Err(derr(
+            "v6 device table",
+            raw::DEVICE_TABLE_OFFSET as u64,
+            K::BadRange {
+                field: "device table",
+                start: raw::DEVICE_TABLE_OFFSET as u64,
+                end: devt_end,
+                other: "blob table",
+            },
+        ));
+    }
+    let ct_off = ext.s_chunk_table_offset.get();
+    let ct_size = ext.s_chunk_table_size.get();
+    if ct_size > 0 {
+        range("chunk table", ct_off, ct_size)?;
+        if ct_size % 80 != 0 {
+            return Err(ebad(
+                32,
+                "s_chunk_table_size",
+                ct_size,
+                "must be a multiple of 80",
+            ));
+        }
+        if ct_off < bt_off + bt_size && bt_off < ct_off + ct_size {
+            return Err(derr(
+                "v6 extended superblock",
+                eo,
+                K::BadRange {
+                    field: "chunk table",
+                    start: ct_off,
+                    end: ct_off + ct_size,
+                    other: "blob table",
+                },
+            ));
+        }
+    }
+    let pf_off = ext.s_prefetch_table_offset.get();
+    let pf_size = ext.s_prefetch_table_size.get() as u64;
+    let has_prefetch = pf_size > 0 && pf_off != 0;
+    if has_prefetch {
+        range("prefetch table", pf_off, pf_size)?;
+        if pf_size % 4 != 0 {
+            return Err(ebad(
+                48,
+                "s_prefetch_table_size",
+                pf_size,
+                "must be a multiple of 4",
+            ));
+        }
+    }
+    let tarfs = f & flags::TARFS_MODE != 0;
+    let compressor = flags::compressor(f);
+    let digester = flags::digester(f);
+
+    // Blob table and device slots.
+    let mut blobs = Vec::with_capacity(nblobs);
+    let mut ids = std::collections::HashSet::new();
+    for k in 0..nblobs {
+        let at = bt_off + (k * raw::BLOB_RECORD_SIZE) as u64;
+        let r: raw::BlobRecord = record(data, at, "v6 blob record")?;
+        let rb = |off: u64, field, value: u64, reason| {
+            derr(
+                "v6 blob record",
+                at + off,
+                K::InvalidField {
+                    field,
+                    value,
+                    reason,
+                },
+            )
+        };
+        let id = blob_id(&r.blob_id).ok_or_else(|| rb(0, "blob_id", 0, "empty or not UTF-8"))?;
+        if r.blob_index.get() as usize != k {
+            return Err(rb(
+                64,
+                "blob_index",
+                r.blob_index.get() as u64,
+                "must equal the record's position",
+            ));
+        }
+        if r.chunk_size.get() as u64 != chunk_size {
+            return Err(rb(
+                68,
+                "chunk_size",
+                r.chunk_size.get() as u64,
+                "differs from s_chunk_size",
+            ));
+        }
+        if r.chunk_count.get() > 1 << 24 {
+            return Err(rb(
+                72,
+                "chunk_count",
+                r.chunk_count.get() as u64,
+                "more than 2^24 chunks",
+            ));
+        }
+        let c = Compressor::from_u32(r.compression_algo.get()).ok_or_else(|| {
+            rb(
+                76,
+                "compression_algo",
+                r.compression_algo.get() as u64,
+                "unknown",
+            )
+        })?;
+        let d = Digester::from_u32(r.digest_algo.get())
+            .ok_or_else(|| rb(80, "digest_algo", r.digest_algo.get() as u64, "unknown"))?;
+        let fb = r.features.get();
+        if fb & 0x8000_F000 != 0 {
+            return Err(derr(
+                "v6 blob record",
+                at + 84,
+                K::UnknownFlags {
+                    field: "features",
+                    bits: (fb & 0x8000_F000) as u64,
+                },
+            ));
+        }
+        let features = BlobFeatures::from_bits_truncate(fb);
+        if features.contains(BlobFeatures::TARFS) == features.contains(BlobFeatures::ALIGNED) {
+            return Err(rb(
+                84,
+                "features",
+                fb as u64,
+                "tarfs blobs must not be ALIGNED, others must be",
+            ));
+        }
+        if r.compressed_size.get() > 1 << 40 || r.uncompressed_size.get() > 1 << 44 {
+            return Err(rb(
+                88,
+                "size",
+                r.uncompressed_size.get(),
+                "blob larger than the format allows",
+            ));
+        }
+        if r.ci_compressed_size.get() > r.ci_uncompressed_size.get()
+            || r.ci_offset
+                .get()
+                .checked_add(r.ci_compressed_size.get())
+                .is_none()
+        {
+            return Err(rb(
+                112,
+                "ci_compressed_size",
+                r.ci_compressed_size.get(),
+                "invalid blob meta range",
+            ));
+        }
+        let slot: raw::DeviceSlot = record(
+            data,
+            raw::DEVICE_TABLE_OFFSET as u64 + (k * raw::DEVICE_SLOT_SIZE) as u64,
+            "v6 device slot",
+        )?;
+        if std::str::from_utf8(&slot.blob_id).is_err() {
+            return Err(derr(
+                "v6 device slot",
+                raw::DEVICE_TABLE_OFFSET as u64 + (k * raw::DEVICE_SLOT_SIZE) as u64,
+                K::InvalidField {
+                    field: "blob_id",
+                    value: 0,
+                    reason: "not UTF-8",
+                },
+            ));
+        }
+        if !ids.insert(id.clone()) {
+            return Err(rb(0, "blob_id", k as u64, "duplicate blob id"));
+        }
+        blobs.push(Blob {
+            blob_id: id,
+            chunk_count: r.chunk_count.get(),
+            features,
+            compressor: c,
+            digester: d,
+            chunk_size: r.chunk_size.get(),
+            compressed_size: r.compressed_size.get(),
+            uncompressed_size: r.uncompressed_size.get(),
+            readahead_offset: 0,
+            readahead_size: 0,
+            meta: BlobMetaLocation {
+                compressor: r.ci_compressor.get(),
+                offset: r.ci_offset.get(),
+                compressed_size: r.ci_compressed_size.get(),
+                uncompressed_size: r.ci_uncompressed_size.get(),
+            },
+            toc_size: r.blob_toc_size.get(),
+            toc_digest: r.blob_toc_digest,
+            meta_digest: r.blob_meta_digest,
+            meta_size: r.blob_meta_size.get(),
+            cipher_iv: r.cipher_iv,
+            cipher_algo: r.cipher_algo.get(),
+        });
+    }
+
+    // Chunk table, keyed as the reference reader keys it.
+    let mut chunk_table = HashMap::new();
+    let mut on_disk_table = Vec::new();
+    let mut ambiguous = false;
+    if ct_size > 0 {
+        let table = slice(data, ct_off, ct_size, "v6 chunk table")?;
+        chunk_table.reserve((ct_size / 80) as usize);
+        for (i, c) in table.chunks_exact(80).enumerate() {
+            let r: ChunkInfoRecord = record(c, 0, "v6 chunk table")?;
+            if r.blob_index.get() as usize >= nblobs {
+                return Err(derr(
+                    "v6 chunk table",
+                    ct_off + 80 * i as u64 + 32,
+                    K::InvalidField {
+                        field: "blob_index",
+                        value: r.blob_index.get() as u64,
+                        reason: "no such blob",
+                    },
+                ));
+            }
+            on_disk_table.push(crate::v5::chunk_from_record(&r));
+            if tarfs {
+                continue; // tarfs chunk addresses are resolved without the table
+            }
+            let key = (
+                r.blob_index.get(),
+                r.index.get(),
+                (r.uncompressed_offset.get() / block) as u32,
+            );
+            // The first record in table order answers an ambiguous address.
+            match chunk_table.entry(key) {
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(r);
+                }
+                std::collections::hash_map::Entry::Occupied(o) => ambiguous |= *o.get() != r,
+            }
+        }
+    }
+
+    let ctx = Ctx {
+        data,
+        block,
+        meta_addr,
+        chunk_size,
+        build_time: sb.s_build_time.get(),
+        tarfs,
+        nblobs,
+        chunk_table,
+        ambiguous,
+        limits,
+    };
+    let (tree, node_of_nid) = walk(&ctx, sb.s_root_nid.get() as u64, inos)?;
+
+    let mut prefetch = Vec::new();
+    if has_prefetch {
+        let table = slice(data, pf_off, pf_size, "v6 prefetch table")?;
+        for (i, c) in table.chunks_exact(4).enumerate() {
+            let nid = u32::from_le_bytes([c[0], c[1], c[2], c[3]]) as u64;
+            if nid == 0 {
+                break;
+            }
+            let node = node_of_nid.get(&nid).ok_or_else(|| {
+                derr(
+                    "v6 prefetch table",
+                    pf_off + 4 * i as u64,
+                    K::InvalidField {
+                        field: "nid",
+                        value: nid,
+                        reason: "no such inode in the tree",
+                    },
+                )
+            })?;
+            prefetch.push(*node);
+        }
+    }
+
+    let superblock = Superblock {
+        fs_version: FsVersion::V6,
+        chunk_size: chunk_size as u32,
+        compressor,
+        digester,
+        explicit_uid_gid: f & flags::EXPLICIT_UID_GID != 0,
+        tarfs,
+        encrypted: f & flags::ENCRYPTION_AES_128_XTS != 0,
+        preserved_flags: f & flags::PRESERVED_COMPAT,
+        build_time: sb.s_build_time.get(),
+        build_time_nsec: sb.s_build_time_nsec.get(),
+        uuid: sb.s_uuid,
+        volume_name: sb.s_volume_name,
+    };
+    // Keep the on-disk table only when the tree does not imply it.
+    let derived: Vec<ChunkInfo> = super::derive_chunk_table(&tree).into_values().collect();
+    let v6_chunk_table = (ctx.ambiguous || derived != on_disk_table).then_some(on_disk_table);
+    Ok(Image {
+        superblock,
+        blobs,
+        tree,
+        prefetch,
+        v6_chunk_table,
+    })
+}
+
+/// A blob id: UTF-8, trailing NULs stripped, not empty.
+fn blob_id(raw: &[u8; 64]) -> Option<String> {
+    let end = raw.iter().rposition(|b| *b != 0).map_or(0, |p| p + 1);
+    let s = std::str::from_utf8(&raw[..end]).ok()?;
+    (!s.is_empty()).then(|| s.to_owned())
+}
+
+/// Walks the directory tree from the root with an explicit stack.
+fn walk(ctx: &Ctx<'_>, root_nid: u64, inos: u64) -> Result<(Tree, HashMap<u64, NodeId>)> {
+    let mut tree = Tree::default();
+    let mut inode_of_nid: HashMap<u64, InodeId> = HashMap::new();
+    let mut node_of_nid: HashMap<u64, NodeId> = HashMap::new();
+    let root = read_inode(ctx, root_nid).map_err(|e| with_path(e, || "/".into()))?;
+    if !root.inode.is_dir() {
+        return Err(derr(
+            "v6 inode",
+            root.offset,
+            K::InvalidField {
+                field: "root",
+                value: root_nid,
+                reason: "root is not a directory",
+            },
+        ));
+    }
+    tree.nodes.push(Node {
+        name: b"/".to_vec(),
+        parent: None,
+        children: Vec::new(),
+        inode: InodeId(0),
+    });
+    let mut stack = vec![(root_nid, ROOT, root_nid, root, 0u32)];
+    tree.inodes.push(stack[0].3.inode.clone());
+    inode_of_nid.insert(root_nid, InodeId(0));
+    node_of_nid.insert(root_nid, ROOT);
+    while let Some((nid, node, parent_nid, dir, depth)) = stack.pop() {
+        let dir_path = tree.path(node);
+        let ctx_err = |e: Error| with_path(e, || dir_path.clone());
+        if depth >= ctx.limits.max_depth {
+            return Err(ctx_err(derr(
+                "v6 inode",
+                dir.offset,
+                K::LimitExceeded {
+                    limit: "max_depth",
+                    value: depth as u64 + 1,
+                    max: ctx.limits.max_depth as u64,
+                },
+            )));
+        }
+        let entries = read_dirents(ctx, &dir).map_err(ctx_err)?;
+        let mut prev: Option<&[u8]> = None;
+        let mut subdirs = Vec::new();
+        for (at, name, child_nid, ftype) in &entries {
+            let name = *name;
+            let child_path = || {
+                format!(
+                    "{}/{}",
+                    dir_path.trim_end_matches('/'),
+                    String::from_utf8_lossy(name)
+                )
+            };
+            if let Some(p) = prev {
+                if p >= name {
+                    return Err(with_path(
+                        derr(
+                            "v6 dirent",
+                            *at,
+                            K::UnsortedDirectory {
+                                name: String::from_utf8_lossy(name).into_owned(),
+                            },
+                        ),
+                        child_path,
+                    ));
+                }
+            }
+            prev = Some(name);
+            if name == b"." || name == b".." {
+                let want = if name == b"." { nid } else { parent_nid };
+                if *child_nid != want {
+                    return Err(with_path(
+                        derr(
+                            "v6 dirent",
+                            *at,
+                            K::InvalidField {
+                                field: "e_nid",
+                                value: *child_nid,
+                                reason: "'.' or '..' names the wrong directory",
+                            },
+                        ),
+                        || dir_path.clone(),
+                    ));
+                }
+                continue;
+            }
+            check_name(name, ctx.limits.max_name_len)
+                .map_err(|k| with_path(derr("v6 dirent", *at, k), child_path))?;
+            if tree.nodes.len() as u64 >= inos.min(ctx.limits.max_nodes) {
+                return Err(with_path(
+                    derr(
+                        "v6 dirent",
+                        *at,
+                        K::InvalidField {
+                            field: "entries",
+                            value: tree.nodes.len() as u64 + 1,
+                            reason: "more paths than s_inos",
+                        },
+                    ),
+                    child_path,
+                ));
+            }
+            if let Some(existing) = inode_of_nid.get(child_nid) {
+                // A second path to an inode: only non-directories may be hard linked.
+                let inode = tree.inode(*existing);
+                if inode.is_dir() || *ftype == raw::file_type::DIR {
+                    return Err(with_path(
+                        derr("v6 dirent", *at, K::DirectoryCycle { inode: *child_nid }),
+                        child_path,
+                    ));
+                }
+                check_file_type(*ftype, inode.mode)
+                    .map_err(|k| with_path(derr("v6 dirent", *at, k), child_path))?;
+                let id = tree.push_child(node, name.to_vec(), *existing);
+                let _ = id;
+                continue;
+            }
+            let child = read_inode(ctx, *child_nid).map_err(|e| with_path(e, child_path))?;
+            check_file_type(*ftype, child.inode.mode)
+                .map_err(|k| with_path(derr("v6 dirent", *at, k), child_path))?;
+            let inode_id = tree.add_inode(child.inode.clone());
+            let id = tree.push_child(node, name.to_vec(), inode_id);
+            inode_of_nid.insert(*child_nid, inode_id);
+            node_of_nid.insert(*child_nid, id);
+            if child.inode.is_dir() {
+                subdirs.push((*child_nid, id, nid, child, depth + 1));
+            }
+        }
+        stack.extend(subdirs.into_iter().rev());
+    }
+    Ok((tree, node_of_nid))
+}
+
+fn check_file_type(ftype: u8, mode: u32) -> std::result::Result<(), K> {
+    use raw::file_type as t;
+    let want = match mode & mode::S_IFMT {
+        mode::S_IFREG => t::REG,
+        mode::S_IFDIR => t::DIR,
+        mode::S_IFCHR => t::CHR,
+        mode::S_IFBLK => t::BLK,
+        mode::S_IFIFO => t::FIFO,
+        mode::S_IFSOCK => t::SOCK,
+        mode::S_IFLNK => t::SYMLINK,
+        _ => t::UNKNOWN,
+    };
+    if ftype != want && ftype != t::UNKNOWN {
+        return Err(K::InvalidField {
+            field: "e_file_type",
+            value: ftype as u64,
+            reason: "differs from the inode's mode",
+        });
+    }
+    Ok(())
+}
+
+/// Reads the inode at `nid`: attributes, xattrs, and symlink target or chunks.
+fn read_inode(ctx: &Ctx<'_>, nid: u64) -> Result<Decoded> {
+    let offset = nid
+        .checked_mul(32)
+        .and_then(|o| o.checked_add(ctx.meta_addr))
+        .unwrap_or(u64::MAX);
+    let fmt_bytes = slice(ctx.data, offset, 2, "v6 inode")?;
+    let i_format = u16::from_le_bytes([fmt_bytes[0], fmt_bytes[1]]);
+    let bad = |at: u64, field, value: u64, reason| {
+        derr(
+            "v6 inode",
+            offset + at,
+            K::InvalidField {
+                field,
+                value,
+                reason,
+            },
+        )
+    };
+    if i_format & !0xF != 0 {
+        return Err(bad(0, "i_format", i_format as u64, "unknown bits"));
+    }
+    let layout = (i_format >> 1) & 7;
+    if !matches!(
+        layout,
+        raw::LAYOUT_FLAT_PLAIN | raw::LAYOUT_FLAT_INLINE | raw::LAYOUT_CHUNK_BASED
+    ) {
+        return Err(bad(
+            0,
+            "i_format",
+            i_format as u64,
+            "compressed layouts are not RAFS",
+        ));
+    }
+    let (mut inode, icount, raw_u, isize, size) = if i_format & 1 == 1 {
+        let r: raw::InodeExtended = record(ctx.data, offset, "v6 inode")?;
+        let mut i = Inode::new(r.i_mode.get() as u32);
+        i.uid = r.i_uid.get();
+        i.gid = r.i_gid.get();
+        i.mtime = r.i_mtime.get();
+        i.mtime_nsec = r.i_mtime_nsec.get();
+        i.nlink = r.i_nlink.get();
+        (
+            i,
+            r.i_xattr_icount.get(),
+            r.i_u.get(),
+            raw::INODE_EXTENDED_SIZE as u64,
+            r.i_size.get(),
+        )
+    } else {
+        let r: raw::InodeCompact = record(ctx.data, offset, "v6 inode")?;
+        let mut i = Inode::new(r.i_mode.get() as u32);
+        i.uid = r.i_uid.get() as u32;
+        i.gid = r.i_gid.get() as u32;
+        i.mtime = ctx.build_time;
+        i.nlink = r.i_nlink.get() as u32;
+        (
+            i,
+            r.i_xattr_icount.get(),
+            r.i_u.get(),
+            raw::INODE_COMPACT_SIZE as u64,
+            r.i_size.get() as u64,
+        )
+    };
+    if inode.nlink == 0 {
+        return Err(bad(44, "i_nlink", 0, "must not be 0"));
+    }
+    let fmt = inode.file_type();
+    if !matches!(
+        fmt,
+        mode::S_IFDIR
+            | mode::S_IFREG
+            | mode::S_IFLNK
+            | mode::S_IFCHR
+            | mode::S_IFBLK
+            | mode::S_IFIFO
+            | mode::S_IFSOCK
+    ) {
+        return Err(bad(4, "i_mode", inode.mode as u64, "unknown file type"));
+    }
+    // Xattrs.
+    let mut body_end = offset + isize;
+    if icount > 0 {
+        let area = 12 + (icount as u64 - 1) * 4;
+        if area > ctx.limits.max_xattr_bytes as u64 {
+            return Err(derr(
+                "v6 xattr",
+                body_end,
+                K::LimitExceeded {
+                    limit: "max_xattr_bytes",
+                    value: area,
+                    max: ctx.limits.max_xattr_bytes as u64,
+                },
+            ));
+        }
+        let bytes = slice(ctx.data, body_end, area, "v6 xattr")?;
+        inode.xattrs = parse_xattrs(bytes).map_err(|k| derr("v6 xattr", body_end, k))?;
+        body_end += area;
+    }
+    let mut d = Decoded {
+        inode,
+        offset,
+        layout,
+        body_end,
+        raw_u,
+        size,
+    };
+    match fmt {
+        mode::S_IFREG => {
+            if layout != raw::LAYOUT_CHUNK_BASED {
+                return Err(bad(
+                    0,
+                    "i_format",
+                    i_format as u64,
+                    "regular files must be chunk-based",
+                ));
+            }
+            if raw_u & raw::CHUNK_FORMAT_INDEXES == 0 {
+                return Err(bad(16, "i_u", raw_u as u64, "chunk format lacks INDEXES"));
+            }
+            d.inode.size = size;
+            d.inode.chunks = read_chunks(ctx, &d)?;
+            d.inode.v5_hardlink_flag = d.inode.nlink > 1;
+        }
+        mode::S_IFDIR => {
+            if layout == raw::LAYOUT_CHUNK_BASED {
+                return Err(bad(
+                    0,
+                    "i_format",
+                    i_format as u64,
+                    "directories cannot be chunk-based",
+                ));
+            }
+            if size > ctx.data.len() as u64 {
+                return Err(bad(
+                    8,
+                    "i_size",
+                    size,
+                    "directory larger than the bootstrap",
+                ));
+            }
+        }
+        mode::S_IFLNK => {
+            if layout == raw::LAYOUT_CHUNK_BASED || size == 0 || size > 4096 {
+                return Err(bad(
+                    8,
+                    "i_size",
+                    size,
+                    "symlink target must be 1..=4096 bytes, flat",
+                ));
+            }
+            d.inode.size = size;
+            let mut target = Vec::with_capacity(size as usize);
+            for k in 0..size.div_ceil(ctx.block) {
+                target.extend_from_slice(data_block(ctx, &d, k)?);
+            }
+            d.inode.symlink = target;
+        }
+        _ => {
+            if layout == raw::LAYOUT_CHUNK_BASED {
+                return Err(bad(
+                    0,
+                    "i_format",
+                    i_format as u64,
+                    "special files cannot be chunk-based",
+                ));
+            }
+            d.inode.rdev = raw_u;
+        }
+    }
+    Ok(d)
+}
+
+/// Block `k` of a directory's or symlink's data (the last one may be the inline tail).
+fn data_block<'a>(ctx: &Ctx<'a>, d: &Decoded, k: u64) -> Result<&'a [u8]> {
+    let b = ctx.block;
+    let len = (d.size - k * b).min(b);
+    let tail = d.size % b;
+    let last = d.size.div_ceil(b) - 1;
+    if d.layout == raw::LAYOUT_FLAT_INLINE && tail != 0 && k == last {
+        return slice(ctx.data, d.body_end, len, "v6 inline tail");
+    }
+    let at = (d.raw_u as u64)
+        .checked_mul(b)
+        .and_then(|a| a.checked_add(k * b))
+        .unwrap_or(u64::MAX);
+    slice(ctx.data, at, len, "v6 data block")
+}
+
+/// Entries of a directory: (offset of the dirent, name, nid, file type).
+fn read_dirents<'a>(ctx: &Ctx<'a>, d: &Decoded) -> Result<Vec<(u64, &'a [u8], u64, u8)>> {
+    let mut out = Vec::new();
+    let nblocks = d.size.div_ceil(ctx.block);
+    for k in 0..nblocks {
+        let blk = data_block(ctx, d, k)?;
+        let blk_at = blk.as_ptr() as u64 - ctx.data.as_ptr() as u64;
+        let bad = |at: u64, value: u64, reason| {
+            derr(
+                "v6 dirent",
+                blk_at + at,
+                K::InvalidField {
+                    field: "e_nameoff",
+                    value,
+                    reason,
+                },
+            )
+        };
+        if blk.len() < raw::DIRENT_SIZE {
+            return Err(bad(
+                0,
+                blk.len() as u64,
+                "directory block shorter than one entry",
+            ));
+        }
+        let first: raw::Dirent = record(blk, 0, "v6 dirent")?;
+        let nameoff0 = first.e_nameoff.get() as usize;
+        if nameoff0 % raw::DIRENT_SIZE != 0
+            || nameoff0 == 0
+            || nameoff0 >= ctx.block as usize
+            || nameoff0 > blk.len()
+        {
+            return Err(bad(
+                8,
+                nameoff0 as u64,
+                "first name offset must be a positive multiple of 12 inside the block",
+            ));
+        }
+        let n = nameoff0 / raw::DIRENT_SIZE;
+        for i in 0..n {
+            let e: raw::Dirent = record(blk, (i * raw::DIRENT_SIZE) as u64, "v6 dirent")?;
+            let start = e.e_nameoff.get() as usize;
+            let end = if i + 1 < n {
+                let next: raw::Dirent =
+                    record(blk, ((i + 1) * raw::DIRENT_SIZE) as u64, "v6 dirent")?;
+                next.e_nameoff.get() as usize
+            } else {
+                blk.len()
+            };
+            if start < nameoff0 || start > end || end > blk.len() {
+                return Err(bad(
+                    (i * raw::DIRENT_SIZE + 8) as u64,
+                    start as u64,
+                    "names overlap or leave the block",
+                ));
+            }
+            let mut name = &blk[start..end];
+            if i + 1 == n {
+                // The last name of a block ends at the block's end or at the first NUL.
+                if let Some(p) = name.iter().position(|b| *b == 0) {
+                    name = &name[..p];
+                }
+            }
+            out.push((
+                blk_at + (i * raw::DIRENT_SIZE) as u64,
+                name,
+                e.e_nid.get(),
+                e.e_file_type,
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// Parses an inline xattr area.
+fn parse_xattrs(area: &[u8]) -> std::result::Result<Vec<Xattr>, K> {
+    if area[4] != 0 {
+        return Err(K::BadXattr {
+            reason: "shared xattrs are not supported",
+        });
+    }
+    let mut out = Vec::new();
+    let mut p = raw::XATTR_IBODY_HEADER_SIZE;
+    while p < area.len() {
+        if area.len() - p < raw::XATTR_ENTRY_SIZE {
+            return Err(K::BadXattr {
+                reason: "entry header runs past the xattr area",
+            });
+        }
+        let name_len = area[p] as usize;
+        let index = area[p + 1];
+        let value_len = u16::from_le_bytes([area[p + 2], area[p + 3]]) as usize;
+        let size = xattr::entry_size(name_len, value_len);
+        if area.len() - p < size {
+            return Err(K::BadXattr {
+                reason: "entry runs past the xattr area",
+            });
+        }
+        let prefix = xattr::prefix(index).ok_or(K::BadXattr {
+            reason: "unknown name index",
+        })?;
+        let body = &area[p + 4..p + 4 + name_len + value_len];
+        let mut name = prefix.to_vec();
+        name.extend_from_slice(&body[..name_len]);
+        out.push(Xattr {
+            name,
+            value: body[name_len..].to_vec(),
+        });
+        p += size;
+    }
+    Ok(out)
+}
+
+/// Reads a regular file's chunk indexes and resolves them to full chunk infos.
+fn read_chunks(ctx: &Ctx<'_>, d: &Decoded) -> Result<Vec<ChunkInfo>> {
+    let count = d.size.div_ceil(ctx.chunk_size);
+    let at = align_up(d.body_end, 8);
+    let bytes = slice(ctx.data, at, count.saturating_mul(8), "v6 chunk index")?;
+    let mut out = Vec::with_capacity(count as usize);
+    for (k, c) in bytes.chunks_exact(8).enumerate() {
+        let a: raw::ChunkAddr = record(c, 0, "v6 chunk index")?;
+        let here = at + 8 * k as u64;
+        let hi = a.c_blob_addr_hi.get();
+        let dev = (hi & 0xff) as usize;
+        if dev == 0 || dev > ctx.nblobs {
+            return Err(derr(
+                "v6 chunk index",
+                here,
+                K::InvalidField {
+                    field: "device_id",
+                    value: dev as u64,
+                    reason: "names no blob",
+                },
+            ));
+        }
+        let blob_index = (dev - 1) as u32;
+        let index = ((hi as u32 >> 8) << 16) | a.c_blob_addr_lo.get() as u32;
+        let blkaddr = a.c_blk_addr.get();
+        let file_offset = k as u64 * ctx.chunk_size;
+        let size = (d.size - file_offset).min(ctx.chunk_size) as u32;
+        let chunk = if ctx.tarfs {
+            let off = blkaddr as u64 * ctx.block;
+            ChunkInfo {
+                digest: [0; 32],
+                blob_index,
+                index,
+                flags: ChunkFlags::empty(),
+                compressed_offset: off,
+                compressed_size: size,
+                uncompressed_offset: off,
+                uncompressed_size: size,
+                file_offset,
+                crc32: 0,
+            }
+        } else {
+            let r = ctx
+                .chunk_table
+                .get(&(blob_index, index, blkaddr))
+                .ok_or_else(|| {
+                    derr(
+                        "v6 chunk index",
+                        here,
+                        K::ChunkNotFound {
+                            blob_index,
+                            chunk_index: index,
+                            blkaddr,
+                        },
+                    )
+                })?;
+            // The record's own file_offset is kept: for a chunk shared by several files it is
+            // that of the file the builder met last, and merges carry it over unchanged.
+            crate::v5::chunk_from_record(r)
+        };
+        out.push(chunk);
+    }
+    Ok(out)
+}
