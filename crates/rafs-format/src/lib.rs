@@ -40,6 +40,7 @@
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+pub mod check;
 pub mod digest;
 pub mod error;
 pub mod model;

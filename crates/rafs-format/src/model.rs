@@ -744,3 +744,32 @@ mod hex32 {
         crate::unhex32(&s).ok_or_else(|| serde::de::Error::custom("expected 64 hex digits"))
     }
 }
+
+impl Image {
+    /// The same image prepared for encoding as `version`: a v5 <-> v6 rewrite. v5 has no
+    /// tarfs mode, no per-blob meta location and no verbatim chunk table; v6 requires
+    /// `ALIGNED` on non-tarfs blobs, which its encoder adds.
+    pub fn converted_to(&self, version: FsVersion) -> Image {
+        let mut out = self.clone();
+        if version == self.superblock.fs_version {
+            return out;
+        }
+        out.superblock.fs_version = version;
+        out.v6_chunk_table = None;
+        if version == FsVersion::V5 {
+            out.superblock.tarfs = false;
+            out.superblock.encrypted = false;
+        }
+        out
+    }
+
+    /// Number of distinct inodes (hard links counted once).
+    pub fn unique_inodes(&self) -> usize {
+        let mut seen = vec![false; self.tree.inodes.len()];
+        self.tree
+            .nodes
+            .iter()
+            .filter(|n| !std::mem::replace(&mut seen[n.inode.0 as usize], true))
+            .count()
+    }
+}

@@ -353,7 +353,27 @@ pub fn encode(image: &Image) -> Result<Vec<u8>> {
     let derived = super::derive_chunk_table(tree);
     let table: Vec<ChunkInfo> = match &image.v6_chunk_table {
         Some(verbatim) if covers(verbatim, &derived) => verbatim.clone(),
-        _ => derived.into_values().collect(),
+        _ => {
+            // v6 files name chunks by (blob, index, block); two different chunks under one
+            // address would make the image read back wrong data.
+            let mut by_address = std::collections::HashMap::new();
+            for c in derived.values() {
+                let addr = (
+                    c.blob_index,
+                    c.index,
+                    (c.uncompressed_offset / block) as u32,
+                );
+                if let Some(other) = by_address.insert(addr, c.digest) {
+                    if other != c.digest {
+                        return Err(err(format!(
+                            "two different chunks share blob {} index {} block {}; v6 cannot tell them apart",
+                            addr.0, addr.1, addr.2
+                        )));
+                    }
+                }
+            }
+            derived.into_values().collect()
+        }
     };
     let ct_size = 80 * table.len() as u64;
     let total = align_up(ct_off + ct_size, raw::META_ALIGNMENT);

@@ -1,0 +1,77 @@
+//! `rafs check`: full metadata validation.
+
+use crate::CliResult;
+use rafs_format::check::{check, Finding};
+use serde::Serialize;
+use std::process::ExitCode;
+
+#[derive(Serialize)]
+struct CheckReport<'a> {
+    valid: bool,
+    fs_version: Option<u8>,
+    inode_count: Option<usize>,
+    blobs: Vec<&'a str>,
+    errors: Vec<String>,
+    warnings: Vec<String>,
+}
+
+/// Runs `rafs check`.
+pub fn run(path: &std::path::Path, json: bool) -> CliResult<ExitCode> {
+    let src = rafs_format::source::Bootstrap::open(path)?;
+    let decoded = rafs_format::decode(src.bytes());
+    let (image, findings) = match &decoded {
+        Ok(image) => (Some(image), check(image, src.bytes())),
+        Err(e) => (None, vec![Finding::Error(e.to_string())]),
+    };
+    let errors: Vec<String> = findings
+        .iter()
+        .filter_map(|f| match f {
+            Finding::Error(e) => Some(e.clone()),
+            _ => None,
+        })
+        .collect();
+    let warnings: Vec<String> = findings
+        .iter()
+        .filter_map(|f| match f {
+            Finding::Warning(w) => Some(w.clone()),
+            _ => None,
+        })
+        .collect();
+    let report = CheckReport {
+        valid: errors.is_empty(),
+        fs_version: image.map(|i| i.superblock.fs_version.number()),
+        inode_count: image.map(|i| i.tree.nodes.len()),
+        blobs: image
+            .map(|i| i.blobs.iter().map(|b| b.blob_id.as_str()).collect())
+            .unwrap_or_default(),
+        errors,
+        warnings,
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        for w in &report.warnings {
+            eprintln!("warning: {w}");
+        }
+        const SHOWN: usize = 20;
+        for e in report.errors.iter().take(SHOWN) {
+            eprintln!("error: {e}");
+        }
+        if report.errors.len() > SHOWN {
+            eprintln!("error: ... and {} more", report.errors.len() - SHOWN);
+        }
+        if report.valid {
+            println!(
+                "RAFS v{} metadata is valid: {} paths, {} blobs",
+                report.fs_version.unwrap_or(0),
+                report.inode_count.unwrap_or(0),
+                report.blobs.len()
+            );
+        }
+    }
+    Ok(if report.valid {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
