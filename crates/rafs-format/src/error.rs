@@ -188,6 +188,27 @@ pub enum DecodeErrorKind {
     },
 }
 
+impl DecodeErrorKind {
+    /// The variant's name, e.g. `"Truncated"` (stable; test manifests use it).
+    pub fn name(&self) -> &'static str {
+        match self {
+            DecodeErrorKind::Truncated { .. } => "Truncated",
+            DecodeErrorKind::BadMagic { .. } => "BadMagic",
+            DecodeErrorKind::UnknownFlags { .. } => "UnknownFlags",
+            DecodeErrorKind::InvalidField { .. } => "InvalidField",
+            DecodeErrorKind::BadRange { .. } => "BadRange",
+            DecodeErrorKind::DirectoryCycle { .. } => "DirectoryCycle",
+            DecodeErrorKind::Unreachable { .. } => "Unreachable",
+            DecodeErrorKind::InvalidName { .. } => "InvalidName",
+            DecodeErrorKind::UnsortedDirectory { .. } => "UnsortedDirectory",
+            DecodeErrorKind::ChunkNotFound { .. } => "ChunkNotFound",
+            DecodeErrorKind::HardLinkMismatch { .. } => "HardLinkMismatch",
+            DecodeErrorKind::BadXattr { .. } => "BadXattr",
+            DecodeErrorKind::LimitExceeded { .. } => "LimitExceeded",
+        }
+    }
+}
+
 /// Builds a [`DecodeError`] as an [`Error`].
 pub(crate) fn derr(structure: &'static str, offset: u64, kind: DecodeErrorKind) -> Error {
     Error::Decode(Box::new(DecodeError {

@@ -604,6 +604,11 @@ fn walk(ctx: &Ctx<'_>, root_nid: u64, inos: u64) -> Result<(Tree, HashMap<u64, N
                     String::from_utf8_lossy(name)
                 )
             };
+            // Names are checked before order, so a bad byte is reported as what it is.
+            if name != b"." && name != b".." {
+                check_name(name, ctx.limits.max_name_len)
+                    .map_err(|k| with_path(derr("v6 dirent", *at, k), child_path))?;
+            }
             if let Some(p) = prev {
                 if p >= name {
                     return Err(with_path(
@@ -637,8 +642,6 @@ fn walk(ctx: &Ctx<'_>, root_nid: u64, inos: u64) -> Result<(Tree, HashMap<u64, N
                 }
                 continue;
             }
-            check_name(name, ctx.limits.max_name_len)
-                .map_err(|k| with_path(derr("v6 dirent", *at, k), child_path))?;
             if tree.nodes.len() as u64 >= inos.min(ctx.limits.max_nodes) {
                 return Err(with_path(
                     derr(
