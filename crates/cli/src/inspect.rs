@@ -160,7 +160,7 @@ pub fn run(path: &std::path::Path, json: bool) -> CliResult<ExitCode> {
     let mut out = std::io::BufWriter::new(stdout.lock());
     use std::io::Write;
     if json {
-        serde_json::to_writer_pretty(&mut out, &r)?;
+        serde_json::to_writer_pretty(&mut out, &r).map_err(std::io::Error::from)?;
         writeln!(out)?;
     } else {
         writeln!(

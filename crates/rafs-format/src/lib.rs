@@ -43,6 +43,8 @@
 pub mod check;
 pub mod digest;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod model;
 pub mod ondisk;
 mod read;
