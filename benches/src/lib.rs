@@ -22,7 +22,8 @@ pub fn generated_image(n: usize, version: FsVersion) -> Image {
     };
     let mut d = 0;
     while made < n {
-        let parent = dirs[d % dirs.len()];
+        // Fan-out of 8 keeps the depth logarithmic.
+        let parent = dirs[d / 8];
         d += 1;
         let mut dir = Inode::new(mode::S_IFDIR | 0o755);
         dir.nlink = 2;
