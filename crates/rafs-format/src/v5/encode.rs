@@ -258,15 +258,7 @@ pub fn encode(image: &Image) -> Result<Vec<u8>> {
         }
     }
 
-    let mut fl = flags::compressor_bit(sb.compressor)
-        | flags::digester_bit(sb.digester)
-        | sb.preserved_flags;
-    if sb.explicit_uid_gid {
-        fl |= flags::EXPLICIT_UID_GID;
-    }
-    if has_xattr {
-        fl |= flags::HAS_XATTR;
-    }
+    let fl = flags::common(sb, has_xattr);
     s.s_flags = U64::new(fl);
     out[..raw::SUPERBLOCK_SIZE].copy_from_slice(s.as_bytes());
     Ok(out)

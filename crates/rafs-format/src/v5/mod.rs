@@ -78,6 +78,19 @@ pub mod flags {
         }
     }
 
+    /// The bits both versions set the same way: compressor, digester, explicit uid/gid,
+    /// xattrs present, and the preserved bits read from the input.
+    pub fn common(sb: &crate::model::Superblock, has_xattr: bool) -> u64 {
+        let mut f = compressor_bit(sb.compressor) | digester_bit(sb.digester) | sb.preserved_flags;
+        if sb.explicit_uid_gid {
+            f |= EXPLICIT_UID_GID;
+        }
+        if has_xattr {
+            f |= HAS_XATTR;
+        }
+        f
+    }
+
     /// The flag bit of a digester.
     pub fn digester_bit(d: Digester) -> u64 {
         match d {

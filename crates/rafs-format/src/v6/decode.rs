@@ -689,16 +689,7 @@ fn walk(ctx: &Ctx<'_>, root_nid: u64, inos: u64) -> Result<(Tree, HashMap<u64, N
 
 fn check_file_type(ftype: u8, mode: u32) -> std::result::Result<(), K> {
     use raw::file_type as t;
-    let want = match mode & mode::S_IFMT {
-        mode::S_IFREG => t::REG,
-        mode::S_IFDIR => t::DIR,
-        mode::S_IFCHR => t::CHR,
-        mode::S_IFBLK => t::BLK,
-        mode::S_IFIFO => t::FIFO,
-        mode::S_IFSOCK => t::SOCK,
-        mode::S_IFLNK => t::SYMLINK,
-        _ => t::UNKNOWN,
-    };
+    let want = super::dirent_file_type(mode);
     if ftype != want && ftype != t::UNKNOWN {
         return Err(K::InvalidField {
             field: "e_file_type",

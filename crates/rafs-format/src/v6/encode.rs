@@ -171,20 +171,6 @@ fn dirent_size(entries: &[(&[u8], Option<NodeId>)], b: u64) -> u64 {
     s
 }
 
-fn file_type(mode_bits: u32) -> u8 {
-    use raw::file_type as t;
-    match mode_bits & mode::S_IFMT {
-        mode::S_IFREG => t::REG,
-        mode::S_IFDIR => t::DIR,
-        mode::S_IFCHR => t::CHR,
-        mode::S_IFBLK => t::BLK,
-        mode::S_IFIFO => t::FIFO,
-        mode::S_IFSOCK => t::SOCK,
-        mode::S_IFLNK => t::SYMLINK,
-        _ => t::UNKNOWN,
-    }
-}
-
 /// Encodes the model as a v6 bootstrap.
 pub fn encode(image: &Image) -> Result<Vec<u8>> {
     let tree = &image.tree;
@@ -552,15 +538,7 @@ pub fn encode(image: &Image) -> Result<Vec<u8>> {
     }
 
     // Superblocks.
-    let mut fl = flags::compressor_bit(sb.compressor)
-        | flags::digester_bit(sb.digester)
-        | sb.preserved_flags;
-    if sb.explicit_uid_gid {
-        fl |= flags::EXPLICIT_UID_GID;
-    }
-    if has_xattr {
-        fl |= flags::HAS_XATTR;
-    }
+    let mut fl = flags::common(sb, has_xattr);
     if all_inlined_digest {
         fl |= flags::INLINED_CHUNK_DIGEST;
     }
@@ -631,7 +609,7 @@ fn dirent_data(
         let mut nameoff = (raw::DIRENT_SIZE * (j - i)) as u64;
         for (name, node) in &entries[i..j] {
             let (nid, ft) = match node {
-                Some(c) => (nid_of(*c), file_type(tree.inode_of(*c).mode)),
+                Some(c) => (nid_of(*c), super::dirent_file_type(tree.inode_of(*c).mode)),
                 None if *name == b"." => (self_nid, raw::file_type::DIR),
                 None => (parent_nid, raw::file_type::DIR),
             };

@@ -31,3 +31,19 @@ pub(crate) fn derive_chunk_table(tree: &Tree) -> BTreeMap<([u8; 32], u32), Chunk
     }
     table
 }
+
+/// The EROFS dirent file type of a mode.
+pub(crate) fn dirent_file_type(mode_bits: u32) -> u8 {
+    use crate::model::mode;
+    use crate::ondisk::v6::file_type as t;
+    match mode_bits & mode::S_IFMT {
+        mode::S_IFREG => t::REG,
+        mode::S_IFDIR => t::DIR,
+        mode::S_IFCHR => t::CHR,
+        mode::S_IFBLK => t::BLK,
+        mode::S_IFIFO => t::FIFO,
+        mode::S_IFSOCK => t::SOCK,
+        mode::S_IFLNK => t::SYMLINK,
+        _ => t::UNKNOWN,
+    }
+}
