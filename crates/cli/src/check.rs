@@ -23,20 +23,14 @@ pub fn run(path: &std::path::Path, json: bool) -> CliResult<ExitCode> {
         Ok(image) => (Some(image), check(image, src.bytes())),
         Err(e) => (None, vec![Finding::Error(e.to_string())]),
     };
-    let errors: Vec<String> = findings
-        .iter()
-        .filter_map(|f| match f {
-            Finding::Error(e) => Some(e.clone()),
-            _ => None,
-        })
-        .collect();
-    let warnings: Vec<String> = findings
-        .iter()
-        .filter_map(|f| match f {
-            Finding::Warning(w) => Some(w.clone()),
-            _ => None,
-        })
-        .collect();
+    let (mut errors, mut warnings) = (Vec::new(), Vec::new());
+    for f in findings {
+        match f {
+            Finding::Error(e) => errors.push(e),
+            Finding::Warning(w) => warnings.push(w),
+            _ => {}
+        }
+    }
     let report = CheckReport {
         valid: errors.is_empty(),
         fs_version: image.map(|i| i.superblock.fs_version.number()),

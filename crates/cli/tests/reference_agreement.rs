@@ -132,13 +132,8 @@ fn inspect_agrees_with_reference_verbose_check() {
             continue;
         }
         let theirs = parse_verbose(&std::fs::read_to_string(&verbose).unwrap());
-        let ours = inspect(&dir.join("bootstrap"));
-        let ours: BTreeMap<String, &Value> = ours["inodes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|i| (i["path"].as_str().unwrap().to_owned(), i))
-            .collect();
+        let report = inspect(&dir.join("bootstrap"));
+        let ours = inodes_by_path(&report);
         assert_eq!(
             ours.keys().collect::<Vec<_>>(),
             theirs.keys().collect::<Vec<_>>(),
@@ -203,13 +198,8 @@ fn inspect_agrees_with_ground_truth_listing() {
         }
         let list =
             std::fs::read_to_string(corpus().join(format!("expected/{layer}.list"))).unwrap();
-        let ours = inspect(&dir.join("bootstrap"));
-        let ours: BTreeMap<String, &Value> = ours["inodes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|i| (i["path"].as_str().unwrap().to_owned(), i))
-            .collect();
+        let report = inspect(&dir.join("bootstrap"));
+        let ours = inodes_by_path(&report);
         let mut n = 0;
         for line in list.lines() {
             let f: Vec<&str> = line.split(' ').collect();
@@ -294,6 +284,16 @@ fn inspect_agrees_with_ground_truth_listing() {
             "{case}: listing and image have different path counts"
         );
     }
+}
+
+/// `rafs inspect --json`'s inodes, keyed by path.
+fn inodes_by_path(report: &Value) -> BTreeMap<String, &Value> {
+    report["inodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["path"].as_str().unwrap().to_owned(), i))
+        .collect()
 }
 
 fn inspect(bootstrap: &Path) -> Value {

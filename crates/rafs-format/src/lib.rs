@@ -93,14 +93,15 @@ pub fn decode_with_limits(bytes: &[u8], limits: &Limits) -> Result<Image> {
     }
 }
 
-/// Tells whether the bytes look like a v5 or a v6 bootstrap (magic numbers only).
+/// Tells whether the bytes look like a v5 or a v6 bootstrap (magic numbers only; the v5
+/// decoder then checks the version field and says what is wrong with it).
 pub fn detect(bytes: &[u8]) -> Result<model::FsVersion> {
     let u32_at = |off: usize| {
         bytes
             .get(off..off + 4)
             .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     };
-    if u32_at(0) == Some(ondisk::v5::MAGIC) && u32_at(4) == Some(ondisk::v5::VERSION) {
+    if u32_at(0) == Some(ondisk::v5::MAGIC) {
         return Ok(model::FsVersion::V5);
     }
     match u32_at(ondisk::v6::SUPERBLOCK_OFFSET) {
@@ -108,11 +109,7 @@ pub fn detect(bytes: &[u8]) -> Result<model::FsVersion> {
         Some(found) => Err(error::derr(
             "superblock",
             0,
-            DecodeErrorKind::BadMagic {
-                found: u32_at(0)
-                    .filter(|m| *m == ondisk::v5::MAGIC)
-                    .unwrap_or(found),
-            },
+            DecodeErrorKind::BadMagic { found },
         )),
         None => Err(error::derr(
             "superblock",

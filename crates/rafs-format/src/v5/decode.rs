@@ -260,7 +260,7 @@ pub fn decode_with_limits(data: &[u8], limits: &Limits) -> Result<Image> {
             },
         ));
     }
-    let root_inode = to_inode(&root, 1, &blobs)?;
+    let root_inode = to_inode(&root, &blobs)?;
     tree.nodes.push(Node {
         name: b"/".to_vec(),
         parent: None,
@@ -363,7 +363,7 @@ pub fn decode_with_limits(data: &[u8], limits: &Limits) -> Result<Image> {
             }
             let ino = rec.head.i_ino.get();
             let inode_id = if ino == index {
-                let inode = to_inode(&rec, index, &blobs).map_err(ctx)?;
+                let inode = to_inode(&rec, &blobs).map_err(ctx)?;
                 tree.add_inode(inode)
             } else {
                 // A later path of a hard link: shares the first path's inode.
@@ -383,7 +383,7 @@ pub fn decode_with_limits(data: &[u8], limits: &Limits) -> Result<Image> {
                     )));
                 }
                 let id = InodeId(inode_of_index[ino as usize]);
-                let inode = to_inode(&rec, index, &blobs).map_err(ctx)?;
+                let inode = to_inode(&rec, &blobs).map_err(ctx)?;
                 if &inode != tree.inode(id) {
                     return Err(ctx(derr(
                         "v5 inode",
@@ -650,7 +650,7 @@ pub(crate) fn parse_xattr_pairs(mut pairs: &[u8]) -> std::result::Result<Vec<Xat
     Ok(out)
 }
 
-fn to_inode(rec: &Record<'_>, index: u64, blobs: &[Blob]) -> Result<Inode> {
+fn to_inode(rec: &Record<'_>, blobs: &[Blob]) -> Result<Inode> {
     let h = &rec.head;
     let fmt = h.i_mode.get() & mode::S_IFMT;
     if !matches!(
@@ -674,7 +674,7 @@ fn to_inode(rec: &Record<'_>, index: u64, blobs: &[Blob]) -> Result<Inode> {
         ));
     }
     let mut chunks = Vec::with_capacity(rec.chunks.len() / 80);
-    for (k, c) in rec.chunks.chunks_exact(80).enumerate() {
+    for c in rec.chunks.chunks_exact(80) {
         let r: ChunkInfoRecord = record(c, 0, "v5 chunk info")?;
         let blob_index = r.blob_index.get();
         if blob_index as usize >= blobs.len() {
@@ -688,10 +688,8 @@ fn to_inode(rec: &Record<'_>, index: u64, blobs: &[Blob]) -> Result<Inode> {
                 },
             ));
         }
-        let _ = k;
         chunks.push(chunk_from_record(&r));
     }
-    let _ = index;
     Ok(Inode {
         mode: h.i_mode.get(),
         uid: h.i_uid.get(),

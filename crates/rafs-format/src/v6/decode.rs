@@ -24,15 +24,17 @@ struct Ctx<'a> {
     build_time: u64,
     tarfs: bool,
     nblobs: usize,
-    chunk_table: HashMap<(u32, u32, u32), ChunkInfoRecord>,
-    /// Whether some chunk address names two different records.
-    ambiguous: bool,
+    /// Chunk address -> (position in the on-disk table, record).
+    chunk_table: HashMap<(u32, u32, u32), (usize, ChunkInfoRecord)>,
+    /// Which on-disk records some chunk resolved to.
+    used: Vec<std::cell::Cell<bool>>,
     limits: &'a Limits,
 }
 
-/// A decoded inode plus where its pieces are.
-struct Decoded {
-    inode: Inode,
+/// Where an inode's pieces are; kept apart from the decoded [`Inode`] so that walking a
+/// directory needs no copy of the inode itself.
+#[derive(Clone, Copy)]
+struct DataLoc {
     offset: u64,
     layout: u16,
     /// Offset right after the inode and its xattrs.
@@ -204,9 +206,10 @@ pub fn decode_with_limits(data: &[u8], limits: &Limits) -> Result<Image> {
             "must be a power of two in 4 KiB..=16 MiB",
         ));
     }
-    let range = |field, off: u64, size: u64| -> Result<()> {
+    // `align`: the blob and chunk tables are 4 KiB aligned; the prefetch table need not be.
+    let range = |field, off: u64, size: u64, align: u64| -> Result<()> {
         let end = off.checked_add(size).unwrap_or(u64::MAX);
-        if off % 4096 != 0 && field != "prefetch table" || off < 4096 || end > len {
+        if off % align != 0 || off < 4096 || end > len {
             return Err(derr(
                 "v6 extended superblock",
                 eo,
@@ -222,7 +225,7 @@ pub fn decode_with_limits(data: &[u8], limits: &Limits) -> Result<Image> {
     };
     let bt_off = ext.s_blob_table_offset.get();
     let bt_size = ext.s_blob_table_size.get() as u64;
-    range("blob table", bt_off, bt_size)?;
+    range("blob table", bt_off, bt_size, 4096)?;
     if bt_size % raw::BLOB_RECORD_SIZE as u64 != 0 {
         return Err(ebad(
             16,
@@ -264,7 +267,7 @@ pub fn decode_with_limits(data: &[u8], limits: &Limits) -> Result<Image> {
     let ct_off = ext.s_chunk_table_offset.get();
     let ct_size = ext.s_chunk_table_size.get();
     if ct_size > 0 {
-        range("chunk table", ct_off, ct_size)?;
+        range("chunk table", ct_off, ct_size, 4096)?;
         if ct_size % 80 != 0 {
             return Err(ebad(
                 32,
@@ -290,7 +293,7 @@ pub fn decode_with_limits(data: &[u8], limits: &Limits) -> Result<Image> {
     let pf_size = ext.s_prefetch_table_size.get() as u64;
     let has_prefetch = pf_size > 0 && pf_off != 0;
     if has_prefetch {
-        range("prefetch table", pf_off, pf_size)?;
+        range("prefetch table", pf_off, pf_size, 1)?;
         if pf_size % 4 != 0 {
             return Err(ebad(
                 48,
@@ -446,6 +449,8 @@ pub fn decode_with_limits(data: &[u8], limits: &Limits) -> Result<Image> {
     let mut chunk_table = HashMap::new();
     let mut on_disk_table = Vec::new();
     let mut ambiguous = false;
+    // Whether the (digest, blob) keys strictly increase, as in a table the builder derived.
+    let mut sorted_unique = true;
     if ct_size > 0 {
         let table = slice(data, ct_off, ct_size, "v6 chunk table")?;
         chunk_table.reserve((ct_size / 80) as usize);
@@ -462,7 +467,12 @@ pub fn decode_with_limits(data: &[u8], limits: &Limits) -> Result<Image> {
                     },
                 ));
             }
-            on_disk_table.push(crate::v5::chunk_from_record(&r));
+            let chunk = crate::v5::chunk_from_record(&r);
+            if let Some(prev) = on_disk_table.last() {
+                let prev: &ChunkInfo = prev;
+                sorted_unique &= (prev.digest, prev.blob_index) < (chunk.digest, chunk.blob_index);
+            }
+            on_disk_table.push(chunk);
             if tarfs {
                 continue; // tarfs chunk addresses are resolved without the table
             }
@@ -474,9 +484,9 @@ pub fn decode_with_limits(data: &[u8], limits: &Limits) -> Result<Image> {
             // The first record in table order answers an ambiguous address.
             match chunk_table.entry(key) {
                 std::collections::hash_map::Entry::Vacant(v) => {
-                    v.insert(r);
+                    v.insert((i, r));
                 }
-                std::collections::hash_map::Entry::Occupied(o) => ambiguous |= *o.get() != r,
+                std::collections::hash_map::Entry::Occupied(o) => ambiguous |= o.get().1 != r,
             }
         }
     }
@@ -489,8 +499,10 @@ pub fn decode_with_limits(data: &[u8], limits: &Limits) -> Result<Image> {
         build_time: sb.s_build_time.get(),
         tarfs,
         nblobs,
+        used: (0..on_disk_table.len())
+            .map(|_| std::cell::Cell::new(false))
+            .collect(),
         chunk_table,
-        ambiguous,
         limits,
     };
     let (tree, node_of_nid) = walk(&ctx, sb.s_root_nid.get() as u64, inos)?;
@@ -532,9 +544,17 @@ pub fn decode_with_limits(data: &[u8], limits: &Limits) -> Result<Image> {
         uuid: sb.s_uuid,
         volume_name: sb.s_volume_name,
     };
-    // Keep the on-disk table only when the tree does not imply it.
-    let derived: Vec<ChunkInfo> = super::derive_chunk_table(&tree).into_values().collect();
-    let v6_chunk_table = (ctx.ambiguous || derived != on_disk_table).then_some(on_disk_table);
+    // Keep the on-disk table only when the tree does not imply it. Every chunk was resolved
+    // from that table by address, so it is the implied one exactly when its keys are unique and
+    // sorted, no address is ambiguous, and every record is used. tarfs chunks are synthesized
+    // instead, so their (one record per blob) table is compared with the derived one.
+    let implied = if tarfs {
+        let derived = super::derive_chunk_table(&tree, &tree.index_order().order);
+        derived.into_values().eq(on_disk_table.iter().copied())
+    } else {
+        sorted_unique && !ambiguous && ctx.used.iter().all(std::cell::Cell::get)
+    };
+    let v6_chunk_table = (!implied).then_some(on_disk_table);
     Ok(Image {
         superblock,
         blobs,
@@ -556,8 +576,8 @@ fn walk(ctx: &Ctx<'_>, root_nid: u64, inos: u64) -> Result<(Tree, HashMap<u64, N
     let mut tree = Tree::default();
     let mut inode_of_nid: HashMap<u64, InodeId> = HashMap::new();
     let mut node_of_nid: HashMap<u64, NodeId> = HashMap::new();
-    let root = read_inode(ctx, root_nid).map_err(|e| with_path(e, || "/".into()))?;
-    if !root.inode.is_dir() {
+    let (root_inode, root) = read_inode(ctx, root_nid).map_err(|e| with_path(e, || "/".into()))?;
+    if !root_inode.is_dir() {
         return Err(derr(
             "v6 inode",
             root.offset,
@@ -574,8 +594,8 @@ fn walk(ctx: &Ctx<'_>, root_nid: u64, inos: u64) -> Result<(Tree, HashMap<u64, N
         children: Vec::new(),
         inode: InodeId(0),
     });
+    tree.inodes.push(root_inode);
     let mut stack = vec![(root_nid, ROOT, root_nid, root, 0u32)];
-    tree.inodes.push(stack[0].3.inode.clone());
     inode_of_nid.insert(root_nid, InodeId(0));
     node_of_nid.insert(root_nid, ROOT);
     while let Some((nid, node, parent_nid, dir, depth)) = stack.pop() {
@@ -667,18 +687,19 @@ fn walk(ctx: &Ctx<'_>, root_nid: u64, inos: u64) -> Result<(Tree, HashMap<u64, N
                 }
                 check_file_type(*ftype, inode.mode)
                     .map_err(|k| with_path(derr("v6 dirent", *at, k), child_path))?;
-                let id = tree.push_child(node, name.to_vec(), *existing);
-                let _ = id;
+                tree.push_child(node, name.to_vec(), *existing);
                 continue;
             }
-            let child = read_inode(ctx, *child_nid).map_err(|e| with_path(e, child_path))?;
-            check_file_type(*ftype, child.inode.mode)
+            let (child_inode, child) =
+                read_inode(ctx, *child_nid).map_err(|e| with_path(e, child_path))?;
+            check_file_type(*ftype, child_inode.mode)
                 .map_err(|k| with_path(derr("v6 dirent", *at, k), child_path))?;
-            let inode_id = tree.add_inode(child.inode.clone());
+            let is_dir = child_inode.is_dir();
+            let inode_id = tree.add_inode(child_inode);
             let id = tree.push_child(node, name.to_vec(), inode_id);
             inode_of_nid.insert(*child_nid, inode_id);
             node_of_nid.insert(*child_nid, id);
-            if child.inode.is_dir() {
+            if is_dir {
                 subdirs.push((*child_nid, id, nid, child, depth + 1));
             }
         }
@@ -701,7 +722,7 @@ fn check_file_type(ftype: u8, mode: u32) -> std::result::Result<(), K> {
 }
 
 /// Reads the inode at `nid`: attributes, xattrs, and symlink target or chunks.
-fn read_inode(ctx: &Ctx<'_>, nid: u64) -> Result<Decoded> {
+fn read_inode(ctx: &Ctx<'_>, nid: u64) -> Result<(Inode, DataLoc)> {
     let offset = nid
         .checked_mul(32)
         .and_then(|o| o.checked_add(ctx.meta_addr))
@@ -799,8 +820,7 @@ fn read_inode(ctx: &Ctx<'_>, nid: u64) -> Result<Decoded> {
         inode.xattrs = parse_xattrs(bytes).map_err(|k| derr("v6 xattr", body_end, k))?;
         body_end += area;
     }
-    let mut d = Decoded {
-        inode,
+    let d = DataLoc {
         offset,
         layout,
         body_end,
@@ -820,9 +840,9 @@ fn read_inode(ctx: &Ctx<'_>, nid: u64) -> Result<Decoded> {
             if raw_u & raw::CHUNK_FORMAT_INDEXES == 0 {
                 return Err(bad(16, "i_u", raw_u as u64, "chunk format lacks INDEXES"));
             }
-            d.inode.size = size;
-            d.inode.chunks = read_chunks(ctx, &d)?;
-            d.inode.v5_hardlink_flag = d.inode.nlink > 1;
+            inode.size = size;
+            inode.chunks = read_chunks(ctx, &d)?;
+            inode.v5_hardlink_flag = inode.nlink > 1;
         }
         mode::S_IFDIR => {
             if layout == raw::LAYOUT_CHUNK_BASED {
@@ -851,12 +871,12 @@ fn read_inode(ctx: &Ctx<'_>, nid: u64) -> Result<Decoded> {
                     "symlink target must be 1..=4096 bytes, flat",
                 ));
             }
-            d.inode.size = size;
+            inode.size = size;
             let mut target = Vec::with_capacity(size as usize);
             for k in 0..size.div_ceil(ctx.block) {
                 target.extend_from_slice(data_block(ctx, &d, k)?);
             }
-            d.inode.symlink = target;
+            inode.symlink = target;
         }
         _ => {
             if layout == raw::LAYOUT_CHUNK_BASED {
@@ -867,14 +887,14 @@ fn read_inode(ctx: &Ctx<'_>, nid: u64) -> Result<Decoded> {
                     "special files cannot be chunk-based",
                 ));
             }
-            d.inode.rdev = raw_u;
+            inode.rdev = raw_u;
         }
     }
-    Ok(d)
+    Ok((inode, d))
 }
 
 /// Block `k` of a directory's or symlink's data (the last one may be the inline tail).
-fn data_block<'a>(ctx: &Ctx<'a>, d: &Decoded, k: u64) -> Result<&'a [u8]> {
+fn data_block<'a>(ctx: &Ctx<'a>, d: &DataLoc, k: u64) -> Result<&'a [u8]> {
     let b = ctx.block;
     let len = (d.size - k * b).min(b);
     let tail = d.size % b;
@@ -890,7 +910,7 @@ fn data_block<'a>(ctx: &Ctx<'a>, d: &Decoded, k: u64) -> Result<&'a [u8]> {
 }
 
 /// Entries of a directory: (offset of the dirent, name, nid, file type).
-fn read_dirents<'a>(ctx: &Ctx<'a>, d: &Decoded) -> Result<Vec<(u64, &'a [u8], u64, u8)>> {
+fn read_dirents<'a>(ctx: &Ctx<'a>, d: &DataLoc) -> Result<Vec<(u64, &'a [u8], u64, u8)>> {
     let mut out = Vec::new();
     let nblocks = d.size.div_ceil(ctx.block);
     for k in 0..nblocks {
@@ -1003,7 +1023,7 @@ fn parse_xattrs(area: &[u8]) -> std::result::Result<Vec<Xattr>, K> {
 }
 
 /// Reads a regular file's chunk indexes and resolves them to full chunk infos.
-fn read_chunks(ctx: &Ctx<'_>, d: &Decoded) -> Result<Vec<ChunkInfo>> {
+fn read_chunks(ctx: &Ctx<'_>, d: &DataLoc) -> Result<Vec<ChunkInfo>> {
     let count = d.size.div_ceil(ctx.chunk_size);
     let at = align_up(d.body_end, 8);
     let bytes = slice(ctx.data, at, count.saturating_mul(8), "v6 chunk index")?;
@@ -1044,7 +1064,7 @@ fn read_chunks(ctx: &Ctx<'_>, d: &Decoded) -> Result<Vec<ChunkInfo>> {
                 crc32: 0,
             }
         } else {
-            let r = ctx
+            let (pos, r) = ctx
                 .chunk_table
                 .get(&(blob_index, index, blkaddr))
                 .ok_or_else(|| {
@@ -1060,6 +1080,7 @@ fn read_chunks(ctx: &Ctx<'_>, d: &Decoded) -> Result<Vec<ChunkInfo>> {
                 })?;
             // The record's own file_offset is kept: for a chunk shared by several files it is
             // that of the file the builder met last, and merges carry it over unchanged.
+            ctx.used[*pos].set(true);
             crate::v5::chunk_from_record(r)
         };
         out.push(chunk);

@@ -336,7 +336,7 @@ pub fn encode(image: &Image) -> Result<Vec<u8>> {
             }
         }
     }
-    let derived = super::derive_chunk_table(tree);
+    let derived = super::derive_chunk_table(tree, &io.order);
     let table: Vec<ChunkInfo> = match &image.v6_chunk_table {
         Some(verbatim) if covers(verbatim, &derived) => verbatim.clone(),
         _ => {

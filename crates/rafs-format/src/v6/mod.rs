@@ -14,15 +14,19 @@ pub const TARFS_BLOCK_SIZE: u64 = 512;
 /// Block size of other images.
 pub const BLOCK_SIZE: u64 = 4096;
 
-use crate::model::{ChunkInfo, Tree};
+use crate::model::{ChunkInfo, NodeId, Tree};
 use std::collections::BTreeMap;
 
 /// The chunk table the reference writes for a tree: one record per distinct
 /// (digest, blob index), the last chunk in inode-numbering order winning, sorted by that key.
-pub(crate) fn derive_chunk_table(tree: &Tree) -> BTreeMap<([u8; 32], u32), ChunkInfo> {
+/// `order` is [`Tree::index_order`]'s, which callers usually have already.
+pub(crate) fn derive_chunk_table(
+    tree: &Tree,
+    order: &[NodeId],
+) -> BTreeMap<([u8; 32], u32), ChunkInfo> {
     let mut table = BTreeMap::new();
-    for id in tree.index_order().order {
-        let inode = tree.inode_of(id);
+    for id in order {
+        let inode = tree.inode_of(*id);
         if inode.is_reg() {
             for c in &inode.chunks {
                 table.insert((c.digest, c.blob_index), *c);
