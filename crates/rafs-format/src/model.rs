@@ -155,7 +155,7 @@ impl Superblock {
 
 bitflags::bitflags! {
     /// `BlobFeatures` bits (shared by v5's extended blob table and v6's blob table).
-    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
     #[serde(transparent)]
     pub struct BlobFeatures: u32 {
         /// Uncompressed chunks are 4 KiB aligned.

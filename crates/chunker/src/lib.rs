@@ -1,0 +1,57 @@
+//! # rafs-chunker
+//!
+//! Owns the data half of RAFS: cutting files into chunks, their digests (blake3 or sha256) and
+//! CRC-32C, compression (`none`, `lz4_block`, `zstd`) with the reference's store-raw rule,
+//! deduplication within a blob and against a chunk dictionary, and the data blob's layout as
+//! `nydus-image create` writes it — chunk data, blob meta (chunk-info array and its 4096-byte
+//! header), chunk digest array, inlined bootstrap, ToC, and the tar headers of a packed
+//! ("nydus") layer blob. It reads every part back, from a byte slice, a memory map, a file or
+//! any `Read + Seek`, validating as it goes.
+//!
+//! It does **not** own bootstraps (`rafs-format` encodes and decodes those; this crate only
+//! carries an inlined bootstrap's bytes), tar parsing (`rafs-tar-build`) or merging
+//! (`rafs-merge`). It never prints and never exits.
+//!
+//! ```
+//! use rafs_chunker::{BlobOptions, BlobReader, BlobWriter, Verify};
+//! use rafs_format::model::FsVersion;
+//!
+//! let mut w = BlobWriter::new(Vec::new(), BlobOptions::new(FsVersion::V6)).unwrap();
+//! let hello = w.add_bytes(b"hello\n").unwrap();
+//! let blob = w.finish_data().unwrap().finish(None).unwrap();
+//! // blob.md §12.1: 6 bytes of data, a 16-byte chunk-info array, the 4096-byte header.
+//! assert_eq!(blob.size, 6 + 16 + 4096);
+//! let chunk = blob.files[hello.0 as usize][0];
+//!
+//! let reader = BlobReader::open(blob.sink.as_slice()).unwrap();
+//! let verify = Verify { digest: Some(blob.blob.digester), crc32: true };
+//! let data = reader.read_chunk(&chunk, blob.blob.compressor, verify).unwrap();
+//! assert_eq!(data, b"hello\n");
+//! ```
+//!
+//! Dependencies: `zstd` (libzstd, pinned through `zstd-sys` to 1.5.6, the reference's
+//! version, so compressed bytes and blob ids match) and `lz4_flex` (a safe LZ4 block codec)
+//! compress and decompress; `crc32c` computes chunk CRCs; `sha2` and `blake3` compute digests
+//! and blob ids; `crossbeam-channel` carries chunks between pipeline threads; `tar` writes and
+//! parses the section headers exactly as tar-rs does in the reference; `zerocopy` reads and
+//! writes the little-endian records without `unsafe`; `memmap2` lets a blob be read from a
+//! map; `thiserror` derives the errors.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod compress;
+pub mod dict;
+pub mod error;
+pub mod meta;
+pub mod ondisk;
+pub mod reader;
+pub mod source;
+pub mod toc;
+pub mod writer;
+
+pub use dict::ChunkDict;
+pub use error::{BlobError, BlobErrorKind, Error, Result};
+pub use reader::{BlobReader, ReaderLimits, Verify};
+pub use source::{FileSource, ReadAt, SeekSource};
+pub use writer::{BlobData, BlobOptions, BlobTableEntry, BlobWriter, FileId, FinishedBlob};

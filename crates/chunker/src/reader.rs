@@ -1,0 +1,654 @@
+//! Reading blobs back: plain blobs (chunk data, then blob meta for v6), packed blobs (sections
+//! with tar headers, a ToC), any chunk decompressed and verified.
+
+use crate::compress::{decompress, MAX_CHUNK_SIZE};
+use crate::error::{berr, invalid, BlobErrorKind, Error, Result};
+use crate::meta::{BlobMeta, CiEntry, CiHeader};
+use crate::ondisk::{CI_HEADER_SIZE, CI_MAGIC, TAR_HEADER_SIZE};
+use crate::source::ReadAt;
+use crate::toc::{
+    has_section_headers, read_toc, walk_sections, Section, TocEntry, ENTRY_BLOB_DATA,
+    ENTRY_BLOB_META,
+};
+use rafs_format::model::{Blob, BlobFeatures, ChunkFlags, ChunkInfo, Compressor, Digester};
+use sha2::{Digest as _, Sha256};
+use std::io::Read;
+
+/// Limits applied while reading a blob. Exceeding one is [`BlobErrorKind::LimitExceeded`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReaderLimits {
+    /// Largest metadata payload (blob meta, inlined bootstrap, digest array) decompressed.
+    pub max_entry_size: u64,
+    /// Most chunk-info entries accepted.
+    pub max_chunks: u32,
+}
+
+impl Default for ReaderLimits {
+    fn default() -> Self {
+        ReaderLimits {
+            max_entry_size: 256 << 20,
+            max_chunks: crate::writer::MAX_CHUNKS_PER_BLOB,
+        }
+    }
+}
+
+/// What to check when reading a chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Verify {
+    /// Recompute the chunk digest with this digester and compare.
+    pub digest: Option<Digester>,
+    /// Compare the CRC-32C when the record has one.
+    pub crc32: bool,
+}
+
+/// An open blob.
+pub struct BlobReader<S: ReadAt> {
+    src: S,
+    sections: Vec<Section>,
+    toc: Option<Vec<TocEntry>>,
+    meta: Option<BlobMeta>,
+    data_end: u64,
+    limits: ReaderLimits,
+}
+
+impl<S: ReadAt> BlobReader<S> {
+    /// Opens a blob, recognising its layout from its tail: a tar header (packed blob), a
+    /// blob-meta header (plain v6 blob), or neither (plain v5 blob, tarfs layer).
+    pub fn open(src: S) -> Result<Self> {
+        Self::open_with_limits(src, ReaderLimits::default())
+    }
+
+    /// [`open`](Self::open) with explicit limits.
+    pub fn open_with_limits(src: S, limits: ReaderLimits) -> Result<Self> {
+        let size = src.size();
+        let mut r = BlobReader {
+            src,
+            sections: Vec::new(),
+            toc: None,
+            meta: None,
+            data_end: size,
+            limits,
+        };
+        if has_section_headers(&r.src) {
+            r.sections = walk_sections(&r.src)?;
+            r.toc = read_toc(&r.src)?.map(|(_, entries)| entries);
+            r.data_end = r
+                .sections
+                .iter()
+                .find(|s| s.name == ENTRY_BLOB_DATA)
+                .map_or(0, |s| s.offset + s.size);
+            if let Some(s) = r
+                .sections
+                .iter()
+                .find(|s| s.name == ENTRY_BLOB_META)
+                .cloned()
+            {
+                if s.size < CI_HEADER_SIZE as u64 {
+                    return Err(invalid(
+                        "blob.meta section",
+                        s.offset,
+                        "size",
+                        "smaller than its 4096-byte header",
+                    ));
+                }
+                let header_at = s.offset + s.size - CI_HEADER_SIZE as u64;
+                r.load_meta(header_at, Some(s.offset))?;
+            }
+        } else if size >= CI_HEADER_SIZE as u64 && r.tail_is_ci_header()? {
+            let header_at = size - CI_HEADER_SIZE as u64;
+            let data_end = r.load_meta(header_at, None)?;
+            r.data_end = data_end;
+        }
+        Ok(r)
+    }
+
+    /// Opens a blob described by a bootstrap's blob-table entry: the entry says where the blob
+    /// meta is, so nothing is guessed.
+    pub fn open_for(src: S, blob: &Blob) -> Result<Self> {
+        let mut r = Self::open(src)?;
+        let m = &blob.meta;
+        if r.meta.is_none()
+            && blob.features.contains(BlobFeatures::ALIGNED)
+            && m.compressed_size > 0
+            && !blob.features.contains(BlobFeatures::SEPARATE)
+        {
+            let header_at = m.offset.checked_add(m.compressed_size).ok_or_else(|| {
+                invalid(
+                    "blob table entry",
+                    0,
+                    "ci_offset",
+                    "offset + size overflows",
+                )
+            })?;
+            let end = r.load_meta(header_at, None)?;
+            r.data_end = r.data_end.min(end);
+        }
+        if let Some(meta) = &r.meta {
+            let h = &meta.header;
+            if (h.ci_offset, h.ci_compressed_size, h.ci_uncompressed_size)
+                != (m.offset, m.compressed_size, m.uncompressed_size)
+                && m.compressed_size > 0
+            {
+                return Err(invalid(
+                    "blob meta header",
+                    h.ci_offset + h.ci_compressed_size,
+                    "ci_offset",
+                    "differs from the bootstrap's blob table",
+                ));
+            }
+        }
+        Ok(r)
+    }
+
+    fn tail_is_ci_header(&self) -> Result<bool> {
+        let size = self.src.size();
+        let mut m = [0u8; 4];
+        let mut m2 = [0u8; 4];
+        self.read(&mut m, size - CI_HEADER_SIZE as u64, "blob meta header")?;
+        self.read(&mut m2, size - 4, "blob meta header")?;
+        Ok(u32::from_le_bytes(m) == CI_MAGIC && u32::from_le_bytes(m2) == CI_MAGIC)
+    }
+
+    fn read(&self, buf: &mut [u8], offset: u64, what: &'static str) -> Result<()> {
+        let size = self.src.size();
+        let end = offset.checked_add(buf.len() as u64);
+        if end.is_none_or(|e| e > size) {
+            return Err(berr(
+                what,
+                offset,
+                BlobErrorKind::Truncated {
+                    needed: end.unwrap_or(u64::MAX),
+                    available: size,
+                },
+            ));
+        }
+        self.src
+            .read_exact_at(buf, offset)
+            .map_err(|e| Error::io(format!("reading {what} at offset {offset}"), e))
+    }
+
+    fn read_vec(&self, offset: u64, len: u64, what: &'static str) -> Result<Vec<u8>> {
+        let size = self.src.size();
+        if offset.checked_add(len).is_none_or(|e| e > size) {
+            return Err(berr(
+                what,
+                offset,
+                BlobErrorKind::Truncated {
+                    needed: offset.saturating_add(len),
+                    available: size,
+                },
+            ));
+        }
+        let mut buf = vec![0u8; len as usize];
+        self.read(&mut buf, offset, what)?;
+        Ok(buf)
+    }
+
+    /// Reads the header at `header_at` and the array before it; returns where chunk data ends.
+    fn load_meta(&mut self, header_at: u64, expected_ci_offset: Option<u64>) -> Result<u64> {
+        const S: &str = "blob meta header";
+        let hbytes = self.read_vec(header_at, CI_HEADER_SIZE as u64, S)?;
+        let header = CiHeader::parse(&hbytes, header_at)?;
+        if header.entries > self.limits.max_chunks {
+            return Err(berr(
+                S,
+                header_at,
+                BlobErrorKind::LimitExceeded {
+                    what: "chunk-info entries",
+                    value: header.entries.into(),
+                    limit: self.limits.max_chunks.into(),
+                },
+            ));
+        }
+        if header.ci_offset.checked_add(header.ci_compressed_size) != Some(header_at) {
+            return Err(invalid(
+                S,
+                header_at,
+                "ci_offset",
+                format!(
+                    "array [{}, +{}) does not end at the header",
+                    header.ci_offset, header.ci_compressed_size
+                ),
+            ));
+        }
+        if let Some(exp) = expected_ci_offset {
+            if exp != header.ci_offset {
+                return Err(invalid(
+                    S,
+                    header_at,
+                    "ci_offset",
+                    format!(
+                        "{} but the blob.meta section starts at {exp}",
+                        header.ci_offset
+                    ),
+                ));
+            }
+        }
+        let needed = u64::from(header.entries) * header.format().entry_size() as u64;
+        if header.ci_uncompressed_size < needed {
+            return Err(invalid(
+                S,
+                header_at,
+                "ci_uncompressed_size",
+                format!(
+                    "{} is less than {needed} for the entries",
+                    header.ci_uncompressed_size
+                ),
+            ));
+        }
+        let compressor = Compressor::from_u32(header.ci_compressor).ok_or_else(|| {
+            berr(
+                S,
+                header_at + 8,
+                BlobErrorKind::UnknownCompressor(header.ci_compressor),
+            )
+        })?;
+        let stored = self.read_vec(
+            header.ci_offset,
+            header.ci_compressed_size,
+            "chunk-info array",
+        )?;
+        let data = self.inflate(
+            compressor,
+            &stored,
+            header.ci_uncompressed_size,
+            "chunk-info array",
+            header.ci_offset,
+        )?;
+        // Chunk data ends where its tar header starts (packed) or where the array starts.
+        let data_end = if self.sections.is_empty() {
+            header.ci_offset
+        } else {
+            self.data_end
+        };
+        let data_end = if header.features.contains(BlobFeatures::SEPARATE) {
+            u64::MAX
+        } else {
+            data_end
+        };
+        self.meta = Some(BlobMeta::decode(header, &data, data_end)?);
+        Ok(header.ci_offset)
+    }
+
+    /// Decompresses a metadata payload, allocating only as the data actually inflates.
+    fn inflate(
+        &self,
+        compressor: Compressor,
+        stored: &[u8],
+        declared: u64,
+        what: &'static str,
+        offset: u64,
+    ) -> Result<Vec<u8>> {
+        let limit = self.limits.max_entry_size;
+        if declared > limit {
+            return Err(berr(
+                what,
+                offset,
+                BlobErrorKind::LimitExceeded {
+                    what: "declared size",
+                    value: declared,
+                    limit,
+                },
+            ));
+        }
+        let mismatch = |actual: u64| {
+            berr(
+                what,
+                offset,
+                BlobErrorKind::SizeMismatch { declared, actual },
+            )
+        };
+        match compressor {
+            Compressor::Zstd => {
+                let mut out = Vec::new();
+                let dec = zstd::stream::read::Decoder::with_buffer(stored).map_err(|e| {
+                    berr(
+                        what,
+                        offset,
+                        BlobErrorKind::Corrupt {
+                            algorithm: "zstd",
+                            reason: e.to_string(),
+                        },
+                    )
+                })?;
+                dec.take(declared + 1).read_to_end(&mut out).map_err(|e| {
+                    berr(
+                        what,
+                        offset,
+                        BlobErrorKind::Corrupt {
+                            algorithm: "zstd",
+                            reason: e.to_string(),
+                        },
+                    )
+                })?;
+                if out.len() as u64 != declared {
+                    return Err(mismatch(out.len() as u64));
+                }
+                Ok(out)
+            }
+            Compressor::Lz4Block => {
+                // LZ4 cannot expand more than 255:1; a larger claim is a lie.
+                if declared > (stored.len() as u64).saturating_mul(255).saturating_add(16) {
+                    return Err(mismatch(declared));
+                }
+                decompress(compressor, stored, declared, limit, what, offset)
+            }
+            _ => decompress(compressor, stored, declared, limit, what, offset),
+        }
+    }
+
+    /// Size of the blob.
+    pub fn size(&self) -> u64 {
+        self.src.size()
+    }
+
+    /// The sections found by the backward tar-header walk (empty for a plain blob).
+    pub fn sections(&self) -> &[Section] {
+        &self.sections
+    }
+
+    /// The ToC entries, if the blob has a ToC.
+    pub fn toc(&self) -> Option<&[TocEntry]> {
+        self.toc.as_deref()
+    }
+
+    /// The blob meta (v6 blobs).
+    pub fn meta(&self) -> Option<&BlobMeta> {
+        self.meta.as_ref()
+    }
+
+    /// End of the chunk data: no chunk's stored bytes may pass it.
+    pub fn data_end(&self) -> u64 {
+        self.data_end
+    }
+
+    /// The underlying source.
+    pub fn source(&self) -> &S {
+        &self.src
+    }
+
+    /// The payload of a named entry, decompressed: found through the ToC (whose size and
+    /// sha256 are checked) or else through the tar-header walk (returned as stored).
+    pub fn entry(&self, name: &str) -> Result<Vec<u8>> {
+        if let Some(e) = self
+            .toc
+            .as_ref()
+            .and_then(|t| t.iter().find(|e| e.name == name))
+        {
+            const S: &str = "ToC entry payload";
+            if e.compressed_size > self.limits.max_entry_size {
+                return Err(berr(
+                    S,
+                    e.compressed_offset,
+                    BlobErrorKind::LimitExceeded {
+                        what: "stored size",
+                        value: e.compressed_size,
+                        limit: self.limits.max_entry_size,
+                    },
+                ));
+            }
+            let stored = self.read_vec(e.compressed_offset, e.compressed_size, S)?;
+            let data = if name == ENTRY_BLOB_DATA {
+                // The chunk data's "uncompressed size" is the uncompressed blob's; the data
+                // itself is stored as is.
+                stored
+            } else {
+                self.inflate(
+                    e.compressor,
+                    &stored,
+                    e.uncompressed_size,
+                    S,
+                    e.compressed_offset,
+                )?
+            };
+            let mut h = Sha256::new();
+            h.update(&data);
+            if name == ENTRY_BLOB_DATA {
+                // Quirk of the reference: this digest also covers the section's tar header.
+                let tail = self.read_vec(
+                    e.compressed_offset + e.compressed_size,
+                    TAR_HEADER_SIZE as u64,
+                    S,
+                )?;
+                h.update(&tail);
+            }
+            let computed: [u8; 32] = h.finalize().into();
+            if computed != e.uncompressed_digest {
+                return Err(berr(
+                    S,
+                    e.compressed_offset,
+                    BlobErrorKind::DigestMismatch {
+                        recorded: rafs_format::hex(&e.uncompressed_digest),
+                        computed: rafs_format::hex(&computed),
+                    },
+                ));
+            }
+            return Ok(data);
+        }
+        let s = self
+            .sections
+            .iter()
+            .find(|s| s.name == name)
+            .ok_or_else(|| {
+                berr(
+                    "packed blob",
+                    self.size(),
+                    BlobErrorKind::EntryNotFound(name.to_string()),
+                )
+            })?;
+        if s.size > self.limits.max_entry_size {
+            return Err(berr(
+                "section",
+                s.offset,
+                BlobErrorKind::LimitExceeded {
+                    what: "section size",
+                    value: s.size,
+                    limit: self.limits.max_entry_size,
+                },
+            ));
+        }
+        self.read_vec(s.offset, s.size, "section")
+    }
+
+    /// The inlined bootstrap (`image.boot`), decompressed.
+    pub fn bootstrap(&self) -> Result<Vec<u8>> {
+        self.entry(crate::toc::ENTRY_BOOTSTRAP)
+    }
+
+    /// The chunk-info entry of chunk `index`.
+    pub fn chunk_entry(&self, index: u32) -> Result<&CiEntry> {
+        let meta = self.meta.as_ref().ok_or_else(|| {
+            berr(
+                "blob",
+                0,
+                BlobErrorKind::Unsupported("blob has no chunk-info array".into()),
+            )
+        })?;
+        meta.entries.get(index as usize).ok_or_else(|| {
+            berr(
+                "chunk-info array",
+                meta.header.ci_offset,
+                BlobErrorKind::ChunkNotFound {
+                    index,
+                    count: meta.entries.len() as u32,
+                },
+            )
+        })
+    }
+
+    /// The stored bytes of a chunk record, decompressed with `compressor` (the blob's) and
+    /// checked as `verify` asks.
+    pub fn read_chunk(
+        &self,
+        chunk: &ChunkInfo,
+        compressor: Compressor,
+        verify: Verify,
+    ) -> Result<Vec<u8>> {
+        const S: &str = "chunk";
+        let at = chunk.compressed_offset;
+        let usize_ = u64::from(chunk.uncompressed_size);
+        if usize_ == 0 || usize_ > u64::from(MAX_CHUNK_SIZE) {
+            return Err(invalid(
+                S,
+                at,
+                "uncompressed size",
+                format!("{usize_} not in 1..=16 MiB"),
+            ));
+        }
+        // Bootstrap records of batch members carry no batch flag and a stored size of 0;
+        // only the chunk-info entry knows where their batch is.
+        let in_batch = chunk.flags.contains(ChunkFlags::BATCH)
+            || (chunk.compressed_size == 0
+                && self
+                    .meta
+                    .as_ref()
+                    .and_then(|m| m.entries.get(chunk.index as usize))
+                    .is_some_and(|e| e.is_batch()));
+        let data = if in_batch {
+            self.read_batch_member(chunk, compressor)?
+        } else {
+            let csize = u64::from(chunk.compressed_size);
+            if csize == 0 || csize > u64::from(MAX_CHUNK_SIZE) {
+                return Err(invalid(
+                    S,
+                    at,
+                    "compressed size",
+                    format!("{csize} not in 1..=16 MiB"),
+                ));
+            }
+            let end = at.saturating_add(csize);
+            if end > self.data_end {
+                return Err(berr(
+                    S,
+                    at,
+                    BlobErrorKind::Truncated {
+                        needed: end,
+                        available: self.data_end,
+                    },
+                ));
+            }
+            let stored = self.read_vec(at, csize, S)?;
+            if chunk.flags.contains(ChunkFlags::COMPRESSED) {
+                decompress(
+                    compressor,
+                    &stored,
+                    usize_,
+                    u64::from(MAX_CHUNK_SIZE),
+                    S,
+                    at,
+                )?
+            } else {
+                if csize != usize_ {
+                    return Err(invalid(
+                        S,
+                        at,
+                        "compressed size",
+                        "raw chunk whose stored size differs from its size",
+                    ));
+                }
+                stored
+            }
+        };
+        if let Some(d) = verify.digest {
+            let computed = rafs_format::digest::digest(d, &data);
+            if computed != chunk.digest {
+                return Err(berr(
+                    S,
+                    at,
+                    BlobErrorKind::DigestMismatch {
+                        recorded: rafs_format::hex(&chunk.digest),
+                        computed: rafs_format::hex(&computed),
+                    },
+                ));
+            }
+        }
+        if verify.crc32 && chunk.flags.contains(ChunkFlags::HAS_CRC32) {
+            let computed = crc32c::crc32c(&data);
+            if computed != chunk.crc32 {
+                return Err(berr(
+                    S,
+                    at,
+                    BlobErrorKind::CrcMismatch {
+                        recorded: chunk.crc32,
+                        computed,
+                    },
+                ));
+            }
+        }
+        Ok(data)
+    }
+
+    fn read_batch_member(&self, chunk: &ChunkInfo, compressor: Compressor) -> Result<Vec<u8>> {
+        const S: &str = "batch";
+        let e = *self.chunk_entry(chunk.index)?;
+        let meta = self.meta.as_ref().expect("chunk_entry succeeded");
+        if !e.is_batch() {
+            return Err(invalid(
+                "chunk-info entry",
+                chunk.compressed_offset,
+                "flags",
+                "record says batch, entry does not",
+            ));
+        }
+        if (e.uncompressed_offset, e.uncompressed_size)
+            != (chunk.uncompressed_offset, chunk.uncompressed_size)
+        {
+            return Err(invalid(
+                "chunk-info entry",
+                chunk.compressed_offset,
+                "uncompressed range",
+                "differs from the chunk record",
+            ));
+        }
+        // BlobMeta::decode checked the batch index, the inner range and the stored range.
+        let b = meta.batches[(e.data >> 32) as usize];
+        let inner = (e.data & 0xffff_ffff) as usize;
+        let stored = self.read_vec(e.compressed_offset, u64::from(b.compressed_size), S)?;
+        let unit = if b.compressed_size == b.uncompressed_size {
+            stored
+        } else {
+            decompress(
+                compressor,
+                &stored,
+                b.uncompressed_size.into(),
+                u64::from(MAX_CHUNK_SIZE),
+                S,
+                e.compressed_offset,
+            )?
+        };
+        let end = inner + chunk.uncompressed_size as usize;
+        unit.get(inner..end).map(<[u8]>::to_vec).ok_or_else(|| {
+            invalid(
+                S,
+                e.compressed_offset,
+                "offset",
+                "chunk extends past its batch",
+            )
+        })
+    }
+
+    /// Chunk `index` of the blob meta as a chunk record (digest unknown), for reading a blob
+    /// without its bootstrap.
+    pub fn chunk_from_meta(&self, index: u32) -> Result<ChunkInfo> {
+        let e = *self.chunk_entry(index)?;
+        let mut flags = ChunkFlags::empty();
+        if e.is_compressed() {
+            flags |= ChunkFlags::COMPRESSED;
+        }
+        if e.is_batch() {
+            flags |= ChunkFlags::BATCH;
+        }
+        Ok(ChunkInfo {
+            digest: [0; 32],
+            blob_index: 0,
+            index,
+            flags,
+            compressed_offset: e.compressed_offset,
+            compressed_size: e.compressed_size,
+            uncompressed_offset: e.uncompressed_offset,
+            uncompressed_size: e.uncompressed_size,
+            file_offset: 0,
+            crc32: 0,
+        })
+    }
+}

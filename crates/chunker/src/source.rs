@@ -1,0 +1,131 @@
+//! Random-access sources a blob is read from: byte slices, memory maps, files, and any
+//! `Read + Seek`.
+
+use std::io::{self, Read, Seek, SeekFrom};
+use std::sync::Mutex;
+
+/// Positional reads from a blob of known size. Implementations must be callable from several
+/// threads at once.
+pub trait ReadAt {
+    /// Size of the blob in bytes.
+    fn size(&self) -> u64;
+    /// Fills `buf` from `offset`; a short read is `UnexpectedEof`.
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
+}
+
+fn eof() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "read past the end of the blob",
+    )
+}
+
+impl ReadAt for [u8] {
+    fn size(&self) -> u64 {
+        self.len() as u64
+    }
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        let start = usize::try_from(offset).map_err(|_| eof())?;
+        let end = start.checked_add(buf.len()).ok_or_else(eof)?;
+        buf.copy_from_slice(self.get(start..end).ok_or_else(eof)?);
+        Ok(())
+    }
+}
+
+impl ReadAt for Vec<u8> {
+    fn size(&self) -> u64 {
+        self.len() as u64
+    }
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        self.as_slice().read_exact_at(buf, offset)
+    }
+}
+
+impl ReadAt for memmap2::Mmap {
+    fn size(&self) -> u64 {
+        self.len() as u64
+    }
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        (**self).read_exact_at(buf, offset)
+    }
+}
+
+impl<T: ReadAt + ?Sized> ReadAt for &T {
+    fn size(&self) -> u64 {
+        (**self).size()
+    }
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        (**self).read_exact_at(buf, offset)
+    }
+}
+
+/// A file read with `pread`, its size taken when opened.
+pub struct FileSource {
+    file: std::fs::File,
+    size: u64,
+}
+
+impl FileSource {
+    /// Wraps an open file.
+    pub fn new(file: std::fs::File) -> io::Result<Self> {
+        let size = file.metadata()?.len();
+        Ok(FileSource { file, size })
+    }
+
+    /// Opens a path.
+    pub fn open(path: impl AsRef<std::path::Path>) -> io::Result<Self> {
+        Self::new(std::fs::File::open(path)?)
+    }
+}
+
+impl ReadAt for FileSource {
+    fn size(&self) -> u64 {
+        self.size
+    }
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        if offset
+            .checked_add(buf.len() as u64)
+            .is_none_or(|e| e > self.size)
+        {
+            return Err(eof());
+        }
+        std::os::unix::fs::FileExt::read_exact_at(&self.file, buf, offset)
+    }
+}
+
+/// Any `Read + Seek` (a pipe-less stream), serialised behind a lock.
+pub struct SeekSource<R> {
+    inner: Mutex<R>,
+    size: u64,
+}
+
+impl<R: Read + Seek> SeekSource<R> {
+    /// Wraps a reader; its size is found by seeking to the end.
+    pub fn new(mut inner: R) -> io::Result<Self> {
+        let size = inner.seek(SeekFrom::End(0))?;
+        Ok(SeekSource {
+            inner: Mutex::new(inner),
+            size,
+        })
+    }
+}
+
+impl<R: Read + Seek> ReadAt for SeekSource<R> {
+    fn size(&self) -> u64 {
+        self.size
+    }
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        if offset
+            .checked_add(buf.len() as u64)
+            .is_none_or(|e| e > self.size)
+        {
+            return Err(eof());
+        }
+        let mut r = self
+            .inner
+            .lock()
+            .map_err(|_| io::Error::other("blob reader lock poisoned"))?;
+        r.seek(SeekFrom::Start(offset))?;
+        r.read_exact(buf)
+    }
+}

@@ -1,0 +1,828 @@
+//! The blob writer: files in, a data blob out, laid out exactly as `nydus-image create` lays
+//! it out (blob.md §2-§9).
+//!
+//! Writing is a pipeline. The caller's thread reads each file's chunks into buffers taken
+//! from a fixed pool; worker threads digest and compress them; one writer thread takes the
+//! results in submission order, deduplicates, and appends them to the sink. The pool holds
+//! [`BlobOptions::max_in_flight`] buffers, so memory is bounded by that many chunks whatever
+//! the size of a file or layer, and the output is the same for any number of threads.
+
+use crate::compress::{CompressContext, MAX_CHUNK_SIZE};
+use crate::dict::ChunkDict;
+use crate::error::{Error, Result};
+use crate::meta::{ci_flags, encode_entries, CiEntry, CiFormat, CiHeader};
+use crate::toc::{
+    tar_header, TocEntry, ENTRY_BLOB_DATA, ENTRY_BLOB_DIGEST, ENTRY_BLOB_META,
+    ENTRY_BLOB_META_HEADER, ENTRY_BOOTSTRAP, ENTRY_TOC,
+};
+use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
+use rafs_format::model::{
+    Blob, BlobFeatures, BlobMetaLocation, ChunkFlags, ChunkInfo, Compressor, Digester, FsVersion,
+};
+use sha2::{Digest as _, Sha256};
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufWriter, Read, Write};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+/// The blob id an inlined bootstrap records for its own blob (64 `x`), because the real id is
+/// only known once the bootstrap has been written into the blob.
+pub const INLINE_BLOB_ID_PLACEHOLDER: &str =
+    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
+
+/// Highest chunk index a blob may allocate (exclusive).
+pub const MAX_CHUNKS_PER_BLOB: u32 = 0xff_ffff;
+
+/// How to lay out a blob; the `nydus-image create` options that affect blob bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BlobOptions {
+    /// RAFS version of the bootstrap: v6 aligns uncompressed offsets and writes blob meta.
+    pub fs_version: FsVersion,
+    /// Chunk compressor (`--compressor`, default zstd).
+    pub compressor: Compressor,
+    /// Chunk digester (`--digester`, default blake3).
+    pub digester: Digester,
+    /// Chunk size (`--chunk-size`): a power of two from 4 KiB to 16 MiB, default 1 MiB.
+    pub chunk_size: u32,
+    /// v5 `--aligned-chunk`: align uncompressed offsets to 4 KiB (v6 always does).
+    pub aligned_chunk: bool,
+    /// `--blob-inline-meta`: the bootstrap goes into the blob, sections get tar headers.
+    pub inline_bootstrap: bool,
+    /// `--features blob-toc`: a digest array and a ToC, sections get tar headers.
+    pub blob_toc: bool,
+    /// Record CRC-32C of each chunk (the reference does since v2.3.2).
+    pub crc32: bool,
+    /// Worker threads for digest and compression; 0 means one per core.
+    pub threads: usize,
+    /// Chunks in flight (read but not yet written); 0 means `2 * threads + 2`.
+    pub max_in_flight: usize,
+}
+
+impl BlobOptions {
+    /// The reference's defaults for a bootstrap version: zstd, blake3, 1 MiB chunks, CRC-32C,
+    /// separate bootstrap, no ToC.
+    pub fn new(fs_version: FsVersion) -> Self {
+        BlobOptions {
+            fs_version,
+            compressor: Compressor::Zstd,
+            digester: Digester::Blake3,
+            chunk_size: 0x10_0000,
+            aligned_chunk: false,
+            inline_bootstrap: false,
+            blob_toc: false,
+            crc32: true,
+            threads: 0,
+            max_in_flight: 0,
+        }
+    }
+
+    /// Checks the options as `nydus-image` does.
+    pub fn validate(&self) -> Result<()> {
+        let cs = self.chunk_size;
+        if !cs.is_power_of_two() || !(0x1000..=MAX_CHUNK_SIZE).contains(&cs) {
+            return Err(Error::InvalidOptions(format!(
+                "chunk size {cs:#x} is not a power of two from 0x1000 to 0x1000000"
+            )));
+        }
+        if self.compressor == Compressor::Gzip {
+            return Err(Error::InvalidOptions(
+                "gzip is not a chunk compressor".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn effective_threads(&self) -> usize {
+        if self.threads > 0 {
+            self.threads
+        } else {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        }
+    }
+
+    fn aligned(&self) -> bool {
+        self.fs_version == FsVersion::V6 || self.aligned_chunk
+    }
+
+    fn tar_headers(&self) -> bool {
+        self.inline_bootstrap || self.blob_toc
+    }
+}
+
+/// Handle of a file added to a [`BlobWriter`]; indexes [`BlobData::files`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FileId(pub u32);
+
+/// An entry of the blob table the chunks refer to, in blob-index order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BlobTableEntry {
+    /// The blob being written.
+    ThisBlob,
+    /// A blob of the chunk dictionary, referenced by at least one chunk.
+    Dictionary(Blob),
+}
+
+struct Buffers {
+    data: Vec<u8>,
+    out: Vec<u8>,
+}
+
+struct Job {
+    seq: u64,
+    file: u32,
+    file_offset: u64,
+    buf: Buffers,
+}
+
+struct Done {
+    seq: u64,
+    file: u32,
+    file_offset: u64,
+    buf: Buffers,
+    digest: [u8; 32],
+    crc32: u32,
+    compressed: bool,
+    failure: Option<Error>,
+}
+
+/// What the writer thread owns and hands back at the end.
+struct Placement<W: Write> {
+    sink: BufWriter<W>,
+    pos: u64,
+    hash: Sha256,
+    opts: BlobOptions,
+    uncompressed_offset: u64,
+    entries: Vec<CiEntry>,
+    digests: Vec<[u8; 32]>,
+    crcs: Vec<u32>,
+    seen: HashMap<([u8; 32], u32), ChunkInfo>,
+    dict: Option<ChunkDict>,
+    dict_blob_slots: HashMap<u32, u32>,
+    table: Vec<BlobTableEntry>,
+    own_index: Option<u32>,
+    files: Vec<Vec<ChunkInfo>>,
+}
+
+impl<W: Write> Placement<W> {
+    fn write(&mut self, bytes: &[u8], hashed: bool) -> Result<()> {
+        self.sink
+            .write_all(bytes)
+            .map_err(|e| Error::io("writing the blob", e))?;
+        if hashed {
+            self.hash.update(bytes);
+        }
+        self.pos += bytes.len() as u64;
+        Ok(())
+    }
+
+    fn place(&mut self, d: &Done) -> Result<()> {
+        let usize_ = d.buf.data.len() as u32;
+        let key = (d.digest, usize_);
+        let mut info = if let Some((dict_blob, chunk)) =
+            self.dict.as_ref().and_then(|dict| dict.lookup(&key))
+        {
+            let slot = match self.dict_blob_slots.get(&dict_blob) {
+                Some(&s) => s,
+                None => {
+                    let blob = self
+                        .dict
+                        .as_ref()
+                        .and_then(|dict| dict.blob(dict_blob))
+                        .cloned()
+                        .ok_or_else(|| Error::Pipeline("dictionary blob vanished".into()))?;
+                    self.table.push(BlobTableEntry::Dictionary(blob));
+                    let s = (self.table.len() - 1) as u32;
+                    self.dict_blob_slots.insert(dict_blob, s);
+                    s
+                }
+            };
+            ChunkInfo {
+                blob_index: slot,
+                ..chunk
+            }
+        } else if let Some(chunk) = self.seen.get(&key) {
+            *chunk
+        } else {
+            self.store(d)?
+        };
+        info.file_offset = d.file_offset;
+        let f = d.file as usize;
+        if self.files.len() <= f {
+            self.files.resize_with(f + 1, Vec::new);
+        }
+        self.files[f].push(info);
+        Ok(())
+    }
+
+    fn store(&mut self, d: &Done) -> Result<ChunkInfo> {
+        let index = self.entries.len() as u32;
+        if index >= MAX_CHUNKS_PER_BLOB {
+            return Err(Error::Unrepresentable(format!(
+                "more than {MAX_CHUNKS_PER_BLOB} chunks in one blob"
+            )));
+        }
+        let own = match self.own_index {
+            Some(i) => i,
+            None => {
+                self.table.push(BlobTableEntry::ThisBlob);
+                let i = (self.table.len() - 1) as u32;
+                self.own_index = Some(i);
+                i
+            }
+        };
+        let usize_ = d.buf.data.len() as u32;
+        let stored: &[u8] = if d.compressed {
+            &d.buf.out
+        } else {
+            &d.buf.data
+        };
+        let csize = stored.len() as u32;
+        let compressed_offset = self.pos;
+        if compressed_offset + u64::from(csize) >= 1 << 40 {
+            return Err(Error::Unrepresentable(
+                "blob data exceeds 2^40 bytes".into(),
+            ));
+        }
+        let uncompressed_offset = self.uncompressed_offset;
+        let advance = if self.opts.aligned() {
+            u64::from(usize_).div_ceil(4096) * 4096
+        } else {
+            u64::from(usize_)
+        };
+        if uncompressed_offset + advance >= 1 << 44 {
+            return Err(Error::Unrepresentable(
+                "uncompressed blob exceeds 2^44 bytes".into(),
+            ));
+        }
+        self.sink
+            .write_all(stored)
+            .map_err(|e| Error::io("writing the blob", e))?;
+        self.hash.update(stored);
+        self.pos += u64::from(csize);
+        self.uncompressed_offset += advance;
+        let mut flags = ChunkFlags::empty();
+        let mut ci = 0u8;
+        if d.compressed {
+            flags |= ChunkFlags::COMPRESSED;
+            ci |= ci_flags::COMPRESSED;
+        }
+        if self.opts.crc32 {
+            flags |= ChunkFlags::HAS_CRC32;
+            ci |= ci_flags::HAS_CRC32;
+        }
+        let info = ChunkInfo {
+            digest: d.digest,
+            blob_index: own,
+            index,
+            flags,
+            compressed_offset,
+            compressed_size: csize,
+            uncompressed_offset,
+            uncompressed_size: usize_,
+            file_offset: d.file_offset,
+            crc32: if self.opts.crc32 { d.crc32 } else { 0 },
+        };
+        self.entries.push(CiEntry {
+            uncompressed_offset,
+            uncompressed_size: usize_,
+            compressed_offset,
+            compressed_size: csize,
+            flags: ci,
+            data: if self.opts.crc32 {
+                u64::from(d.crc32)
+            } else {
+                0
+            },
+        });
+        self.digests.push(d.digest);
+        self.crcs.push(d.crc32);
+        self.seen.insert((d.digest, usize_), info);
+        Ok(info)
+    }
+}
+
+type Shared<T> = Arc<Mutex<Option<T>>>;
+
+/// Writes one data blob. See the [module documentation](self).
+pub struct BlobWriter<W: Write + Send + 'static> {
+    opts: BlobOptions,
+    jobs: Option<Sender<Job>>,
+    pool: Receiver<Buffers>,
+    workers: Vec<JoinHandle<()>>,
+    writer: Option<JoinHandle<Placement<W>>>,
+    failure: Shared<Error>,
+    next_seq: u64,
+    files: u32,
+}
+
+impl<W: Write + Send + 'static> BlobWriter<W> {
+    /// Starts a blob written to `sink`.
+    pub fn new(sink: W, options: BlobOptions) -> Result<Self> {
+        Self::start(sink, options, None)
+    }
+
+    /// Starts a blob whose chunks are first looked up in a chunk dictionary: a hit becomes a
+    /// reference into the dictionary's blob instead of stored data.
+    pub fn with_dictionary(sink: W, options: BlobOptions, dict: ChunkDict) -> Result<Self> {
+        if dict.digester() != options.digester {
+            return Err(Error::InvalidOptions(format!(
+                "chunk dictionary uses {}, the build {}",
+                dict.digester().name(),
+                options.digester.name()
+            )));
+        }
+        Self::start(sink, options, Some(dict))
+    }
+
+    fn start(sink: W, mut opts: BlobOptions, dict: Option<ChunkDict>) -> Result<Self> {
+        opts.validate()?;
+        let threads = opts.effective_threads();
+        opts.threads = threads;
+        if opts.max_in_flight == 0 {
+            opts.max_in_flight = 2 * threads + 2;
+        }
+        let (pool_tx, pool) = bounded::<Buffers>(opts.max_in_flight);
+        for _ in 0..opts.max_in_flight {
+            pool_tx
+                .send(Buffers {
+                    data: Vec::new(),
+                    out: Vec::new(),
+                })
+                .map_err(|_| Error::Pipeline("buffer pool closed".into()))?;
+        }
+        let (jobs_tx, jobs_rx) = bounded::<Job>(opts.max_in_flight);
+        let (done_tx, done_rx) = unbounded::<Done>();
+        let failure: Shared<Error> = Arc::new(Mutex::new(None));
+        let mut workers = Vec::with_capacity(threads);
+        for _ in 0..threads {
+            let jobs_rx = jobs_rx.clone();
+            let done_tx = done_tx.clone();
+            let (compressor, digester, crc) = (opts.compressor, opts.digester, opts.crc32);
+            workers.push(std::thread::spawn(move || {
+                let mut ctx = CompressContext::new();
+                for mut job in jobs_rx {
+                    let digest = rafs_format::digest::digest(digester, &job.buf.data);
+                    let crc32 = if crc {
+                        crc32c::crc32c(&job.buf.data)
+                    } else {
+                        0
+                    };
+                    let (compressed, failure) =
+                        match ctx.compress(compressor, &job.buf.data, &mut job.buf.out) {
+                            Ok(c) => (c, None),
+                            Err(e) => (false, Some(e)),
+                        };
+                    let done = Done {
+                        seq: job.seq,
+                        file: job.file,
+                        file_offset: job.file_offset,
+                        buf: job.buf,
+                        digest,
+                        crc32,
+                        compressed,
+                        failure,
+                    };
+                    if done_tx.send(done).is_err() {
+                        return;
+                    }
+                }
+            }));
+        }
+        drop(done_tx);
+        let mut placement = Placement {
+            sink: BufWriter::with_capacity(256 * 1024, sink),
+            pos: 0,
+            hash: Sha256::new(),
+            opts: opts.clone(),
+            uncompressed_offset: 0,
+            entries: Vec::new(),
+            digests: Vec::new(),
+            crcs: Vec::new(),
+            seen: HashMap::new(),
+            dict,
+            dict_blob_slots: HashMap::new(),
+            table: Vec::new(),
+            own_index: None,
+            files: Vec::new(),
+        };
+        let writer_failure = failure.clone();
+        let writer = std::thread::spawn(move || {
+            let mut pending: BTreeMap<u64, Done> = BTreeMap::new();
+            let mut next = 0u64;
+            let mut failed = false;
+            for done in done_rx {
+                pending.insert(done.seq, done);
+                while let Some(mut d) = pending.remove(&next) {
+                    next += 1;
+                    if !failed {
+                        let result = match d.failure.take() {
+                            Some(e) => Err(e),
+                            None => placement.place(&d),
+                        };
+                        if let Err(e) = result {
+                            failed = true;
+                            if let Ok(mut slot) = writer_failure.lock() {
+                                slot.get_or_insert(e);
+                            }
+                        }
+                    }
+                    // Returning the buffer is what lets the reader go on; after a failure the
+                    // writer keeps draining so the reader never blocks.
+                    let _ = pool_tx.send(d.buf);
+                }
+            }
+            placement
+        });
+        Ok(BlobWriter {
+            opts,
+            jobs: Some(jobs_tx),
+            pool,
+            workers,
+            writer: Some(writer),
+            failure,
+            next_seq: 0,
+            files: 0,
+        })
+    }
+
+    /// The options in effect (threads and in-flight count resolved).
+    pub fn options(&self) -> &BlobOptions {
+        &self.opts
+    }
+
+    fn take_failure(&self) -> Option<Error> {
+        self.failure.lock().ok().and_then(|mut s| s.take())
+    }
+
+    /// Adds a regular file of `size` bytes read from `reader`, cut into chunks. Returns its
+    /// handle; its chunk records are in [`BlobData::files`] once the data is finished.
+    pub fn add_file(&mut self, reader: &mut dyn Read, size: u64) -> Result<FileId> {
+        if let Some(e) = self.take_failure() {
+            return Err(e);
+        }
+        let cs = u64::from(self.opts.chunk_size);
+        let nchunks = size.div_ceil(cs);
+        if nchunks > 1 << 24 {
+            return Err(Error::Unrepresentable(format!(
+                "a file of {size} bytes needs {nchunks} chunks, more than 2^24"
+            )));
+        }
+        let file = self.files;
+        self.files = self
+            .files
+            .checked_add(1)
+            .ok_or_else(|| Error::Unrepresentable("more than 2^32 files".into()))?;
+        let jobs = self
+            .jobs
+            .as_ref()
+            .ok_or_else(|| Error::Pipeline("writer already finished".into()))?;
+        let mut file_offset = 0u64;
+        while file_offset < size {
+            let len = (size - file_offset).min(cs) as usize;
+            let mut buf = self
+                .pool
+                .recv()
+                .map_err(|_| Error::Pipeline("writer thread stopped".into()))?;
+            buf.data.clear();
+            buf.data.resize(len, 0);
+            reader.read_exact(&mut buf.data).map_err(|e| {
+                Error::io(
+                    format!("reading file data at offset {file_offset} of {size} bytes"),
+                    e,
+                )
+            })?;
+            jobs.send(Job {
+                seq: self.next_seq,
+                file,
+                file_offset,
+                buf,
+            })
+            .map_err(|_| Error::Pipeline("worker threads stopped".into()))?;
+            self.next_seq += 1;
+            file_offset += len as u64;
+            if let Some(e) = self.take_failure() {
+                return Err(e);
+            }
+        }
+        Ok(FileId(file))
+    }
+
+    /// Adds a file held in memory.
+    pub fn add_bytes(&mut self, data: &[u8]) -> Result<FileId> {
+        let mut r = data;
+        self.add_file(&mut r, data.len() as u64)
+    }
+
+    /// Waits for every chunk, then writes the sections that follow the chunk data: the
+    /// `image.blob` header, the blob meta and the digest array, as the options ask.
+    pub fn finish_data(mut self) -> Result<BlobData<W>> {
+        drop(self.jobs.take());
+        for w in self.workers.drain(..) {
+            w.join()
+                .map_err(|_| Error::Pipeline("a worker thread panicked".into()))?;
+        }
+        let mut p = self
+            .writer
+            .take()
+            .ok_or_else(|| Error::Pipeline("writer already finished".into()))?
+            .join()
+            .map_err(|_| Error::Pipeline("the writer thread panicked".into()))?;
+        if let Some(e) = self.take_failure() {
+            return Err(e);
+        }
+        p.files.resize_with(self.files as usize, Vec::new);
+        BlobData::seal(p)
+    }
+}
+
+impl<W: Write + Send + 'static> Drop for BlobWriter<W> {
+    fn drop(&mut self) {
+        drop(self.jobs.take());
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+        if let Some(w) = self.writer.take() {
+            let _ = w.join();
+        }
+    }
+}
+
+/// A blob whose chunk data and metadata sections are written; the bootstrap (if inlined) and
+/// the ToC are still to come.
+pub struct BlobData<W: Write> {
+    p: Placement<W>,
+    toc: Vec<TocEntry>,
+    features: BlobFeatures,
+    meta: BlobMetaLocation,
+    size_before_bootstrap: u64,
+    /// Chunk records of every file added, indexed by [`FileId`], in file order.
+    pub files: Vec<Vec<ChunkInfo>>,
+    /// The blob table the records' `blob_index` refers to.
+    pub blob_table: Vec<BlobTableEntry>,
+}
+
+impl<W: Write> BlobData<W> {
+    fn seal(mut p: Placement<W>) -> Result<Self> {
+        let opts = p.opts.clone();
+        let chunks = p.entries.len();
+        let mut toc = Vec::new();
+        let mut features = BlobFeatures::CAP_TAR_TOC;
+        if opts.inline_bootstrap {
+            features |= BlobFeatures::INLINED_FS_META;
+        }
+        if opts.tar_headers() {
+            features |= BlobFeatures::HAS_TAR_HEADER;
+        }
+        if opts.blob_toc {
+            features |= BlobFeatures::HAS_TOC;
+            if chunks > 0 {
+                features |= BlobFeatures::INLINED_CHUNK_DIGEST;
+            }
+        }
+        // Without an array, v6 keeps the header's default compressor (lz4_block); v5 has no
+        // such field.
+        let mut meta = BlobMetaLocation {
+            compressor: if opts.fs_version == FsVersion::V6 {
+                Compressor::Lz4Block.to_u32()
+            } else {
+                0
+            },
+            ..Default::default()
+        };
+        if chunks > 0 && opts.tar_headers() {
+            let data_len = p.pos;
+            p.write(&tar_header(ENTRY_BLOB_DATA, data_len), true)?;
+            toc.push(TocEntry {
+                name: ENTRY_BLOB_DATA.into(),
+                compressor: Compressor::None,
+                uncompressed_digest: p.hash.clone().finalize().into(),
+                compressed_offset: 0,
+                compressed_size: data_len,
+                uncompressed_size: p.uncompressed_offset,
+            });
+        }
+        if opts.fs_version == FsVersion::V6 && p.uncompressed_offset > 0 {
+            features |= BlobFeatures::ALIGNED;
+            let raw = encode_entries(&p.entries, CiFormat::V1);
+            let mut stored = Vec::new();
+            let compressed = crate::compress::compress(opts.compressor, &raw, &mut stored)?;
+            let ci_compressor = if compressed {
+                opts.compressor
+            } else {
+                Compressor::None
+            };
+            let header = CiHeader {
+                features,
+                ci_compressor: ci_compressor.to_u32(),
+                entries: chunks as u32,
+                ci_offset: p.pos,
+                ci_compressed_size: stored.len() as u64,
+                ci_uncompressed_size: raw.len() as u64,
+                ..Default::default()
+            };
+            let hbytes = header.to_bytes();
+            p.write(&stored, true)?;
+            p.write(&hbytes, true)?;
+            if opts.tar_headers() {
+                p.write(
+                    &tar_header(ENTRY_BLOB_META, stored.len() as u64 + hbytes.len() as u64),
+                    true,
+                )?;
+            }
+            toc.push(TocEntry {
+                name: ENTRY_BLOB_META.into(),
+                compressor: ci_compressor,
+                uncompressed_digest: Sha256::digest(&raw).into(),
+                compressed_offset: header.ci_offset,
+                compressed_size: header.ci_compressed_size,
+                uncompressed_size: header.ci_uncompressed_size,
+            });
+            toc.push(TocEntry {
+                name: ENTRY_BLOB_META_HEADER.into(),
+                compressor: Compressor::None,
+                uncompressed_digest: Sha256::digest(&hbytes).into(),
+                compressed_offset: header.ci_offset + header.ci_compressed_size,
+                compressed_size: hbytes.len() as u64,
+                uncompressed_size: hbytes.len() as u64,
+            });
+            meta = BlobMetaLocation {
+                compressor: header.ci_compressor,
+                offset: header.ci_offset,
+                compressed_size: header.ci_compressed_size,
+                uncompressed_size: header.ci_uncompressed_size,
+            };
+        }
+        if opts.blob_toc && chunks > 0 {
+            let mut array = Vec::with_capacity(chunks * 32);
+            for d in &p.digests {
+                array.extend_from_slice(d);
+            }
+            let offset = p.pos;
+            // The digest array is left out of the blob hash (blob.md §9); its header is not.
+            p.write(&array, false)?;
+            p.write(&tar_header(ENTRY_BLOB_DIGEST, array.len() as u64), true)?;
+            toc.push(TocEntry {
+                name: ENTRY_BLOB_DIGEST.into(),
+                compressor: Compressor::None,
+                uncompressed_digest: Sha256::digest(&array).into(),
+                compressed_offset: offset,
+                compressed_size: array.len() as u64,
+                uncompressed_size: array.len() as u64,
+            });
+        }
+        let size_before_bootstrap = p.pos;
+        let files = std::mem::take(&mut p.files);
+        let blob_table = p.table.clone();
+        Ok(BlobData {
+            p,
+            toc,
+            features,
+            meta,
+            size_before_bootstrap,
+            files,
+            blob_table,
+        })
+    }
+
+    /// Whether any chunk was stored (a layer of directories and empty files stores none, and
+    /// then has no data blob unless a bootstrap is inlined).
+    pub fn has_data(&self) -> bool {
+        !self.p.entries.is_empty()
+    }
+
+    /// Chunks stored in this blob.
+    pub fn chunk_count(&self) -> u32 {
+        self.p.entries.len() as u32
+    }
+
+    /// Chunk-info entries of the stored chunks, in chunk-index order.
+    pub fn chunk_entries(&self) -> &[CiEntry] {
+        &self.p.entries
+    }
+
+    /// Digests of the stored chunks, in chunk-index order.
+    pub fn chunk_digests(&self) -> &[[u8; 32]] {
+        &self.p.digests
+    }
+
+    fn blob_entry(&self, blob_id: String, compressed_size: u64) -> Blob {
+        let o = &self.p.opts;
+        let mut b = Blob::new(blob_id, o.compressor, o.digester, o.chunk_size);
+        b.chunk_count = self.chunk_count();
+        b.features = self.features;
+        b.compressed_size = compressed_size;
+        b.uncompressed_size = self.p.uncompressed_offset;
+        b.meta = self.meta;
+        b
+    }
+
+    /// The blob-table entry an **inlined** bootstrap records for this blob: the placeholder
+    /// id, and as compressed size the blob's size before the bootstrap (blob.md §9).
+    pub fn inline_blob_entry(&self) -> Blob {
+        self.blob_entry(
+            INLINE_BLOB_ID_PLACEHOLDER.into(),
+            self.size_before_bootstrap,
+        )
+    }
+
+    /// Appends the inlined bootstrap (when the options ask for one) and the ToC, and returns
+    /// the finished blob. `bootstrap` must be `Some` exactly when `inline_bootstrap` is set.
+    pub fn finish(mut self, bootstrap: Option<&[u8]>) -> Result<FinishedBlob<W>> {
+        let opts = self.p.opts.clone();
+        match (opts.inline_bootstrap, bootstrap) {
+            (true, Some(boot)) => {
+                let (payload, compressor) = if opts.blob_toc {
+                    let mut out = Vec::new();
+                    if crate::compress::compress(Compressor::Zstd, boot, &mut out)? {
+                        (out, Compressor::Zstd)
+                    } else {
+                        (boot.to_vec(), Compressor::None)
+                    }
+                } else {
+                    (boot.to_vec(), Compressor::None)
+                };
+                let offset = self.p.pos;
+                self.p.write(&payload, true)?;
+                self.p
+                    .write(&tar_header(ENTRY_BOOTSTRAP, payload.len() as u64), true)?;
+                self.toc.push(TocEntry {
+                    name: ENTRY_BOOTSTRAP.into(),
+                    compressor,
+                    uncompressed_digest: Sha256::digest(boot).into(),
+                    compressed_offset: offset,
+                    compressed_size: payload.len() as u64,
+                    uncompressed_size: boot.len() as u64,
+                });
+            }
+            (false, None) => {}
+            (true, None) => {
+                return Err(Error::InvalidOptions(
+                    "inline_bootstrap is set but no bootstrap was given".into(),
+                ))
+            }
+            (false, Some(_)) => {
+                return Err(Error::InvalidOptions(
+                    "a bootstrap was given but inline_bootstrap is not set".into(),
+                ))
+            }
+        }
+        let mut toc_digest = [0u8; 32];
+        let mut toc_size = 0u32;
+        let wrote_anything = self.p.pos > 0;
+        if opts.blob_toc && wrote_anything {
+            let mut bytes = Vec::with_capacity(self.toc.len() * 128 + 512);
+            for e in &self.toc {
+                bytes.extend_from_slice(&e.to_bytes());
+            }
+            let len = bytes.len() as u64;
+            bytes.extend_from_slice(&tar_header(ENTRY_TOC, len));
+            self.p.write(&bytes, true)?;
+            toc_digest = Sha256::digest(&bytes).into();
+            toc_size = bytes.len() as u32;
+        }
+        self.p
+            .sink
+            .flush()
+            .map_err(|e| Error::io("flushing the blob", e))?;
+        let size = self.p.pos;
+        let blob_id = rafs_format::hex(&self.p.hash.clone().finalize());
+        let mut blob = self.blob_entry(blob_id.clone(), size);
+        if !opts.inline_bootstrap {
+            blob.toc_digest = toc_digest;
+            blob.toc_size = toc_size;
+        }
+        let sink = self
+            .p
+            .sink
+            .into_inner()
+            .map_err(|e| Error::io("flushing the blob", e.into_error()))?;
+        Ok(FinishedBlob {
+            sink,
+            blob_id,
+            size,
+            blob,
+            toc: if opts.blob_toc { self.toc } else { Vec::new() },
+            files: self.files,
+            blob_table: self.blob_table,
+        })
+    }
+}
+
+/// A finished blob.
+pub struct FinishedBlob<W> {
+    /// The sink, flushed.
+    pub sink: W,
+    /// The blob id: sha256 of every byte written except the digest array (hex).
+    pub blob_id: String,
+    /// Bytes written; 0 when there was nothing to write (no chunks, no inlined bootstrap).
+    pub size: u64,
+    /// The blob-table entry a **separate** bootstrap records for this blob.
+    pub blob: Blob,
+    /// The ToC entries written (empty without `blob_toc`).
+    pub toc: Vec<TocEntry>,
+    /// Chunk records of every file added, indexed by [`FileId`].
+    pub files: Vec<Vec<ChunkInfo>>,
+    /// The blob table the records' `blob_index` refers to.
+    pub blob_table: Vec<BlobTableEntry>,
+}
