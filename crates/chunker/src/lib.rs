@@ -43,6 +43,8 @@
 pub mod compress;
 pub mod dict;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod meta;
 pub mod ondisk;
 pub mod reader;

@@ -70,8 +70,9 @@ impl<S: ReadAt> BlobReader<S> {
             limits,
         };
         if has_section_headers(&r.src) {
-            r.sections = walk_sections(&r.src)?;
+            // The ToC first: a damaged ToC is reported as such, not as the walk's failure.
             r.toc = read_toc(&r.src)?.map(|(_, entries)| entries);
+            r.sections = walk_sections(&r.src)?;
             r.data_end = r
                 .sections
                 .iter()

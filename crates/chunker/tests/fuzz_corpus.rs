@@ -1,0 +1,102 @@
+//! Replays every committed fuzz corpus input of the chunker's targets through the function
+//! the target calls, so the properties hold on all of them and a fixed crash stays fixed.
+//! `cargo test -p rafs-chunker --test fuzz_corpus -- --ignored` regenerates the writer-made
+//! seeds.
+
+use rafs_chunker::{BlobOptions, BlobWriter};
+use rafs_format::model::{Compressor, FsVersion};
+use std::path::PathBuf;
+
+fn corpus(target: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fuzz/corpus")
+        .join(target)
+}
+
+fn replay(target: &str, f: fn(&[u8]) -> Result<(), String>) {
+    let dir = corpus(target);
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let p = e.unwrap().path();
+        let data = std::fs::read(&p).unwrap();
+        if let Err(msg) = f(&data) {
+            panic!("{}: {msg}", p.display());
+        }
+        n += 1;
+    }
+    assert!(n >= 10, "{target}: only {n} corpus inputs");
+}
+
+#[test]
+fn blob_meta_corpus() {
+    replay("blob_meta", rafs_chunker::fuzzing::blob_meta);
+}
+
+#[test]
+fn decompress_corpus() {
+    replay("decompress", rafs_chunker::fuzzing::decompress_any);
+}
+
+/// Small blobs of every layout our writer makes.
+#[test]
+#[ignore]
+fn write_seeds() {
+    let files: [&[u8]; 4] = [
+        b"hello\n",
+        &b"hello world\n".repeat(300),
+        &[7u8; 5000],
+        b"tiny",
+    ];
+    for version in [FsVersion::V5, FsVersion::V6] {
+        for compressor in [Compressor::None, Compressor::Lz4Block, Compressor::Zstd] {
+            for (inline, toc) in [(false, false), (true, false), (false, true), (true, true)] {
+                let mut o = BlobOptions::new(version);
+                o.compressor = compressor;
+                o.inline_bootstrap = inline;
+                o.blob_toc = toc;
+                o.chunk_size = 0x1000;
+                let mut w = BlobWriter::new(Vec::new(), o).unwrap();
+                for f in files {
+                    w.add_bytes(f).unwrap();
+                }
+                let boot = vec![0x5au8; 300];
+                let blob = w
+                    .finish_data()
+                    .unwrap()
+                    .finish(inline.then_some(&boot[..]))
+                    .unwrap();
+                let name = format!(
+                    "ours-v{}-{}-{}{}",
+                    version.number(),
+                    compressor.name(),
+                    inline as u8,
+                    toc as u8
+                );
+                std::fs::write(corpus("blob_meta").join(name), blob.sink).unwrap();
+            }
+        }
+    }
+    let text = b"hello world\n".repeat(300);
+    for (i, c) in [Compressor::None, Compressor::Lz4Block, Compressor::Zstd]
+        .into_iter()
+        .enumerate()
+    {
+        let mut out = Vec::new();
+        rafs_chunker::compress::compress(c, &text, &mut out).unwrap();
+        for (tag, declared) in [
+            ("exact", text.len() as u32),
+            ("bomb", 100),
+            ("short", text.len() as u32 + 1),
+            ("zero", 0),
+        ] {
+            let mut seed = vec![i as u8];
+            seed.extend_from_slice(&declared.to_le_bytes()[..3]);
+            seed.extend_from_slice(&out);
+            std::fs::write(
+                corpus("decompress").join(format!("{}-{tag}", c.name())),
+                seed,
+            )
+            .unwrap();
+        }
+    }
+}
