@@ -112,3 +112,131 @@ pub fn generated_image(n: usize, version: FsVersion) -> Image {
         v6_chunk_table: None,
     }
 }
+
+/// Deterministic content resembling a container layer: text files (words, numbers, code-like
+/// lines; zstd shrinks them about 3-5x) and binary files (a mix of incompressible noise and
+/// structured tables, as in executables and libraries), in sizes from 512 bytes to 8 MiB.
+pub struct LayerContent {
+    state: u64,
+}
+
+const WORDS: &[&str] = &[
+    "the", "of", "and", "to", "in", "is", "for", "return", "static", "const", "int", "char", "if",
+    "else", "while", "struct", "void", "include", "define", "error", "value", "buffer", "length",
+    "offset", "config", "server", "client", "request", "response", "string", "list", "map",
+    "index", "node", "tree", "path", "file", "data", "read", "write", "open", "close", "0", "1",
+    "42", "255", "4096", "{", "}", "(", ")", ";", "=", "==", "->", "::", "#", "//",
+];
+
+impl LayerContent {
+    /// A generator with a seed.
+    pub fn new(seed: u64) -> Self {
+        LayerContent {
+            state: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
+        }
+    }
+
+    fn next(&mut self) -> u64 {
+        self.state ^= self.state << 13;
+        self.state ^= self.state >> 7;
+        self.state ^= self.state << 17;
+        self.state
+    }
+
+    /// Size of the next file: log-uniform over 512 B .. 8 MiB.
+    pub fn next_size(&mut self) -> usize {
+        let bits = 9 + (self.next() % 14) as u32;
+        let base = 1usize << bits;
+        base + (self.next() as usize % base)
+    }
+
+    /// Fills `out` with the next file's content (text or binary, half each).
+    pub fn fill(&mut self, out: &mut Vec<u8>, size: usize) {
+        out.clear();
+        if self.next().is_multiple_of(2) {
+            while out.len() < size {
+                let indent = (self.next() % 4) as usize * 4;
+                out.extend(std::iter::repeat_n(b' ', indent));
+                for _ in 0..(3 + self.next() % 9) {
+                    let w = WORDS[(self.next() % WORDS.len() as u64) as usize];
+                    out.extend_from_slice(w.as_bytes());
+                    out.push(b' ');
+                }
+                if self.next().is_multiple_of(3) {
+                    out.extend_from_slice(format!("{}", self.next() % 100_000).as_bytes());
+                }
+                out.push(b'\n');
+            }
+        } else {
+            let mut counter = self.next() as u32;
+            while out.len() < size {
+                let run = 64 + (self.next() % 4096) as usize;
+                if self.next() % 10 < 3 {
+                    for _ in 0..run / 8 {
+                        out.extend_from_slice(&self.next().to_le_bytes());
+                    }
+                } else {
+                    for _ in 0..run / 4 {
+                        counter = counter.wrapping_add((self.next() % 16) as u32);
+                        out.extend_from_slice(&counter.to_le_bytes());
+                    }
+                }
+            }
+        }
+        out.truncate(size);
+    }
+}
+
+/// `total` bytes of [`LayerContent`] as whole files (the last one cut to fit).
+pub fn layer_files(total: usize, seed: u64) -> Vec<Vec<u8>> {
+    let mut g = LayerContent::new(seed);
+    let mut files = Vec::new();
+    let mut left = total;
+    while left > 0 {
+        let size = g.next_size().min(left);
+        let mut f = Vec::new();
+        g.fill(&mut f, size);
+        left -= size;
+        files.push(f);
+    }
+    files
+}
+
+/// A `Read` over `size` bytes of [`LayerContent`], generated 64 KiB at a time, so a huge input
+/// costs no memory.
+pub struct ContentReader {
+    gen: LayerContent,
+    remaining: u64,
+    buf: Vec<u8>,
+    pos: usize,
+}
+
+impl ContentReader {
+    /// `size` bytes from a generator seeded with `seed`.
+    pub fn new(size: u64, seed: u64) -> Self {
+        ContentReader {
+            gen: LayerContent::new(seed),
+            remaining: size,
+            buf: Vec::new(),
+            pos: 0,
+        }
+    }
+}
+
+impl std::io::Read for ContentReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        if self.pos == self.buf.len() {
+            if self.remaining == 0 {
+                return Ok(0);
+            }
+            let n = self.remaining.min(64 << 10) as usize;
+            self.gen.fill(&mut self.buf, n);
+            self.pos = 0;
+            self.remaining -= n as u64;
+        }
+        let n = out.len().min(self.buf.len() - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}

@@ -546,3 +546,42 @@ fn same_input_gives_the_reference_blob() {
     assert!(identical.len() >= 35, "{identical:?}");
     assert!(lz4.len() >= 6, "{lz4:?}");
 }
+
+#[test]
+fn file_map_and_seek_sources_read_alike() {
+    use rafs_chunker::{FileSource, SeekSource};
+    let case = cases()
+        .into_iter()
+        .find(|c| c.name == "L1-v6-zstd-sha256-inline-blobtoc")
+        .unwrap();
+    let path = corpus().join("nydus-image/blobs").join(&case.blob_ids[0]);
+    let bytes = std::fs::read(&path).unwrap();
+    let file = std::fs::File::open(&path).unwrap();
+    // SAFETY: the corpus file is read-only test data nobody modifies while mapped.
+    let map = unsafe { memmap2::Mmap::map(&file).unwrap() };
+    let from_slice = BlobReader::open(bytes.as_slice()).unwrap();
+    let from_map = BlobReader::open(&map).unwrap();
+    let from_file = BlobReader::open(FileSource::open(&path).unwrap()).unwrap();
+    let from_seek =
+        BlobReader::open(SeekSource::new(std::fs::File::open(&path).unwrap()).unwrap()).unwrap();
+    let boot = from_slice.bootstrap().unwrap();
+    assert_eq!(from_map.bootstrap().unwrap(), boot);
+    assert_eq!(from_file.bootstrap().unwrap(), boot);
+    assert_eq!(from_seek.bootstrap().unwrap(), boot);
+    let image = rafs_format::decode(&boot).unwrap();
+    let v = Verify {
+        digest: Some(Digester::Sha256),
+        crc32: true,
+    };
+    let mut n = 0;
+    for inode in &image.tree.inodes {
+        for c in &inode.chunks {
+            let a = from_slice.read_chunk(c, Compressor::Zstd, v).unwrap();
+            assert_eq!(from_map.read_chunk(c, Compressor::Zstd, v).unwrap(), a);
+            assert_eq!(from_file.read_chunk(c, Compressor::Zstd, v).unwrap(), a);
+            assert_eq!(from_seek.read_chunk(c, Compressor::Zstd, v).unwrap(), a);
+            n += 1;
+        }
+    }
+    assert!(n > 100);
+}

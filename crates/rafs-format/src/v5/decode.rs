@@ -479,7 +479,7 @@ fn check_range(
     len: u64,
     others: &[(&'static str, u64, u64)],
 ) -> Result<()> {
-    let end = off.checked_add(size).unwrap_or(u64::MAX);
+    let end = off.saturating_add(size);
     if off % 8 != 0 || off < raw::SUPERBLOCK_SIZE as u64 || end > len {
         return Err(derr(
             "v5 superblock",

@@ -208,7 +208,7 @@ pub fn decode_with_limits(data: &[u8], limits: &Limits) -> Result<Image> {
     }
     // `align`: the blob and chunk tables are 4 KiB aligned; the prefetch table need not be.
     let range = |field, off: u64, size: u64, align: u64| -> Result<()> {
-        let end = off.checked_add(size).unwrap_or(u64::MAX);
+        let end = off.saturating_add(size);
         if off % align != 0 || off < 4096 || end > len {
             return Err(derr(
                 "v6 extended superblock",
@@ -910,7 +910,10 @@ fn data_block<'a>(ctx: &Ctx<'a>, d: &DataLoc, k: u64) -> Result<&'a [u8]> {
 }
 
 /// Entries of a directory: (offset of the dirent, name, nid, file type).
-fn read_dirents<'a>(ctx: &Ctx<'a>, d: &DataLoc) -> Result<Vec<(u64, &'a [u8], u64, u8)>> {
+/// One dirent: (offset, name, nid, file type).
+type Dirent<'a> = (u64, &'a [u8], u64, u8);
+
+fn read_dirents<'a>(ctx: &Ctx<'a>, d: &DataLoc) -> Result<Vec<Dirent<'a>>> {
     let mut out = Vec::new();
     let nblocks = d.size.div_ceil(ctx.block);
     for k in 0..nblocks {
