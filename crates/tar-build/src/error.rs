@@ -1,0 +1,172 @@
+//! Typed errors. A failure tied to one tar entry names the entry (index, path, byte offset of
+//! its header in the uncompressed tar) and what was wrong with it.
+
+use std::fmt;
+
+/// Result alias of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Any failure of this crate.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// One tar entry is invalid or cannot be represented.
+    #[error(transparent)]
+    Entry(Box<EntryError>),
+    /// The tar stream itself is malformed or ends early.
+    #[error("layer tar at byte {offset}: {kind}")]
+    Tar {
+        /// Offset in the uncompressed tar where reading failed (the next header).
+        offset: u64,
+        /// What was wrong.
+        kind: TarErrorKind,
+    },
+    /// The options cannot produce a valid image.
+    #[error("invalid build options: {0}")]
+    InvalidOptions(String),
+    /// Writing or laying out the data blob failed.
+    #[error(transparent)]
+    Blob(#[from] rafs_chunker::Error),
+    /// Encoding the bootstrap failed.
+    #[error(transparent)]
+    Format(#[from] rafs_format::Error),
+}
+
+/// What was wrong with the tar stream.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TarErrorKind {
+    /// A header's checksum does not match (also what garbage after the end looks like).
+    #[error("header checksum mismatch")]
+    BadChecksum,
+    /// The stream ends inside a header or an entry's data.
+    #[error("stream ends early: {0}")]
+    Truncated(String),
+    /// The compressed (gzip/zstd) stream is corrupt.
+    #[error("corrupt {algorithm} stream: {reason}")]
+    Decompression {
+        /// `gzip` or `zstd`.
+        algorithm: &'static str,
+        /// The decoder's message.
+        reason: String,
+    },
+    /// Anything else the tar parser refused.
+    #[error("{0}")]
+    Malformed(String),
+}
+
+/// Where and why one entry was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryError {
+    /// 0-based index of the entry in the stream (extension headers not counted).
+    pub index: u64,
+    /// The entry's path as written in the tar (lossy UTF-8).
+    pub path: String,
+    /// Offset of the entry's header in the uncompressed tar.
+    pub offset: u64,
+    /// What was wrong.
+    pub kind: EntryErrorKind,
+}
+
+impl fmt::Display for EntryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "tar entry {} {:?} at byte {}: {}",
+            self.index, self.path, self.offset, self.kind
+        )
+    }
+}
+
+impl std::error::Error for EntryError {}
+
+/// What was wrong with an entry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EntryErrorKind {
+    /// The path has a `..` component.
+    #[error("path has a '..' component")]
+    DotDot,
+    /// The path is empty.
+    #[error("empty path")]
+    EmptyPath,
+    /// A path component is longer than 255 bytes.
+    #[error("name of {0} bytes exceeds 255")]
+    NameTooLong(usize),
+    /// A hard link names a path no earlier entry created.
+    #[error("hard link target {0:?} is not an earlier entry")]
+    LinkTargetMissing(String),
+    /// A hard link names itself.
+    #[error("hard link names itself")]
+    LinkToItself,
+    /// A hard link names a directory.
+    #[error("hard link target {0:?} is a directory")]
+    LinkToDirectory(String),
+    /// A parent path component is an existing non-directory.
+    #[error("parent {0:?} is not a directory")]
+    ParentNotDirectory(String),
+    /// An entry type RAFS cannot hold (or tar-build does not accept).
+    #[error("unsupported entry type {0:?}")]
+    UnsupportedType(char),
+    /// A header or PAX field is invalid.
+    #[error("invalid {field}: {reason}")]
+    BadField {
+        /// The field.
+        field: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// An extended attribute cannot be stored.
+    #[error("xattr {name:?}: {reason}")]
+    BadXattr {
+        /// Full name.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+    /// The entry's data ends before its declared size.
+    #[error("data ends after {got} of {declared} bytes")]
+    DataTruncated {
+        /// Declared size.
+        declared: u64,
+        /// Bytes that were there (a lower bound).
+        got: u64,
+    },
+    /// A PAX 1.0 sparse map is invalid.
+    #[error("bad sparse map: {0}")]
+    BadSparseMap(String),
+    /// The entry is valid tar but RAFS cannot hold it (e.g. a sparse file in tarfs mode).
+    #[error("cannot be represented: {0}")]
+    Unrepresentable(String),
+}
+
+impl EntryErrorKind {
+    /// A stable short name of the kind (for test expectations).
+    pub fn name(&self) -> &'static str {
+        match self {
+            EntryErrorKind::DotDot => "DotDot",
+            EntryErrorKind::EmptyPath => "EmptyPath",
+            EntryErrorKind::NameTooLong(_) => "NameTooLong",
+            EntryErrorKind::LinkTargetMissing(_) => "LinkTargetMissing",
+            EntryErrorKind::LinkToItself => "LinkToItself",
+            EntryErrorKind::LinkToDirectory(_) => "LinkToDirectory",
+            EntryErrorKind::ParentNotDirectory(_) => "ParentNotDirectory",
+            EntryErrorKind::UnsupportedType(_) => "UnsupportedType",
+            EntryErrorKind::BadField { .. } => "BadField",
+            EntryErrorKind::BadXattr { .. } => "BadXattr",
+            EntryErrorKind::DataTruncated { .. } => "DataTruncated",
+            EntryErrorKind::BadSparseMap(_) => "BadSparseMap",
+            EntryErrorKind::Unrepresentable(_) => "Unrepresentable",
+        }
+    }
+}
+
+impl Error {
+    /// The entry error, if this is one.
+    pub fn as_entry(&self) -> Option<&EntryError> {
+        match self {
+            Error::Entry(e) => Some(e),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,58 @@
+//! # rafs-tar-build
+//!
+//! Owns the conversion of one OCI layer — a tar stream, plain, gzip or zstd — into a RAFS
+//! image: the bootstrap (v5 or v6, encoded by `rafs-format`) and the data blob (written by
+//! `rafs-chunker`), or a tarfs bootstrap whose files point into the tar itself. One pass,
+//! front to back, never seeking and never holding a whole file: chunks go to the blob writer
+//! as they stream by, while the tree is built alongside.
+//!
+//! It follows `nydus-image create --type tar-rafs|tar-tarfs` byte for byte where the
+//! reference is right, and departs from it where it is wrong: entries whose parents the tar
+//! leaves out land under those parents, PAX mtimes (with fractions), PAX global headers,
+//! sparse files, hard links to symlinks and devices, and FIFOs with empty device fields are
+//! honoured, `..` is a typed error rather than a panic, and xattrs have a fixed order.
+//!
+//! It does **not** own the formats (`rafs-format`), blob layout (`rafs-chunker`), merging or
+//! unpacking (`rafs-merge`), or files and terminals (the CLI): [`build_layer`] reads from any
+//! `Read` and writes the blob to any `Write`, so a program converts a layer in memory.
+//!
+//! ```
+//! use rafs_tar_build::{build_layer, BuildOptions};
+//! use rafs_format::model::FsVersion;
+//!
+//! // A one-file layer, made in memory.
+//! let mut tar = tar::Builder::new(Vec::new());
+//! let mut h = tar::Header::new_ustar();
+//! h.set_path("hello.txt").unwrap();
+//! h.set_size(6);
+//! h.set_mode(0o644);
+//! h.set_cksum();
+//! tar.append(&h, &b"hello\n"[..]).unwrap();
+//! let layer = tar.into_inner().unwrap();
+//!
+//! let out = build_layer(layer.as_slice(), &BuildOptions::new(FsVersion::V6), Vec::new()).unwrap();
+//! assert_eq!(out.report.files, 1);
+//! assert_eq!(out.sink.len() as u64, out.report.blob_size);
+//! let image = rafs_format::decode(&out.bootstrap).unwrap();
+//! assert_eq!(image.blobs[0].blob_id, out.report.blob_id.unwrap());
+//! ```
+//!
+//! Dependencies: `tar` parses the stream exactly as the reference's parser does (long names,
+//! PAX records, old GNU sparse); `flate2` and `zstd` decompress the layer; `base64` decodes
+//! `LIBARCHIVE.xattr.*` values; `sha2` hashes the tar for a tarfs blob id; `thiserror`
+//! derives the errors.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod build;
+pub mod entry;
+pub mod error;
+pub mod input;
+pub mod options;
+mod sparse;
+pub mod tree;
+
+pub use build::{build_layer, build_layer_with_progress, BuildOutput, BuildReport, Progress};
+pub use error::{EntryError, EntryErrorKind, Error, Result, TarErrorKind};
+pub use options::{BuildOptions, ConversionType, WhiteoutSpec};

@@ -1,0 +1,161 @@
+//! Build options, named after `nydus-image create`'s.
+
+use rafs_chunker::ChunkDict;
+use rafs_format::model::{Compressor, Digester, FsVersion};
+
+/// `--type`: what the image's data is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConversionType {
+    /// `tar-rafs`: file data chunked and compressed into a new data blob.
+    TarRafs,
+    /// `tar-tarfs`: a v6 bootstrap with 512-byte blocks whose files point into the layer tar
+    /// itself; no data blob.
+    TarTarfs,
+}
+
+/// `--whiteout-spec`. A single-layer build keeps whiteout markers as ordinary entries, as
+/// the reference does; the spec matters when layers are overlaid (`rafs-merge`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhiteoutSpec {
+    /// `.wh.<name>` and `.wh..wh..opq`.
+    Oci,
+    /// Char device 0:0 and `trusted.overlay.opaque=y`.
+    Overlayfs,
+    /// No markers.
+    None,
+}
+
+/// How to convert a layer.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct BuildOptions {
+    /// `--type`.
+    pub conversion: ConversionType,
+    /// `--fs-version` (tarfs requires 6).
+    pub fs_version: FsVersion,
+    /// `--compressor` (tarfs: none).
+    pub compressor: Compressor,
+    /// `--digester` (tarfs: sha256).
+    pub digester: Digester,
+    /// `--chunk-size`.
+    pub chunk_size: u32,
+    /// `--whiteout-spec` (recorded; see [`WhiteoutSpec`]).
+    pub whiteout_spec: WhiteoutSpec,
+    /// `--blob-inline-meta`: the bootstrap goes into the data blob.
+    pub inline_bootstrap: bool,
+    /// `--features blob-toc`.
+    pub blob_toc: bool,
+    /// `--aligned-chunk` (v5; v6 always aligns).
+    pub aligned_chunk: bool,
+    /// `--repeatable`: uid and gid 0 for every entry, no explicit uid/gid flag.
+    pub repeatable: bool,
+    /// `--prefetch-policy fs` with these patterns (absolute paths); `None` = no prefetch.
+    pub prefetch_patterns: Option<Vec<String>>,
+    /// `--chunk-dict bootstrap=PATH`, already loaded.
+    pub chunk_dict: Option<ChunkDict>,
+    /// `--blob-id` (tarfs: otherwise the sha256 of the tar).
+    pub blob_id: Option<String>,
+    /// Worker threads for digest and compression; 0 = one per core.
+    pub threads: usize,
+}
+
+impl std::fmt::Debug for BuildOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BuildOptions")
+            .field("conversion", &self.conversion)
+            .field("fs_version", &self.fs_version)
+            .field("compressor", &self.compressor)
+            .field("digester", &self.digester)
+            .field("chunk_size", &self.chunk_size)
+            .field("whiteout_spec", &self.whiteout_spec)
+            .field("inline_bootstrap", &self.inline_bootstrap)
+            .field("blob_toc", &self.blob_toc)
+            .field("aligned_chunk", &self.aligned_chunk)
+            .field("repeatable", &self.repeatable)
+            .field("prefetch_patterns", &self.prefetch_patterns)
+            .field("chunk_dict", &self.chunk_dict.as_ref().map(|d| d.len()))
+            .field("blob_id", &self.blob_id)
+            .field("threads", &self.threads)
+            .finish()
+    }
+}
+
+impl BuildOptions {
+    /// `nydus-image create -t tar-rafs` defaults for a version: zstd, blake3, 1 MiB chunks,
+    /// whiteout spec oci, separate bootstrap.
+    pub fn new(fs_version: FsVersion) -> Self {
+        BuildOptions {
+            conversion: ConversionType::TarRafs,
+            fs_version,
+            compressor: Compressor::Zstd,
+            digester: Digester::Blake3,
+            chunk_size: 0x10_0000,
+            whiteout_spec: WhiteoutSpec::Oci,
+            inline_bootstrap: false,
+            blob_toc: false,
+            aligned_chunk: false,
+            repeatable: false,
+            prefetch_patterns: None,
+            chunk_dict: None,
+            blob_id: None,
+            threads: 0,
+        }
+    }
+
+    /// `nydus-image create -t tar-tarfs` defaults: v6, no compression, sha256.
+    pub fn tarfs() -> Self {
+        BuildOptions {
+            conversion: ConversionType::TarTarfs,
+            compressor: Compressor::None,
+            digester: Digester::Sha256,
+            ..Self::new(FsVersion::V6)
+        }
+    }
+
+    /// What the Go converter (`nydus-snapshotter`'s `Pack`) asks for: v6, inline bootstrap,
+    /// blob ToC, whiteout spec none, prefetch `/`.
+    pub fn go_converter() -> Self {
+        BuildOptions {
+            inline_bootstrap: true,
+            blob_toc: true,
+            whiteout_spec: WhiteoutSpec::None,
+            prefetch_patterns: Some(vec!["/".into()]),
+            ..Self::new(FsVersion::V6)
+        }
+    }
+
+    /// Checks the combination as `nydus-image create` does.
+    pub fn validate(&self) -> Result<(), String> {
+        let cs = self.chunk_size;
+        if !cs.is_power_of_two() || !(0x1000..=0x100_0000).contains(&cs) {
+            return Err(format!(
+                "chunk size {cs:#x} is not a power of two from 0x1000 to 0x1000000"
+            ));
+        }
+        if self.conversion == ConversionType::TarTarfs {
+            if self.fs_version != FsVersion::V6 {
+                return Err("tar-tarfs needs --fs-version 6".into());
+            }
+            if self.inline_bootstrap || self.blob_toc || self.chunk_dict.is_some() || self.aligned_chunk {
+                return Err(
+                    "tar-tarfs conflicts with --blob-inline-meta, --features blob-toc, --chunk-dict and --aligned-chunk"
+                        .into(),
+                );
+            }
+            if self.compressor != Compressor::None || self.digester != Digester::Sha256 {
+                return Err("tar-tarfs stores data as is: compressor none, digester sha256".into());
+            }
+        }
+        if let Some(id) = &self.blob_id {
+            if id.is_empty() || id.len() > 64 {
+                return Err(format!("blob id of {} bytes (1 to 64)", id.len()));
+            }
+        }
+        if let Some(p) = &self.prefetch_patterns {
+            if p.iter().all(|p| !p.trim().starts_with('/')) && !p.is_empty() {
+                return Err("prefetch patterns must be absolute paths".into());
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,298 @@
+//! The tree as the tar stream builds it: paths inserted in stream order, implicit parents,
+//! last entry wins, hard links sharing an inode. Turned into the `rafs-format` model at the end.
+//!
+//! Unlike the reference, an entry whose parents the tar leaves out lands under those parents
+//! (the reference can misplace it under a sibling, build.md §4.2), and a non-directory that
+//! replaces a directory drops the directory's children.
+
+use crate::error::EntryErrorKind as K;
+use rafs_format::model::{mode, ChunkInfo, Inode, InodeId, NodeId, Tree, ROOT};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+/// Where a regular file's chunks come from.
+#[derive(Debug, Clone)]
+pub enum Data {
+    /// No data (empty files and non-regular inodes).
+    None,
+    /// A file of the blob writer, by its index.
+    Blob(u32),
+    /// Chunks pointing into the layer tar (tarfs).
+    Tarfs(Vec<ChunkInfo>),
+}
+
+/// Attributes a tar header gives each name (the last name of a hard-link group in
+/// breadth-first order decides the shared inode's, as the reference writes it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NameAttrs {
+    /// Full mode.
+    pub mode: u32,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+    /// Modification time.
+    pub mtime: u64,
+    /// Nanoseconds of the modification time.
+    pub mtime_nsec: u32,
+}
+
+struct BuildInode {
+    inode: Inode,
+    data: Data,
+}
+
+struct BuildNode {
+    children: BTreeMap<Vec<u8>, usize>,
+    inode: usize,
+    attrs: NameAttrs,
+}
+
+/// The tree under construction.
+pub struct BuildTree {
+    nodes: Vec<BuildNode>,
+    inodes: Vec<BuildInode>,
+}
+
+fn implicit_dir() -> Inode {
+    let mut d = Inode::new(mode::S_IFDIR | 0o755);
+    d.nlink = 2;
+    d
+}
+
+fn attrs_of(i: &Inode) -> NameAttrs {
+    NameAttrs {
+        mode: i.mode,
+        uid: i.uid,
+        gid: i.gid,
+        mtime: i.mtime,
+        mtime_nsec: i.mtime_nsec,
+    }
+}
+
+fn show(c: &[Vec<u8>]) -> String {
+    let parts: Vec<String> = c.iter().map(|p| String::from_utf8_lossy(p).into_owned()).collect();
+    format!("/{}", parts.join("/"))
+}
+
+impl Default for BuildTree {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl BuildTree {
+    /// A tree holding the implicit root (0755, 0:0, mtime 0).
+    pub fn new() -> Self {
+        let root = implicit_dir();
+        let attrs = attrs_of(&root);
+        BuildTree {
+            nodes: vec![BuildNode {
+                children: BTreeMap::new(),
+                inode: 0,
+                attrs,
+            }],
+            inodes: vec![BuildInode {
+                inode: root,
+                data: Data::None,
+            }],
+        }
+    }
+
+    fn is_dir(&self, node: usize) -> bool {
+        self.inodes[self.nodes[node].inode].inode.is_dir()
+    }
+
+    /// The node at a path.
+    pub fn lookup(&self, path: &[Vec<u8>]) -> Option<usize> {
+        let mut cur = 0;
+        for c in path {
+            cur = *self.nodes[cur].children.get(c)?;
+        }
+        Some(cur)
+    }
+
+    /// The parent directory of `path`, creating missing ones as implicit directories.
+    fn parent_of(&mut self, path: &[Vec<u8>]) -> Result<usize, K> {
+        let mut cur = 0;
+        for (i, c) in path[..path.len() - 1].iter().enumerate() {
+            cur = match self.nodes[cur].children.get(c) {
+                Some(&n) => {
+                    if !self.is_dir(n) {
+                        return Err(K::ParentNotDirectory(show(&path[..=i])));
+                    }
+                    n
+                }
+                None => {
+                    let inode = self.push_inode(implicit_dir(), Data::None);
+                    let attrs = attrs_of(&self.inodes[inode].inode);
+                    let n = self.nodes.len();
+                    self.nodes.push(BuildNode {
+                        children: BTreeMap::new(),
+                        inode,
+                        attrs,
+                    });
+                    self.nodes[cur].children.insert(c.clone(), n);
+                    n
+                }
+            };
+        }
+        Ok(cur)
+    }
+
+    fn push_inode(&mut self, inode: Inode, data: Data) -> usize {
+        self.inodes.push(BuildInode { inode, data });
+        self.inodes.len() - 1
+    }
+
+    /// Puts `name` at `path`, replacing what is there (its children are kept when both are
+    /// directories, dropped otherwise).
+    fn put(&mut self, path: &[Vec<u8>], inode: usize, attrs: NameAttrs) -> Result<(), K> {
+        if path.is_empty() {
+            // The root entry replaces the implicit root's attributes.
+            self.nodes[0].inode = inode;
+            self.nodes[0].attrs = attrs;
+            if !self.inodes[inode].inode.is_dir() {
+                return Err(K::BadField {
+                    field: "type",
+                    reason: "the root must be a directory".into(),
+                });
+            }
+            return Ok(());
+        }
+        let parent = self.parent_of(path)?;
+        let name = path.last().expect("not empty").clone();
+        let new_is_dir = self.inodes[inode].inode.is_dir();
+        match self.nodes[parent].children.get(&name).copied() {
+            Some(n) => {
+                let keep_children = new_is_dir && self.is_dir(n);
+                let node = &mut self.nodes[n];
+                node.inode = inode;
+                node.attrs = attrs;
+                if !keep_children {
+                    node.children.clear();
+                }
+            }
+            None => {
+                let n = self.nodes.len();
+                self.nodes.push(BuildNode {
+                    children: BTreeMap::new(),
+                    inode,
+                    attrs,
+                });
+                self.nodes[parent].children.insert(name, n);
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds an entry with its own inode.
+    pub fn add(&mut self, path: &[Vec<u8>], inode: Inode, data: Data) -> Result<(), K> {
+        let attrs = attrs_of(&inode);
+        let i = self.push_inode(inode, data);
+        self.put(path, i, attrs)
+    }
+
+    /// Adds a hard link at `path` to the inode of the earlier entry at `target`; the link's
+    /// own header gives `attrs`.
+    pub fn link(&mut self, path: &[Vec<u8>], target: &[Vec<u8>], attrs: NameAttrs) -> Result<(), K> {
+        if path == target {
+            return Err(K::LinkToItself);
+        }
+        let t = self
+            .lookup(target)
+            .ok_or_else(|| K::LinkTargetMissing(show(target)))?;
+        if self.is_dir(t) {
+            return Err(K::LinkToDirectory(show(target)));
+        }
+        let inode = self.nodes[t].inode;
+        self.inodes[inode].inode.v5_hardlink_flag = true;
+        // The shared inode keeps its own type; only permissions and times come from the link.
+        let attrs = NameAttrs {
+            mode: (attrs.mode & 0o7777) | self.inodes[inode].inode.file_type(),
+            ..attrs
+        };
+        self.put(path, inode, attrs)
+    }
+
+    /// Every regular file's data reference, by build inode, for filling in chunks.
+    pub fn data_refs(&self) -> impl Iterator<Item = (usize, &Data)> {
+        self.inodes.iter().enumerate().map(|(i, b)| (i, &b.data))
+    }
+
+    /// The model tree: nodes in breadth-first order, children by name bytes, shared inodes
+    /// for hard links (their attributes from the last name in breadth-first order), `nlink`
+    /// computed as the reference computes it. `chunks_of` gives each regular file's chunks.
+    pub fn into_model(
+        self,
+        mut chunks_of: impl FnMut(&Data) -> Vec<ChunkInfo>,
+    ) -> Tree {
+        // Breadth-first over the build nodes.
+        let mut order = Vec::with_capacity(self.nodes.len());
+        let mut queue = VecDeque::from([0usize]);
+        while let Some(n) = queue.pop_front() {
+            order.push(n);
+            queue.extend(self.nodes[n].children.values().copied());
+        }
+        // Last name per inode in that order decides its attributes.
+        let mut last_attrs: HashMap<usize, NameAttrs> = HashMap::new();
+        let mut names: HashMap<usize, u32> = HashMap::new();
+        for &n in &order {
+            let node = &self.nodes[n];
+            last_attrs.insert(node.inode, node.attrs);
+            *names.entry(node.inode).or_insert(0) += 1;
+        }
+        let mut model_inode: HashMap<usize, InodeId> = HashMap::new();
+        let mut make = |b: usize| -> Inode {
+            let bi = &self.inodes[b];
+            let mut inode = bi.inode.clone();
+            let a = last_attrs[&b];
+            inode.mode = a.mode;
+            inode.uid = a.uid;
+            inode.gid = a.gid;
+            inode.mtime = a.mtime;
+            inode.mtime_nsec = a.mtime_nsec;
+            if inode.is_reg() {
+                inode.chunks = chunks_of(&bi.data);
+            }
+            if !inode.is_dir() {
+                inode.nlink = names[&b];
+            }
+            inode
+        };
+        let mut tree = Tree::with_root(make(self.nodes[0].inode));
+        model_inode.insert(self.nodes[0].inode, tree.node(ROOT).inode);
+        let mut model_node: HashMap<usize, NodeId> = HashMap::new();
+        model_node.insert(0, ROOT);
+        for &n in &order {
+            let parent = model_node[&n];
+            for (name, &c) in &self.nodes[n].children {
+                let b = self.nodes[c].inode;
+                let id = match model_inode.get(&b) {
+                    Some(&id) => id,
+                    None => {
+                        let id = tree.add_inode(make(b));
+                        model_inode.insert(b, id);
+                        id
+                    }
+                };
+                let child = tree.push_child(parent, name.clone(), id);
+                model_node.insert(c, child);
+            }
+        }
+        // Directories: 2 + subdirectories (the reference leaves out the parent's link).
+        let mut subdirs: HashMap<InodeId, u32> = HashMap::new();
+        for node in &tree.nodes {
+            if let Some(p) = node.parent {
+                if tree.inode(node.inode).is_dir() {
+                    *subdirs.entry(tree.node(p).inode).or_insert(0) += 1;
+                }
+            }
+        }
+        for (i, inode) in tree.inodes.iter_mut().enumerate() {
+            if inode.is_dir() {
+                inode.nlink = 2 + subdirs.get(&InodeId(i as u32)).copied().unwrap_or(0);
+            }
+        }
+        tree
+    }
+}
