@@ -9,8 +9,8 @@ use crate::sparse::SparseReader;
 use crate::tree::{BuildTree, Data, NameAttrs};
 use rafs_chunker::{BlobOptions, BlobTableEntry, BlobWriter};
 use rafs_format::model::{
-    Blob, BlobFeatures, ChunkFlags, ChunkInfo, Compressor, Digester, Image, Inode,
-    NodeId, Superblock, NON_DEVICE_RDEV,
+    Blob, BlobFeatures, ChunkFlags, ChunkInfo, Compressor, Digester, Image, Inode, NodeId,
+    Superblock, NON_DEVICE_RDEV,
 };
 use std::cell::Cell;
 use std::collections::BTreeMap;
@@ -19,7 +19,11 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 /// Paths the reference always drops (eStargz bookkeeping), at the root only.
-const DROPPED: [&[u8]; 3] = [b"stargz.index.json", b".prefetch.landmark", b".no.prefetch.landmark"];
+const DROPPED: [&[u8]; 3] = [
+    b"stargz.index.json",
+    b".prefetch.landmark",
+    b".no.prefetch.landmark",
+];
 
 /// Progress of a conversion, reported after each entry.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -104,8 +108,8 @@ pub fn build_layer_with_progress<R: Read, W: Write + Send + 'static>(
     let tarfs = options.conversion == ConversionType::TarTarfs;
     let input_count = Rc::new(Cell::new(0u64));
     let tar_count = Rc::new(Cell::new(0u64));
-    let (decoded, compression) = input::open(Counting::new(input, input_count.clone()))
-        .map_err(|e| tar_error(e, 0))?;
+    let (decoded, compression) =
+        input::open(Counting::new(input, input_count.clone())).map_err(|e| tar_error(e, 0))?;
     let hashing = Hashing::new(Counting::new(decoded, tar_count.clone()), tarfs);
     let mut archive = tar::Archive::new(hashing);
     archive.set_ignore_zeros(true);
@@ -146,7 +150,21 @@ pub fn build_layer_with_progress<R: Read, W: Write + Send + 'static>(
             let mut entry = match next {
                 None => break,
                 Some(Ok(e)) => e,
-                Some(Err(e)) => return Err(tar_error(e, header_at)),
+                Some(Err(e)) => {
+                    // The parser has read past what it refused: a bad header is the last 512
+                    // bytes it read.
+                    let e = tar_error(e, tar_count.get());
+                    return Err(match e {
+                        Error::Tar {
+                            offset,
+                            kind: TarErrorKind::BadChecksum,
+                        } => Error::Tar {
+                            offset: offset.saturating_sub(512).max(header_at),
+                            kind: TarErrorKind::BadChecksum,
+                        },
+                        other => other,
+                    });
+                }
             };
             let raw_path = entry.path_bytes().into_owned();
             let offset = entry.raw_header_position();
@@ -172,18 +190,34 @@ pub fn build_layer_with_progress<R: Read, W: Write + Send + 'static>(
                 Ok(Some(exts)) => {
                     let mut m = BTreeMap::new();
                     for ext in exts {
-                        let ext = ext.map_err(|e| fail(K::BadField { field: "PAX record", reason: e.to_string() }))?;
-                        let key = ext.key().map_err(|_| fail(K::BadField { field: "PAX record", reason: "key is not UTF-8".into() }))?;
+                        let ext = ext.map_err(|e| {
+                            fail(K::BadField {
+                                field: "PAX record",
+                                reason: e.to_string(),
+                            })
+                        })?;
+                        let key = ext.key().map_err(|_| {
+                            fail(K::BadField {
+                                field: "PAX record",
+                                reason: "key is not UTF-8".into(),
+                            })
+                        })?;
                         m.insert(key.to_string(), ext.value_bytes().to_vec());
                     }
                     m
                 }
                 Ok(None) => BTreeMap::new(),
-                Err(e) => return Err(fail(K::BadField { field: "PAX header", reason: e.to_string() })),
+                Err(e) => {
+                    return Err(fail(K::BadField {
+                        field: "PAX header",
+                        reason: e.to_string(),
+                    }))
+                }
             };
             let pax = Pax::merged(&globals, local);
             // PAX 1.0 sparse files carry their real name and size in PAX records.
-            let sparse = pax.get("GNU.sparse.major") == Some(b"1") && pax.get("GNU.sparse.minor") == Some(b"0");
+            let sparse = pax.get("GNU.sparse.major") == Some(b"1")
+                && pax.get("GNU.sparse.minor") == Some(b"0");
             let path_bytes: Vec<u8> = match (sparse, pax.get("GNU.sparse.name")) {
                 (true, Some(n)) => n.to_vec(),
                 _ => raw_path.clone(),
@@ -195,20 +229,34 @@ pub fn build_layer_with_progress<R: Read, W: Write + Send + 'static>(
             }
             let header = entry.header();
             let kind = match etype {
-                tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => Kind::Regular,
+                tar::EntryType::Regular
+                | tar::EntryType::Continuous
+                | tar::EntryType::GNUSparse => Kind::Regular,
                 tar::EntryType::Directory => Kind::Directory,
                 tar::EntryType::Symlink => {
-                    let target = entry.link_name_bytes().map(|c| c.into_owned()).unwrap_or_default();
+                    let target = entry
+                        .link_name_bytes()
+                        .map(|c| c.into_owned())
+                        .unwrap_or_default();
                     if target.is_empty() {
-                        return Err(fail(K::BadField { field: "link name", reason: "symlink without a target".into() }));
+                        return Err(fail(K::BadField {
+                            field: "link name",
+                            reason: "symlink without a target".into(),
+                        }));
                     }
                     if target.len() > MAX_SYMLINK {
-                        return Err(fail(K::BadField { field: "link name", reason: format!("{} bytes exceed 65535", target.len()) }));
+                        return Err(fail(K::BadField {
+                            field: "link name",
+                            reason: format!("{} bytes exceed 65535", target.len()),
+                        }));
                     }
                     Kind::Symlink(target)
                 }
                 tar::EntryType::Link => {
-                    let target = entry.link_name_bytes().map(|c| c.into_owned()).unwrap_or_default();
+                    let target = entry
+                        .link_name_bytes()
+                        .map(|c| c.into_owned())
+                        .unwrap_or_default();
                     Kind::HardLink(normalise(&target).map_err(fail)?)
                 }
                 tar::EntryType::Char => Kind::Char,
@@ -216,20 +264,34 @@ pub fn build_layer_with_progress<R: Read, W: Write + Send + 'static>(
                 tar::EntryType::Fifo => Kind::Fifo,
                 other => return Err(fail(K::UnsupportedType(other.as_byte() as char))),
             };
-            let perm = header.mode().map_err(|e| fail(K::BadField { field: "mode", reason: e.to_string() }))?;
+            let perm = header.mode().map_err(|e| {
+                fail(K::BadField {
+                    field: "mode",
+                    reason: e.to_string(),
+                })
+            })?;
             let id = |v: io::Result<u64>, pax_key: &'static str| -> std::result::Result<u32, K> {
                 // The tar crate has applied local PAX uid/gid; globals are ours to apply.
                 // (A local record is already in the header; `pax` also holds the globals.)
-                let v = match pax.get(pax_key).and_then(|v| std::str::from_utf8(v).ok()?.trim().parse::<u64>().ok()) {
+                let v = match pax
+                    .get(pax_key)
+                    .and_then(|v| std::str::from_utf8(v).ok()?.trim().parse::<u64>().ok())
+                {
                     Some(g) => g,
                     None => v.unwrap_or(0),
                 };
-                u32::try_from(v).map_err(|_| K::BadField { field: pax_key, reason: format!("{v} exceeds 2^32-1") })
+                u32::try_from(v).map_err(|_| K::BadField {
+                    field: pax_key,
+                    reason: format!("{v} exceeds 2^32-1"),
+                })
             };
             let (uid, gid) = if options.repeatable {
                 (0, 0)
             } else {
-                (id(header.uid(), "uid").map_err(fail)?, id(header.gid(), "gid").map_err(fail)?)
+                (
+                    id(header.uid(), "uid").map_err(fail)?,
+                    id(header.gid(), "gid").map_err(fail)?,
+                )
             };
             let (mtime, mtime_nsec) = match pax.mtime().map_err(fail)? {
                 Some(t) => t,
@@ -243,7 +305,12 @@ pub fn build_layer_with_progress<R: Read, W: Write + Send + 'static>(
                         (Ok(Some(ma)), Ok(Some(mi))) => makedev(ma.into(), mi.into()),
                         // GNU tar and CPython write NUL-filled device fields for FIFOs.
                         _ if kind == Kind::Fifo => 0,
-                        _ => return Err(fail(K::BadField { field: "device number", reason: "missing or not octal".into() })),
+                        _ => {
+                            return Err(fail(K::BadField {
+                                field: "device number",
+                                reason: "missing or not octal".into(),
+                            }))
+                        }
                     }
                 }
                 _ => NON_DEVICE_RDEV,
@@ -254,7 +321,13 @@ pub fn build_layer_with_progress<R: Read, W: Write + Send + 'static>(
             match kind {
                 Kind::HardLink(target) => {
                     report.hardlinks += 1;
-                    let attrs = NameAttrs { mode: full, uid, gid, mtime, mtime_nsec };
+                    let attrs = NameAttrs {
+                        mode: full,
+                        uid,
+                        gid,
+                        mtime,
+                        mtime_nsec,
+                    };
                     tree.link(&path, &target, attrs).map_err(fail)?;
                 }
                 kind => {
@@ -278,7 +351,9 @@ pub fn build_layer_with_progress<R: Read, W: Write + Send + 'static>(
                                 let real = pax
                                     .number("GNU.sparse.realsize")
                                     .map_err(fail)?
-                                    .ok_or_else(|| fail(K::BadSparseMap("missing GNU.sparse.realsize".into())))?;
+                                    .ok_or_else(|| {
+                                        fail(K::BadSparseMap("missing GNU.sparse.realsize".into()))
+                                    })?;
                                 (real, true)
                             } else {
                                 (entry.size(), false)
@@ -288,7 +363,9 @@ pub fn build_layer_with_progress<R: Read, W: Write + Send + 'static>(
                             report.file_bytes += size;
                             if tarfs {
                                 if file_data || etype == tar::EntryType::GNUSparse {
-                                    return Err(fail(K::Unrepresentable("tarfs cannot point into a sparse file's data".into())));
+                                    return Err(fail(K::Unrepresentable(
+                                        "tarfs cannot point into a sparse file's data".into(),
+                                    )));
                                 }
                                 let pos = entry.raw_file_position();
                                 let mut chunks = Vec::new();
@@ -317,7 +394,8 @@ pub fn build_layer_with_progress<R: Read, W: Write + Send + 'static>(
                                 let result = if file_data {
                                     let stored = entry.size();
                                     let mut r = Counting::new(
-                                        SparseReader::new(&mut entry, stored, size).map_err(|k| fail(k))?,
+                                        SparseReader::new(&mut entry, stored, size)
+                                            .map_err(|k| fail(k))?,
                                         read.clone(),
                                     );
                                     w.add_file(&mut r, size)
@@ -325,7 +403,9 @@ pub fn build_layer_with_progress<R: Read, W: Write + Send + 'static>(
                                     let mut r = Counting::new(&mut entry, read.clone());
                                     w.add_file(&mut r, size)
                                 };
-                                let fid = result.map_err(|e| data_error(e, size, read.get(), &fail, tar_count.get()))?;
+                                let fid = result.map_err(|e| {
+                                    data_error(e, size, read.get(), &fail, tar_count.get())
+                                })?;
                                 data = Data::Blob(fid.0);
                             }
                         }
@@ -343,7 +423,9 @@ pub fn build_layer_with_progress<R: Read, W: Write + Send + 'static>(
         }
     }
     let hashing = archive.into_inner();
-    let tar_digest = hashing.finish().map_err(|e| tar_error(e, tar_count.get()))?;
+    let tar_digest = hashing
+        .finish()
+        .map_err(|e| tar_error(e, tar_count.get()))?;
     report.input_bytes = input_count.get();
     report.tar_bytes = tar_count.get();
     report.stream_time = started.elapsed();
@@ -407,12 +489,18 @@ pub fn build_layer_with_progress<R: Read, W: Write + Send + 'static>(
             Data::Tarfs(c) => c.clone(),
             _ => Vec::new(),
         });
-        let digest = tar_digest.ok_or_else(|| Error::InvalidOptions("tarfs input was not hashed".into()))?;
+        let digest =
+            tar_digest.ok_or_else(|| Error::InvalidOptions("tarfs input was not hashed".into()))?;
         let id = match &options.blob_id {
             Some(id) => id.clone(),
             None => rafs_format::hex(&digest),
         };
-        let mut blob = Blob::new(id.clone(), Compressor::None, Digester::Sha256, options.chunk_size);
+        let mut blob = Blob::new(
+            id.clone(),
+            Compressor::None,
+            Digester::Sha256,
+            options.chunk_size,
+        );
         blob.features = BlobFeatures::CAP_TAR_TOC | BlobFeatures::TARFS;
         blob.chunk_count = tarfs_chunks;
         blob.compressed_size = report.tar_bytes;
@@ -424,7 +512,12 @@ pub fn build_layer_with_progress<R: Read, W: Write + Send + 'static>(
         let sink = sink_slot.take().expect("tarfs leaves the sink unused");
         (bootstrap, image, sink)
     };
-    report.chunk_refs = image.tree.inodes.iter().map(|i| i.chunks.len() as u64).sum();
+    report.chunk_refs = image
+        .tree
+        .inodes
+        .iter()
+        .map(|i| i.chunks.len() as u64)
+        .sum();
     report.paths = image.tree.nodes.len() as u64;
     report.bootstrap_size = bootstrap.len() as u64;
     report.finish_time = finishing.elapsed();
@@ -438,7 +531,12 @@ pub fn build_layer_with_progress<R: Read, W: Write + Send + 'static>(
 
 /// The image around a finished tree: prefetch targets resolved (only when there are blobs, as
 /// the reference writes the table).
-fn finish_image(superblock: Superblock, blobs: Vec<Blob>, tree: rafs_format::model::Tree, options: &BuildOptions) -> Image {
+fn finish_image(
+    superblock: Superblock,
+    blobs: Vec<Blob>,
+    tree: rafs_format::model::Tree,
+    options: &BuildOptions,
+) -> Image {
     let prefetch = match &options.prefetch_patterns {
         Some(patterns) if !blobs.is_empty() => prefetch_targets(&tree, patterns),
         _ => Vec::new(),
@@ -454,14 +552,19 @@ fn finish_image(superblock: Superblock, blobs: Vec<Blob>, tree: rafs_format::mod
 
 /// Nodes named exactly by the patterns, in pattern order; a pattern under an earlier one is
 /// dropped, relative patterns are ignored, empty regular files never match (build.md §10).
-pub(crate) fn prefetch_targets(tree: &rafs_format::model::Tree, patterns: &[String]) -> Vec<NodeId> {
+pub(crate) fn prefetch_targets(
+    tree: &rafs_format::model::Tree,
+    patterns: &[String],
+) -> Vec<NodeId> {
     let mut kept: Vec<Vec<Vec<u8>>> = Vec::new();
     for p in patterns {
         let p = p.trim();
         if !p.starts_with('/') {
             continue;
         }
-        let Ok(c) = normalise(p.as_bytes()) else { continue };
+        let Ok(c) = normalise(p.as_bytes()) else {
+            continue;
+        };
         if kept.iter().any(|k| c.starts_with(k)) {
             continue;
         }
@@ -472,7 +575,12 @@ pub(crate) fn prefetch_targets(tree: &rafs_format::model::Tree, patterns: &[Stri
         let mut cur = rafs_format::model::ROOT;
         let mut found = true;
         for c in &comps {
-            match tree.node(cur).children.iter().find(|&&ch| tree.node(ch).name == *c) {
+            match tree
+                .node(cur)
+                .children
+                .iter()
+                .find(|&&ch| tree.node(ch).name == *c)
+            {
                 Some(&ch) => cur = ch,
                 None => {
                     found = false;
@@ -500,9 +608,11 @@ fn tar_error(e: io::Error, offset: u64) -> Error {
         };
     }
     let msg = e.to_string();
-    let kind = if msg.contains("checksum") {
+    let kind = if msg.contains("checksum") || msg.contains("cksum") {
         TarErrorKind::BadChecksum
-    } else if e.kind() == io::ErrorKind::UnexpectedEof {
+    } else if e.kind() == io::ErrorKind::UnexpectedEof
+        || msg.contains("failed to read entire block")
+    {
         TarErrorKind::Truncated(msg)
     } else {
         TarErrorKind::Malformed(msg)
@@ -511,14 +621,23 @@ fn tar_error(e: io::Error, offset: u64) -> Error {
 }
 
 /// Classifies a failure while a file's data was read into the blob.
-fn data_error(e: rafs_chunker::Error, declared: u64, got: u64, fail: &dyn Fn(K) -> Error, offset: u64) -> Error {
+fn data_error(
+    e: rafs_chunker::Error,
+    declared: u64,
+    got: u64,
+    fail: &dyn Fn(K) -> Error,
+    offset: u64,
+) -> Error {
     match e {
         rafs_chunker::Error::Io { source, .. } => {
             if source.get_ref().is_some_and(|r| r.is::<DecodeFailure>()) {
                 tar_error(source, offset)
             } else if source.kind() == io::ErrorKind::UnexpectedEof {
                 fail(K::DataTruncated { declared, got })
-            } else if let Some(k) = source.get_ref().and_then(|r| r.downcast_ref::<crate::sparse::SparseError>()) {
+            } else if let Some(k) = source
+                .get_ref()
+                .and_then(|r| r.downcast_ref::<crate::sparse::SparseError>())
+            {
                 fail(K::BadSparseMap(k.0.clone()))
             } else {
                 tar_error(source, offset)

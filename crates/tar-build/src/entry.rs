@@ -95,7 +95,9 @@ impl Pax {
 
     /// A decimal record.
     pub fn number(&self, key: &'static str) -> Result<Option<u64>, K> {
-        let Some(v) = self.get(key) else { return Ok(None) };
+        let Some(v) = self.get(key) else {
+            return Ok(None);
+        };
         let s = std::str::from_utf8(v).ok().map(str::trim);
         s.and_then(|s| s.parse::<u64>().ok())
             .map(Some)
@@ -107,7 +109,9 @@ impl Pax {
 
     /// `mtime` as seconds and nanoseconds (fractions honoured; times before 1970 clamp to 0).
     pub fn mtime(&self) -> Result<Option<(u64, u32)>, K> {
-        let Some(v) = self.get("mtime") else { return Ok(None) };
+        let Some(v) = self.get("mtime") else {
+            return Ok(None);
+        };
         let bad = || K::BadField {
             field: "PAX mtime",
             reason: format!("{:?}", String::from_utf8_lossy(v)),
@@ -267,7 +271,10 @@ mod tests {
     #[test]
     fn paths_normalise_as_the_reference_does() {
         let n = |p: &str| normalise(p.as_bytes());
-        assert_eq!(n("./usr//bin/./ls/").unwrap(), vec![b"usr".to_vec(), b"bin".to_vec(), b"ls".to_vec()]);
+        assert_eq!(
+            n("./usr//bin/./ls/").unwrap(),
+            vec![b"usr".to_vec(), b"bin".to_vec(), b"ls".to_vec()]
+        );
         assert_eq!(n("/etc/x").unwrap(), n("etc/x").unwrap());
         assert!(n("./").unwrap().is_empty());
         assert_eq!(n("up/../down"), Err(K::DotDot));

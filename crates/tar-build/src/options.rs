@@ -136,7 +136,11 @@ impl BuildOptions {
             if self.fs_version != FsVersion::V6 {
                 return Err("tar-tarfs needs --fs-version 6".into());
             }
-            if self.inline_bootstrap || self.blob_toc || self.chunk_dict.is_some() || self.aligned_chunk {
+            if self.inline_bootstrap
+                || self.blob_toc
+                || self.chunk_dict.is_some()
+                || self.aligned_chunk
+            {
                 return Err(
                     "tar-tarfs conflicts with --blob-inline-meta, --features blob-toc, --chunk-dict and --aligned-chunk"
                         .into(),

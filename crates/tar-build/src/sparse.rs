@@ -67,7 +67,11 @@ impl<R: Read> SparseReader<R> {
             let seg_end = off
                 .checked_add(len)
                 .filter(|&e| e <= real && off >= end)
-                .ok_or_else(|| K::BadSparseMap(format!("segment [{off}, +{len}) out of order or past {real}")))?;
+                .ok_or_else(|| {
+                    K::BadSparseMap(format!(
+                        "segment [{off}, +{len}) out of order or past {real}"
+                    ))
+                })?;
             end = seg_end;
             data += len;
             if len > 0 {

@@ -70,7 +70,10 @@ fn attrs_of(i: &Inode) -> NameAttrs {
 }
 
 fn show(c: &[Vec<u8>]) -> String {
-    let parts: Vec<String> = c.iter().map(|p| String::from_utf8_lossy(p).into_owned()).collect();
+    let parts: Vec<String> = c
+        .iter()
+        .map(|p| String::from_utf8_lossy(p).into_owned())
+        .collect();
     format!("/{}", parts.join("/"))
 }
 
@@ -194,7 +197,12 @@ impl BuildTree {
 
     /// Adds a hard link at `path` to the inode of the earlier entry at `target`; the link's
     /// own header gives `attrs`.
-    pub fn link(&mut self, path: &[Vec<u8>], target: &[Vec<u8>], attrs: NameAttrs) -> Result<(), K> {
+    pub fn link(
+        &mut self,
+        path: &[Vec<u8>],
+        target: &[Vec<u8>],
+        attrs: NameAttrs,
+    ) -> Result<(), K> {
         if path == target {
             return Err(K::LinkToItself);
         }
@@ -222,10 +230,7 @@ impl BuildTree {
     /// The model tree: nodes in breadth-first order, children by name bytes, shared inodes
     /// for hard links (their attributes from the last name in breadth-first order), `nlink`
     /// computed as the reference computes it. `chunks_of` gives each regular file's chunks.
-    pub fn into_model(
-        self,
-        mut chunks_of: impl FnMut(&Data) -> Vec<ChunkInfo>,
-    ) -> Tree {
+    pub fn into_model(self, mut chunks_of: impl FnMut(&Data) -> Vec<ChunkInfo>) -> Tree {
         // Breadth-first over the build nodes.
         let mut order = Vec::with_capacity(self.nodes.len());
         let mut queue = VecDeque::from([0usize]);

@@ -39,12 +39,18 @@ fn cases() -> Vec<Case> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(corpus().join("nydus-image")).unwrap() {
         let dir = e.unwrap().path();
-        let Ok(cmd) = std::fs::read_to_string(dir.join("cmd.txt")) else { continue };
+        let Ok(cmd) = std::fs::read_to_string(dir.join("cmd.txt")) else {
+            continue;
+        };
         let cmd: Vec<String> = cmd.split_whitespace().map(String::from).collect();
         if cmd.get(1).map(String::as_str) != Some("create") {
             continue;
         }
-        let rc = std::fs::read_to_string(dir.join("rc")).unwrap().trim().parse().unwrap();
+        let rc = std::fs::read_to_string(dir.join("rc"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
         let blob_ids = std::fs::read_to_string(dir.join("blobs.txt"))
             .unwrap_or_default()
             .lines()
@@ -122,14 +128,21 @@ fn pax_mtimes(tar_path: &Path) -> HashMap<String, (u64, u32)> {
     let mut out = HashMap::new();
     let bytes = std::fs::read(tar_path).unwrap();
     let reader: Box<dyn std::io::Read> = if bytes.starts_with(&[0x1f, 0x8b]) {
-        Box::new(flate2::read::MultiGzDecoder::new(std::io::Cursor::new(bytes)))
+        Box::new(flate2::read::MultiGzDecoder::new(std::io::Cursor::new(
+            bytes,
+        )))
     } else {
         Box::new(std::io::Cursor::new(bytes))
     };
     let mut ar = tar::Archive::new(reader);
     for e in ar.entries().unwrap() {
         let mut e = e.unwrap();
-        let path = format!("/{}", String::from_utf8_lossy(&e.path_bytes()).trim_start_matches("./").trim_end_matches('/'));
+        let path = format!(
+            "/{}",
+            String::from_utf8_lossy(&e.path_bytes())
+                .trim_start_matches("./")
+                .trim_end_matches('/')
+        );
         if let Some(exts) = e.pax_extensions().unwrap() {
             for x in exts {
                 let x = x.unwrap();
@@ -224,18 +237,25 @@ fn every_reference_layer_converts_identically() {
         }
         let opts = options(&case);
         let input = std::fs::File::open(case.input()).unwrap();
-        let out = build_layer(input, &opts, Vec::new())
-            .unwrap_or_else(|e| panic!("{}: {e}", case.name));
+        let out =
+            build_layer(input, &opts, Vec::new()).unwrap_or_else(|e| panic!("{}: {e}", case.name));
         let inline = opts.inline_bootstrap;
         let ref_blob = case.blob_ids.first().map(|id| blob_bytes(id));
         let ref_boot = if inline {
-            rafs_chunker::BlobReader::open(ref_blob.as_deref().unwrap()).unwrap().bootstrap().unwrap()
+            rafs_chunker::BlobReader::open(ref_blob.as_deref().unwrap())
+                .unwrap()
+                .bootstrap()
+                .unwrap()
         } else {
             std::fs::read(case.dir.join("bootstrap")).unwrap()
         };
         let mut reference = rafs_format::decode(&ref_boot).unwrap();
         let fixes = correct_reference(&case, &mut reference, &out.image);
-        let expected_boot = if fixes.is_empty() { ref_boot.clone() } else { rafs_format::encode(&reference).unwrap() };
+        let expected_boot = if fixes.is_empty() {
+            ref_boot.clone()
+        } else {
+            rafs_format::encode(&reference).unwrap()
+        };
         if !fixes.is_empty() {
             // The correction itself must not change anything else: re-encoding the
             // uncorrected reference gives its own bytes (the rewrite tests show this for all).
@@ -258,31 +278,76 @@ fn every_reference_layer_converts_identically() {
             assert!(d.is_none(), "{}: {d:?}", case.name);
             assert_eq!(ours.blobs.len(), reference.blobs.len());
             for (a, b) in ours.blobs.iter().zip(&reference.blobs) {
-                assert_eq!((a.chunk_count, a.uncompressed_size, a.features, a.compressor, a.digester), (b.chunk_count, b.uncompressed_size, b.features, b.compressor, b.digester), "{}", case.name);
+                assert_eq!(
+                    (
+                        a.chunk_count,
+                        a.uncompressed_size,
+                        a.features,
+                        a.compressor,
+                        a.digester
+                    ),
+                    (
+                        b.chunk_count,
+                        b.uncompressed_size,
+                        b.features,
+                        b.compressor,
+                        b.digester
+                    ),
+                    "{}",
+                    case.name
+                );
             }
             lz4.push(case.name.clone());
             continue;
         }
-        assert!(out.bootstrap == expected_boot, "{}: bootstrap differs{}", case.name, first_difference(&out.bootstrap, &expected_boot));
+        assert!(
+            out.bootstrap == expected_boot,
+            "{}: bootstrap differs{}",
+            case.name,
+            first_difference(&out.bootstrap, &expected_boot)
+        );
         match (&ref_blob, opts.conversion) {
             (Some(r), ConversionType::TarRafs) => {
                 if fixes.is_empty() || !inline {
-                    assert!(&out.sink == r, "{}: blob differs{}", case.name, first_difference(&out.sink, r));
-                    assert_eq!(out.report.blob_id.as_deref(), Some(case.blob_ids[0].as_str()), "{}", case.name);
+                    assert!(
+                        &out.sink == r,
+                        "{}: blob differs{}",
+                        case.name,
+                        first_difference(&out.sink, r)
+                    );
+                    assert_eq!(
+                        out.report.blob_id.as_deref(),
+                        Some(case.blob_ids[0].as_str()),
+                        "{}",
+                        case.name
+                    );
                 } else {
                     // The inlined bootstrap differs by the corrections: everything before it
                     // must still be identical.
                     let rr = rafs_chunker::BlobReader::open(r.as_slice()).unwrap();
-                    let boot = rr.sections().iter().find(|s| s.name == "image.boot").unwrap();
+                    let boot = rr
+                        .sections()
+                        .iter()
+                        .find(|s| s.name == "image.boot")
+                        .unwrap();
                     let n = boot.offset as usize;
                     assert!(out.sink[..n] == r[..n], "{}: blob data differs", case.name);
                 }
             }
             (Some(_), ConversionType::TarTarfs) => {
-                assert_eq!(out.report.blob_id.as_deref(), Some(case.blob_ids[0].as_str()), "{}", case.name);
+                assert_eq!(
+                    out.report.blob_id.as_deref(),
+                    Some(case.blob_ids[0].as_str()),
+                    "{}",
+                    case.name
+                );
                 assert!(out.sink.is_empty());
             }
-            (None, _) => assert!(out.sink.is_empty(), "{}: the reference wrote no blob", case.name),
+            (None, _) => assert!(
+                out.sink.is_empty(),
+                "{}: the reference wrote no blob",
+                case.name
+            ),
         }
         identical.push(case.name.clone());
     }
@@ -292,6 +357,14 @@ fn every_reference_layer_converts_identically() {
 }
 
 fn first_difference(a: &[u8], b: &[u8]) -> String {
-    let at = a.iter().zip(b).position(|(x, y)| x != y).unwrap_or(a.len().min(b.len()));
-    format!(" (lengths {} and {}, first difference at byte {at:#x})", a.len(), b.len())
+    let at = a
+        .iter()
+        .zip(b)
+        .position(|(x, y)| x != y)
+        .unwrap_or(a.len().min(b.len()));
+    format!(
+        " (lengths {} and {}, first difference at byte {at:#x})",
+        a.len(),
+        b.len()
+    )
 }
