@@ -1,0 +1,133 @@
+//! Test support shared by the workspace's test suites (a dev-dependency only): where the
+//! conformance corpus is, how its blobs are stored, and mounting images with the kernel's
+//! EROFS driver. Not part of any product.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The copy of the conformance corpus in `testdata/`.
+pub fn corpus() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/conformance")
+}
+
+/// The file of a blob in `nydus-image/blobs/`, following the pointer files that name a layer
+/// tar (tarfs and ref cases). `None` for the two blobs stored only as `<id>.zst`.
+pub fn blob_path(id: &str) -> Option<PathBuf> {
+    let dir = corpus().join("nydus-image/blobs");
+    let plain = dir.join(id);
+    if let Ok(bytes) = std::fs::read(&plain) {
+        if bytes.len() < 200 && bytes.starts_with(b"../") {
+            return Some(dir.join(std::str::from_utf8(&bytes).ok()?.trim()));
+        }
+        return Some(plain);
+    }
+    None
+}
+
+/// Runs a command; its trimmed stdout, or an error naming it and its stderr.
+pub fn run(cmd: &str, args: &[&str]) -> Result<String, String> {
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .map_err(|e| format!("{cmd}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{cmd} {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// Why mounting EROFS images is impossible here, if it is (not root, no driver, no losetup,
+/// no python3 for `treelist.py`, no free loop device).
+pub fn mount_unavailable() -> Option<String> {
+    match run("id", &["-u"]) {
+        Ok(uid) if uid == "0" => {}
+        _ => return Some("not root".into()),
+    }
+    let _ = run("modprobe", &["erofs"]);
+    let fs = std::fs::read_to_string("/proc/filesystems").unwrap_or_default();
+    if !fs.lines().any(|l| l.trim_end().ends_with("erofs")) {
+        return Some("the kernel has no EROFS driver".into());
+    }
+    if run("losetup", &["--version"]).is_err() {
+        return Some("losetup is not installed".into());
+    }
+    if run("python3", &["--version"]).is_err() {
+        return Some("python3 is not installed".into());
+    }
+    let probe = std::env::temp_dir().join(format!("rafs-loop-probe-{}", std::process::id()));
+    std::fs::write(&probe, vec![0u8; 4096]).ok()?;
+    let r = run("losetup", &["-f", "--show", "-r", probe.to_str()?]);
+    let _ = std::fs::remove_file(&probe);
+    match r {
+        Ok(dev) => {
+            let _ = run("losetup", &["-d", &dev]);
+            None
+        }
+        Err(e) => Some(format!("no loop device: {e}")),
+    }
+}
+
+/// Loop devices and a mount, released on drop.
+pub struct Mounted {
+    loops: Vec<String>,
+    dir: PathBuf,
+    mounted: bool,
+}
+
+impl Mounted {
+    /// The mount point.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        if self.mounted {
+            let _ = run("umount", &[self.dir.to_str().unwrap_or_default()]);
+        }
+        for l in &self.loops {
+            let _ = run("losetup", &["-d", l]);
+        }
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
+/// Mounts `bootstrap` read-only with EROFS at `dir`, with one `device=` loop per file of
+/// `devices` (blob-table order).
+pub fn mount_erofs(bootstrap: &Path, devices: &[PathBuf], dir: &Path) -> Result<Mounted, String> {
+    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    let mut m = Mounted {
+        loops: vec![],
+        dir: dir.to_path_buf(),
+        mounted: false,
+    };
+    let boot = run("losetup", &["-f", "--show", "-r", path_str(bootstrap)?])?;
+    m.loops.push(boot.clone());
+    let mut opts = String::from("ro");
+    for d in devices {
+        let l = run("losetup", &["-f", "--show", "-r", path_str(d)?])?;
+        opts.push_str(&format!(",device={l}"));
+        m.loops.push(l);
+    }
+    run(
+        "mount",
+        &["-t", "erofs", "-o", &opts, &boot, path_str(dir)?],
+    )?;
+    m.mounted = true;
+    Ok(m)
+}
+
+fn path_str(p: &Path) -> Result<&str, String> {
+    p.to_str()
+        .ok_or_else(|| format!("{} is not UTF-8", p.display()))
+}
+
+/// `treelist.py dir` of a mounted tree.
+pub fn treelist_dir(dir: &Path) -> Result<String, String> {
+    let script = corpus().join("tools/treelist.py");
+    run("python3", &[path_str(&script)?, "dir", path_str(dir)?])
+}
