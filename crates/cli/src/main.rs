@@ -1,10 +1,14 @@
 //! `rafs`: build, read, check and rewrite Nydus RAFS images without `nydus-image`.
 //!
-//! A thin layer over the libraries: it parses arguments, calls `rafs-format`, and owns the
-//! terminal (printing, exit codes). Dependencies: `clap` parses the command line, `serde` and
-//! `serde_json` print the stable `--json` forms documented in the README.
+//! A thin layer over the libraries: it parses arguments, calls `rafs-format`,
+//! `rafs-chunker` and `rafs-tar-build`, and owns the terminal (printing, progress, exit codes)
+//! and the output files (written atomically). Dependencies: `clap` parses the command line,
+//! `serde` and `serde_json` print the stable `--json` forms documented in the README,
+//! `indicatif` draws the progress bar, `rustix` creates unnamed output files (`O_TMPFILE`)
+//! and links them into place without `unsafe`.
 
 mod check;
+mod convert;
 mod inspect;
 mod output;
 
@@ -21,6 +25,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Convert an OCI layer tar (plain, gzip or zstd) into a RAFS bootstrap and data blob.
+    Convert(convert::ConvertArgs),
     /// Print the superblock, blob table and every inode of a bootstrap.
     Inspect {
         /// The bootstrap (v5 or v6).
@@ -53,6 +59,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Convert(args) => convert::run(&args),
         Command::Inspect { bootstrap, json } => inspect::run(&bootstrap, json),
         Command::Check { bootstrap, json } => check::run(&bootstrap, json),
         Command::Rewrite {

@@ -395,7 +395,7 @@ pub fn build_layer_with_progress<R: Read, W: Write + Send + 'static>(
                                     let stored = entry.size();
                                     let mut r = Counting::new(
                                         SparseReader::new(&mut entry, stored, size)
-                                            .map_err(|k| fail(k))?,
+                                            .map_err(&fail)?,
                                         read.clone(),
                                     );
                                     w.add_file(&mut r, size)

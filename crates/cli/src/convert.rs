@@ -1,0 +1,325 @@
+//! `rafs convert`: an OCI layer tar to a RAFS bootstrap and data blob, as
+//! `nydus-image create --type tar-rafs|tar-tarfs` does, in-process.
+
+use crate::output::{parent_dir, write_atomically, AtomicFile};
+use crate::CliResult;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use rafs_format::model::{Compressor, Digester, FsVersion};
+use rafs_tar_build::{build_layer_with_progress, BuildOptions, ConversionType, WhiteoutSpec};
+use serde::Serialize;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+/// Options of `rafs convert`, named as `nydus-image create` names them.
+#[derive(Args)]
+pub struct ConvertArgs {
+    /// The layer: a tar, gzip'ed tar or zstd'ed tar; `-` reads standard input.
+    layer: String,
+    /// Where to write the bootstrap (required unless it is inlined into the blob).
+    #[arg(long = "bootstrap", short = 'B')]
+    bootstrap: Option<PathBuf>,
+    /// Directory for the data blob, named by its blob id.
+    #[arg(long = "blob-dir", short = 'D', conflicts_with = "blob")]
+    blob_dir: Option<PathBuf>,
+    /// File for the data blob.
+    #[arg(long = "blob", short = 'b')]
+    blob: Option<PathBuf>,
+    /// tar-rafs (data into a new blob) or tar-tarfs (files point into the tar itself).
+    #[arg(long = "type", short = 't', default_value = "tar-rafs", value_parser = ["tar-rafs", "tar-tarfs"])]
+    conversion: String,
+    /// RAFS version.
+    #[arg(long = "fs-version", default_value = "6", value_parser = ["5", "6"])]
+    fs_version: String,
+    /// Chunk compressor.
+    #[arg(long, short = 'c', value_parser = ["none", "lz4_block", "zstd"])]
+    compressor: Option<String>,
+    /// Chunk digester.
+    #[arg(long, value_parser = ["blake3", "sha256"])]
+    digester: Option<String>,
+    /// Chunk size: a power of two from 0x1000 to 0x1000000 (hex with 0x, or decimal).
+    #[arg(long = "chunk-size", short = 'S')]
+    chunk_size: Option<String>,
+    /// Whiteout markers: oci, overlayfs or none (a single layer keeps them as entries).
+    #[arg(long = "whiteout-spec", default_value = "oci", value_parser = ["oci", "overlayfs", "none"])]
+    whiteout_spec: String,
+    /// Put the bootstrap into the data blob (a "nydus layer" blob).
+    #[arg(long = "blob-inline-meta")]
+    blob_inline_meta: bool,
+    /// Extra features; `blob-toc` adds the chunk digest array and a ToC to the blob.
+    #[arg(long = "features", value_parser = ["blob-toc"])]
+    features: Option<String>,
+    /// v5: align chunks in the uncompressed blob to 4 KiB (v6 always does).
+    #[arg(long = "aligned-chunk")]
+    aligned_chunk: bool,
+    /// Deduplicate against an existing image: `bootstrap=PATH`.
+    #[arg(long = "chunk-dict")]
+    chunk_dict: Option<String>,
+    /// File of prefetch patterns, one absolute path per line (`--prefetch-policy fs`).
+    #[arg(long = "prefetch-patterns")]
+    prefetch_patterns: Option<PathBuf>,
+    /// uid and gid 0 for every entry.
+    #[arg(long)]
+    repeatable: bool,
+    /// Blob id to record instead of the computed one (tarfs: instead of the tar's sha256).
+    #[arg(long = "blob-id")]
+    blob_id: Option<String>,
+    /// Worker threads for compression (default: one per core).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Print a JSON summary on standard output.
+    #[arg(long)]
+    json: bool,
+    /// No progress bar.
+    #[arg(long, short = 'q')]
+    quiet: bool,
+}
+
+#[derive(Serialize)]
+struct Summary {
+    bootstrap: Option<String>,
+    bootstrap_size: u64,
+    blob: Option<String>,
+    blob_id: Option<String>,
+    blob_size: u64,
+    fs_version: u8,
+    conversion: &'static str,
+    compressor: &'static str,
+    digester: &'static str,
+    input_compression: &'static str,
+    input_bytes: u64,
+    tar_bytes: u64,
+    entries: u64,
+    files: u64,
+    file_bytes: u64,
+    hardlinks: u64,
+    paths: u64,
+    chunks_stored: u64,
+    chunk_refs: u64,
+    seconds: Seconds,
+    tar_mb_per_s: f64,
+}
+
+#[derive(Serialize)]
+struct Seconds {
+    stream: f64,
+    finish: f64,
+    total: f64,
+}
+
+fn options(a: &ConvertArgs) -> CliResult<BuildOptions> {
+    let tarfs = a.conversion == "tar-tarfs";
+    let mut o = if tarfs {
+        BuildOptions::tarfs()
+    } else {
+        BuildOptions::new(if a.fs_version == "5" {
+            FsVersion::V5
+        } else {
+            FsVersion::V6
+        })
+    };
+    if tarfs && a.fs_version != "6" {
+        return Err("tar-tarfs needs --fs-version 6".into());
+    }
+    if let Some(c) = &a.compressor {
+        o.compressor = match c.as_str() {
+            "none" => Compressor::None,
+            "lz4_block" => Compressor::Lz4Block,
+            _ => Compressor::Zstd,
+        };
+    }
+    if let Some(d) = &a.digester {
+        o.digester = if d == "sha256" {
+            Digester::Sha256
+        } else {
+            Digester::Blake3
+        };
+    }
+    if let Some(cs) = &a.chunk_size {
+        let v = match cs.strip_prefix("0x").or_else(|| cs.strip_prefix("0X")) {
+            Some(hex) => u32::from_str_radix(hex, 16),
+            None => cs.parse(),
+        };
+        o.chunk_size = v.map_err(|_| format!("--chunk-size {cs:?} is not a number"))?;
+    }
+    o.whiteout_spec = match a.whiteout_spec.as_str() {
+        "overlayfs" => WhiteoutSpec::Overlayfs,
+        "none" => WhiteoutSpec::None,
+        _ => WhiteoutSpec::Oci,
+    };
+    o.inline_bootstrap = a.blob_inline_meta;
+    o.blob_toc = a.features.as_deref() == Some("blob-toc");
+    o.aligned_chunk = a.aligned_chunk;
+    o.repeatable = a.repeatable;
+    o.blob_id = a.blob_id.clone();
+    o.threads = a.threads;
+    if let Some(spec) = &a.chunk_dict {
+        let path = spec
+            .strip_prefix("bootstrap=")
+            .ok_or_else(|| format!("--chunk-dict {spec:?}: expected bootstrap=PATH"))?;
+        let src = rafs_format::source::Bootstrap::open(Path::new(path))?;
+        o.chunk_dict = Some(rafs_chunker::ChunkDict::from_bootstrap(src.bytes())?);
+    }
+    if let Some(p) = &a.prefetch_patterns {
+        let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
+        o.prefetch_patterns = Some(text.lines().map(str::to_owned).collect());
+    }
+    o.validate()?;
+    Ok(o)
+}
+
+pub fn run(a: &ConvertArgs) -> CliResult<ExitCode> {
+    let opts = options(a)?;
+    let tarfs = opts.conversion == ConversionType::TarTarfs;
+    if a.bootstrap.is_none() && !(opts.inline_bootstrap && !tarfs) {
+        return Err(
+            "--bootstrap is required unless the bootstrap is inlined (--blob-inline-meta)".into(),
+        );
+    }
+    if !tarfs && a.blob_dir.is_none() && a.blob.is_none() {
+        return Err("tar-rafs needs --blob-dir or --blob".into());
+    }
+    if tarfs && (a.blob_dir.is_some() || a.blob.is_some()) {
+        return Err("tar-tarfs writes no blob: the layer tar is the blob".into());
+    }
+    let (input, total): (Box<dyn Read>, Option<u64>) = if a.layer == "-" {
+        (Box::new(std::io::stdin().lock()), None)
+    } else {
+        let f = std::fs::File::open(&a.layer).map_err(|e| format!("{}: {e}", a.layer))?;
+        let len = f.metadata().ok().map(|m| m.len());
+        (Box::new(f), len)
+    };
+    let bar = progress_bar(total, a.quiet);
+    // The blob goes to an unnamed file in its directory; it gets its name (the blob id) at
+    // the end, or vanishes.
+    let blob_dir = a
+        .blob_dir
+        .clone()
+        .or_else(|| a.blob.as_deref().map(parent_dir))
+        .unwrap_or_else(|| PathBuf::from("."));
+    if let Some(d) = &a.blob_dir {
+        std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
+    }
+    let sink = if tarfs {
+        Sink::Nowhere
+    } else {
+        Sink::File(
+            AtomicFile::create_in(&blob_dir).map_err(|e| format!("{}: {e}", blob_dir.display()))?,
+        )
+    };
+    let started = Instant::now();
+    let out = build_layer_with_progress(input, &opts, sink, &mut |p| {
+        bar.set_position(p.input_bytes);
+        bar.set_message(format!("{} entries", p.entries));
+    });
+    bar.finish_and_clear();
+    let out = out?;
+    let r = &out.report;
+    let mut blob_path = None;
+    if !tarfs && r.blob_size > 0 {
+        let id = r
+            .blob_id
+            .clone()
+            .ok_or("a blob was written without an id")?;
+        let path = match (&a.blob, &a.blob_dir) {
+            (Some(b), _) => b.clone(),
+            (None, Some(d)) => d.join(&id),
+            (None, None) => unreachable!("checked above"),
+        };
+        match out.sink {
+            Sink::File(f) => f
+                .commit(&path)
+                .map_err(|e| format!("{}: {e}", path.display()))?,
+            Sink::Nowhere => unreachable!("tar-rafs writes to a file"),
+        }
+        blob_path = Some(path);
+    }
+    if let Some(b) = &a.bootstrap {
+        write_atomically(b, &out.bootstrap).map_err(|e| format!("{}: {e}", b.display()))?;
+    }
+    let total_time = started.elapsed().as_secs_f64();
+    if a.json {
+        let s = Summary {
+            bootstrap: a.bootstrap.as_ref().map(|p| p.display().to_string()),
+            bootstrap_size: r.bootstrap_size,
+            blob: blob_path.as_ref().map(|p| p.display().to_string()),
+            blob_id: r.blob_id.clone(),
+            blob_size: r.blob_size,
+            fs_version: opts.fs_version.number(),
+            conversion: if tarfs { "tar-tarfs" } else { "tar-rafs" },
+            compressor: opts.compressor.name(),
+            digester: opts.digester.name(),
+            input_compression: r.compression,
+            input_bytes: r.input_bytes,
+            tar_bytes: r.tar_bytes,
+            entries: r.entries,
+            files: r.files,
+            file_bytes: r.file_bytes,
+            hardlinks: r.hardlinks,
+            paths: r.paths,
+            chunks_stored: r.chunks_stored,
+            chunk_refs: r.chunk_refs,
+            seconds: Seconds {
+                stream: r.stream_time.as_secs_f64(),
+                finish: r.finish_time.as_secs_f64(),
+                total: total_time,
+            },
+            tar_mb_per_s: r.tar_bytes as f64 / 1e6 / total_time.max(1e-9),
+        };
+        println!("{}", serde_json::to_string_pretty(&s)?);
+    } else if !a.quiet {
+        eprintln!(
+            "rafs: {} entries, {} MB of tar in {:.2} s; blob {} ({} bytes), bootstrap {} bytes",
+            r.entries,
+            r.tar_bytes / 1_000_000,
+            total_time,
+            r.blob_id.as_deref().unwrap_or("none"),
+            r.blob_size,
+            r.bootstrap_size
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Where the blob goes: an unnamed file, or nowhere (tarfs).
+enum Sink {
+    File(AtomicFile),
+    Nowhere,
+}
+
+impl std::io::Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Sink::File(f) => f.write(buf),
+            Sink::Nowhere => Ok(buf.len()),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Sink::File(f) => f.flush(),
+            Sink::Nowhere => Ok(()),
+        }
+    }
+}
+
+/// A bar on standard error when it is a terminal (hidden otherwise, or with `--quiet`).
+fn progress_bar(total: Option<u64>, quiet: bool) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let bar = match total {
+        Some(t) => ProgressBar::with_draw_target(Some(t), ProgressDrawTarget::stderr()),
+        None => ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()),
+    };
+    let template = if total.is_some() {
+        "{bar:30} {bytes}/{total_bytes} {bytes_per_sec} {msg} [{elapsed}]"
+    } else {
+        "{spinner} {bytes} {bytes_per_sec} {msg} [{elapsed}]"
+    };
+    if let Ok(style) = ProgressStyle::with_template(template) {
+        bar.set_style(style);
+    }
+    bar
+}

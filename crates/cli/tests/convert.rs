@@ -1,0 +1,259 @@
+//! `rafs convert` end to end: files byte-identical to the reference's, from a file or from
+//! standard input, gzip'ed or not; a JSON summary; and on bad input a typed message, a failure
+//! status and no file left behind.
+
+use rafs_testkit::corpus;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+fn rafs(args: &[&str], stdin: Option<&[u8]>) -> std::process::Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rafs"))
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run rafs");
+    if let Some(data) = stdin {
+        let mut s = child.stdin.take().unwrap();
+        // The child may stop reading early on bad input.
+        let _ = s.write_all(data);
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn tempdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("rafs-cli-convert-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn reference(case: &str) -> PathBuf {
+    corpus().join("nydus-image").join(case)
+}
+
+fn ref_blob(id: &str) -> Vec<u8> {
+    std::fs::read(rafs_testkit::blob_path(id).unwrap()).unwrap()
+}
+
+/// Every file under `dir`, hidden ones included.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn converts_to_the_reference_bytes_from_a_file_and_from_stdin() {
+    let tmp = tempdir("identical");
+    let l2 = corpus().join("layers/L2.tar");
+    let case = reference("L2-v6-zstd-sha256");
+    let id = std::fs::read_to_string(case.join("blobs.txt")).unwrap();
+    let id = id.split_whitespace().next().unwrap().to_string();
+    let out = rafs(
+        &[
+            "convert",
+            l2.to_str().unwrap(),
+            "--compressor",
+            "zstd",
+            "--digester",
+            "sha256",
+            "-D",
+            tmp.join("blobs").to_str().unwrap(),
+            "-B",
+            tmp.join("boot").to_str().unwrap(),
+            "--json",
+        ],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["blob_id"], id.as_str());
+    assert_eq!(v["entries"], 20);
+    assert_eq!(
+        std::fs::read(tmp.join("boot")).unwrap(),
+        std::fs::read(case.join("bootstrap")).unwrap()
+    );
+    assert_eq!(
+        std::fs::read(tmp.join("blobs").join(&id)).unwrap(),
+        ref_blob(&id)
+    );
+
+    // The gzip'ed layer through standard input, blob to a named file.
+    let gz = std::fs::read(corpus().join("layers/L2.tar.gz")).unwrap();
+    let out = rafs(
+        &[
+            "convert",
+            "-",
+            "--compressor",
+            "zstd",
+            "--digester",
+            "sha256",
+            "--blob",
+            tmp.join("b2").to_str().unwrap(),
+            "-B",
+            tmp.join("boot2").to_str().unwrap(),
+            "-q",
+        ],
+        Some(&gz),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "--quiet prints nothing: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read(tmp.join("boot2")).unwrap(),
+        std::fs::read(case.join("bootstrap")).unwrap()
+    );
+    assert_eq!(std::fs::read(tmp.join("b2")).unwrap(), ref_blob(&id));
+
+    // tarfs: a bootstrap only.
+    let out = rafs(
+        &[
+            "convert",
+            l2.to_str().unwrap(),
+            "--type",
+            "tar-tarfs",
+            "-B",
+            tmp.join("tarfs").to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read(tmp.join("tarfs")).unwrap(),
+        std::fs::read(reference("L2-v6-tarfs").join("bootstrap")).unwrap()
+    );
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+#[test]
+fn inline_blob_with_toc_is_a_nydus_layer() {
+    let tmp = tempdir("inline");
+    let l3 = corpus().join("layers/L3.tar");
+    let out = rafs(
+        &[
+            "convert",
+            l3.to_str().unwrap(),
+            "--blob-inline-meta",
+            "--features",
+            "blob-toc",
+            "-D",
+            tmp.to_str().unwrap(),
+            "--json",
+        ],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let blob = std::fs::read(v["blob"].as_str().unwrap()).unwrap();
+    // The blob id is the sha256 of the file minus its digest array (blob.md §9); the corpus'
+    // own Python reader finds every section.
+    let layout = rafs_testkit::run(
+        "python3",
+        &[
+            corpus().join("tools/blobinfo.py").to_str().unwrap(),
+            "blob",
+            v["blob"].as_str().unwrap(),
+        ],
+    )
+    .unwrap();
+    for name in [
+        "image.blob",
+        "blob.meta",
+        "blob.digest",
+        "image.boot",
+        "rafs.blob.toc",
+    ] {
+        assert!(layout.contains(name), "{name} missing from:\n{layout}");
+    }
+    assert!(layout.contains("bytes before first entry: 0"), "{layout}");
+    assert_eq!(blob.len() as u64, v["blob_size"].as_u64().unwrap());
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+#[test]
+fn bad_input_fails_and_leaves_no_file() {
+    let good = std::fs::read(corpus().join("layers/L1.tar")).unwrap();
+    let mut checksum = good.clone();
+    checksum[512 * 3 + 20] ^= 0x11;
+    let mut garbage = good.clone();
+    garbage.extend_from_slice(&[0x5a; 512]);
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("truncated", good[..good.len() / 2].to_vec(), "ends"),
+        ("checksum", checksum, "checksum"),
+        ("garbage", garbage, "checksum"),
+        (
+            "dotdot",
+            std::fs::read(corpus().join("layers/edge/E6-dotdot-path.tar")).unwrap(),
+            "..",
+        ),
+        (
+            "missing-link",
+            std::fs::read(corpus().join("layers/edge/E3-hardlink-missing-target.tar")).unwrap(),
+            "hard link target",
+        ),
+    ];
+    for (tag, bytes, expect) in cases {
+        let tmp = tempdir(tag);
+        let layer = tmp.join("layer.tar");
+        std::fs::write(&layer, &bytes).unwrap();
+        let out_dir = tmp.join("out");
+        std::fs::create_dir_all(&out_dir).unwrap();
+        for extra in [
+            &[][..],
+            &["--blob-inline-meta", "--features", "blob-toc"][..],
+        ] {
+            let mut args = vec![
+                "convert",
+                layer.to_str().unwrap(),
+                "-D",
+                out_dir.to_str().unwrap(),
+            ];
+            let boot = out_dir.join("boot");
+            args.extend(["-B", boot.to_str().unwrap()]);
+            args.extend_from_slice(extra);
+            let out = rafs(&args, None);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(!out.status.success(), "{tag}: accepted");
+            assert!(err.contains(expect), "{tag}: {err}");
+            let left = files_under(&out_dir);
+            assert!(left.is_empty(), "{tag}: left behind {left:?}");
+        }
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+}
