@@ -240,3 +240,91 @@ impl std::io::Read for ContentReader {
         Ok(n)
     }
 }
+
+/// Writes a generated OCI layer tar of about `total` bytes of file data: a directory tree with
+/// text files, binaries, already-compressed (incompressible) files and many small files, plus
+/// symlinks and hard links. Deterministic for a seed.
+pub fn write_layer_tar<W: std::io::Write>(out: W, total: u64, seed: u64) -> std::io::Result<W> {
+    let mut tar = tar::Builder::new(out);
+    let mut g = LayerContent::new(seed);
+    let mut written = 0u64;
+    let mut n = 0u64;
+    let mut buf = Vec::new();
+    let mut dirs: Vec<String> = vec![String::new()];
+    let mut last_file: Option<String> = None;
+    let header = |path: &str, kind: tar::EntryType, size: u64, mode: u32, n: u64| {
+        let mut h = tar::Header::new_gnu();
+        h.set_path(path).expect("generated paths are valid");
+        h.set_entry_type(kind);
+        h.set_size(size);
+        h.set_mode(mode);
+        h.set_uid(1000);
+        h.set_gid(1000);
+        h.set_mtime(1_700_000_000 + n);
+        h.set_cksum();
+        h
+    };
+    while written < total {
+        n += 1;
+        let r = g.next() % 100;
+        if r < 3 || dirs.len() < 4 {
+            let parent = &dirs[(g.next() % dirs.len() as u64) as usize];
+            let d = format!("{parent}dir{n}/");
+            tar.append(
+                &header(&d, tar::EntryType::Directory, 0, 0o755, n),
+                std::io::empty(),
+            )?;
+            dirs.push(d);
+            continue;
+        }
+        let dir = dirs[(g.next() % dirs.len() as u64) as usize].clone();
+        if r < 5 {
+            let mut h = header(
+                &format!("{dir}link{n}"),
+                tar::EntryType::Symlink,
+                0,
+                0o777,
+                n,
+            );
+            h.set_link_name("../some/target").expect("short target");
+            h.set_cksum();
+            tar.append(&h, std::io::empty())?;
+            continue;
+        }
+        if r < 6 {
+            if let Some(t) = &last_file {
+                let mut h = header(&format!("{dir}hard{n}"), tar::EntryType::Link, 0, 0o644, n);
+                h.set_link_name(t).expect("generated target");
+                h.set_cksum();
+                tar.append(&h, std::io::empty())?;
+                continue;
+            }
+        }
+        let small = r < 90;
+        let size = if small {
+            // Many small files (configs, scripts, metadata).
+            (g.next() % 8192) as usize
+        } else {
+            g.next_size()
+        }
+        .min((total - written) as usize);
+        if !small && g.next() % 4 == 0 {
+            // Already compressed (archives, images, .gz): incompressible.
+            buf.clear();
+            while buf.len() < size {
+                buf.extend_from_slice(&g.next().to_le_bytes());
+            }
+            buf.truncate(size);
+        } else {
+            g.fill(&mut buf, size);
+        }
+        let path = format!("{dir}file{n}");
+        tar.append(
+            &header(&path, tar::EntryType::Regular, size as u64, 0o644, n),
+            buf.as_slice(),
+        )?;
+        last_file = Some(path);
+        written += size as u64;
+    }
+    tar.into_inner()
+}

@@ -173,7 +173,7 @@ fn options(a: &ConvertArgs) -> CliResult<BuildOptions> {
 pub fn run(a: &ConvertArgs) -> CliResult<ExitCode> {
     let opts = options(a)?;
     let tarfs = opts.conversion == ConversionType::TarTarfs;
-    if a.bootstrap.is_none() && !(opts.inline_bootstrap && !tarfs) {
+    if a.bootstrap.is_none() && (tarfs || !opts.inline_bootstrap) {
         return Err(
             "--bootstrap is required unless the bootstrap is inlined (--blob-inline-meta)".into(),
         );

@@ -26,7 +26,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Convert an OCI layer tar (plain, gzip or zstd) into a RAFS bootstrap and data blob.
-    Convert(convert::ConvertArgs),
+    Convert(Box<convert::ConvertArgs>),
     /// Print the superblock, blob table and every inode of a bootstrap.
     Inspect {
         /// The bootstrap (v5 or v6).
