@@ -308,7 +308,7 @@ pub fn write_layer_tar<W: std::io::Write>(out: W, total: u64, seed: u64) -> std:
             g.next_size()
         }
         .min((total - written) as usize);
-        if !small && g.next() % 4 == 0 {
+        if !small && g.next().is_multiple_of(4) {
             // Already compressed (archives, images, .gz): incompressible.
             buf.clear();
             while buf.len() < size {
