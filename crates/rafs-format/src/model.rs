@@ -773,3 +773,51 @@ impl Image {
             .count()
     }
 }
+
+/// Nodes named exactly by the patterns, in pattern order; a pattern under an earlier one is
+/// dropped, relative patterns are ignored, empty regular files never match (build.md §10).
+pub fn prefetch_targets(tree: &Tree, patterns: &[String]) -> Vec<NodeId> {
+    let mut kept: Vec<Vec<&[u8]>> = Vec::new();
+    for p in patterns {
+        let p = p.trim();
+        if !p.starts_with('/') {
+            continue;
+        }
+        let c: Vec<&[u8]> = p
+            .as_bytes()
+            .split(|&b| b == b'/')
+            .filter(|c| !c.is_empty() && *c != b".")
+            .collect();
+        if c.contains(&&b".."[..]) {
+            continue;
+        }
+        if kept.iter().any(|k| c.starts_with(k)) {
+            continue;
+        }
+        kept.push(c);
+    }
+    let mut out = Vec::new();
+    for comps in kept {
+        let mut cur = ROOT;
+        let mut found = true;
+        for c in &comps {
+            match tree
+                .node(cur)
+                .children
+                .iter()
+                .find(|&&ch| tree.node(ch).name == **c)
+            {
+                Some(&ch) => cur = ch,
+                None => {
+                    found = false;
+                    break;
+                }
+            }
+        }
+        let inode = tree.inode_of(cur);
+        if found && !(inode.is_reg() && inode.size == 0) {
+            out.push(cur);
+        }
+    }
+    out
+}

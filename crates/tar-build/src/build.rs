@@ -9,8 +9,8 @@ use crate::sparse::SparseReader;
 use crate::tree::{BuildTree, Data, NameAttrs};
 use rafs_chunker::{BlobOptions, BlobTableEntry, BlobWriter};
 use rafs_format::model::{
-    Blob, BlobFeatures, ChunkFlags, ChunkInfo, Compressor, Digester, Image, Inode, NodeId,
-    Superblock, NON_DEVICE_RDEV,
+    Blob, BlobFeatures, ChunkFlags, ChunkInfo, Compressor, Digester, Image, Inode, Superblock,
+    NON_DEVICE_RDEV,
 };
 use std::cell::Cell;
 use std::collections::BTreeMap;
@@ -538,7 +538,9 @@ fn finish_image(
     options: &BuildOptions,
 ) -> Image {
     let prefetch = match &options.prefetch_patterns {
-        Some(patterns) if !blobs.is_empty() => prefetch_targets(&tree, patterns),
+        Some(patterns) if !blobs.is_empty() => {
+            rafs_format::model::prefetch_targets(&tree, patterns)
+        }
         _ => Vec::new(),
     };
     Image {
@@ -548,52 +550,6 @@ fn finish_image(
         prefetch,
         v6_chunk_table: None,
     }
-}
-
-/// Nodes named exactly by the patterns, in pattern order; a pattern under an earlier one is
-/// dropped, relative patterns are ignored, empty regular files never match (build.md §10).
-pub(crate) fn prefetch_targets(
-    tree: &rafs_format::model::Tree,
-    patterns: &[String],
-) -> Vec<NodeId> {
-    let mut kept: Vec<Vec<Vec<u8>>> = Vec::new();
-    for p in patterns {
-        let p = p.trim();
-        if !p.starts_with('/') {
-            continue;
-        }
-        let Ok(c) = normalise(p.as_bytes()) else {
-            continue;
-        };
-        if kept.iter().any(|k| c.starts_with(k)) {
-            continue;
-        }
-        kept.push(c);
-    }
-    let mut out = Vec::new();
-    for comps in kept {
-        let mut cur = rafs_format::model::ROOT;
-        let mut found = true;
-        for c in &comps {
-            match tree
-                .node(cur)
-                .children
-                .iter()
-                .find(|&&ch| tree.node(ch).name == *c)
-            {
-                Some(&ch) => cur = ch,
-                None => {
-                    found = false;
-                    break;
-                }
-            }
-        }
-        let inode = tree.inode_of(cur);
-        if found && !(inode.is_reg() && inode.size == 0) {
-            out.push(cur);
-        }
-    }
-    out
 }
 
 /// Classifies an error the tar parser passed up.

@@ -1,0 +1,58 @@
+//! Typed errors of merging, reading, unpacking and exporting.
+
+/// Result alias of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Any failure of this crate.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A layer cannot be merged with the others.
+    #[error("layer {layer}: {reason}")]
+    Incompatible {
+        /// 0-based index of the layer (lowest first).
+        layer: usize,
+        /// What differs or is missing.
+        reason: String,
+    },
+    /// A path in the image cannot be read, unpacked or exported.
+    #[error("{path}: {reason}")]
+    Path {
+        /// The path in the image.
+        path: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// Chunk data could not be read.
+    #[error("{path}: {source}")]
+    Data {
+        /// The file whose data failed.
+        path: String,
+        /// The blob reader's error.
+        source: rafs_chunker::Error,
+    },
+    /// A blob the image needs is not available.
+    #[error("blob {blob_id} not found: {reason}")]
+    BlobMissing {
+        /// Its id.
+        blob_id: String,
+        /// Where it was looked for.
+        reason: String,
+    },
+    /// Writing the output failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being written.
+        what: String,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// Encoding the result failed.
+    #[error(transparent)]
+    Format(#[from] rafs_format::Error),
+}
+
+pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+    let what = what.into();
+    move |source| Error::Io { what, source }
+}

@@ -1,0 +1,20 @@
+//! # rafs-merge
+//!
+//! Owns what happens to images after they are built: overlaying per-layer bootstraps into one
+//! image as overlayfs would (what `nydus-image merge` and the Go converter's `Merge` do),
+//! reading an image's files through its blobs, unpacking an image back into an OCI layer tar
+//! or a directory, and exporting it as one EROFS block image the kernel mounts on its own.
+//!
+//! It does **not** own the formats (`rafs-format`), blob bytes (`rafs-chunker`) or tar
+//! conversion (`rafs-tar-build`). It never prints and never exits.
+//!
+//! Dependencies: `tar` writes unpacked layers; `sha2` hashes; `thiserror` derives the errors.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod error;
+mod merge;
+
+pub use error::{Error, Result};
+pub use merge::{merge, Layer, MergeOptions};

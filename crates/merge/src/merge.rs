@@ -1,0 +1,412 @@
+//! Overlaying per-layer images into one, as `nydus-image merge` does (build.md §9).
+
+use crate::error::{Error, Result};
+use rafs_format::model::{
+    Blob, BlobFeatures, FsVersion, Image, Inode, InodeId, NodeId, Superblock, Tree, ROOT,
+};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+/// The placeholder id an inlined bootstrap records for its own blob.
+const PLACEHOLDER_PREFIX: &str = "xxxxxxxx";
+
+/// One layer to merge.
+#[derive(Debug, Clone)]
+pub struct Layer {
+    /// The layer's image (its bootstrap, decoded).
+    pub image: Image,
+    /// Id of the layer's own blob, replacing the one its bootstrap records (the reference's
+    /// `--blob-digests`, or the bootstrap's file name). Needed when the bootstrap was inlined
+    /// (it records a placeholder); ignored for tarfs layers, which keep theirs.
+    pub blob_id: Option<String>,
+}
+
+/// How to merge.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct MergeOptions {
+    /// An image the layers go on top of (`--parent-bootstrap`); its markers were applied
+    /// when it was built, and the lowest layer's markers are then applied to it.
+    pub parent: Option<Image>,
+    /// Blob ids of a chunk dictionary (`--chunk-dict`): blobs with these ids are not a
+    /// layer's own blob.
+    pub dict_blob_ids: Vec<String>,
+    /// Prefetch patterns (`--prefetch-policy fs`).
+    pub prefetch_patterns: Option<Vec<String>>,
+    /// Output version; `None` = the layers' (which must all be the same).
+    pub fs_version: Option<FsVersion>,
+}
+
+/// A node of the tree being overlaid; its inode is (layer, inode in that layer's image).
+struct MNode {
+    children: BTreeMap<Vec<u8>, usize>,
+    inode: (usize, InodeId),
+}
+
+struct MTree {
+    nodes: Vec<MNode>,
+}
+
+impl MTree {
+    fn from_tree(tree: &Tree, layer: usize) -> Self {
+        let mut nodes = Vec::with_capacity(tree.nodes.len());
+        // Node ids of the model are dense; children lists map one to one.
+        for n in &tree.nodes {
+            let _ = &n.name;
+            nodes.push(MNode {
+                children: BTreeMap::new(),
+                inode: (layer, n.inode),
+            });
+        }
+        for (i, n) in tree.nodes.iter().enumerate() {
+            for c in &n.children {
+                let name = tree.node(*c).name.clone();
+                nodes[i].children.insert(name, c.0 as usize);
+            }
+        }
+        MTree { nodes }
+    }
+}
+
+/// What an upper entry is under the OCI whiteout spec (the only one merge applies).
+enum Marker<'a> {
+    Opaque,
+    Remove(&'a [u8]),
+    None,
+}
+
+fn marker(name: &[u8]) -> Marker<'_> {
+    // Names that are not UTF-8 are never markers (as in the reference).
+    if std::str::from_utf8(name).is_err() {
+        return Marker::None;
+    }
+    if name == b".wh..wh..opq" {
+        Marker::Opaque
+    } else if let Some(victim) = name.strip_prefix(b".wh.") {
+        Marker::Remove(victim)
+    } else {
+        Marker::None
+    }
+}
+
+struct Overlay<'a> {
+    tree: MTree,
+    layers: &'a [Vec<Inode>],
+}
+
+impl Overlay<'_> {
+    fn is_dir(&self, node: usize) -> bool {
+        let (l, i) = self.tree.nodes[node].inode;
+        self.layers[l][i.0 as usize].is_dir()
+    }
+
+    /// `merge_children(lower, upper)`: whiteouts first, then replacements and additions, then
+    /// the same for each upper directory (build.md §9.2).
+    fn merge_children(&mut self, lower: usize, upper: &MTree, up: usize) {
+        let mut pass2 = Vec::new();
+        for (name, &u) in &upper.nodes[up].children {
+            match marker(name) {
+                Marker::Opaque => self.tree.nodes[lower].children.clear(),
+                Marker::Remove(victim) => {
+                    self.tree.nodes[lower].children.remove(victim);
+                }
+                Marker::None => pass2.push((name.clone(), u)),
+            }
+        }
+        let mut dirs = Vec::new();
+        for (name, u) in pass2 {
+            let up_inode = upper.nodes[u].inode;
+            match self.tree.nodes[lower].children.get(&name).copied() {
+                Some(l) => {
+                    self.tree.nodes[l].inode = up_inode;
+                    if !self.is_dir(l) {
+                        self.tree.nodes[l].children.clear();
+                    } else if !self.layers[up_inode.0][up_inode.1 .0 as usize].is_dir() {
+                        self.tree.nodes[l].children.clear();
+                    }
+                    if self.is_dir(l) {
+                        dirs.push((l, u));
+                    }
+                }
+                None => {
+                    let n = self.tree.nodes.len();
+                    self.tree.nodes.push(MNode {
+                        children: BTreeMap::new(),
+                        inode: up_inode,
+                    });
+                    self.tree.nodes[lower].children.insert(name, n);
+                    if self.is_dir(n) {
+                        dirs.push((n, u));
+                    }
+                }
+            }
+        }
+        // An explicit stack would only matter for trees deeper than `Limits::max_depth`,
+        // which decoding already refused.
+        for (l, u) in dirs {
+            self.merge_children(l, upper, u);
+        }
+    }
+}
+
+fn incompatible(layer: usize, reason: impl Into<String>) -> Error {
+    Error::Incompatible {
+        layer,
+        reason: reason.into(),
+    }
+}
+
+/// Merges `layers` (lowest first) into one image.
+pub fn merge(layers: Vec<Layer>, options: &MergeOptions) -> Result<Image> {
+    if layers.is_empty() && options.parent.is_none() {
+        return Err(incompatible(0, "nothing to merge"));
+    }
+    let first = options
+        .parent
+        .as_ref()
+        .or(layers.first().map(|l| &l.image))
+        .expect("checked above")
+        .superblock
+        .clone();
+    let mut blobs: Vec<Blob> = Vec::new();
+    let mut blob_index: HashMap<String, usize> = HashMap::new();
+    let mut layer_inodes: Vec<Vec<Inode>> = Vec::new();
+    let mut trees: Vec<MTree> = Vec::new();
+    let mut last_sb = first.clone();
+    let sources = options
+        .parent
+        .iter()
+        .map(|p| (p.clone(), None, true))
+        .chain(layers.into_iter().map(|l| (l.image, l.blob_id, false)));
+    for (pos, (image, explicit_id, is_parent)) in sources.enumerate() {
+        // Errors count layers from 0; a parent image is reported as layer 0 too.
+        let layer = if options.parent.is_some() {
+            pos.saturating_sub(1)
+        } else {
+            pos
+        };
+        let sb = &image.superblock;
+        if sb.chunk_size != first.chunk_size {
+            return Err(incompatible(
+                layer,
+                format!(
+                    "chunk size {:#x}, the first layer's {:#x}",
+                    sb.chunk_size, first.chunk_size
+                ),
+            ));
+        }
+        if sb.explicit_uid_gid != first.explicit_uid_gid {
+            return Err(incompatible(
+                layer,
+                "explicit uid/gid differs from the first layer's",
+            ));
+        }
+        if sb.fs_version != first.fs_version {
+            return Err(incompatible(
+                layer,
+                format!(
+                    "RAFS v{}, the first layer is v{}",
+                    sb.fs_version.number(),
+                    first.fs_version.number()
+                ),
+            ));
+        }
+        if sb.fs_version == FsVersion::V5 && sb.digester != first.digester {
+            return Err(incompatible(layer, "v5 layers must share a digester"));
+        }
+        if sb.tarfs != first.tarfs {
+            return Err(incompatible(
+                layer,
+                "tarfs and non-tarfs layers cannot be merged",
+            ));
+        }
+        // The layer's blobs into the merged table; its chunks re-pointed.
+        let mut own = 0;
+        let mut remap = Vec::with_capacity(image.blobs.len());
+        for b in &image.blobs {
+            if b.chunk_size != first.chunk_size && b.chunk_size != 0 {
+                return Err(incompatible(
+                    layer,
+                    format!("blob {} has chunk size {:#x}", b.blob_id, b.chunk_size),
+                ));
+            }
+            let mut b = b.clone();
+            if !is_parent && !options.dict_blob_ids.contains(&b.blob_id) {
+                own += 1;
+                if own > 1 {
+                    return Err(incompatible(
+                        layer,
+                        "more than one blob of its own (not from the chunk dictionary)",
+                    ));
+                }
+                if !sb.tarfs {
+                    if let Some(id) = &explicit_id {
+                        b.blob_id = id.clone();
+                    }
+                }
+                if b.blob_id.starts_with(PLACEHOLDER_PREFIX) {
+                    return Err(incompatible(
+                        layer,
+                        "its bootstrap was inlined (placeholder blob id): give the layer's blob id",
+                    ));
+                }
+                b.features.remove(BlobFeatures::INLINED_FS_META);
+            }
+            let idx = match blob_index.get(&b.blob_id) {
+                Some(&i) => {
+                    if !same_blob(&blobs[i], &b) {
+                        return Err(incompatible(
+                            layer,
+                            format!(
+                                "blob id {} names a different blob in an earlier layer",
+                                b.blob_id
+                            ),
+                        ));
+                    }
+                    i
+                }
+                None => {
+                    blobs.push(b.clone());
+                    blob_index.insert(b.blob_id.clone(), blobs.len() - 1);
+                    blobs.len() - 1
+                }
+            };
+            remap.push(idx as u32);
+        }
+        let mut inodes = image.tree.inodes.clone();
+        for inode in &mut inodes {
+            for c in &mut inode.chunks {
+                c.blob_index = *remap.get(c.blob_index as usize).ok_or_else(|| {
+                    incompatible(
+                        layer,
+                        format!("a chunk names blob {} of {}", c.blob_index, remap.len()),
+                    )
+                })?;
+            }
+        }
+        layer_inodes.push(inodes);
+        trees.push(MTree::from_tree(&image.tree, layer_inodes.len() - 1));
+        last_sb = image.superblock.clone();
+    }
+    // Overlay: the lowest tree as is (its markers stay, as in the reference), then each upper.
+    let mut trees = trees.into_iter();
+    let base = trees.next().expect("at least one source");
+    let mut ov = Overlay {
+        tree: base,
+        layers: &layer_inodes,
+    };
+    for upper in trees {
+        ov.tree.nodes[0].inode = upper.nodes[0].inode;
+        ov.merge_children(0, &upper, 0);
+    }
+    let merged = ov.tree;
+    let version = options.fs_version.unwrap_or(first.fs_version);
+    let mut tree = to_model(&merged, &layer_inodes);
+    // Blobs in order of first use, breadth first; unused ones dropped.
+    let mut used: Vec<u32> = Vec::new();
+    let mut new_index: HashMap<u32, u32> = HashMap::new();
+    for id in bfs(&tree) {
+        let inode = tree.inode_of(id);
+        if inode.is_reg() {
+            for c in &inode.chunks {
+                new_index.entry(c.blob_index).or_insert_with(|| {
+                    used.push(c.blob_index);
+                    (used.len() - 1) as u32
+                });
+            }
+        }
+    }
+    for inode in &mut tree.inodes {
+        for c in &mut inode.chunks {
+            c.blob_index = new_index[&c.blob_index];
+        }
+    }
+    let blobs: Vec<Blob> = used.iter().map(|&i| blobs[i as usize].clone()).collect();
+    let superblock = Superblock {
+        fs_version: version,
+        compressor: last_sb.compressor,
+        digester: last_sb.digester,
+        ..first
+    };
+    let prefetch = match &options.prefetch_patterns {
+        Some(p) if !blobs.is_empty() => rafs_format::model::prefetch_targets(&tree, p),
+        _ => Vec::new(),
+    };
+    Ok(Image {
+        superblock,
+        blobs,
+        tree,
+        prefetch,
+        v6_chunk_table: None,
+    })
+}
+
+fn same_blob(a: &Blob, b: &Blob) -> bool {
+    (
+        a.chunk_count,
+        a.compressed_size,
+        a.uncompressed_size,
+        a.compressor,
+        a.digester,
+    ) == (
+        b.chunk_count,
+        b.compressed_size,
+        b.uncompressed_size,
+        b.compressor,
+        b.digester,
+    )
+}
+
+/// Node ids breadth first, children in name order.
+pub(crate) fn bfs(tree: &Tree) -> Vec<NodeId> {
+    let mut out = Vec::with_capacity(tree.nodes.len());
+    let mut queue = VecDeque::from([ROOT]);
+    while let Some(n) = queue.pop_front() {
+        out.push(n);
+        queue.extend(tree.node(n).children.iter().copied());
+    }
+    out
+}
+
+/// The overlaid tree as a model tree: inodes shared by (layer, inode), `nlink` recomputed as
+/// the reference computes it.
+fn to_model(m: &MTree, layers: &[Vec<Inode>]) -> Tree {
+    let get = |(l, i): (usize, InodeId)| layers[l][i.0 as usize].clone();
+    let mut tree = Tree::with_root(get(m.nodes[0].inode));
+    let mut ids: HashMap<(usize, InodeId), InodeId> = HashMap::new();
+    ids.insert(m.nodes[0].inode, tree.node(ROOT).inode);
+    let mut queue = VecDeque::from([(0usize, ROOT)]);
+    while let Some((n, id)) = queue.pop_front() {
+        for (name, &c) in &m.nodes[n].children {
+            let key = m.nodes[c].inode;
+            let ino = match ids.get(&key) {
+                Some(&i) => i,
+                None => {
+                    let i = tree.add_inode(get(key));
+                    ids.insert(key, i);
+                    i
+                }
+            };
+            let child = tree.push_child(id, name.clone(), ino);
+            queue.push_back((c, child));
+        }
+    }
+    let mut names: HashMap<InodeId, u32> = HashMap::new();
+    let mut subdirs: HashMap<InodeId, u32> = HashMap::new();
+    for node in &tree.nodes {
+        *names.entry(node.inode).or_insert(0) += 1;
+        if let Some(p) = node.parent {
+            if tree.inode(node.inode).is_dir() {
+                *subdirs.entry(tree.node(p).inode).or_insert(0) += 1;
+            }
+        }
+    }
+    for (i, inode) in tree.inodes.iter_mut().enumerate() {
+        let id = InodeId(i as u32);
+        inode.nlink = if inode.is_dir() {
+            2 + subdirs.get(&id).copied().unwrap_or(0)
+        } else {
+            names.get(&id).copied().unwrap_or(1)
+        };
+    }
+    tree
+}

@@ -1,0 +1,135 @@
+//! Merges of the corpus' per-layer bootstraps against the reference's merged bootstraps: byte
+//! identical for v5 and v6 (`cmd.txt` of each `merge-*` case gives the inputs and blob ids),
+//! and typed errors where the reference refuses (or, merging without blob ids, silently folds
+//! three blobs into one).
+
+use rafs_merge::{merge, Error, Layer, MergeOptions};
+use rafs_testkit::corpus;
+use std::path::{Path, PathBuf};
+
+struct Case {
+    name: String,
+    dir: PathBuf,
+    digests: Option<Vec<String>>,
+    sources: Vec<PathBuf>,
+    rc: i32,
+}
+
+fn cases() -> Vec<Case> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(corpus().join("nydus-image")).unwrap() {
+        let dir = e.unwrap().path();
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        if !name.starts_with("merge-") {
+            continue;
+        }
+        let cmd: Vec<String> = std::fs::read_to_string(dir.join("cmd.txt"))
+            .unwrap()
+            .split_whitespace()
+            .map(String::from)
+            .collect();
+        let mut digests = None;
+        let mut sources = Vec::new();
+        let mut i = 2;
+        while i < cmd.len() {
+            match cmd[i].as_str() {
+                "--blob-digests" => {
+                    digests = Some(cmd[i + 1].split(',').map(String::from).collect());
+                    i += 2;
+                }
+                "-B" | "-J" => i += 2,
+                src => {
+                    sources.push(dir.join(src));
+                    i += 1;
+                }
+            }
+        }
+        let rc = std::fs::read_to_string(dir.join("rc"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        out.push(Case {
+            name,
+            dir,
+            digests,
+            sources,
+            rc,
+        });
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    assert!(out.len() >= 14, "{}", out.len());
+    out
+}
+
+/// The reference derives a layer's blob id from its bootstrap's file name, extensions
+/// stripped, when no `--blob-digests` are given.
+fn id_from_file_name(p: &Path) -> String {
+    let name = p.file_name().unwrap().to_string_lossy();
+    name.split('.').next().unwrap().to_string()
+}
+
+fn layers(case: &Case) -> Vec<Layer> {
+    case.sources
+        .iter()
+        .enumerate()
+        .map(|(i, p)| Layer {
+            image: rafs_format::decode(&std::fs::read(p).unwrap()).unwrap(),
+            blob_id: Some(match &case.digests {
+                Some(d) => d[i].clone(),
+                None => id_from_file_name(p),
+            }),
+        })
+        .collect()
+}
+
+#[test]
+fn merges_equal_the_reference_byte_for_byte() {
+    let mut identical = Vec::new();
+    let mut refused = Vec::new();
+    for case in cases() {
+        let result = merge(layers(&case), &MergeOptions::default());
+        if case.rc != 0 {
+            let e = result
+                .err()
+                .unwrap_or_else(|| panic!("{}: the reference refuses, we accepted", case.name));
+            assert!(
+                matches!(e, Error::Incompatible { .. }),
+                "{}: {e}",
+                case.name
+            );
+            refused.push(format!("{}: {e}", case.name));
+            continue;
+        }
+        if case.name.ends_with("nodigests") {
+            // Every source is named `bootstrap`, so the reference gives the three layers' blobs
+            // one id and keeps only the first: chunks of L2 and L3 then point into L1's blob.
+            let e = result
+                .err()
+                .unwrap_or_else(|| panic!("{}: accepted three blobs under one id", case.name));
+            assert!(e.to_string().contains("names a different blob"), "{e}");
+            refused.push(format!("{}: {e}", case.name));
+            continue;
+        }
+        let image = result.unwrap_or_else(|e| panic!("{}: {e}", case.name));
+        let ours = rafs_format::encode(&image).unwrap();
+        let theirs = std::fs::read(case.dir.join("bootstrap")).unwrap();
+        if ours != theirs {
+            let reference = rafs_format::decode(&theirs).unwrap();
+            panic!(
+                "{}: merged bootstrap differs ({} vs {} bytes); tree: {:?}; blobs equal: {}; superblock {:?} vs {:?}",
+                case.name,
+                ours.len(),
+                theirs.len(),
+                image.tree_difference(&reference),
+                image.blobs == reference.blobs,
+                image.superblock,
+                reference.superblock
+            );
+        }
+        identical.push(case.name.clone());
+    }
+    eprintln!("identical: {identical:#?}\nrefused: {refused:#?}");
+    assert!(identical.len() >= 10, "{identical:?}");
+    assert_eq!(refused.len(), 3, "{refused:?}");
+}
