@@ -9,6 +9,7 @@
 
 mod check;
 mod convert;
+mod images;
 mod inspect;
 mod output;
 
@@ -35,14 +36,28 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Validate a bootstrap's metadata fully; exit 0 when valid.
+    /// Validate a bootstrap's metadata fully (and with --blob-dir every chunk's data); exit 0
+    /// when valid.
     Check {
         /// The bootstrap (v5 or v6).
         bootstrap: PathBuf,
+        /// Directory of the blobs (named by blob id): read every chunk and check its digest.
+        #[arg(long = "blob-dir", short = 'D')]
+        blob_dir: Option<PathBuf>,
         /// Print the result as JSON.
         #[arg(long)]
         json: bool,
     },
+    /// Overlay per-layer bootstraps (lowest first) into one, as `nydus-image merge` does.
+    Merge(Box<images::MergeArgs>),
+    /// Write an image back out as an OCI layer tar, or into a directory.
+    Unpack(images::UnpackArgs),
+    /// List a directory of an image (or the whole image).
+    Ls(images::LsArgs),
+    /// Print a file of an image.
+    Cat(images::CatArgs),
+    /// Write one EROFS block image (metadata and data) the kernel mounts on its own.
+    Export(images::ExportArgs),
     /// Decode a bootstrap and encode it again, in the same or the other version.
     Rewrite {
         /// The bootstrap to read.
@@ -61,7 +76,16 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Convert(args) => convert::run(&args),
         Command::Inspect { bootstrap, json } => inspect::run(&bootstrap, json),
-        Command::Check { bootstrap, json } => check::run(&bootstrap, json),
+        Command::Check {
+            bootstrap,
+            blob_dir,
+            json,
+        } => check::run(&bootstrap, blob_dir.as_deref(), json),
+        Command::Merge(args) => images::merge(&args),
+        Command::Unpack(args) => images::unpack(&args),
+        Command::Ls(args) => images::ls(&args),
+        Command::Cat(args) => images::cat(&args),
+        Command::Export(args) => images::export(&args),
         Command::Rewrite {
             bootstrap_in,
             fs_version,

@@ -8,13 +8,21 @@
 //! It does **not** own the formats (`rafs-format`), blob bytes (`rafs-chunker`) or tar
 //! conversion (`rafs-tar-build`). It never prints and never exits.
 //!
-//! Dependencies: `tar` writes unpacked layers; `sha2` hashes; `thiserror` derives the errors.
+//! Dependencies: `tar` writes unpacked layers; `rustix` creates device nodes, sets times,
+//! owners and xattrs without following symlinks, and without `unsafe`; `zerocopy` reads the
+//! device slots of an encoded bootstrap; `thiserror` derives the errors.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod error;
+mod export;
 mod merge;
+mod read;
+mod unpack;
 
 pub use error::{Error, Result};
+pub use export::{export_block, ExportReport};
 pub use merge::{merge, Layer, MergeOptions};
+pub use read::{BlobSource, ImageReader};
+pub use unpack::{unpack_to_dir, unpack_to_tar, UnpackReport};
