@@ -118,9 +118,9 @@ impl Overlay<'_> {
             match self.tree.nodes[lower].children.get(&name).copied() {
                 Some(l) => {
                     self.tree.nodes[l].inode = up_inode;
+                    // An upper non-directory drops the lower subtree; an upper directory
+                    // merges with it (a lower file had no children to keep).
                     if !self.is_dir(l) {
-                        self.tree.nodes[l].children.clear();
-                    } else if !self.layers[up_inode.0][up_inode.1 .0 as usize].is_dir() {
                         self.tree.nodes[l].children.clear();
                     }
                     if self.is_dir(l) {

@@ -131,3 +131,128 @@ pub fn treelist_dir(dir: &Path) -> Result<String, String> {
     let script = corpus().join("tools/treelist.py");
     run("python3", &[path_str(&script)?, "dir", path_str(dir)?])
 }
+
+use rafs_chunker::{BlobReader, Verify};
+use rafs_format::model::{mode, Compressor, Image, NodeId};
+use sha2::Digest as _;
+use std::collections::HashMap;
+
+/// Where the file bytes of an image live.
+pub enum Data<'a> {
+    /// A data blob and its compressor.
+    Blob(&'a [u8], Compressor),
+    /// The layer tar of a tarfs image.
+    Tar(&'a [u8]),
+}
+
+/// An image listed through our readers in `treelist.py` format: `path type mode uid:gid mtime extra xattrs links=N`, sorted by path
+/// bytes.
+pub fn listing(image: &Image, data: &Data<'_>) -> String {
+    let tree = &image.tree;
+    let mut names: HashMap<rafs_format::model::InodeId, usize> = HashMap::new();
+    for n in &tree.nodes {
+        *names.entry(n.inode).or_insert(0) += 1;
+    }
+    let reader = match data {
+        Data::Blob(b, _) if !b.is_empty() => Some(BlobReader::open(*b).unwrap()),
+        _ => None,
+    };
+    let mut lines = Vec::new();
+    for i in 0..tree.nodes.len() {
+        let id = NodeId(i as u32);
+        let node = tree.node(id);
+        let inode = tree.inode(node.inode);
+        let path = tree.path(id);
+        let (typ, extra) = match inode.file_type() {
+            mode::S_IFDIR => ("dir", "-".to_string()),
+            mode::S_IFREG => {
+                let mut h = sha2::Sha256::new();
+                let mut len = 0u64;
+                for c in &inode.chunks {
+                    let bytes = match data {
+                        Data::Blob(_, comp) => reader
+                            .as_ref()
+                            .unwrap()
+                            .read_chunk(
+                                c,
+                                *comp,
+                                Verify {
+                                    digest: Some(image.superblock.digester),
+                                    crc32: true,
+                                },
+                            )
+                            .unwrap(),
+                        Data::Tar(t) => t[c.uncompressed_offset as usize..]
+                            [..c.uncompressed_size as usize]
+                            .to_vec(),
+                    };
+                    len += bytes.len() as u64;
+                    h.update(&bytes);
+                }
+                assert_eq!(len, inode.size, "{path}");
+                (
+                    "reg",
+                    format!("{}:{}", inode.size, &rafs_format::hex(&h.finalize())[..16]),
+                )
+            }
+            mode::S_IFLNK => (
+                "sym",
+                format!("->{}", String::from_utf8_lossy(&inode.symlink)),
+            ),
+            t @ (mode::S_IFCHR | mode::S_IFBLK) => {
+                let r = inode.rdev;
+                let major = (r >> 8) & 0xfff;
+                let minor = (r & 0xff) | ((r >> 12) & !0xff);
+                (
+                    if t == mode::S_IFCHR { "chr" } else { "blk" },
+                    format!("{major},{minor}"),
+                )
+            }
+            mode::S_IFIFO => ("fifo", "-".to_string()),
+            _ => ("other", "-".to_string()),
+        };
+        let mut xattrs: Vec<_> = inode.xattrs.iter().collect();
+        xattrs.sort_by(|a, b| a.name.cmp(&b.name));
+        let xs = if xattrs.is_empty() {
+            "-".to_string()
+        } else {
+            xattrs
+                .iter()
+                .map(|x| {
+                    format!(
+                        "{}={}",
+                        String::from_utf8_lossy(&x.name),
+                        rafs_format::hex(&x.value)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let links = if typ == "dir" {
+            "-".to_string()
+        } else {
+            format!("links={}", names[&node.inode])
+        };
+        assert_eq!(
+            inode.nlink as usize,
+            if typ == "dir" {
+                inode.nlink as usize
+            } else {
+                names[&node.inode]
+            },
+            "{path}: nlink"
+        );
+        lines.push((
+            path.clone().into_bytes(),
+            format!(
+                "{path} {typ} {:04o} {}:{} {} {extra} {xs} {links}",
+                inode.mode & 0o7777,
+                inode.uid,
+                inode.gid,
+                inode.mtime
+            ),
+        ));
+    }
+    lines.sort();
+    lines.into_iter().map(|(_, l)| l + "\n").collect()
+}
