@@ -5,8 +5,9 @@
 
 use crate::error::{io, Error, Result};
 use crate::read::ImageReader;
-use rafs_format::model::{FsVersion, Image};
+use rafs_format::model::{ChunkInfo, FsVersion, Image};
 use rafs_format::ondisk::v6::{DeviceSlot, SuperBlock};
+use std::collections::HashMap;
 use std::io::Write;
 use zerocopy::FromBytes;
 
@@ -24,11 +25,51 @@ pub struct ExportReport {
 
 /// Writes the block image of `reader`'s image (converted to v6 if it is v5) to `out`.
 pub fn export_block<W: Write>(reader: &ImageReader, mut out: W) -> Result<(W, ExportReport)> {
-    let image: Image = if reader.image().superblock.fs_version == FsVersion::V6 {
-        reader.image().clone()
-    } else {
-        reader.image().converted_to(FsVersion::V6)
-    };
+    let original = reader.image();
+    let tarfs = original.superblock.tarfs;
+    // Each blob's stored chunks, once each, by their place in the uncompressed blob.
+    let mut per_blob: Vec<Vec<ChunkInfo>> = vec![Vec::new(); original.blobs.len()];
+    let mut seen = std::collections::HashSet::new();
+    for inode in &original.tree.inodes {
+        if inode.is_reg() {
+            for c in &inode.chunks {
+                if (c.blob_index as usize) < per_blob.len()
+                    && seen.insert((c.blob_index, c.uncompressed_offset))
+                {
+                    per_blob[c.blob_index as usize].push(*c);
+                }
+            }
+        }
+    }
+    for chunks in &mut per_blob {
+        chunks.sort_by_key(|c| c.uncompressed_offset);
+    }
+    // The exported image is self-contained, so its data may be laid out afresh: chunks
+    // 4 KiB aligned in the order they had (v5 blobs pack them tightly, which EROFS block
+    // addresses cannot express). tarfs data stays where it is in the tar.
+    let mut image: Image = original.clone();
+    let mut moved: HashMap<(u32, u64), u64> = HashMap::new();
+    if !tarfs {
+        for (i, chunks) in per_blob.iter().enumerate() {
+            let mut next = 0u64;
+            for c in chunks {
+                moved.insert((i as u32, c.uncompressed_offset), next);
+                next += u64::from(c.uncompressed_size).div_ceil(4096) * 4096;
+            }
+            image.blobs[i].uncompressed_size = next;
+        }
+        for inode in &mut image.tree.inodes {
+            for c in &mut inode.chunks {
+                if let Some(&n) = moved.get(&(c.blob_index, c.uncompressed_offset)) {
+                    c.uncompressed_offset = n;
+                }
+            }
+        }
+        image.v6_chunk_table = None;
+    }
+    if image.superblock.fs_version != FsVersion::V6 {
+        image = image.converted_to(FsVersion::V6);
+    }
     let bootstrap = rafs_format::encode(&image)?;
     let sb = SuperBlock::read_from_prefix(&bootstrap[1024..])
         .map(|(s, _)| s)
@@ -72,40 +113,31 @@ pub fn export_block<W: Write>(reader: &ImageReader, mut out: W) -> Result<(W, Ex
             });
         }
         pad(&mut out, &mut pos, start)?;
-        // Each stored chunk once, by uncompressed offset.
-        let mut chunks: Vec<(u64, rafs_format::model::NodeId, usize)> = Vec::new();
-        let mut seen = std::collections::HashSet::new();
-        for n in 0..image.tree.nodes.len() {
-            let node = rafs_format::model::NodeId(n as u32);
-            let inode = image.tree.inode_of(node);
-            if !inode.is_reg() {
-                continue;
-            }
-            for (k, c) in inode.chunks.iter().enumerate() {
-                if c.blob_index as usize == i && seen.insert(c.uncompressed_offset) {
-                    chunks.push((c.uncompressed_offset, node, k));
-                }
-            }
-        }
-        chunks.sort();
         let blob = &image.blobs[i];
         let blob_reader = reader.blob_reader(i).ok_or_else(|| Error::BlobMissing {
             blob_id: blob.blob_id.clone(),
             reason: "export needs every blob".into(),
         })?;
-        for (off, node, k) in chunks {
-            let c = &image.tree.inode_of(node).chunks[k];
+        for c in &per_blob[i] {
             let data = blob_reader
                 .read_chunk(c, blob.compressor, rafs_chunker::Verify::default())
                 .map_err(|e| Error::Data {
-                    path: image.tree.path(node),
+                    path: format!("blob {} chunk {}", blob.blob_id, c.index),
                     source: e,
                 })?;
+            let off = if tarfs {
+                c.uncompressed_offset
+            } else {
+                moved[&(i as u32, c.uncompressed_offset)]
+            };
             let at = start + off;
             if at < pos || at + data.len() as u64 > end {
                 return Err(Error::Path {
-                    path: image.tree.path(node),
-                    reason: "chunk overlaps another or lies outside its blob".into(),
+                    path: format!("blob {}", blob.blob_id),
+                    reason: format!(
+                        "chunk {} overlaps another or lies outside its blob",
+                        c.index
+                    ),
                 });
             }
             pad(&mut out, &mut pos, at)?;
