@@ -52,7 +52,21 @@ pub enum Error {
     Format(#[from] rafs_format::Error),
 }
 
+/// Maps an I/O error, unwrapping one of ours that a `Read` adapter carried through it.
 pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
     let what = what.into();
-    move |source| Error::Io { what, source }
+    move |source| {
+        if source.get_ref().is_some_and(|r| r.is::<Error>()) {
+            if let Some(inner) = source.into_inner() {
+                if let Ok(e) = inner.downcast::<Error>() {
+                    return *e;
+                }
+            }
+            return Error::Io {
+                what,
+                source: std::io::Error::other("unreadable data"),
+            };
+        }
+        Error::Io { what, source }
+    }
 }
