@@ -17,6 +17,8 @@
 
 pub mod error;
 mod export;
+#[doc(hidden)]
+pub mod fuzzing;
 mod merge;
 mod read;
 mod unpack;

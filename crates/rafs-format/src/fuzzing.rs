@@ -27,3 +27,24 @@ pub fn decode_then_encode(data: &[u8], version: FsVersion) -> Result<(), String>
         Err(e) => Err(format!("re-encoding failed: {e}")),
     }
 }
+
+/// Structure-aware: byte 0 picks one of `seeds` (valid bootstraps), the rest is a list of
+/// patches, each a little-endian u16 offset (scaled to the seed's size) and a byte written
+/// there. The patched bootstrap then goes through [`decode_then_encode`].
+pub fn mutate_then_decode(data: &[u8], seeds: &[&[u8]]) -> Result<(), String> {
+    if data.is_empty() || seeds.is_empty() {
+        return Ok(());
+    }
+    let mut image = seeds[data[0] as usize % seeds.len()].to_vec();
+    if image.is_empty() {
+        return Ok(());
+    }
+    for p in data[1..].chunks_exact(3) {
+        let off = usize::from(u16::from_le_bytes([p[0], p[1]])) * image.len() / 65536;
+        image[off] = p[2];
+    }
+    let Ok(version) = crate::detect(&image) else {
+        return Ok(());
+    };
+    decode_then_encode(&image, version)
+}

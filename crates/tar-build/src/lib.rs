@@ -48,6 +48,8 @@
 mod build;
 pub mod entry;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod input;
 pub mod options;
 mod sparse;

@@ -358,6 +358,29 @@ pub fn encode(image: &Image) -> Result<Vec<u8>> {
                     }
                 }
             }
+            // The table keeps one record per (digest, blob); a file chunk with the same key
+            // at another address could not be found again.
+            if !image.superblock.tarfs {
+                for id in &io.order {
+                    let inode = tree.inode_of(*id);
+                    if !inode.is_reg() {
+                        continue;
+                    }
+                    for c in &inode.chunks {
+                        let kept = &derived[&(c.digest, c.blob_index)];
+                        if (kept.index, kept.uncompressed_offset / block)
+                            != (c.index, c.uncompressed_offset / block)
+                        {
+                            return Err(err(format!(
+                                "{}: two different chunks of blob {} share digest {}; v6 keeps one record per digest",
+                                tree.path(*id),
+                                c.blob_index,
+                                crate::hex(&c.digest)
+                            )));
+                        }
+                    }
+                }
+            }
             derived.into_values().collect()
         }
     };
