@@ -16,8 +16,14 @@ pub fn merge_two(data: &[u8]) -> Result<(), String> {
         return Ok(());
     };
     let layers = vec![
-        Layer { image: lower, blob_id: Some("a".repeat(64)) },
-        Layer { image: upper, blob_id: Some("b".repeat(64)) },
+        Layer {
+            image: lower,
+            blob_id: Some("a".repeat(64)),
+        },
+        Layer {
+            image: upper,
+            blob_id: Some("b".repeat(64)),
+        },
     ];
     let Ok(merged) = merge(layers, &MergeOptions::default()) else {
         return Ok(());
@@ -39,7 +45,9 @@ pub fn unpack_any(data: &[u8]) -> Result<(), String> {
     if image.tree.nodes.len() > 4096 {
         return Ok(()); // keep each run fast; large trees are the decoder's business
     }
-    let Ok(reader) = ImageReader::open_with(image, |_| Ok(Some(Box::new(Vec::<u8>::new()) as BlobSource))) else {
+    let Ok(reader) = ImageReader::open_with(image, |_| {
+        Ok(Some(Box::new(Vec::<u8>::new()) as BlobSource))
+    }) else {
         return Ok(());
     };
     let _ = unpack_to_tar(&reader, Vec::new());

@@ -44,7 +44,9 @@ fn bootstrap_mutate_corpus() {
     let mut n = 0;
     for e in std::fs::read_dir(&dir).unwrap() {
         let p = e.unwrap().path();
-        if let Err(msg) = rafs_format::fuzzing::mutate_then_decode(&std::fs::read(&p).unwrap(), &SEEDS) {
+        if let Err(msg) =
+            rafs_format::fuzzing::mutate_then_decode(&std::fs::read(&p).unwrap(), &SEEDS)
+        {
             panic!("{}: {msg}", p.display());
         }
         n += 1;

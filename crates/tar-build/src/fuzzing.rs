@@ -37,7 +37,8 @@ pub fn build_any(data: &[u8]) -> Result<(), String> {
     let Ok(out) = build_layer(framed.as_slice(), &opts, Vec::new()) else {
         return Ok(());
     };
-    let back = rafs_format::decode(&out.bootstrap).map_err(|e| format!("our bootstrap does not decode: {e}"))?;
+    let back = rafs_format::decode(&out.bootstrap)
+        .map_err(|e| format!("our bootstrap does not decode: {e}"))?;
     if let Some(d) = back.tree_difference(&out.image) {
         return Err(format!("bootstrap decodes to another tree: {d}"));
     }
