@@ -47,6 +47,16 @@ pub enum Error {
         /// The operating system's error.
         source: std::io::Error,
     },
+    /// A configured limit was exceeded.
+    #[error("{what} {value} exceeds the limit {limit}")]
+    LimitExceeded {
+        /// What was counted.
+        what: &'static str,
+        /// The value reached.
+        value: u64,
+        /// The limit.
+        limit: u64,
+    },
     /// Encoding the result failed.
     #[error(transparent)]
     Format(#[from] rafs_format::Error),

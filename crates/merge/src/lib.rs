@@ -27,4 +27,7 @@ pub use error::{Error, Result};
 pub use export::{export_block, ExportReport};
 pub use merge::{merge, Layer, MergeOptions};
 pub use read::{BlobSource, ImageReader};
-pub use unpack::{unpack_to_dir, unpack_to_tar, UnpackReport};
+pub use unpack::{
+    unpack_to_dir, unpack_to_dir_with_limits, unpack_to_tar, unpack_to_tar_with_limits,
+    UnpackLimits, UnpackReport,
+};

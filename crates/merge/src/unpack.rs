@@ -87,6 +87,45 @@ impl Read for FileData<'_> {
     }
 }
 
+/// Limits of an unpack; exceeding one is [`Error::LimitExceeded`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnpackLimits {
+    /// Most entries written.
+    pub max_entries: u64,
+    /// Most bytes of file data written.
+    pub max_file_bytes: u64,
+}
+
+impl Default for UnpackLimits {
+    fn default() -> Self {
+        UnpackLimits {
+            max_entries: 1 << 24,
+            max_file_bytes: 1 << 40,
+        }
+    }
+}
+
+impl UnpackLimits {
+    fn check(&self, r: &UnpackReport, next_file: u64) -> Result<()> {
+        if r.entries >= self.max_entries {
+            return Err(Error::LimitExceeded {
+                what: "entries",
+                value: r.entries + 1,
+                limit: self.max_entries,
+            });
+        }
+        let bytes = r.file_bytes.saturating_add(next_file);
+        if bytes > self.max_file_bytes {
+            return Err(Error::LimitExceeded {
+                what: "file bytes",
+                value: bytes,
+                limit: self.max_file_bytes,
+            });
+        }
+        Ok(())
+    }
+}
+
 /// What an unpack wrote.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -101,14 +140,24 @@ pub struct UnpackReport {
     pub xattrs_refused: u64,
 }
 
-/// Writes the image as an OCI layer tar to `out`.
+/// Writes the image as an OCI layer tar to `out`, with default [`UnpackLimits`].
 pub fn unpack_to_tar<W: Write>(reader: &ImageReader, out: W) -> Result<(W, UnpackReport)> {
+    unpack_to_tar_with_limits(reader, out, UnpackLimits::default())
+}
+
+/// [`unpack_to_tar`] with explicit limits.
+pub fn unpack_to_tar_with_limits<W: Write>(
+    reader: &ImageReader,
+    out: W,
+    limits: UnpackLimits,
+) -> Result<(W, UnpackReport)> {
     let tree = &reader.image().tree;
     let mut tar = tar::Builder::new(out);
     let mut first_path: HashMap<InodeId, String> = HashMap::new();
     let mut report = UnpackReport::default();
     for node in preorder(tree) {
         let inode = tree.inode_of(node);
+        limits.check(&report, if inode.is_reg() { inode.size } else { 0 })?;
         let comps = components(tree, node)?;
         let joined = comps
             .iter()
@@ -228,6 +277,15 @@ pub fn unpack_to_tar<W: Write>(reader: &ImageReader, out: W) -> Result<(W, Unpac
 /// through an existing link), symlinks are only ever created, never followed, and hard links
 /// join files this unpack created.
 pub fn unpack_to_dir(reader: &ImageReader, target: &Path) -> Result<UnpackReport> {
+    unpack_to_dir_with_limits(reader, target, UnpackLimits::default())
+}
+
+/// [`unpack_to_dir`] with explicit limits.
+pub fn unpack_to_dir_with_limits(
+    reader: &ImageReader,
+    target: &Path,
+    limits: UnpackLimits,
+) -> Result<UnpackReport> {
     match std::fs::read_dir(target) {
         Ok(mut d) => {
             if d.next().is_some() {
@@ -250,6 +308,7 @@ pub fn unpack_to_dir(reader: &ImageReader, target: &Path) -> Result<UnpackReport
     let mut dirs: Vec<(PathBuf, &Inode)> = Vec::new();
     for node in preorder(tree) {
         let inode = tree.inode_of(node);
+        limits.check(&report, if inode.is_reg() { inode.size } else { 0 })?;
         let comps = components(tree, node)?;
         let mut path = target.to_path_buf();
         for c in &comps {

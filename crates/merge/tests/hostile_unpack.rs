@@ -232,3 +232,32 @@ fn chunk_pointing_into_another_files_range() {
     let e = unpack_checked("bad-chunk", &reader).unwrap_err();
     assert!(matches!(e, rafs_merge::Error::Data { .. }), "{e}");
 }
+
+#[test]
+fn limits_are_typed_errors() {
+    use rafs_merge::{unpack_to_tar_with_limits, UnpackLimits};
+    let mut tree = Tree::with_root(dir_inode());
+    for i in 0..10u8 {
+        let mut f = Inode::new(mode::S_IFREG | 0o644);
+        f.nlink = 1;
+        let id = tree.add_inode(f);
+        tree.push_child(ROOT, vec![b'a' + i], id);
+    }
+    let reader = ImageReader::open_with(image(tree), |_| Ok(None)).unwrap();
+    let limits = UnpackLimits {
+        max_entries: 5,
+        ..UnpackLimits::default()
+    };
+    let e = unpack_to_tar_with_limits(&reader, Vec::new(), limits).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            rafs_merge::Error::LimitExceeded {
+                what: "entries",
+                limit: 5,
+                ..
+            }
+        ),
+        "{e}"
+    );
+}
