@@ -8,16 +8,10 @@ use rafs_benches::{ContentReader, LayerContent};
 use rafs_chunker::{BlobOptions, BlobWriter};
 use rafs_format::model::{Compressor, FsVersion};
 
-fn vm_hwm_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
 #[test]
 fn writing_a_1_gib_blob_keeps_memory_bounded() {
     const TOTAL: u64 = 1 << 30;
-    let baseline = vm_hwm_kib();
+    let baseline = rafs_testkit::vm_hwm_kib();
     for compressor in [Compressor::Zstd, Compressor::None] {
         let mut o = BlobOptions::new(FsVersion::V6);
         o.compressor = compressor;
@@ -36,7 +30,7 @@ fn writing_a_1_gib_blob_keeps_memory_bounded() {
             written += size;
         }
         let blob = w.finish_data().unwrap().finish(None).unwrap();
-        let peak = vm_hwm_kib();
+        let peak = rafs_testkit::vm_hwm_kib();
         let grew = (peak - baseline) * 1024;
         eprintln!(
             "{}: 1 GiB of data, blob {} bytes; peak RSS {} KiB (baseline {} KiB, +{} MiB); in-flight bound {} MiB",

@@ -42,23 +42,6 @@ fn ref_blob(id: &str) -> Vec<u8> {
     std::fs::read(rafs_testkit::blob_path(id).unwrap()).unwrap()
 }
 
-/// Every file under `dir`, hidden ones included.
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
-}
-
 #[test]
 fn converts_to_the_reference_bytes_from_a_file_and_from_stdin() {
     let tmp = tempdir("identical");
@@ -251,7 +234,7 @@ fn bad_input_fails_and_leaves_no_file() {
             let err = String::from_utf8_lossy(&out.stderr);
             assert!(!out.status.success(), "{tag}: accepted");
             assert!(err.contains(expect), "{tag}: {err}");
-            let left = files_under(&out_dir);
+            let left = rafs_testkit::files_under(&out_dir);
             assert!(left.is_empty(), "{tag}: left behind {left:?}");
         }
         let _ = std::fs::remove_dir_all(&tmp);

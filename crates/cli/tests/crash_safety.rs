@@ -2,7 +2,7 @@
 //! bootstrap are written unnamed (`O_TMPFILE`) and only linked into place when complete.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -29,22 +29,6 @@ fn big_layer(path: &Path) {
         tar.append(&h, data.as_slice()).unwrap();
     }
     tar.into_inner().unwrap().flush().unwrap();
-}
-
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
 }
 
 #[test]
@@ -109,7 +93,7 @@ fn killed_convert_leaves_no_output() {
         child.kill().unwrap(); // SIGKILL
         let status = child.wait().unwrap();
         assert!(!status.success());
-        let left = files_under(&out);
+        let left = rafs_testkit::files_under(&out);
         assert!(left.is_empty(), "{tag}: killed convert left {left:?}");
         println!("{tag}: killed after {:?}, no file left", started.elapsed());
         std::fs::remove_dir_all(&out).unwrap();

@@ -49,13 +49,6 @@ fn reader(image: rafs_format::model::Image, blobs: &HashMap<String, Arc<Vec<u8>>
     .unwrap()
 }
 
-fn layer_tar(name: &str) -> PathBuf {
-    match name.strip_prefix("edge-") {
-        Some(e) => corpus().join(format!("layers/edge/{e}.tar")),
-        None => corpus().join(format!("layers/{name}.tar")),
-    }
-}
-
 fn tmpdir() -> PathBuf {
     let d = std::env::temp_dir().join(format!("rafs-merge-kernel-{}", std::process::id()));
     std::fs::create_dir_all(&d).unwrap();
@@ -117,17 +110,7 @@ fn exported_images_mount_and_match_the_ground_truth() {
     let mut blobs = HashMap::new();
     let mut built = HashMap::new();
     let mut count = 0;
-    for e in std::fs::read_dir(corpus().join("expected")).unwrap() {
-        let name = e
-            .unwrap()
-            .path()
-            .file_stem()
-            .unwrap()
-            .to_string_lossy()
-            .into_owned();
-        if name.starts_with("oci-") || name == "edge-E6-dotdot-path" {
-            continue;
-        }
+    for (name, tar) in rafs_testkit::crafted_layers() {
         let expected =
             std::fs::read_to_string(corpus().join(format!("expected/{name}.list"))).unwrap();
         for (label, opts) in [
@@ -138,7 +121,7 @@ fn exported_images_mount_and_match_the_ground_truth() {
             if label == "tarfs" && name == "edge-E7-gnu-sparse" {
                 continue;
             }
-            let b = build(&layer_tar(&name), &opts);
+            let b = build(&tar, &opts);
             for blob in &b.image.blobs {
                 blobs.insert(blob.blob_id.clone(), b.blob.clone());
             }
@@ -264,7 +247,10 @@ fn merged_images_equal_overlayfs_of_their_layers() {
     let mut blobs = HashMap::new();
     let mut built = Vec::new();
     for l in ["L1", "L2", "L3"] {
-        let b = build(&layer_tar(l), &BuildOptions::new(FsVersion::V6));
+        let b = build(
+            &rafs_testkit::layer_tar(l),
+            &BuildOptions::new(FsVersion::V6),
+        );
         for blob in &b.image.blobs {
             blobs.insert(blob.blob_id.clone(), b.blob.clone());
         }

@@ -18,28 +18,11 @@ fn corpus() -> PathBuf {
 }
 
 /// Layers with a listing, and the tar each comes from.
-fn layers() -> Vec<(String, PathBuf)> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(corpus().join("expected")).unwrap() {
-        let p = e.unwrap().path();
-        let name = p.file_stem().unwrap().to_string_lossy().into_owned();
-        if name.starts_with("oci-") {
-            continue; // stacks of layers: the merge's business
-        }
-        let tar = match name.strip_prefix("edge-") {
-            Some(edge) => corpus().join(format!("layers/edge/{edge}.tar")),
-            None => corpus().join(format!("layers/{name}.tar")),
-        };
-        out.push((name, tar));
-    }
-    out.sort();
-    out
-}
 
 #[test]
 fn every_layer_lists_as_its_ground_truth() {
     let mut checked = Vec::new();
-    for (name, tar) in layers() {
+    for (name, tar) in rafs_testkit::crafted_layers() {
         let expected =
             std::fs::read_to_string(corpus().join(format!("expected/{name}.list"))).unwrap();
         let tar_bytes = std::fs::read(&tar).unwrap();

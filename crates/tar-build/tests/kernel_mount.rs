@@ -13,31 +13,6 @@ use rafs_chunker::{BlobReader, Verify};
 use rafs_format::model::FsVersion;
 use rafs_tar_build::{build_layer, BuildOptions};
 use rafs_testkit::{corpus, mount_erofs, mount_unavailable, treelist_dir};
-use std::path::PathBuf;
-
-fn layers() -> Vec<(String, PathBuf)> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(corpus().join("expected")).unwrap() {
-        let name = e
-            .unwrap()
-            .path()
-            .file_stem()
-            .unwrap()
-            .to_string_lossy()
-            .into_owned();
-        // Stacks belong to merge; `..` is refused by design.
-        if name.starts_with("oci-") || name == "edge-E6-dotdot-path" {
-            continue;
-        }
-        let tar = match name.strip_prefix("edge-") {
-            Some(edge) => corpus().join(format!("layers/edge/{edge}.tar")),
-            None => corpus().join(format!("layers/{name}.tar")),
-        };
-        out.push((name, tar));
-    }
-    out.sort();
-    out
-}
 
 #[test]
 fn kernel_mounts_our_tarfs_and_native_images() {
@@ -48,7 +23,7 @@ fn kernel_mounts_our_tarfs_and_native_images() {
     let tmp = std::env::temp_dir().join(format!("rafs-tarbuild-kernel-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).unwrap();
     let mut mounted = 0;
-    for (name, tar) in layers() {
+    for (name, tar) in rafs_testkit::crafted_layers() {
         let expected =
             std::fs::read_to_string(corpus().join(format!("expected/{name}.list"))).unwrap();
         let tar_bytes = std::fs::read(&tar).unwrap();

@@ -24,6 +24,67 @@ pub fn blob_path(id: &str) -> Option<PathBuf> {
     None
 }
 
+/// Every crafted single layer with a ground-truth listing (`expected/<name>.list`), and its
+/// tar: stacks (`oci-*`) are left out, and `edge-E6-dotdot-path`, which we refuse by design.
+pub fn crafted_layers() -> Vec<(String, PathBuf)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(corpus().join("expected")).expect("corpus present") {
+        let Some(name) = e
+            .ok()
+            .and_then(|e| Some(e.path().file_stem()?.to_string_lossy().into_owned()))
+        else {
+            continue;
+        };
+        if name.starts_with("oci-") || name == "edge-E6-dotdot-path" {
+            continue;
+        }
+        out.push((name.clone(), layer_tar(&name)));
+    }
+    out.sort();
+    out
+}
+
+/// The tar of a crafted layer by its listing name (`L1`, `edge-E2-hardlink-to-symlink`).
+pub fn layer_tar(name: &str) -> PathBuf {
+    match name.strip_prefix("edge-") {
+        Some(edge) => corpus().join(format!("layers/edge/{edge}.tar")),
+        None => corpus().join(format!("layers/{name}.tar")),
+    }
+}
+
+/// The ground-truth listing of a layer or stack.
+pub fn expected_list(name: &str) -> String {
+    std::fs::read_to_string(corpus().join(format!("expected/{name}.list")))
+        .expect("listing present")
+}
+
+/// Every file (not directory) below `dir`, hidden ones included.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// This process's peak resident set (VmHWM), in KiB.
+pub fn vm_hwm_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0)
+}
+
 /// Runs a command; its trimmed stdout, or an error naming it and its stderr.
 pub fn run(cmd: &str, args: &[&str]) -> Result<String, String> {
     let out = Command::new(cmd)
