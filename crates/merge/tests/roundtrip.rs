@@ -322,6 +322,14 @@ proptest! {
         let mut opts = BuildOptions::new(if v5 { FsVersion::V5 } else { FsVersion::V6 });
         opts.compressor = [Compressor::None, Compressor::Lz4Block, Compressor::Zstd][comp as usize];
         opts.chunk_size = 0x1000;
+        // The bootstrap decodes to the model the build holds, and survives v5 <-> v6.
+        let built = build_layer(tar.as_slice(), &opts, Vec::new()).unwrap();
+        let decoded = rafs_format::decode(&built.bootstrap).unwrap();
+        prop_assert!(decoded.tree_difference(&built.image).is_none(), "{:?}", decoded.tree_difference(&built.image));
+        let other = if v5 { FsVersion::V6 } else { FsVersion::V5 };
+        let rewritten = rafs_format::encode(&decoded.converted_to(other)).unwrap();
+        let back = rafs_format::decode(&rafs_format::encode(&rafs_format::decode(&rewritten).unwrap().converted_to(opts.fs_version)).unwrap()).unwrap();
+        prop_assert!(back.tree_difference(&decoded).is_none(), "v5/v6 rewrite: {:?}", back.tree_difference(&decoded));
         let reader = convert_and_open(&tar, &opts);
         let (unpacked, _) = unpack_to_tar(&reader, Vec::new()).unwrap();
         let (a, b) = (normalise(&tar), normalise(&unpacked));
