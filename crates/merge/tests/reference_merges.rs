@@ -133,3 +133,24 @@ fn merges_equal_the_reference_byte_for_byte() {
     assert!(identical.len() >= 10, "{identical:?}");
     assert_eq!(refused.len(), 3, "{refused:?}");
 }
+
+/// A parent image takes the place of the layers below: L2 and L3 on the merged L1 give the
+/// reference's three-layer merge.
+#[test]
+fn a_parent_image_stands_for_the_lower_layers() {
+    let case = cases()
+        .into_iter()
+        .find(|c| c.name == "merge-v6-zstd-sha256")
+        .unwrap();
+    let mut ls = layers(&case);
+    let l1 = ls.remove(0);
+    let parent = merge(vec![l1], &MergeOptions::default()).unwrap();
+    let mut opts = MergeOptions::default();
+    opts.parent = Some(parent);
+    let image = merge(ls, &opts).unwrap();
+    let ours = rafs_format::encode(&image).unwrap();
+    assert!(
+        ours == std::fs::read(case.dir.join("bootstrap")).unwrap(),
+        "differs from the three-layer merge"
+    );
+}
