@@ -5,6 +5,7 @@ use crate::entry::{full_mode, makedev, normalise, Kind, Pax, MAX_SYMLINK};
 use crate::error::{EntryError, EntryErrorKind as K, Error, Result, TarErrorKind};
 use crate::input::{self, Counting, DecodeFailure, Hashing};
 use crate::options::{BuildOptions, ConversionType};
+use crate::reader::{StreamError, TarStream};
 use crate::sparse::SparseReader;
 use crate::tree::{BuildTree, Data, NameAttrs};
 use rafs_chunker::{BlobOptions, BlobTableEntry, BlobWriter};
@@ -111,8 +112,7 @@ pub fn build_layer_with_progress<R: Read, W: Write + Send + 'static>(
     let (decoded, compression) =
         input::open(Counting::new(input, input_count.clone())).map_err(|e| tar_error(e, 0))?;
     let hashing = Hashing::new(Counting::new(decoded, tar_count.clone()), tarfs);
-    let mut archive = tar::Archive::new(hashing);
-    archive.set_ignore_zeros(true);
+    let mut stream = TarStream::new(hashing);
 
     let mut sink_slot = Some(sink);
     let mut writer = if tarfs {
@@ -142,32 +142,15 @@ pub fn build_layer_with_progress<R: Read, W: Write + Send + 'static>(
     let chunk_size = u64::from(options.chunk_size);
 
     {
-        let mut entries = archive.entries().map_err(|e| tar_error(e, 0))?;
         let mut index = 0u64;
         loop {
-            let header_at = tar_count.get();
-            let next = entries.next();
-            let mut entry = match next {
-                None => break,
-                Some(Ok(e)) => e,
-                Some(Err(e)) => {
-                    // The parser has read past what it refused: a bad header is the last 512
-                    // bytes it read.
-                    let e = tar_error(e, tar_count.get());
-                    return Err(match e {
-                        Error::Tar {
-                            offset,
-                            kind: TarErrorKind::BadChecksum,
-                        } => Error::Tar {
-                            offset: offset.saturating_sub(512).max(header_at),
-                            kind: TarErrorKind::BadChecksum,
-                        },
-                        other => other,
-                    });
-                }
+            let mut entry = match stream.next_entry() {
+                Ok(Some(e)) => e,
+                Ok(None) => break,
+                Err(e) => return Err(stream_error(e, stream.position())),
             };
-            let raw_path = entry.path_bytes().into_owned();
-            let offset = entry.raw_header_position();
+            let raw_path = entry.path.clone();
+            let offset = entry.header_pos;
             let fail = |kind: K| {
                 Error::Entry(Box::new(EntryError {
                     index,
@@ -176,44 +159,30 @@ pub fn build_layer_with_progress<R: Read, W: Write + Send + 'static>(
                     kind,
                 }))
             };
-            let etype = entry.header().entry_type();
+            let etype = entry.header.entry_type();
             if etype.is_pax_global_extensions() {
+                if entry.stored > 1 << 20 {
+                    return Err(fail(K::BadField {
+                        field: "PAX global header",
+                        reason: format!("{} bytes", entry.stored),
+                    }));
+                }
                 let mut data = Vec::new();
-                entry
+                (&mut stream)
+                    .take(entry.stored)
                     .read_to_end(&mut data)
-                    .map_err(|e| tar_error(e, tar_count.get()))?;
-                globals.extend(Pax::parse(&data).map_err(fail)?);
+                    .map_err(|e| tar_error(e, stream.position()))?;
+                let records = crate::reader::parse_pax(&data).map_err(|r| {
+                    fail(K::BadField {
+                        field: "PAX global header",
+                        reason: r,
+                    })
+                })?;
+                globals.extend(records);
                 index += 1;
                 continue;
             }
-            let local = match entry.pax_extensions() {
-                Ok(Some(exts)) => {
-                    let mut m = BTreeMap::new();
-                    for ext in exts {
-                        let ext = ext.map_err(|e| {
-                            fail(K::BadField {
-                                field: "PAX record",
-                                reason: e.to_string(),
-                            })
-                        })?;
-                        let key = ext.key().map_err(|_| {
-                            fail(K::BadField {
-                                field: "PAX record",
-                                reason: "key is not UTF-8".into(),
-                            })
-                        })?;
-                        m.insert(key.to_string(), ext.value_bytes().to_vec());
-                    }
-                    m
-                }
-                Ok(None) => BTreeMap::new(),
-                Err(e) => {
-                    return Err(fail(K::BadField {
-                        field: "PAX header",
-                        reason: e.to_string(),
-                    }))
-                }
-            };
+            let local = entry.pax.clone();
             let pax = Pax::merged(&globals, local);
             // PAX 1.0 sparse files carry their real name and size in PAX records.
             let sparse = pax.get("GNU.sparse.major") == Some(b"1")
@@ -227,17 +196,14 @@ pub fn build_layer_with_progress<R: Read, W: Write + Send + 'static>(
                 index += 1;
                 continue;
             }
-            let header = entry.header();
+            let header = &entry.header;
             let kind = match etype {
                 tar::EntryType::Regular
                 | tar::EntryType::Continuous
                 | tar::EntryType::GNUSparse => Kind::Regular,
                 tar::EntryType::Directory => Kind::Directory,
                 tar::EntryType::Symlink => {
-                    let target = entry
-                        .link_name_bytes()
-                        .map(|c| c.into_owned())
-                        .unwrap_or_default();
+                    let target = entry.link.clone();
                     if target.is_empty() {
                         return Err(fail(K::BadField {
                             field: "link name",
@@ -252,13 +218,7 @@ pub fn build_layer_with_progress<R: Read, W: Write + Send + 'static>(
                     }
                     Kind::Symlink(target)
                 }
-                tar::EntryType::Link => {
-                    let target = entry
-                        .link_name_bytes()
-                        .map(|c| c.into_owned())
-                        .unwrap_or_default();
-                    Kind::HardLink(normalise(&target).map_err(fail)?)
-                }
+                tar::EntryType::Link => Kind::HardLink(normalise(&entry.link).map_err(fail)?),
                 tar::EntryType::Char => Kind::Char,
                 tar::EntryType::Block => Kind::Block,
                 tar::EntryType::Fifo => Kind::Fifo,
@@ -355,19 +315,21 @@ pub fn build_layer_with_progress<R: Read, W: Write + Send + 'static>(
                                         fail(K::BadSparseMap("missing GNU.sparse.realsize".into()))
                                     })?;
                                 (real, true)
+                            } else if let Some((_, real)) = &entry.sparse {
+                                (*real, false)
                             } else {
-                                (entry.size(), false)
+                                (entry.stored, false)
                             };
                             inode.size = size;
                             report.files += 1;
                             report.file_bytes += size;
                             if tarfs {
-                                if file_data || etype == tar::EntryType::GNUSparse {
+                                if file_data || entry.sparse.is_some() {
                                     return Err(fail(K::Unrepresentable(
                                         "tarfs cannot point into a sparse file's data".into(),
                                     )));
                                 }
-                                let pos = entry.raw_file_position();
+                                let pos = entry.data_pos;
                                 let mut chunks = Vec::new();
                                 let mut off = 0;
                                 while off < size {
@@ -391,16 +353,24 @@ pub fn build_layer_with_progress<R: Read, W: Write + Send + 'static>(
                             } else {
                                 let w = writer.as_mut().expect("rafs mode has a writer");
                                 let read = Rc::new(Cell::new(0u64));
+                                let stored = entry.stored;
                                 let result = if file_data {
-                                    let stored = entry.size();
+                                    // PAX 1.0: the map opens the data.
                                     let mut r = Counting::new(
-                                        SparseReader::new(&mut entry, stored, size)
+                                        SparseReader::new(&mut stream, stored, size)
                                             .map_err(&fail)?,
                                         read.clone(),
                                     );
                                     w.add_file(&mut r, size)
+                                } else if let Some((segments, real)) = entry.sparse.take() {
+                                    // Old GNU: the map was in the headers.
+                                    let mut r = Counting::new(
+                                        SparseReader::from_segments(&mut stream, segments, real),
+                                        read.clone(),
+                                    );
+                                    w.add_file(&mut r, size)
                                 } else {
-                                    let mut r = Counting::new(&mut entry, read.clone());
+                                    let mut r = Counting::new(&mut stream, read.clone());
                                     w.add_file(&mut r, size)
                                 };
                                 let fid = result.map_err(|e| {
@@ -422,7 +392,7 @@ pub fn build_layer_with_progress<R: Read, W: Write + Send + 'static>(
             });
         }
     }
-    let hashing = archive.into_inner();
+    let hashing = stream.into_inner();
     let tar_digest = hashing
         .finish()
         .map_err(|e| tar_error(e, tar_count.get()))?;
@@ -549,6 +519,21 @@ fn finish_image(
         tree,
         prefetch,
         v6_chunk_table: None,
+    }
+}
+
+/// Classifies an error of the tar stream; `at` is the position reached.
+fn stream_error(e: StreamError, at: u64) -> Error {
+    match e {
+        StreamError::Io(e) => tar_error(e, at),
+        StreamError::BadChecksum => Error::Tar {
+            offset: at.saturating_sub(512),
+            kind: TarErrorKind::BadChecksum,
+        },
+        StreamError::Malformed(m) => Error::Tar {
+            offset: at,
+            kind: TarErrorKind::Malformed(m),
+        },
     }
 }
 

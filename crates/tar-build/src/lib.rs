@@ -37,8 +37,9 @@
 //! assert_eq!(image.blobs[0].blob_id, out.report.blob_id.unwrap());
 //! ```
 //!
-//! Dependencies: `tar` parses the stream exactly as the reference's parser does (long names,
-//! PAX records, old GNU sparse); `flate2` and `zstd` decompress the layer; `base64` decodes
+//! Dependencies: `tar` parses single headers (fields, numbers, the ustar prefix) as the
+//! reference's parser does; the stream around them (long names, PAX records read by their
+//! length prefix, old-GNU sparse maps) is read here; `flate2` and `zstd` decompress the layer; `base64` decodes
 //! `LIBARCHIVE.xattr.*` values; `sha2` hashes the tar for a tarfs blob id; `thiserror`
 //! derives the errors.
 
@@ -52,6 +53,7 @@ pub mod error;
 pub mod fuzzing;
 pub mod input;
 pub mod options;
+mod reader;
 mod sparse;
 pub mod tree;
 

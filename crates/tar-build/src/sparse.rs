@@ -50,6 +50,17 @@ fn read_number<R: Read>(r: &mut R, consumed: &mut u64) -> Result<u64, K> {
 }
 
 impl<R: Read> SparseReader<R> {
+    /// The logical content of data stored as `segments` (offset, length), in order.
+    pub fn from_segments(inner: R, segments: Vec<(u64, u64)>, real: u64) -> Self {
+        SparseReader {
+            inner,
+            segments: segments.into_iter().filter(|s| s.1 > 0).collect(),
+            next: 0,
+            pos: 0,
+            real,
+        }
+    }
+
     /// Reads and checks the map from `inner` (the entry's `stored` bytes) for a file of
     /// `real` bytes.
     pub fn new(mut inner: R, stored: u64, real: u64) -> Result<Self, K> {

@@ -121,3 +121,39 @@ fn node_at(image: &rafs_format::model::Image, path: &str) -> rafs_format::model:
         .find(|&n| image.tree.path(n) == path)
         .unwrap()
 }
+
+#[test]
+fn xattr_values_may_contain_newlines() {
+    // A capability mask with CAP_DAC_OVERRIDE and CAP_FOWNER is the byte 0x0a: PAX records
+    // are length-prefixed, so the value is binary-safe (the reference's parser splits it).
+    let cap: [u8; 20] = [
+        1, 0, 0, 2, 0x0a, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    ];
+    let mut b = tar::Builder::new(Vec::new());
+    b.append_pax_extensions([
+        ("SCHILY.xattr.security.capability", &cap[..]),
+        ("path", b"bin/ping"),
+    ])
+    .unwrap();
+    let mut h = tar::Header::new_ustar();
+    h.set_path("truncated-name").unwrap();
+    h.set_size(4);
+    h.set_mode(0o755);
+    h.set_cksum();
+    b.append(&h, &b"ELF!"[..]).unwrap();
+    let tar = b.into_inner().unwrap();
+    let out = build_layer(
+        tar.as_slice(),
+        &BuildOptions::new(FsVersion::V6),
+        Vec::new(),
+    )
+    .unwrap();
+    let image = rafs_format::decode(&out.bootstrap).unwrap();
+    let ping = node_at(&image, "/bin/ping");
+    let x = &image.tree.inode_of(ping).xattrs;
+    assert_eq!(x.len(), 1);
+    assert_eq!(
+        (x[0].name.as_slice(), x[0].value.as_slice()),
+        (&b"security.capability"[..], &cap[..])
+    );
+}

@@ -1,0 +1,403 @@
+//! A streaming tar reader: headers and their extensions (GNU long names and links, PAX local
+//! and global records, old-GNU sparse maps) resolved into one entry at a time, the entry's
+//! data read in place, zero blocks skipped as the reference's parser skips them.
+//!
+//! The `tar` crate parses single headers here (fields, octal and base-256 numbers, the ustar
+//! prefix); its archive iterator is not used because it splits PAX records at newlines, and a
+//! binary xattr value (a capability mask, say) may contain one. PAX records are read by their
+//! length prefix, as POSIX defines them.
+
+use std::collections::BTreeMap;
+use std::io::{self, Read};
+
+/// Size of a tar block.
+const BLOCK: u64 = 512;
+/// Largest extension payload (long name, PAX records) accepted.
+const MAX_EXTENSION: u64 = 1 << 20;
+/// Most old-GNU sparse extension blocks accepted for one entry.
+const MAX_SPARSE_BLOCKS: usize = 1 << 16;
+
+/// What went wrong reading the stream.
+#[derive(Debug)]
+pub enum StreamError {
+    /// The underlying reader failed (or the stream ended early).
+    Io(io::Error),
+    /// A header's checksum is wrong.
+    BadChecksum,
+    /// Anything else malformed, with a description.
+    Malformed(String),
+}
+
+impl From<io::Error> for StreamError {
+    fn from(e: io::Error) -> Self {
+        StreamError::Io(e)
+    }
+}
+
+/// PAX records of a header's data, read by their length prefixes. Later records win.
+pub fn parse_pax(data: &[u8]) -> Result<BTreeMap<String, Vec<u8>>, String> {
+    let mut out = BTreeMap::new();
+    let mut i = 0;
+    while i < data.len() {
+        if data[i..].iter().all(|&b| b == 0) {
+            break; // padding
+        }
+        let space = data[i..]
+            .iter()
+            .position(|&b| b == b' ')
+            .ok_or("record without a length")?;
+        let len: usize = std::str::from_utf8(&data[i..i + space])
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or("record length is not a number")?;
+        let end = i
+            .checked_add(len)
+            .filter(|&e| e <= data.len() && len > space + 2)
+            .ok_or("record length runs past the header")?;
+        let rec = &data[i + space + 1..end];
+        let rec = rec
+            .strip_suffix(b"\n")
+            .ok_or("record does not end with a newline")?;
+        let eq = rec
+            .iter()
+            .position(|&b| b == b'=')
+            .ok_or("record without '='")?;
+        let key = std::str::from_utf8(&rec[..eq]).map_err(|_| "record key is not UTF-8")?;
+        out.insert(key.to_string(), rec[eq + 1..].to_vec());
+        i = end;
+    }
+    Ok(out)
+}
+
+/// One resolved entry.
+pub struct Entry {
+    /// Its (last) header.
+    pub header: tar::Header,
+    /// Offset of that header in the tar.
+    pub header_pos: u64,
+    /// Offset of its data in the tar.
+    pub data_pos: u64,
+    /// Path: PAX `path`, else a GNU long name, else the header's (with the ustar prefix).
+    pub path: Vec<u8>,
+    /// Link target: a GNU long link, else PAX `linkpath`, else the header's.
+    pub link: Vec<u8>,
+    /// PAX records of this entry (globals not included).
+    pub pax: BTreeMap<String, Vec<u8>>,
+    /// Bytes of data stored for the entry.
+    pub stored: u64,
+    /// Old-GNU sparse map: (segments, real size).
+    pub sparse: Option<(Vec<(u64, u64)>, u64)>,
+}
+
+/// The tar stream.
+pub struct TarStream<R> {
+    inner: R,
+    pos: u64,
+    /// Data of the current entry not yet read, and its padding.
+    remaining: u64,
+    padding: u64,
+}
+
+impl<R: Read> TarStream<R> {
+    /// Wraps the (decompressed) tar.
+    pub fn new(inner: R) -> Self {
+        TarStream {
+            inner,
+            pos: 0,
+            remaining: 0,
+            padding: 0,
+        }
+    }
+
+    /// Bytes consumed so far.
+    pub fn position(&self) -> u64 {
+        self.pos
+    }
+
+    /// The inner reader, after the last entry.
+    pub fn into_inner(self) -> R {
+        self.inner
+    }
+
+    fn skip(&mut self, n: u64) -> io::Result<()> {
+        let copied = io::copy(&mut (&mut self.inner).take(n), &mut io::sink())?;
+        self.pos += copied;
+        if copied < n {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "stream ends inside an entry",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Reads one block; `None` at a clean end of stream.
+    fn block(&mut self) -> Result<Option<[u8; 512]>, StreamError> {
+        let mut b = [0u8; 512];
+        let mut got = 0;
+        while got < b.len() {
+            let n = match self.inner.read(&mut b[got..]) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e.into()),
+            };
+            if n == 0 {
+                break;
+            }
+            got += n;
+        }
+        self.pos += got as u64;
+        match got {
+            0 => Ok(None),
+            512 => Ok(Some(b)),
+            _ => Err(StreamError::Io(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "failed to read entire block",
+            ))),
+        }
+    }
+
+    /// Reads an extension header's payload (bounded).
+    fn payload(&mut self, size: u64) -> Result<Vec<u8>, StreamError> {
+        if size > MAX_EXTENSION {
+            return Err(StreamError::Malformed(format!(
+                "extension header of {size} bytes"
+            )));
+        }
+        let mut data = vec![0u8; size as usize];
+        self.inner.read_exact(&mut data)?;
+        self.pos += size;
+        self.skip(size.div_ceil(BLOCK) * BLOCK - size)?;
+        Ok(data)
+    }
+
+    /// The next entry, extensions resolved; `None` at the end. Unread data of the previous
+    /// entry is skipped.
+    pub fn next_entry(&mut self) -> Result<Option<Entry>, StreamError> {
+        let rest = self.remaining + self.padding;
+        self.remaining = 0;
+        self.padding = 0;
+        self.skip(rest)?;
+        let mut long_name: Option<Vec<u8>> = None;
+        let mut long_link: Option<Vec<u8>> = None;
+        let mut pax: Option<BTreeMap<String, Vec<u8>>> = None;
+        loop {
+            let header_pos = self.pos;
+            let Some(block) = self.block()? else {
+                if long_name.is_some() || long_link.is_some() || pax.is_some() {
+                    return Err(StreamError::Malformed(
+                        "extension headers without a member".into(),
+                    ));
+                }
+                return Ok(None);
+            };
+            if block.iter().all(|&b| b == 0) {
+                continue; // zero blocks are skipped, not an end (as the reference reads)
+            }
+            let header = tar::Header::from_byte_slice(&block).clone();
+            let recorded = header.cksum().map_err(|_| StreamError::BadChecksum)?;
+            let sum: u32 = block
+                .iter()
+                .enumerate()
+                .map(|(i, &b)| {
+                    if (148..156).contains(&i) {
+                        0x20
+                    } else {
+                        u32::from(b)
+                    }
+                })
+                .sum();
+            if sum != recorded {
+                return Err(StreamError::BadChecksum);
+            }
+            let header_size = header
+                .entry_size()
+                .map_err(|e| StreamError::Malformed(e.to_string()))?;
+            let kind = header.entry_type();
+            let bad_ext = |what: &str| {
+                StreamError::Malformed(format!("two {what} headers describing the same member"))
+            };
+            match kind {
+                tar::EntryType::GNULongName => {
+                    if long_name.is_some() {
+                        return Err(bad_ext("long name"));
+                    }
+                    let mut d = self.payload(header_size)?;
+                    while d.last() == Some(&0) {
+                        d.pop();
+                    }
+                    long_name = Some(d);
+                    continue;
+                }
+                tar::EntryType::GNULongLink => {
+                    if long_link.is_some() {
+                        return Err(bad_ext("long link"));
+                    }
+                    let mut d = self.payload(header_size)?;
+                    while d.last() == Some(&0) {
+                        d.pop();
+                    }
+                    long_link = Some(d);
+                    continue;
+                }
+                tar::EntryType::XHeader => {
+                    if pax.is_some() {
+                        return Err(bad_ext("PAX"));
+                    }
+                    let d = self.payload(header_size)?;
+                    pax = Some(
+                        parse_pax(&d)
+                            .map_err(|e| StreamError::Malformed(format!("PAX header: {e}")))?,
+                    );
+                    continue;
+                }
+                _ => {}
+            }
+            let pax = pax.unwrap_or_default();
+            let path = match (&long_name, pax.get("path")) {
+                (Some(n), _) => n.clone(),
+                (None, Some(p)) => p.clone(),
+                (None, None) => header.path_bytes().into_owned(),
+            };
+            let link = match (&long_link, pax.get("linkpath")) {
+                (Some(l), _) => l.clone(),
+                (None, Some(l)) => l.clone(),
+                (None, None) => header
+                    .link_name_bytes()
+                    .map(|c| c.into_owned())
+                    .unwrap_or_default(),
+            };
+            let mut stored = header_size;
+            if let Some(s) = pax.get("size") {
+                stored = std::str::from_utf8(s)
+                    .ok()
+                    .and_then(|s| s.trim().parse().ok())
+                    .ok_or_else(|| StreamError::Malformed("PAX size is not a number".into()))?;
+            }
+            let mut sparse = None;
+            if kind == tar::EntryType::GNUSparse {
+                sparse = Some(self.gnu_sparse_map(&header, stored)?);
+            }
+            let data_pos = self.pos;
+            // Global headers are entries too: the caller reads and applies them.
+            self.remaining = stored;
+            self.padding = stored.div_ceil(BLOCK) * BLOCK - stored;
+            return Ok(Some(Entry {
+                header,
+                header_pos,
+                data_pos,
+                path,
+                link,
+                pax,
+                stored,
+                sparse,
+            }));
+        }
+    }
+
+    /// The map of an old-GNU sparse entry: four slots in the header, more in extension blocks.
+    fn gnu_sparse_map(
+        &mut self,
+        header: &tar::Header,
+        stored: u64,
+    ) -> Result<(Vec<(u64, u64)>, u64), StreamError> {
+        let gnu = header
+            .as_gnu()
+            .ok_or_else(|| StreamError::Malformed("sparse entry without a GNU header".into()))?;
+        let bad = |e: io::Error| StreamError::Malformed(format!("sparse map: {e}"));
+        let mut segments = Vec::new();
+        let push =
+            |segments: &mut Vec<(u64, u64)>, s: &tar::GnuSparseHeader| -> Result<(), StreamError> {
+                if !s.is_empty() {
+                    segments.push((s.offset().map_err(bad)?, s.length().map_err(bad)?));
+                }
+                Ok(())
+            };
+        for s in &gnu.sparse {
+            push(&mut segments, s)?;
+        }
+        let mut extended = gnu.is_extended();
+        let mut blocks = 0;
+        while extended {
+            blocks += 1;
+            if blocks > MAX_SPARSE_BLOCKS {
+                return Err(StreamError::Malformed(
+                    "too many sparse extension blocks".into(),
+                ));
+            }
+            let b = self.block()?.ok_or_else(|| {
+                StreamError::Io(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "sparse map ends early",
+                ))
+            })?;
+            let mut ext = tar::GnuExtSparseHeader::new();
+            ext.as_mut_bytes().copy_from_slice(&b);
+            for s in ext.sparse() {
+                push(&mut segments, s)?;
+            }
+            extended = ext.is_extended();
+        }
+        let real = gnu.real_size().map_err(bad)?;
+        let mut end = 0u64;
+        let mut data = 0u64;
+        for &(off, len) in &segments {
+            let e = off.checked_add(len).filter(|&e| off >= end && e <= real);
+            end = e.ok_or_else(|| {
+                StreamError::Malformed("sparse segments out of order or past the file".into())
+            })?;
+            data += len;
+        }
+        if data != stored {
+            return Err(StreamError::Malformed(format!(
+                "sparse segments hold {data} bytes, the entry {stored}"
+            )));
+        }
+        Ok((segments, real))
+    }
+}
+
+impl<R: Read> Read for TarStream<R> {
+    /// Reads the current entry's data (stored bytes), never past it.
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.remaining == 0 || buf.is_empty() {
+            return Ok(0);
+        }
+        let want = buf
+            .len()
+            .min(self.remaining.min(usize::MAX as u64) as usize);
+        let n = self.inner.read(&mut buf[..want])?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "entry data ends early",
+            ));
+        }
+        self.remaining -= n as u64;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pax_values_may_hold_newlines() {
+        // "SCHILY.xattr.security.capability" with a value containing 0x0a.
+        let value = [1u8, 0, 0, 2, 0x0a, 0, 0, 0];
+        let body = [
+            b"SCHILY.xattr.security.capability=".as_slice(),
+            &value,
+            b"\n",
+        ]
+        .concat();
+        let len = body.len() + 3;
+        let rec = [format!("{len} ").as_bytes(), &body].concat();
+        assert_eq!(rec.len(), len);
+        let m = parse_pax(&rec).unwrap();
+        assert_eq!(m["SCHILY.xattr.security.capability"], value);
+        assert!(parse_pax(b"5 a=b\n").is_err(), "length must match");
+    }
+}
