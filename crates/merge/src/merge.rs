@@ -322,7 +322,7 @@ pub fn merge(layers: Vec<Layer>, options: &MergeOptions) -> Result<Image> {
     }
     let blobs: Vec<Blob> = used.iter().map(|&i| blobs[i as usize].clone()).collect();
     let superblock = Superblock {
-        fs_version: version,
+        fs_version: first.fs_version,
         compressor: last_sb.compressor,
         digester: last_sb.digester,
         ..first
@@ -331,12 +331,18 @@ pub fn merge(layers: Vec<Layer>, options: &MergeOptions) -> Result<Image> {
         Some(p) if !blobs.is_empty() => rafs_format::model::prefetch_targets(&tree, p),
         _ => Vec::new(),
     };
-    Ok(Image {
+    let image = Image {
         superblock,
         blobs,
         tree,
         prefetch,
         v6_chunk_table: None,
+    };
+    // The layers' version, or the one asked for.
+    Ok(if version == first.fs_version {
+        image
+    } else {
+        image.converted_to(version)
     })
 }
 

@@ -154,3 +154,25 @@ fn a_parent_image_stands_for_the_lower_layers() {
         "differs from the three-layer merge"
     );
 }
+
+/// v5 layers merged into a v6 image: the same tree as the v5 merge.
+#[test]
+fn merging_into_the_other_version_keeps_the_tree() {
+    let case = cases()
+        .into_iter()
+        .find(|c| c.name == "merge-v5-zstd-sha256")
+        .unwrap();
+    let v5 = merge(layers(&case), &MergeOptions::default()).unwrap();
+    let mut opts = MergeOptions::default();
+    opts.fs_version = Some(rafs_format::model::FsVersion::V6);
+    let v6 = merge(layers(&case), &opts).unwrap();
+    let decoded = rafs_format::decode(&rafs_format::encode(&v6).unwrap()).unwrap();
+    assert_eq!(
+        decoded.superblock.fs_version,
+        rafs_format::model::FsVersion::V6
+    );
+    let d = decoded
+        .converted_to(rafs_format::model::FsVersion::V5)
+        .tree_difference(&v5);
+    assert!(d.is_none(), "{d:?}");
+}
