@@ -10,6 +10,10 @@ use std::collections::BTreeMap;
 pub const MAX_NAME: usize = 255;
 /// Longest xattr value RAFS v6 can store (a u16 length).
 pub const MAX_XATTR_VALUE: usize = 65535;
+/// Deepest path accepted: what a decoder accepts by default (`rafs_format::Limits`), so every
+/// image we write reads back.
+pub const MAX_DEPTH: usize = 4096;
+
 /// Longest symlink target.
 pub const MAX_SYMLINK: usize = 65535;
 
@@ -32,6 +36,9 @@ pub fn normalise(path: &[u8]) -> Result<Components, K> {
                     return Err(K::NameTooLong(name.len()));
                 }
                 out.push(name.to_vec());
+                if out.len() > MAX_DEPTH {
+                    return Err(K::PathTooDeep(MAX_DEPTH));
+                }
             }
         }
     }

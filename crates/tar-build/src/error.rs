@@ -93,6 +93,9 @@ pub enum EntryErrorKind {
     /// A path component is longer than 255 bytes.
     #[error("name of {0} bytes exceeds 255")]
     NameTooLong(usize),
+    /// The path has more components than a reader accepts.
+    #[error("path deeper than {0} components")]
+    PathTooDeep(usize),
     /// A hard link names a path no earlier entry created.
     #[error("hard link target {0:?} is not an earlier entry")]
     LinkTargetMissing(String),
@@ -147,6 +150,7 @@ impl EntryErrorKind {
             EntryErrorKind::DotDot => "DotDot",
             EntryErrorKind::EmptyPath => "EmptyPath",
             EntryErrorKind::NameTooLong(_) => "NameTooLong",
+            EntryErrorKind::PathTooDeep(_) => "PathTooDeep",
             EntryErrorKind::LinkTargetMissing(_) => "LinkTargetMissing",
             EntryErrorKind::LinkToItself => "LinkToItself",
             EntryErrorKind::LinkToDirectory(_) => "LinkToDirectory",

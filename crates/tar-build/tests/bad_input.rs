@@ -257,3 +257,39 @@ fn unsupported_xattr_namespace_and_bad_fields() {
         "{e}"
     );
 }
+
+#[test]
+fn paths_deeper_than_a_reader_accepts() {
+    let deep = "d/".repeat(5000) + "f";
+    let mut b = tar::Builder::new(Vec::new());
+    b.append_pax_extensions([("path", deep.as_bytes())])
+        .unwrap();
+    b.append(
+        &header(b"placeholder", tar::EntryType::Regular, 1, None),
+        &b"x"[..],
+    )
+    .unwrap();
+    let e = build(&b.into_inner().unwrap()).unwrap_err();
+    assert_eq!(entry_kind(&e), EntryErrorKind::PathTooDeep(4096), "{e}");
+}
+
+#[test]
+fn the_deepest_accepted_path_reads_back() {
+    let deep = "d/".repeat(4095) + "f";
+    let mut b = tar::Builder::new(Vec::new());
+    b.append_pax_extensions([("path", deep.as_bytes())])
+        .unwrap();
+    b.append(
+        &header(b"placeholder", tar::EntryType::Regular, 1, None),
+        &b"x"[..],
+    )
+    .unwrap();
+    let out = build_layer(
+        b.into_inner().unwrap().as_slice(),
+        &BuildOptions::new(FsVersion::V6),
+        Vec::new(),
+    )
+    .unwrap();
+    let image = rafs_format::decode(&out.bootstrap).unwrap();
+    assert_eq!(image.tree.nodes.len(), 4097);
+}
