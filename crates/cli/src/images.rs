@@ -41,6 +41,9 @@ pub struct MergeArgs {
     /// File of prefetch patterns, one absolute path per line.
     #[arg(long = "prefetch-patterns")]
     prefetch_patterns: Option<PathBuf>,
+    /// Whiteout markers of upper layers: oci (the reference's merge), overlayfs, or none.
+    #[arg(long = "whiteout-spec", default_value = "oci", value_parser = ["oci", "overlayfs", "none"])]
+    whiteout_spec: String,
     /// Print a JSON summary (blob ids in blob-table order, as the reference's `--output-json`).
     #[arg(long)]
     json: bool,

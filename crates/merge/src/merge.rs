@@ -34,6 +34,21 @@ pub struct MergeOptions {
     pub prefetch_patterns: Option<Vec<String>>,
     /// Output version; `None` = the layers' (which must all be the same).
     pub fs_version: Option<FsVersion>,
+    /// Which whiteout markers upper layers carry (the reference's merge always uses OCI).
+    pub whiteout_spec: WhiteoutSpec,
+}
+
+/// Whiteout markers of upper layers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum WhiteoutSpec {
+    /// `.wh.<name>` removes a lower entry, `.wh..wh..opq` hides a lower directory's children.
+    #[default]
+    Oci,
+    /// A char device 0:0 removes the lower entry of its name; a directory with
+    /// `trusted.overlay.opaque=y` hides the lower directory's children.
+    Overlayfs,
+    /// No markers: every entry is an ordinary entry.
+    None,
 }
 
 /// A node of the tree being overlaid; its inode is (layer, inode in that layer's image).
@@ -91,6 +106,9 @@ fn marker(name: &[u8]) -> Marker<'_> {
 struct Overlay<'a> {
     tree: MTree,
     layers: &'a [Vec<Inode>],
+    spec: WhiteoutSpec,
+    /// overlayfs opaque directories of upper layers (their marker xattr already removed).
+    opaque: std::collections::HashSet<(usize, InodeId)>,
 }
 
 impl Overlay<'_> {
@@ -104,12 +122,31 @@ impl Overlay<'_> {
     fn merge_children(&mut self, lower: usize, upper: &MTree, up: usize) {
         let mut pass2 = Vec::new();
         for (name, &u) in &upper.nodes[up].children {
-            match marker(name) {
-                Marker::Opaque => self.tree.nodes[lower].children.clear(),
-                Marker::Remove(victim) => {
-                    self.tree.nodes[lower].children.remove(victim);
+            let (l, i) = upper.nodes[u].inode;
+            let inode = &self.layers[l][i.0 as usize];
+            match self.spec {
+                WhiteoutSpec::Oci => match marker(name) {
+                    Marker::Opaque => self.tree.nodes[lower].children.clear(),
+                    Marker::Remove(victim) => {
+                        self.tree.nodes[lower].children.remove(victim);
+                    }
+                    Marker::None => pass2.push((name.clone(), u)),
+                },
+                WhiteoutSpec::Overlayfs => {
+                    // A char device 0:0 removes the lower entry; an opaque directory hides
+                    // the lower directory's children and then merges like any directory.
+                    if inode.file_type() == rafs_format::model::mode::S_IFCHR && inode.rdev == 0 {
+                        self.tree.nodes[lower].children.remove(name);
+                        continue;
+                    }
+                    if self.opaque.contains(&(l, i)) {
+                        if let Some(&low) = self.tree.nodes[lower].children.get(name) {
+                            self.tree.nodes[low].children.clear();
+                        }
+                    }
+                    pass2.push((name.clone(), u));
                 }
-                Marker::None => pass2.push((name.clone(), u)),
+                WhiteoutSpec::None => pass2.push((name.clone(), u)),
             }
         }
         let mut dirs = Vec::new();
@@ -290,9 +327,26 @@ pub fn merge(layers: Vec<Layer>, options: &MergeOptions) -> Result<Image> {
     // Overlay: the lowest tree as is (its markers stay, as in the reference), then each upper.
     let mut trees = trees.into_iter();
     let base = trees.next().expect("at least one source");
+    // overlayfs opaque markers of upper layers: noted, and the xattr dropped (build.md §9.2).
+    let mut opaque = std::collections::HashSet::new();
+    if options.whiteout_spec == WhiteoutSpec::Overlayfs {
+        for (l, inodes) in layer_inodes.iter_mut().enumerate().skip(1) {
+            for (i, inode) in inodes.iter_mut().enumerate() {
+                let before = inode.xattrs.len();
+                inode
+                    .xattrs
+                    .retain(|x| !(x.name == b"trusted.overlay.opaque" && x.value == b"y"));
+                if inode.is_dir() && inode.xattrs.len() != before {
+                    opaque.insert((l, InodeId(i as u32)));
+                }
+            }
+        }
+    }
     let mut ov = Overlay {
         tree: base,
         layers: &layer_inodes,
+        spec: options.whiteout_spec,
+        opaque,
     };
     for upper in trees {
         ov.tree.nodes[0].inode = upper.nodes[0].inode;

@@ -176,3 +176,102 @@ fn merging_into_the_other_version_keeps_the_tree() {
         .tree_difference(&v5);
     assert!(d.is_none(), "{d:?}");
 }
+
+/// The whiteout spec decides which entries of an upper layer are markers. The crafted E9 layer
+/// holds both kinds: `.wh.*` files, a char device 0:0 `d/ovl-whiteout` and an opaque `o/`.
+#[test]
+fn whiteout_specs_choose_the_markers() {
+    use rafs_merge::WhiteoutSpec;
+    use rafs_tar_build::{build_layer, BuildOptions};
+    // Lower: d/{keep,ovl-whiteout,x}, o/{old}.
+    let mut b = tar::Builder::new(Vec::new());
+    for (p, dir) in [
+        ("d/", true),
+        ("d/keep", false),
+        ("d/ovl-whiteout", false),
+        ("d/x", false),
+        ("o/", true),
+        ("o/old", false),
+    ] {
+        let mut h = tar::Header::new_gnu();
+        h.set_path(p).unwrap();
+        h.set_entry_type(if dir {
+            tar::EntryType::Directory
+        } else {
+            tar::EntryType::Regular
+        });
+        h.set_mode(0o755);
+        h.set_size(if dir { 0 } else { 3 });
+        h.set_cksum();
+        b.append(&h, if dir { &b""[..] } else { &b"low"[..] })
+            .unwrap();
+    }
+    let lower = build_layer(
+        b.into_inner().unwrap().as_slice(),
+        &BuildOptions::new(rafs_format::model::FsVersion::V6),
+        Vec::new(),
+    )
+    .unwrap()
+    .image;
+    let e9 = std::fs::read(corpus().join("layers/edge/E9-whiteouts-in-base.tar")).unwrap();
+    let upper = build_layer(
+        e9.as_slice(),
+        &BuildOptions::new(rafs_format::model::FsVersion::V6),
+        Vec::new(),
+    )
+    .unwrap()
+    .image;
+    let paths = |spec: WhiteoutSpec| -> Vec<String> {
+        let mut o = MergeOptions::default();
+        o.whiteout_spec = spec;
+        let layers = vec![
+            Layer {
+                image: lower.clone(),
+                blob_id: Some("a".repeat(64)),
+            },
+            Layer {
+                image: upper.clone(),
+                blob_id: Some("b".repeat(64)),
+            },
+        ];
+        let m = merge(layers, &o).unwrap();
+        let mut v: Vec<String> = (1..m.tree.nodes.len())
+            .map(|i| m.tree.path(rafs_format::model::NodeId(i as u32)))
+            .collect();
+        v.sort();
+        v
+    };
+    // OCI: the opaque marker empties d/ (then keep comes back from the upper layer); the
+    // char device is an ordinary entry.
+    assert_eq!(
+        paths(WhiteoutSpec::Oci),
+        ["/d", "/d/keep", "/d/ovl-whiteout", "/o", "/o/old"]
+    );
+    // overlayfs: the char device removes d/ovl-whiteout, opaque o/ hides o/old; .wh.* files
+    // are ordinary entries.
+    assert_eq!(
+        paths(WhiteoutSpec::Overlayfs),
+        [
+            "/d",
+            "/d/.wh..wh..opq",
+            "/d/.wh.keep",
+            "/d/keep",
+            "/d/x",
+            "/o"
+        ]
+    );
+    // none: everything is an entry.
+    assert_eq!(
+        paths(WhiteoutSpec::None),
+        [
+            "/d",
+            "/d/.wh..wh..opq",
+            "/d/.wh.keep",
+            "/d/keep",
+            "/d/ovl-whiteout",
+            "/d/x",
+            "/o",
+            "/o/old"
+        ]
+    );
+}
