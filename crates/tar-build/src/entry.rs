@@ -71,23 +71,6 @@ pub struct Pax {
 }
 
 impl Pax {
-    /// Records of a PAX header's data.
-    pub fn parse(data: &[u8]) -> Result<BTreeMap<String, Vec<u8>>, K> {
-        let mut out = BTreeMap::new();
-        for ext in tar::PaxExtensions::new(data) {
-            let ext = ext.map_err(|e| K::BadField {
-                field: "PAX record",
-                reason: e.to_string(),
-            })?;
-            let key = ext.key().map_err(|_| K::BadField {
-                field: "PAX record",
-                reason: "key is not UTF-8".into(),
-            })?;
-            out.insert(key.to_string(), ext.value_bytes().to_vec());
-        }
-        Ok(out)
-    }
-
     /// Globals overlaid with an entry's local records.
     pub fn merged(globals: &BTreeMap<String, Vec<u8>>, local: BTreeMap<String, Vec<u8>>) -> Pax {
         let mut records = globals.clone();

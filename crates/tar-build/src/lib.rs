@@ -47,15 +47,15 @@
 #![warn(missing_docs)]
 
 mod build;
-pub mod entry;
+mod entry;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod input;
+mod input;
 pub mod options;
 mod reader;
 mod sparse;
-pub mod tree;
+mod tree;
 
 pub use build::{build_layer, build_layer_with_progress, BuildOutput, BuildReport, Progress};
 pub use error::{EntryError, EntryErrorKind, Error, Result, TarErrorKind};

@@ -222,11 +222,6 @@ impl BuildTree {
         self.put(path, inode, attrs)
     }
 
-    /// Every regular file's data reference, by build inode, for filling in chunks.
-    pub fn data_refs(&self) -> impl Iterator<Item = (usize, &Data)> {
-        self.inodes.iter().enumerate().map(|(i, b)| (i, &b.data))
-    }
-
     /// The model tree: nodes in breadth-first order, children by name bytes, shared inodes
     /// for hard links (their attributes from the last name in breadth-first order), `nlink`
     /// computed as the reference computes it. `chunks_of` gives each regular file's chunks.
