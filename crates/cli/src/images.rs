@@ -303,15 +303,8 @@ pub fn cat(a: &CatArgs) -> CliResult<ExitCode> {
     let n = reader
         .lookup(&a.path)
         .ok_or_else(|| format!("{}: no such path", a.path))?;
-    let size = reader.stat(n).size;
-    let chunk = u64::from(reader.image().superblock.chunk_size);
-    let mut out = std::io::stdout().lock();
-    let mut off = 0;
-    while off < size {
-        let data = reader.read_range(n, off, chunk)?;
-        out.write_all(&data)?;
-        off += data.len() as u64;
-    }
+    // One chunk in memory at a time, whatever the file's size.
+    std::io::copy(&mut reader.file_reader(n)?, &mut std::io::stdout().lock())?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -3,7 +3,8 @@
 
 use crate::error::{Error, Result};
 use rafs_chunker::{BlobReader, FileSource, ReadAt, Verify};
-use rafs_format::model::{Blob, Image, Inode, NodeId};
+use rafs_format::model::{Blob, ChunkInfo, Image, Inode, NodeId};
+use std::io::Read;
 use std::path::Path;
 
 /// A blob source as the reader needs it.
@@ -61,6 +62,11 @@ impl ImageReader {
         self
     }
 
+    /// Whether reads verify digests.
+    pub fn verifies(&self) -> bool {
+        self.verify
+    }
+
     /// The image.
     pub fn image(&self) -> &Image {
         &self.image
@@ -85,14 +91,13 @@ impl ImageReader {
         self.image.tree.inode_of(node)
     }
 
-    /// Reads `len` bytes of a regular file from `offset` (clipped to the file's size).
-    pub fn read_range(&self, node: NodeId, offset: u64, len: u64) -> Result<Vec<u8>> {
+    /// The chunks of a regular file, checked to add up to its size.
+    pub(crate) fn file_chunks(&self, node: NodeId) -> Result<&[ChunkInfo]> {
         let tree = &self.image.tree;
         let inode = tree.inode_of(node);
-        let path = || tree.path(node);
         if !inode.is_reg() {
             return Err(Error::Path {
-                path: path(),
+                path: tree.path(node),
                 reason: "not a regular file".into(),
             });
         }
@@ -103,46 +108,64 @@ impl ImageReader {
             .sum();
         if total != inode.size {
             return Err(Error::Path {
-                path: path(),
+                path: tree.path(node),
                 reason: format!("chunks hold {total} bytes, the file {}", inode.size),
             });
         }
-        let end = offset.saturating_add(len).min(inode.size);
+        Ok(&inode.chunks)
+    }
+
+    /// The uncompressed bytes of one chunk of `node`'s file, verified when `verify` is set.
+    pub(crate) fn chunk_data(&self, node: NodeId, c: &ChunkInfo, verify: bool) -> Result<Vec<u8>> {
+        let index = c.blob_index as usize;
+        let (blob, reader) = match (
+            self.image.blobs.get(index),
+            self.blobs.get(index).and_then(Option::as_ref),
+        ) {
+            (Some(b), Some(r)) => (b, r),
+            (b, _) => {
+                return Err(Error::BlobMissing {
+                    blob_id: b.map_or_else(|| format!("#{index}"), |b| b.blob_id.clone()),
+                    reason: format!("needed by {}", self.image.tree.path(node)),
+                })
+            }
+        };
+        let verify = Verify {
+            digest: (verify && !self.image.superblock.tarfs).then_some(blob.digester),
+            crc32: verify,
+        };
+        reader
+            .read_chunk(c, blob.compressor, verify)
+            .map_err(|e| Error::Data {
+                path: self.image.tree.path(node),
+                source: e,
+            })
+    }
+
+    /// Reads `len` bytes of a regular file from `offset` (clipped to the file's size).
+    pub fn read_range(&self, node: NodeId, offset: u64, len: u64) -> Result<Vec<u8>> {
+        let chunks = self.file_chunks(node)?;
+        let end = offset.saturating_add(len).min(self.stat(node).size);
         let mut out = Vec::with_capacity(end.saturating_sub(offset).min(1 << 24) as usize);
         let mut at = 0u64;
-        for c in &inode.chunks {
+        for c in chunks {
             let size = u64::from(c.uncompressed_size);
             let (lo, hi) = (at, at + size);
             at = hi;
             if hi <= offset || lo >= end {
                 continue;
             }
-            let blob = self.image.blobs.get(c.blob_index as usize);
-            let reader = self
-                .blobs
-                .get(c.blob_index as usize)
-                .and_then(Option::as_ref)
-                .ok_or_else(|| Error::BlobMissing {
-                    blob_id: blob
-                        .map_or_else(|| format!("#{}", c.blob_index), |b| b.blob_id.clone()),
-                    reason: format!("needed by {}", path()),
-                })?;
-            let blob = blob.expect("a reader exists for it");
-            let verify = Verify {
-                digest: (self.verify && !self.image.superblock.tarfs).then_some(blob.digester),
-                crc32: self.verify,
-            };
-            let data = reader
-                .read_chunk(c, blob.compressor, verify)
-                .map_err(|e| Error::Data {
-                    path: path(),
-                    source: e,
-                })?;
+            let data = self.chunk_data(node, c, self.verify)?;
             let from = offset.max(lo) - lo;
             let to = end.min(hi) - lo;
             out.extend_from_slice(&data[from as usize..to as usize]);
         }
         Ok(out)
+    }
+
+    /// A regular file's bytes as a stream, holding one chunk at a time.
+    pub fn file_reader(&self, node: NodeId) -> Result<FileReader<'_>> {
+        FileReader::new(self, node)
     }
 
     /// Reads a whole regular file.
@@ -163,23 +186,7 @@ impl ImageReader {
                 continue;
             }
             for c in &inode.chunks {
-                let blob = &self.image.blobs[c.blob_index as usize];
-                let reader = self.blobs[c.blob_index as usize].as_ref().ok_or_else(|| {
-                    Error::BlobMissing {
-                        blob_id: blob.blob_id.clone(),
-                        reason: format!("needed by {}", tree.path(node)),
-                    }
-                })?;
-                let verify = Verify {
-                    digest: (!self.image.superblock.tarfs).then_some(blob.digester),
-                    crc32: true,
-                };
-                reader
-                    .read_chunk(c, blob.compressor, verify)
-                    .map_err(|e| Error::Data {
-                        path: tree.path(node),
-                        source: e,
-                    })?;
+                self.chunk_data(node, c, true)?;
                 chunks += 1;
             }
         }
@@ -188,5 +195,48 @@ impl ImageReader {
 
     pub(crate) fn blob_reader(&self, index: usize) -> Option<&BlobReader<BlobSource>> {
         self.blobs.get(index).and_then(Option::as_ref)
+    }
+}
+
+/// A regular file's bytes as a `Read`, one chunk decompressed at a time.
+pub struct FileReader<'a> {
+    reader: &'a ImageReader,
+    node: NodeId,
+    chunks: &'a [ChunkInfo],
+    next: usize,
+    buf: Vec<u8>,
+    at: usize,
+}
+
+impl<'a> FileReader<'a> {
+    fn new(reader: &'a ImageReader, node: NodeId) -> Result<Self> {
+        Ok(FileReader {
+            reader,
+            node,
+            chunks: reader.file_chunks(node)?,
+            next: 0,
+            buf: Vec::new(),
+            at: 0,
+        })
+    }
+}
+
+impl Read for FileReader<'_> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        if self.at == self.buf.len() {
+            let Some(c) = self.chunks.get(self.next) else {
+                return Ok(0);
+            };
+            self.next += 1;
+            self.buf = self
+                .reader
+                .chunk_data(self.node, c, self.reader.verifies())
+                .map_err(std::io::Error::other)?;
+            self.at = 0;
+        }
+        let n = out.len().min(self.buf.len() - self.at);
+        out[..n].copy_from_slice(&self.buf[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
     }
 }

@@ -49,44 +49,6 @@ fn major_minor(rdev: u32) -> (u32, u32) {
     ((rdev >> 8) & 0xfff, (rdev & 0xff) | ((rdev >> 12) & !0xff))
 }
 
-/// Streams a file's chunks one at a time.
-struct FileData<'a> {
-    reader: &'a ImageReader,
-    node: NodeId,
-    size: u64,
-    pos: u64,
-    buf: Vec<u8>,
-    at: usize,
-}
-
-impl Read for FileData<'_> {
-    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        if self.at == self.buf.len() {
-            if self.pos >= self.size {
-                return Ok(0);
-            }
-            // One chunk-sized piece at a time keeps memory at a chunk.
-            let step = u64::from(self.reader.image().superblock.chunk_size).max(4096);
-            self.buf = self
-                .reader
-                .read_range(self.node, self.pos, step)
-                .map_err(std::io::Error::other)?;
-            if self.buf.is_empty() {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    "file data ends early",
-                ));
-            }
-            self.pos += self.buf.len() as u64;
-            self.at = 0;
-        }
-        let n = out.len().min(self.buf.len() - self.at);
-        out[..n].copy_from_slice(&self.buf[self.at..self.at + n]);
-        self.at += n;
-        Ok(n)
-    }
-}
-
 /// Limits of an unpack; exceeding one is [`Error::LimitExceeded`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UnpackLimits {
@@ -223,14 +185,7 @@ pub fn unpack_to_tar_with_limits<W: Write>(
             mode::S_IFREG => {
                 h.set_entry_type(tar::EntryType::Regular);
                 h.set_size(inode.size);
-                let mut data = FileData {
-                    reader,
-                    node,
-                    size: inode.size,
-                    pos: 0,
-                    buf: Vec::new(),
-                    at: 0,
-                };
+                let mut data = reader.file_reader(node)?;
                 write(&mut tar, &mut h, &mut data)?;
                 report.file_bytes += inode.size;
             }
@@ -321,7 +276,12 @@ pub fn unpack_to_dir_with_limits(
             continue;
         }
         // The parent must be a directory this unpack made (no symlink, nothing pre-existing).
-        let parent = path.parent().expect("below target");
+        let Some(parent) = path.parent() else {
+            return Err(Error::Path {
+                path: shown(),
+                reason: "no parent directory".into(),
+            });
+        };
         let meta = std::fs::symlink_metadata(parent)
             .map_err(io(format!("checking {}", parent.display())))?;
         if !meta.file_type().is_dir() {
@@ -351,14 +311,7 @@ pub fn unpack_to_dir_with_limits(
                     .create_new(true)
                     .open(&path)
                     .map_err(io(format!("creating {}", shown())))?;
-                let mut data = FileData {
-                    reader,
-                    node,
-                    size: inode.size,
-                    pos: 0,
-                    buf: Vec::new(),
-                    at: 0,
-                };
+                let mut data = reader.file_reader(node)?;
                 std::io::copy(&mut data, &mut f).map_err(io(format!("writing {}", shown())))?;
                 report.file_bytes += inode.size;
             }
