@@ -39,11 +39,14 @@ impl CompressContext {
         out: &mut Vec<u8>,
     ) -> Result<bool> {
         out.clear();
-        if input.is_empty() || algorithm == Compressor::None {
-            out.extend_from_slice(input);
-            return Ok(false);
+        if input.is_empty() {
+            return Ok(false); // stored raw: nothing
         }
         match algorithm {
+            Compressor::None => {
+                out.extend_from_slice(input);
+                return Ok(false);
+            }
             Compressor::Lz4Block => {
                 out.resize(lz4_flex::block::get_maximum_output_size(input.len()), 0);
                 let n = lz4_flex::block::compress_into(input, out)
@@ -51,19 +54,18 @@ impl CompressContext {
                 out.truncate(n);
             }
             Compressor::Zstd => {
-                if self.zstd.is_none() {
-                    self.zstd = Some(zstd::bulk::Compressor::new(ZSTD_LEVEL).map_err(|e| {
+                let cctx = match &mut self.zstd {
+                    Some(c) => c,
+                    slot => slot.insert(zstd::bulk::Compressor::new(ZSTD_LEVEL).map_err(|e| {
                         Error::Pipeline(format!("cannot create zstd context: {e}"))
-                    })?);
-                }
-                let cctx = self.zstd.as_mut().expect("created above");
+                    })?),
+                };
                 // A full compress bound, as the reference's `zstd::bulk::compress` allocates:
                 // the output must not depend on how much room the encoder was given.
                 out.reserve(zstd::zstd_safe::compress_bound(input.len()));
                 cctx.compress_to_buffer(input, out)
                     .map_err(|e| Error::Pipeline(format!("zstd compression failed: {e}")))?;
             }
-            Compressor::None => unreachable!("handled above"),
             Compressor::Gzip => {
                 return Err(Error::InvalidOptions(
                     "gzip is not a chunk compressor (only zran blobs carry gzip data)".into(),

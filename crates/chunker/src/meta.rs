@@ -295,12 +295,14 @@ impl BlobMeta {
             let at = i * esize;
             let raw = &data[at..at + esize];
             let e = match format {
-                CiFormat::V1 => CiEntry::decode_v1(
-                    &CiEntryV1Record::read_from_bytes(raw).expect("length checked"),
-                ),
-                CiFormat::V2 => CiEntry::decode_v2(
-                    &CiEntryV2Record::read_from_bytes(raw).expect("length checked"),
-                ),
+                CiFormat::V1 => match CiEntryV1Record::read_from_bytes(raw) {
+                    Ok(r) => CiEntry::decode_v1(&r),
+                    Err(_) => return Err(invalid(S, at as u64, "entry", "short record")),
+                },
+                CiFormat::V2 => match CiEntryV2Record::read_from_bytes(raw) {
+                    Ok(r) => CiEntry::decode_v2(&r),
+                    Err(_) => return Err(invalid(S, at as u64, "entry", "short record")),
+                },
             };
             entries.push(e);
         }
@@ -321,12 +323,11 @@ impl BlobMeta {
                     "batch table lies outside the chunk-info data",
                 ));
             }
-            for k in 0..count {
-                let at = start + k * crate::ondisk::BATCH_CONTEXT_SIZE;
-                let rec = BatchContextRecord::read_from_bytes(
-                    &data[at..at + crate::ondisk::BATCH_CONTEXT_SIZE],
-                )
-                .expect("length checked");
+            let table = &data[start..start + count * crate::ondisk::BATCH_CONTEXT_SIZE];
+            for raw in table.chunks_exact(crate::ondisk::BATCH_CONTEXT_SIZE) {
+                let Ok(rec) = BatchContextRecord::read_from_bytes(raw) else {
+                    continue; // chunks_exact yields whole records only
+                };
                 batches.push(BatchContext {
                     compressed_size: rec.compressed_size.get(),
                     uncompressed_size: rec.uncompressed_batch_size.get(),

@@ -301,27 +301,22 @@ impl<S: ReadAt> BlobReader<S> {
         };
         match compressor {
             Compressor::Zstd => {
+                let corrupt = |e: std::io::Error| {
+                    berr(
+                        what,
+                        offset,
+                        BlobErrorKind::Corrupt {
+                            algorithm: "zstd",
+                            reason: e.to_string(),
+                        },
+                    )
+                };
                 let mut out = Vec::new();
-                let dec = zstd::stream::read::Decoder::with_buffer(stored).map_err(|e| {
-                    berr(
-                        what,
-                        offset,
-                        BlobErrorKind::Corrupt {
-                            algorithm: "zstd",
-                            reason: e.to_string(),
-                        },
-                    )
-                })?;
-                dec.take(declared + 1).read_to_end(&mut out).map_err(|e| {
-                    berr(
-                        what,
-                        offset,
-                        BlobErrorKind::Corrupt {
-                            algorithm: "zstd",
-                            reason: e.to_string(),
-                        },
-                    )
-                })?;
+                zstd::stream::read::Decoder::with_buffer(stored)
+                    .map_err(corrupt)?
+                    .take(declared + 1)
+                    .read_to_end(&mut out)
+                    .map_err(corrupt)?;
                 if out.len() as u64 != declared {
                     return Err(mismatch(out.len() as u64));
                 }
@@ -458,6 +453,10 @@ impl<S: ReadAt> BlobReader<S> {
 
     /// The chunk-info entry of chunk `index`.
     pub fn chunk_entry(&self, index: u32) -> Result<&CiEntry> {
+        self.meta_and_entry(index).map(|(_, e)| e)
+    }
+
+    fn meta_and_entry(&self, index: u32) -> Result<(&BlobMeta, &CiEntry)> {
         let meta = self.meta.as_ref().ok_or_else(|| {
             berr(
                 "blob",
@@ -465,7 +464,7 @@ impl<S: ReadAt> BlobReader<S> {
                 BlobErrorKind::Unsupported("blob has no chunk-info array".into()),
             )
         })?;
-        meta.entries.get(index as usize).ok_or_else(|| {
+        let e = meta.entries.get(index as usize).ok_or_else(|| {
             berr(
                 "chunk-info array",
                 meta.header.ci_offset,
@@ -474,7 +473,8 @@ impl<S: ReadAt> BlobReader<S> {
                     count: meta.entries.len() as u32,
                 },
             )
-        })
+        })?;
+        Ok((meta, e))
     }
 
     /// The stored bytes of a chunk record, decompressed with `compressor` (the blob's) and
@@ -581,8 +581,8 @@ impl<S: ReadAt> BlobReader<S> {
 
     fn read_batch_member(&self, chunk: &ChunkInfo, compressor: Compressor) -> Result<Vec<u8>> {
         const S: &str = "batch";
-        let e = *self.chunk_entry(chunk.index)?;
-        let meta = self.meta.as_ref().expect("chunk_entry succeeded");
+        let (meta, e) = self.meta_and_entry(chunk.index)?;
+        let e = *e;
         if !e.is_batch() {
             return Err(invalid(
                 "chunk-info entry",
@@ -602,7 +602,14 @@ impl<S: ReadAt> BlobReader<S> {
             ));
         }
         // BlobMeta::decode checked the batch index, the inner range and the stored range.
-        let b = meta.batches[(e.data >> 32) as usize];
+        let b = *meta.batches.get((e.data >> 32) as usize).ok_or_else(|| {
+            invalid(
+                S,
+                e.compressed_offset,
+                "batch index",
+                "names no batch context",
+            )
+        })?;
         let inner = (e.data & 0xffff_ffff) as usize;
         let stored = self.read_vec(e.compressed_offset, u64::from(b.compressed_size), S)?;
         let unit = if b.compressed_size == b.uncompressed_size {

@@ -100,8 +100,11 @@ impl TocEntry {
 /// path, type regular and a size; every other field zero or empty).
 pub fn tar_header(name: &str, size: u64) -> [u8; TAR_HEADER_SIZE] {
     let mut h = tar::Header::new_gnu();
-    // Section names are short ASCII constants; set_path cannot fail on them.
-    h.set_path(name).expect("section name fits a tar header");
+    // Section names are short constants: the name field takes them as they are (what
+    // tar-rs `set_path` writes for them), NUL padded.
+    let n = name.as_bytes();
+    let len = n.len().min(100);
+    h.as_mut_bytes()[..len].copy_from_slice(&n[..len]);
     h.set_entry_type(tar::EntryType::Regular);
     h.set_size(size);
     h.set_cksum();
@@ -123,16 +126,10 @@ pub struct Section {
     pub header_offset: u64,
 }
 
-/// Parses the tar header at `offset`: verifies the checksum and the type, returns name and
-/// payload size.
-pub fn parse_tar_header(bytes: &[u8; TAR_HEADER_SIZE], offset: u64) -> Result<(String, u64)> {
-    const S: &str = "tar header";
-    let bad = |why: String| berr(S, offset, BlobErrorKind::BadTarHeader(why));
-    let h = tar::Header::from_byte_slice(bytes);
-    let recorded = h
-        .cksum()
-        .map_err(|_| bad("checksum field is not octal".into()))?;
-    let computed: u32 = bytes
+/// The checksum a 512-byte tar header should record: the sum of its bytes, the checksum
+/// field counted as eight spaces.
+pub fn tar_checksum(header: &[u8; TAR_HEADER_SIZE]) -> u32 {
+    header
         .iter()
         .enumerate()
         .map(|(i, &b)| {
@@ -142,7 +139,19 @@ pub fn parse_tar_header(bytes: &[u8; TAR_HEADER_SIZE], offset: u64) -> Result<(S
                 u32::from(b)
             }
         })
-        .sum();
+        .sum()
+}
+
+/// Parses the tar header at `offset`: verifies the checksum and the type, returns name and
+/// payload size.
+pub fn parse_tar_header(bytes: &[u8; TAR_HEADER_SIZE], offset: u64) -> Result<(String, u64)> {
+    const S: &str = "tar header";
+    let bad = |why: String| berr(S, offset, BlobErrorKind::BadTarHeader(why));
+    let h = tar::Header::from_byte_slice(bytes);
+    let recorded = h
+        .cksum()
+        .map_err(|_| bad("checksum field is not octal".into()))?;
+    let computed = tar_checksum(bytes);
     if recorded != computed {
         return Err(bad(format!(
             "checksum {recorded:#o}, computed {computed:#o}"

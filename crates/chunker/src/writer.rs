@@ -155,7 +155,6 @@ struct Placement<W: Write> {
     uncompressed_offset: u64,
     entries: Vec<CiEntry>,
     digests: Vec<[u8; 32]>,
-    crcs: Vec<u32>,
     seen: HashMap<([u8; 32], u32), ChunkInfo>,
     dict: Option<ChunkDict>,
     dict_blob_slots: HashMap<u32, u32>,
@@ -296,7 +295,6 @@ impl<W: Write> Placement<W> {
             },
         });
         self.digests.push(d.digest);
-        self.crcs.push(d.crc32);
         self.seen.insert((d.digest, usize_), info);
         Ok(info)
     }
@@ -398,7 +396,6 @@ impl<W: Write + Send + 'static> BlobWriter<W> {
             uncompressed_offset: 0,
             entries: Vec::new(),
             digests: Vec::new(),
-            crcs: Vec::new(),
             seen: HashMap::new(),
             dict,
             dict_blob_slots: HashMap::new(),

@@ -226,14 +226,13 @@ pub fn run(a: &ConvertArgs) -> CliResult<ExitCode> {
         let path = match (&a.blob, &a.blob_dir) {
             (Some(b), _) => b.clone(),
             (None, Some(d)) => d.join(&id),
-            (None, None) => unreachable!("checked above"),
+            (None, None) => return Err("tar-rafs needs --blob-dir or --blob".into()),
         };
-        match out.sink {
-            Sink::File(f) => f
-                .commit(&path)
-                .map_err(|e| format!("{}: {e}", path.display()))?,
-            Sink::Nowhere => unreachable!("tar-rafs writes to a file"),
-        }
+        let Sink::File(f) = out.sink else {
+            return Err("a blob was written without a file to hold it".into());
+        };
+        f.commit(&path)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
         blob_path = Some(path);
     }
     if let Some(b) = &a.bootstrap {

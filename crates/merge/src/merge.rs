@@ -194,16 +194,10 @@ fn incompatible(layer: usize, reason: impl Into<String>) -> Error {
 
 /// Merges `layers` (lowest first) into one image.
 pub fn merge(layers: Vec<Layer>, options: &MergeOptions) -> Result<Image> {
-    if layers.is_empty() && options.parent.is_none() {
+    let Some(lowest) = options.parent.as_ref().or(layers.first().map(|l| &l.image)) else {
         return Err(incompatible(0, "nothing to merge"));
-    }
-    let first = options
-        .parent
-        .as_ref()
-        .or(layers.first().map(|l| &l.image))
-        .expect("checked above")
-        .superblock
-        .clone();
+    };
+    let first = lowest.superblock.clone();
     let mut blobs: Vec<Blob> = Vec::new();
     let mut blob_index: HashMap<String, usize> = HashMap::new();
     let mut layer_inodes: Vec<Vec<Inode>> = Vec::new();
@@ -326,7 +320,9 @@ pub fn merge(layers: Vec<Layer>, options: &MergeOptions) -> Result<Image> {
     }
     // Overlay: the lowest tree as is (its markers stay, as in the reference), then each upper.
     let mut trees = trees.into_iter();
-    let base = trees.next().expect("at least one source");
+    let Some(base) = trees.next() else {
+        return Err(incompatible(0, "nothing to merge"));
+    };
     // overlayfs opaque markers of upper layers: noted, and the xattr dropped (build.md §9.2).
     let mut opaque = std::collections::HashSet::new();
     if options.whiteout_spec == WhiteoutSpec::Overlayfs {

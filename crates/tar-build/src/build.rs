@@ -114,11 +114,10 @@ pub fn build_layer_with_progress<R: Read, W: Write + Send + 'static>(
     let hashing = Hashing::new(Counting::new(decoded, tar_count.clone()), tarfs);
     let mut stream = TarStream::new(hashing);
 
-    let mut sink_slot = Some(sink);
-    let mut writer = if tarfs {
-        None
+    // tarfs writes no blob: its sink is handed back untouched.
+    let (mut writer, tarfs_sink) = if tarfs {
+        (None, Some(sink))
     } else {
-        let sink = sink_slot.take().expect("sink not yet used");
         let mut b = BlobOptions::new(options.fs_version);
         b.compressor = options.compressor;
         b.digester = options.digester;
@@ -127,10 +126,11 @@ pub fn build_layer_with_progress<R: Read, W: Write + Send + 'static>(
         b.inline_bootstrap = options.inline_bootstrap;
         b.blob_toc = options.blob_toc;
         b.threads = options.threads;
-        Some(match &options.chunk_dict {
+        let w = match &options.chunk_dict {
             Some(d) => BlobWriter::with_dictionary(sink, b, d.clone())?,
             None => BlobWriter::new(sink, b)?,
-        })
+        };
+        (Some(w), None)
     };
     let mut tarfs_chunks = 0u32;
     let mut report = BuildReport {
@@ -323,7 +323,33 @@ pub fn build_layer_with_progress<R: Read, W: Write + Send + 'static>(
                             inode.size = size;
                             report.files += 1;
                             report.file_bytes += size;
-                            if tarfs {
+                            if let Some(w) = writer.as_mut() {
+                                let read = Rc::new(Cell::new(0u64));
+                                let stored = entry.stored;
+                                let result = if file_data {
+                                    // PAX 1.0: the map opens the data.
+                                    let mut r = Counting::new(
+                                        SparseReader::new(&mut stream, stored, size)
+                                            .map_err(&fail)?,
+                                        read.clone(),
+                                    );
+                                    w.add_file(&mut r, size)
+                                } else if let Some((segments, real)) = entry.sparse.take() {
+                                    // Old GNU: the map was in the headers.
+                                    let mut r = Counting::new(
+                                        SparseReader::from_segments(&mut stream, segments, real),
+                                        read.clone(),
+                                    );
+                                    w.add_file(&mut r, size)
+                                } else {
+                                    let mut r = Counting::new(&mut stream, read.clone());
+                                    w.add_file(&mut r, size)
+                                };
+                                let fid = result.map_err(|e| {
+                                    data_error(e, size, read.get(), &fail, tar_count.get())
+                                })?;
+                                data = Data::Blob(fid.0);
+                            } else {
                                 if file_data || entry.sparse.is_some() {
                                     return Err(fail(K::Unrepresentable(
                                         "tarfs cannot point into a sparse file's data".into(),
@@ -350,33 +376,6 @@ pub fn build_layer_with_progress<R: Read, W: Write + Send + 'static>(
                                     off += u64::from(len);
                                 }
                                 data = Data::Tarfs(chunks);
-                            } else {
-                                let w = writer.as_mut().expect("rafs mode has a writer");
-                                let read = Rc::new(Cell::new(0u64));
-                                let stored = entry.stored;
-                                let result = if file_data {
-                                    // PAX 1.0: the map opens the data.
-                                    let mut r = Counting::new(
-                                        SparseReader::new(&mut stream, stored, size)
-                                            .map_err(&fail)?,
-                                        read.clone(),
-                                    );
-                                    w.add_file(&mut r, size)
-                                } else if let Some((segments, real)) = entry.sparse.take() {
-                                    // Old GNU: the map was in the headers.
-                                    let mut r = Counting::new(
-                                        SparseReader::from_segments(&mut stream, segments, real),
-                                        read.clone(),
-                                    );
-                                    w.add_file(&mut r, size)
-                                } else {
-                                    let mut r = Counting::new(&mut stream, read.clone());
-                                    w.add_file(&mut r, size)
-                                };
-                                let fid = result.map_err(|e| {
-                                    data_error(e, size, read.get(), &fail, tar_count.get())
-                                })?;
-                                data = Data::Blob(fid.0);
                             }
                         }
                         _ => {}
@@ -409,11 +408,12 @@ pub fn build_layer_with_progress<R: Read, W: Write + Send + 'static>(
     superblock.tarfs = tarfs;
 
     let (bootstrap, image, sink) = if let Some(w) = writer.take() {
-        let data = w.finish_data()?;
-        let files = data.files.clone();
+        let mut data = w.finish_data()?;
+        // The chunk records move into the model; the finished blob does not need them.
+        let files = std::mem::take(&mut data.files);
         let chunk_refs = |d: &Data| -> Vec<ChunkInfo> {
             match d {
-                Data::Blob(f) => files[*f as usize].clone(),
+                Data::Blob(f) => files.get(*f as usize).cloned().unwrap_or_default(),
                 _ => Vec::new(),
             }
         };
@@ -479,7 +479,9 @@ pub fn build_layer_with_progress<R: Read, W: Write + Send + 'static>(
         let image = finish_image(superblock, vec![blob], model, options);
         let bootstrap = rafs_format::encode(&image)?;
         report.blob_id = Some(id);
-        let sink = sink_slot.take().expect("tarfs leaves the sink unused");
+        let Some(sink) = tarfs_sink else {
+            return Err(Error::InvalidOptions("tarfs build without its sink".into()));
+        };
         (bootstrap, image, sink)
     };
     report.chunk_refs = image

@@ -196,18 +196,7 @@ impl<R: Read> TarStream<R> {
             }
             let header = tar::Header::from_byte_slice(&block).clone();
             let recorded = header.cksum().map_err(|_| StreamError::BadChecksum)?;
-            let sum: u32 = block
-                .iter()
-                .enumerate()
-                .map(|(i, &b)| {
-                    if (148..156).contains(&i) {
-                        0x20
-                    } else {
-                        u32::from(b)
-                    }
-                })
-                .sum();
-            if sum != recorded {
+            if rafs_chunker::toc::tar_checksum(&block) != recorded {
                 return Err(StreamError::BadChecksum);
             }
             let header_size = header

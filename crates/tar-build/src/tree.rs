@@ -162,8 +162,10 @@ impl BuildTree {
             }
             return Ok(());
         }
+        let Some(name) = path.last().cloned() else {
+            return Err(K::EmptyPath);
+        };
         let parent = self.parent_of(path)?;
-        let name = path.last().expect("not empty").clone();
         let new_is_dir = self.inodes[inode].inode.is_dir();
         match self.nodes[parent].children.get(&name).copied() {
             Some(n) => {
