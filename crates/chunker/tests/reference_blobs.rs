@@ -14,80 +14,24 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-fn corpus() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/conformance")
-}
-
-/// The bytes of a blob in `nydus-image/blobs/`: a file, a pointer to a layer tar (tarfs and
-/// ref cases), or a zstd-compressed copy (the two large `none` blobs).
-fn blob_bytes(id: &str) -> Option<Vec<u8>> {
-    let dir = corpus().join("nydus-image/blobs");
-    let plain = dir.join(id);
-    if let Ok(bytes) = std::fs::read(&plain) {
-        if bytes.len() < 200 && bytes.starts_with(b"../../layers/") {
-            let target = std::str::from_utf8(&bytes).unwrap().trim();
-            return Some(std::fs::read(dir.join(target)).unwrap());
-        }
-        return Some(bytes);
-    }
-    let zst = dir.join(format!("{id}.zst"));
-    let bytes = std::fs::read(zst).ok()?;
-    Some(zstd::stream::decode_all(bytes.as_slice()).unwrap())
-}
+use rafs_testkit::{corpus, corpus_blob as blob_bytes, CorpusCase as Case};
 
 fn sha256_hex(data: &[u8]) -> String {
     use sha2::Digest;
     rafs_format::hex(&sha2::Sha256::digest(data))
 }
 
-struct Case {
-    name: String,
-    dir: PathBuf,
-    cmd: Vec<String>,
-    blob_ids: Vec<String>,
-}
-
-impl Case {
-    fn flag(&self, name: &str) -> bool {
-        self.cmd.iter().any(|a| a == name)
-    }
-    fn value(&self, name: &str) -> Option<&str> {
-        let i = self.cmd.iter().position(|a| a == name)?;
-        self.cmd.get(i + 1).map(String::as_str)
-    }
-    fn inline(&self) -> bool {
-        self.flag("--blob-inline-meta")
-    }
-}
-
 fn cases() -> Vec<Case> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(corpus().join("nydus-image")).unwrap() {
-        let dir = e.unwrap().path();
-        let rc = std::fs::read_to_string(dir.join("rc")).unwrap_or_default();
-        if rc.trim() != "0" {
-            continue;
-        }
-        let cmd: Vec<String> = std::fs::read_to_string(dir.join("cmd.txt"))
-            .unwrap()
-            .split_whitespace()
-            .map(String::from)
-            .collect();
-        let blob_ids = std::fs::read_to_string(dir.join("blobs.txt"))
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| l.split_whitespace().next().map(String::from))
-            .collect();
-        out.push(Case {
-            name: dir.file_name().unwrap().to_string_lossy().into_owned(),
-            dir,
-            cmd,
-            blob_ids,
-        });
-    }
-    out.sort_by(|a, b| a.name.cmp(&b.name));
+    let out: Vec<Case> = rafs_testkit::corpus_cases()
+        .into_iter()
+        .filter(|c| c.rc == 0)
+        .collect();
     assert!(out.len() >= 60, "corpus missing: {} cases", out.len());
     out
+}
+
+fn inline(case: &Case) -> bool {
+    case.flag("--blob-inline-meta")
 }
 
 /// Cases whose chunks cannot be read back as recorded, and why.
@@ -108,7 +52,7 @@ fn bootstrap_of(case: &Case) -> (Image, Vec<u8>) {
     let bytes = match std::fs::read(case.dir.join("bootstrap")) {
         Ok(b) => b,
         Err(_) => {
-            assert!(case.inline(), "{}: no bootstrap", case.name);
+            assert!(inline(case), "{}: no bootstrap", case.name);
             let blob = blob_bytes(&case.blob_ids[0]).unwrap();
             BlobReader::open(blob.as_slice())
                 .unwrap()
@@ -172,7 +116,7 @@ fn every_reference_chunk_reads_back_with_its_digest() {
     let mut blobs_checked = 0usize;
     let mut skipped = Vec::new();
     for case in cases() {
-        if !case.dir.join("bootstrap").exists() && !case.inline() {
+        if !case.dir.join("bootstrap").exists() && !inline(&case) {
             continue;
         }
         if let Some(why) = unreadable(&case) {
@@ -390,7 +334,7 @@ fn build_options(case: &Case) -> Option<(BlobOptions, PathBuf)> {
         o.chunk_size = u32::from_str_radix(cs.trim_start_matches("0x"), 16).unwrap();
     }
     o.aligned_chunk = case.flag("--aligned-chunk");
-    o.inline_bootstrap = case.inline();
+    o.inline_bootstrap = inline(case);
     o.blob_toc = case.value("--features") == Some("blob-toc");
     let input = case.dir.join(case.cmd.last().unwrap());
     Some((o, input))
@@ -444,7 +388,7 @@ fn same_input_gives_the_reference_blob() {
         } else {
             bootstrap_of(&case)
         };
-        if case.inline() {
+        if inline(&case) {
             assert_eq!(
                 data.inline_blob_entry(),
                 ref_image.blobs[0],
@@ -452,7 +396,7 @@ fn same_input_gives_the_reference_blob() {
                 case.name
             );
         }
-        let boot = case.inline().then_some(ref_boot.as_slice());
+        let boot = inline(&case).then_some(ref_boot.as_slice());
         let ours = data.finish(boot).unwrap();
         // Chunk records per file equal the reference bootstrap's.
         let mut by_path = HashMap::new();
@@ -533,7 +477,7 @@ fn same_input_gives_the_reference_blob() {
         assert_eq!(ours.size as usize, reference.len(), "{}: size", case.name);
         assert!(ours.sink == reference, "{}: blob bytes differ", case.name);
         assert_eq!(&ours.blob_id, id, "{}: blob id", case.name);
-        if !case.inline() {
+        if !inline(&case) {
             assert_eq!(
                 ours.blob, ref_image.blobs[0],
                 "{}: blob-table entry",

@@ -4,37 +4,39 @@
 //! three blobs into one).
 
 use rafs_merge::{merge, Error, Layer, MergeOptions};
-use rafs_testkit::corpus;
+use rafs_testkit::{corpus, CorpusCase};
 use std::path::{Path, PathBuf};
 
+/// A `merge-*` case of the corpus, its command line read into sources and blob ids.
 struct Case {
-    name: String,
-    dir: PathBuf,
+    corpus: CorpusCase,
     digests: Option<Vec<String>>,
     sources: Vec<PathBuf>,
-    rc: i32,
+}
+
+impl std::ops::Deref for Case {
+    type Target = CorpusCase;
+    fn deref(&self) -> &CorpusCase {
+        &self.corpus
+    }
 }
 
 fn cases() -> Vec<Case> {
     let mut out = Vec::new();
-    for e in std::fs::read_dir(corpus().join("nydus-image")).unwrap() {
-        let dir = e.unwrap().path();
-        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
-        if !name.starts_with("merge-") {
+    for corpus in rafs_testkit::corpus_cases() {
+        if !corpus.name.starts_with("merge-") {
             continue;
         }
-        let cmd: Vec<String> = std::fs::read_to_string(dir.join("cmd.txt"))
-            .unwrap()
-            .split_whitespace()
-            .map(String::from)
-            .collect();
+        let (cmd, dir) = (&corpus.cmd, &corpus.dir);
         let mut digests = None;
         let mut sources = Vec::new();
         let mut i = 2;
         while i < cmd.len() {
             match cmd[i].as_str() {
                 "--blob-digests" => {
-                    digests = Some(cmd[i + 1].split(',').map(String::from).collect());
+                    digests = cmd
+                        .get(i + 1)
+                        .map(|d| d.split(',').map(String::from).collect());
                     i += 2;
                 }
                 "-B" | "-J" => i += 2,
@@ -44,20 +46,12 @@ fn cases() -> Vec<Case> {
                 }
             }
         }
-        let rc = std::fs::read_to_string(dir.join("rc"))
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
         out.push(Case {
-            name,
-            dir,
+            corpus,
             digests,
             sources,
-            rc,
         });
     }
-    out.sort_by(|a, b| a.name.cmp(&b.name));
     assert!(out.len() >= 14, "{}", out.len());
     out
 }

@@ -8,64 +8,16 @@
 use rafs_format::model::{ChunkInfo, Compressor, Digester, FsVersion, Image};
 use rafs_tar_build::{build_layer, BuildOptions, ConversionType};
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-fn corpus() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/conformance")
-}
+use rafs_testkit::CorpusCase as Case;
 
-struct Case {
-    name: String,
-    dir: PathBuf,
-    cmd: Vec<String>,
-    rc: i32,
-    blob_ids: Vec<String>,
-}
-
-impl Case {
-    fn flag(&self, f: &str) -> bool {
-        self.cmd.iter().any(|a| a == f)
-    }
-    fn value(&self, f: &str) -> Option<&str> {
-        let i = self.cmd.iter().position(|a| a == f)?;
-        self.cmd.get(i + 1).map(String::as_str)
-    }
-    fn input(&self) -> PathBuf {
-        self.dir.join(self.cmd.last().unwrap())
-    }
-}
-
+/// The `create` cases.
 fn cases() -> Vec<Case> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(corpus().join("nydus-image")).unwrap() {
-        let dir = e.unwrap().path();
-        let Ok(cmd) = std::fs::read_to_string(dir.join("cmd.txt")) else {
-            continue;
-        };
-        let cmd: Vec<String> = cmd.split_whitespace().map(String::from).collect();
-        if cmd.get(1).map(String::as_str) != Some("create") {
-            continue;
-        }
-        let rc = std::fs::read_to_string(dir.join("rc"))
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
-        let blob_ids = std::fs::read_to_string(dir.join("blobs.txt"))
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| l.split_whitespace().next().map(String::from))
-            .collect();
-        out.push(Case {
-            name: dir.file_name().unwrap().to_string_lossy().into_owned(),
-            dir,
-            cmd,
-            rc,
-            blob_ids,
-        });
-    }
-    out.sort_by(|a, b| a.name.cmp(&b.name));
-    out
+    rafs_testkit::corpus_cases()
+        .into_iter()
+        .filter(|c| c.cmd.get(1).map(String::as_str) == Some("create"))
+        .collect()
 }
 
 /// Cases this issue leaves out, and why.
@@ -112,15 +64,7 @@ fn options(c: &Case) -> BuildOptions {
 }
 
 fn blob_bytes(id: &str) -> Vec<u8> {
-    let dir = corpus().join("nydus-image/blobs");
-    if let Ok(b) = std::fs::read(dir.join(id)) {
-        if b.len() < 200 && b.starts_with(b"../../layers/") {
-            return std::fs::read(dir.join(std::str::from_utf8(&b).unwrap().trim())).unwrap();
-        }
-        return b;
-    }
-    let z = std::fs::read(dir.join(format!("{id}.zst"))).unwrap();
-    zstd::stream::decode_all(z.as_slice()).unwrap()
+    rafs_testkit::corpus_blob(id).unwrap_or_else(|| panic!("blob {id} missing"))
 }
 
 /// PAX mtimes of a tar's entries by normalised path, read independently of the builder.

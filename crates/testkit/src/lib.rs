@@ -24,6 +24,86 @@ pub fn blob_path(id: &str) -> Option<PathBuf> {
     None
 }
 
+/// One reference case of the corpus (`nydus-image/<name>/`): its command line, exit status
+/// and the blobs it references.
+#[derive(Debug, Clone)]
+pub struct CorpusCase {
+    /// Case name, e.g. `L1-v6-zstd-sha256`.
+    pub name: String,
+    /// Its directory.
+    pub dir: PathBuf,
+    /// `cmd.txt`, split into words.
+    pub cmd: Vec<String>,
+    /// The reference's exit status.
+    pub rc: i32,
+    /// Blob ids of `blobs.txt`, in order.
+    pub blob_ids: Vec<String>,
+}
+
+impl CorpusCase {
+    /// Whether the command has this flag.
+    pub fn flag(&self, name: &str) -> bool {
+        self.cmd.iter().any(|a| a == name)
+    }
+
+    /// The word after a flag.
+    pub fn value(&self, name: &str) -> Option<&str> {
+        let i = self.cmd.iter().position(|a| a == name)?;
+        self.cmd.get(i + 1).map(String::as_str)
+    }
+
+    /// The last word of the command (the input of `create`), resolved against the case.
+    pub fn input(&self) -> PathBuf {
+        self.dir
+            .join(self.cmd.last().map(String::as_str).unwrap_or_default())
+    }
+}
+
+/// Every reference case, by name.
+pub fn corpus_cases() -> Vec<CorpusCase> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(corpus().join("nydus-image"))
+        .expect("corpus present")
+        .flatten()
+    {
+        let dir = e.path();
+        let Ok(cmd) = std::fs::read_to_string(dir.join("cmd.txt")) else {
+            continue;
+        };
+        let rc = std::fs::read_to_string(dir.join("rc"))
+            .ok()
+            .and_then(|r| r.trim().parse().ok())
+            .unwrap_or(-1);
+        let blob_ids = std::fs::read_to_string(dir.join("blobs.txt"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split_whitespace().next().map(String::from))
+            .collect();
+        out.push(CorpusCase {
+            name: dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            dir,
+            cmd: cmd.split_whitespace().map(String::from).collect(),
+            rc,
+            blob_ids,
+        });
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+/// The bytes of a reference blob, following pointer files and decompressing the `.zst`
+/// copies of the two large `none` blobs.
+pub fn corpus_blob(id: &str) -> Option<Vec<u8>> {
+    if let Some(p) = blob_path(id) {
+        return std::fs::read(p).ok();
+    }
+    let z = std::fs::read(corpus().join("nydus-image/blobs").join(format!("{id}.zst"))).ok()?;
+    zstd::stream::decode_all(z.as_slice()).ok()
+}
+
 /// Every crafted single layer with a ground-truth listing (`expected/<name>.list`), and its
 /// tar: stacks (`oci-*`) are left out, and `edge-E6-dotdot-path`, which we refuse by design.
 pub fn crafted_layers() -> Vec<(String, PathBuf)> {
