@@ -48,6 +48,7 @@ pub mod fuzzing;
 pub mod model;
 pub mod ondisk;
 mod read;
+pub mod rules;
 pub mod source;
 pub mod v5;
 pub mod v6;

@@ -130,6 +130,10 @@ pub struct Superblock {
     pub uuid: [u8; 16],
     /// v6 `s_volume_name`.
     pub volume_name: [u8; 16],
+    /// `HAS_XATTR` is set although no inode has xattrs (the reference's v6 merge always sets
+    /// it). Encoders set the flag when an inode has xattrs or when this is true; decoders set
+    /// this only for such an image, so that it round-trips.
+    pub xattr_flag_without_xattrs: bool,
 }
 
 impl Superblock {
@@ -149,6 +153,7 @@ impl Superblock {
             build_time_nsec: 0,
             uuid: [0; 16],
             volume_name: [0; 16],
+            xattr_flag_without_xattrs: false,
         }
     }
 }
@@ -524,6 +529,35 @@ impl Tree {
         }
     }
 
+    /// The child of `parent` named `name`, found by binary search (children are sorted by
+    /// name bytes: the decoders check it, the builders and merge keep it).
+    pub fn child(&self, parent: NodeId, name: &[u8]) -> Option<NodeId> {
+        let children = &self.node(parent).children;
+        children
+            .binary_search_by(|c| self.node(*c).name.as_slice().cmp(name))
+            .ok()
+            .map(|i| children[i])
+    }
+
+    /// The node at a path of components below the root.
+    pub fn lookup_components<'a>(
+        &self,
+        components: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Option<NodeId> {
+        let mut cur = ROOT;
+        for c in components {
+            cur = self.child(cur, c)?;
+        }
+        Some(cur)
+    }
+
+    /// The absolute path of a node for messages and listings shown to people: control
+    /// characters and bytes that are not UTF-8 escaped as `\xNN`
+    /// ([`escape_bytes`](crate::rules::escape_bytes)).
+    pub fn display_path(&self, id: NodeId) -> String {
+        crate::rules::escape_bytes(&self.path_bytes(id))
+    }
+
     /// The absolute path of a node, lossily decoded (for messages and listings).
     pub fn path(&self, id: NodeId) -> String {
         String::from_utf8_lossy(&self.path_bytes(id)).into_owned()
@@ -777,7 +811,8 @@ impl Image {
 /// Nodes named exactly by the patterns, in pattern order; a pattern under an earlier one is
 /// dropped, relative patterns are ignored, empty regular files never match (build.md §10).
 pub fn prefetch_targets(tree: &Tree, patterns: &[String]) -> Vec<NodeId> {
-    let mut kept: Vec<Vec<&[u8]>> = Vec::new();
+    let mut kept = PrefixSet::default();
+    let mut out = Vec::new();
     for p in patterns {
         let p = p.trim();
         if !p.starts_with('/') {
@@ -788,36 +823,54 @@ pub fn prefetch_targets(tree: &Tree, patterns: &[String]) -> Vec<NodeId> {
             .split(|&b| b == b'/')
             .filter(|c| !c.is_empty() && *c != b".")
             .collect();
-        if c.contains(&&b".."[..]) {
+        if c.contains(&&b".."[..]) || !kept.insert_unless_covered(&c) {
             continue;
         }
-        if kept.iter().any(|k| c.starts_with(k)) {
+        let Some(node) = tree.lookup_components(c.iter().copied()) else {
             continue;
-        }
-        kept.push(c);
-    }
-    let mut out = Vec::new();
-    for comps in kept {
-        let mut cur = ROOT;
-        let mut found = true;
-        for c in &comps {
-            match tree
-                .node(cur)
-                .children
-                .iter()
-                .find(|&&ch| tree.node(ch).name == **c)
-            {
-                Some(&ch) => cur = ch,
-                None => {
-                    found = false;
-                    break;
-                }
-            }
-        }
-        let inode = tree.inode_of(cur);
-        if found && !(inode.is_reg() && inode.size == 0) {
-            out.push(cur);
+        };
+        let inode = tree.inode_of(node);
+        if !(inode.is_reg() && inode.size == 0) {
+            out.push(node);
         }
     }
     out
+}
+
+/// Patterns kept so far, as a trie of components, so that telling whether an earlier pattern
+/// covers a new one costs the new one's length, not the number of earlier patterns.
+#[derive(Default)]
+struct PrefixSet<'a> {
+    edges: std::collections::HashMap<(usize, &'a [u8]), usize>,
+    terminal: Vec<bool>,
+}
+
+impl<'a> PrefixSet<'a> {
+    /// Inserts `path` unless it or one of its prefixes is already in; returns whether it was
+    /// inserted.
+    fn insert_unless_covered(&mut self, path: &[&'a [u8]]) -> bool {
+        if self.terminal.is_empty() {
+            self.terminal.push(false);
+        }
+        let mut node = 0;
+        for c in path {
+            if self.terminal[node] {
+                return false;
+            }
+            node = match self.edges.get(&(node, *c)) {
+                Some(&n) => n,
+                None => {
+                    self.terminal.push(false);
+                    let n = self.terminal.len() - 1;
+                    self.edges.insert((node, *c), n);
+                    n
+                }
+            };
+        }
+        if self.terminal[node] {
+            return false;
+        }
+        self.terminal[node] = true;
+        true
+    }
 }

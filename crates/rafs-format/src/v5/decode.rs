@@ -194,6 +194,17 @@ pub fn decode_with_limits(data: &[u8], limits: &Limits) -> Result<Image> {
                 },
             ));
         }
+        if let Err(reason) = crate::rules::check_blob_id(id) {
+            return Err(derr(
+                "v5 blob table",
+                at + 8,
+                K::InvalidField {
+                    field: "blob_id",
+                    value: 0,
+                    reason,
+                },
+            ));
+        }
         let mut blob = Blob::new(id, compressor, digester, chunk_size);
         blob.features = BlobFeatures::empty();
         blob.readahead_offset = ra_off;
@@ -460,6 +471,8 @@ pub fn decode_with_limits(data: &[u8], limits: &Limits) -> Result<Image> {
         build_time_nsec: 0,
         uuid: [0; 16],
         volume_name: [0; 16],
+        xattr_flag_without_xattrs: f & flags::HAS_XATTR != 0
+            && tree.inodes.iter().all(|i| i.xattrs.is_empty()),
     };
     Ok(Image {
         superblock,
@@ -554,6 +567,20 @@ fn read_record<'a>(
         ));
     }
     let symlink = slice(data, pos, symlink_size, "v5 symlink")?;
+    if is_symlink {
+        if let Err(reason) = crate::rules::check_symlink_target(symlink) {
+            return Err(bad(102, "symlink target", symlink_size, reason));
+        }
+    }
+    let nsec = head.i_mtime_nsec.get();
+    if nsec > crate::rules::MAX_MTIME_NSEC {
+        return Err(bad(
+            core::mem::offset_of!(raw::Inode, i_mtime_nsec) as u64,
+            "i_mtime_nsec",
+            u64::from(nsec),
+            "must be below 10^9",
+        ));
+    }
     pos += align_up(symlink_size, 8);
     let mut xattrs = Vec::new();
     if head.i_flags.get() & raw::INODE_FLAG_XATTR != 0 {

@@ -32,6 +32,7 @@ pub fn encode(image: &Image) -> Result<Vec<u8>> {
             sb.chunk_size
         )));
     }
+    crate::rules::check_encodable(image, FsVersion::V5).map_err(err)?;
     let n = tree.nodes.len();
     if n > u32::MAX as usize - 1 {
         return Err(err("too many nodes".into()));
@@ -258,7 +259,7 @@ pub fn encode(image: &Image) -> Result<Vec<u8>> {
         }
     }
 
-    let fl = flags::common(sb, has_xattr);
+    let fl = flags::common(sb, has_xattr || sb.xattr_flag_without_xattrs);
     s.s_flags = U64::new(fl);
     out[..raw::SUPERBLOCK_SIZE].copy_from_slice(s.as_bytes());
     Ok(out)

@@ -325,6 +325,7 @@ pub fn decode_with_limits(data: &[u8], limits: &Limits) -> Result<Image> {
             )
         };
         let id = blob_id(&r.blob_id).ok_or_else(|| rb(0, "blob_id", 0, "empty or not UTF-8"))?;
+        crate::rules::check_blob_id(&id).map_err(|reason| rb(0, "blob_id", 0, reason))?;
         if r.blob_index.get() as usize != k {
             return Err(rb(
                 64,
@@ -543,6 +544,8 @@ pub fn decode_with_limits(data: &[u8], limits: &Limits) -> Result<Image> {
         build_time_nsec: sb.s_build_time_nsec.get(),
         uuid: sb.s_uuid,
         volume_name: sb.s_volume_name,
+        xattr_flag_without_xattrs: f & flags::HAS_XATTR != 0
+            && tree.inodes.iter().all(|i| i.xattrs.is_empty()),
     };
     // Keep the on-disk table only when the tree does not imply it. Every chunk was resolved
     // from that table by address, so it is the implied one exactly when its keys are unique and
@@ -601,7 +604,12 @@ fn walk(ctx: &Ctx<'_>, root_nid: u64, inos: u64) -> Result<(Tree, HashMap<u64, N
     while let Some((nid, node, parent_nid, dir, depth)) = stack.pop() {
         let dir_path = tree.path(node);
         let ctx_err = |e: Error| with_path(e, || dir_path.clone());
-        if depth >= ctx.limits.max_depth {
+        let entries = read_dirents(ctx, &dir).map_err(ctx_err)?;
+        // Children sit one level deeper; a directory at the limit may exist if it is empty
+        // (the rule the builders and the v5 decoder follow).
+        if depth >= ctx.limits.max_depth
+            && entries.iter().any(|e| e.1 != b"." && e.1 != b"..")
+        {
             return Err(ctx_err(derr(
                 "v6 inode",
                 dir.offset,
@@ -612,7 +620,6 @@ fn walk(ctx: &Ctx<'_>, root_nid: u64, inos: u64) -> Result<(Tree, HashMap<u64, N
                 },
             )));
         }
-        let entries = read_dirents(ctx, &dir).map_err(ctx_err)?;
         let mut prev: Option<&[u8]> = None;
         let mut subdirs = Vec::new();
         for (at, name, child_nid, ftype) in &entries {
@@ -762,6 +769,14 @@ fn read_inode(ctx: &Ctx<'_>, nid: u64) -> Result<(Inode, DataLoc)> {
         i.gid = r.i_gid.get();
         i.mtime = r.i_mtime.get();
         i.mtime_nsec = r.i_mtime_nsec.get();
+        if i.mtime_nsec > crate::rules::MAX_MTIME_NSEC {
+            return Err(bad(
+                core::mem::offset_of!(raw::InodeExtended, i_mtime_nsec) as u64,
+                "i_mtime_nsec",
+                u64::from(i.mtime_nsec),
+                "must be below 10^9",
+            ));
+        }
         i.nlink = r.i_nlink.get();
         (
             i,
@@ -875,6 +890,9 @@ fn read_inode(ctx: &Ctx<'_>, nid: u64) -> Result<(Inode, DataLoc)> {
             let mut target = Vec::with_capacity(size as usize);
             for k in 0..size.div_ceil(ctx.block) {
                 target.extend_from_slice(data_block(ctx, &d, k)?);
+            }
+            if let Err(reason) = crate::rules::check_symlink_target(&target) {
+                return Err(bad(8, "symlink target", size, reason));
             }
             inode.symlink = target;
         }

@@ -122,28 +122,12 @@ impl Allocator {
     }
 }
 
-/// Size of an inode's xattr area (0 without xattrs).
+/// Size of an inode's xattr area (0 without xattrs); refused when `i_xattr_icount` cannot
+/// count it.
 fn xattr_area(x: &[Xattr]) -> Result<u64> {
-    if x.is_empty() {
-        return Ok(0);
-    }
-    let mut s = raw::XATTR_IBODY_HEADER_SIZE;
-    for a in x {
-        let (_, suffix) = xattr::split(&a.name).ok_or_else(|| {
-            Error::encode(
-                "v6",
-                format!(
-                    "xattr {:?} has no prefix v6 can store",
-                    String::from_utf8_lossy(&a.name)
-                ),
-            )
-        })?;
-        if suffix.len() > 255 || a.value.len() > u16::MAX as usize {
-            return Err(Error::encode("v6", "xattr name or value too long"));
-        }
-        s += xattr::entry_size(suffix.len(), a.value.len());
-    }
-    Ok(s as u64)
+    crate::rules::check_xattrs_storable(FsVersion::V6, x).map_err(|r| Error::encode("v6", r))?;
+    crate::rules::v6_xattr_area(x)
+        .ok_or_else(|| Error::encode("v6", "an xattr name has no v6 prefix or is too long"))
 }
 
 /// A directory's entries, `.` and `..` included, in byte order of names.
@@ -179,6 +163,7 @@ pub fn encode(image: &Image) -> Result<Vec<u8>> {
     if tree.nodes.is_empty() || !tree.inode_of(ROOT).is_dir() {
         return Err(err("the root must be a directory".into()));
     }
+    crate::rules::check_encodable(image, FsVersion::V6).map_err(err)?;
     if !crate::v5::valid_chunk_size(sb.chunk_size as u64) {
         return Err(err(format!(
             "chunk size {:#x} is not a power of two in 4 KiB..=16 MiB",
@@ -561,7 +546,7 @@ pub fn encode(image: &Image) -> Result<Vec<u8>> {
     }
 
     // Superblocks.
-    let mut fl = flags::common(sb, has_xattr);
+    let mut fl = flags::common(sb, has_xattr || sb.xattr_flag_without_xattrs);
     if all_inlined_digest {
         fl |= flags::INLINED_CHUNK_DIGEST;
     }

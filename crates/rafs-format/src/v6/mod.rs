@@ -4,7 +4,7 @@
 
 mod decode;
 mod encode;
-mod xattr;
+pub(crate) mod xattr;
 
 pub use decode::{decode, decode_with_limits};
 pub use encode::encode;
