@@ -35,7 +35,9 @@
 //! and blob ids; `crossbeam-channel` carries chunks between pipeline threads; `tar` writes and
 //! parses the section headers exactly as tar-rs does in the reference; `zerocopy` reads and
 //! writes the little-endian records without `unsafe`; `memmap2` lets a blob be read from a
-//! map; `thiserror` derives the errors.
+//! map; `rustix` opens blob files inside a blob directory without following links out of it
+//! (`openat2` with `RESOLVE_BENEATH`) and without blocking on a FIFO; `thiserror` derives the
+//! errors.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

@@ -2,6 +2,7 @@
 //! `Read + Seek`.
 
 use std::io::{self, Read, Seek, SeekFrom};
+use rustix::fs::{Mode, OFlags, ResolveFlags};
 use std::sync::Mutex;
 
 /// Positional reads from a blob of known size. Implementations must be callable from several
@@ -81,9 +82,69 @@ impl FileSource {
         Ok(FileSource { file, size })
     }
 
-    /// Opens a path.
+    /// Opens a path. It must name a regular file (a FIFO or device is refused, never waited
+    /// on).
     pub fn open(path: impl AsRef<std::path::Path>) -> io::Result<Self> {
-        Self::new(std::fs::File::open(path)?)
+        let fd = rustix::fs::open(
+            path.as_ref(),
+            OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        Self::regular(std::fs::File::from(fd))
+    }
+
+    /// Opens the blob file `name` in `dir`. `name` is one path component (a blob id is a
+    /// name, never a path), and it is resolved without leaving `dir`: a symlink that stays
+    /// inside is followed, one that points out (or an absolute one) is refused. Anything but
+    /// a regular file is refused without blocking (a FIFO would stall every reader).
+    pub fn open_in_dir(dir: &std::path::Path, name: &str) -> io::Result<Self> {
+        if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\\', '\0']) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("blob id {name:?} is not a file name"),
+            ));
+        }
+        let dirfd = rustix::fs::open(
+            dir,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC;
+        let fd = match rustix::fs::openat2(
+            &dirfd,
+            name,
+            flags,
+            Mode::empty(),
+            ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
+        ) {
+            // Kernels before 5.6: no link is followed at all.
+            Err(rustix::io::Errno::NOSYS) => {
+                rustix::fs::openat(&dirfd, name, flags | OFlags::NOFOLLOW, Mode::empty())
+            }
+            other => other,
+        }
+        .map_err(|e| match e {
+            rustix::io::Errno::XDEV | rustix::io::Errno::LOOP => io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!("{name} leads out of the blob directory"),
+            ),
+            e => io::Error::from(e),
+        })?;
+        Self::regular(std::fs::File::from(fd))
+    }
+
+    fn regular(file: std::fs::File) -> io::Result<Self> {
+        let meta = file.metadata()?;
+        if !meta.file_type().is_file() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a regular file",
+            ));
+        }
+        Ok(FileSource {
+            file,
+            size: meta.len(),
+        })
     }
 }
 

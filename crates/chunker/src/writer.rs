@@ -33,6 +33,13 @@ pub const INLINE_BLOB_ID_PLACEHOLDER: &str =
 /// Highest chunk index a blob may allocate (exclusive).
 pub const MAX_CHUNKS_PER_BLOB: u32 = 0xff_ffff;
 
+/// Most worker threads a writer starts (more only costs memory: two cores or two hundred, the
+/// pipeline is bounded by the reader and the writer thread).
+pub const MAX_THREADS: usize = 1024;
+
+/// Most chunks in flight a writer allows (each holds up to two chunk-sized buffers).
+pub const MAX_IN_FLIGHT: usize = 4 * MAX_THREADS + 2;
+
 /// How to lay out a blob; the `nydus-image create` options that affect blob bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -90,6 +97,18 @@ impl BlobOptions {
                 "gzip is not a chunk compressor".into(),
             ));
         }
+        if self.threads > MAX_THREADS {
+            return Err(Error::InvalidOptions(format!(
+                "{} threads; at most {MAX_THREADS}",
+                self.threads
+            )));
+        }
+        if self.max_in_flight > MAX_IN_FLIGHT {
+            return Err(Error::InvalidOptions(format!(
+                "{} chunks in flight; at most {MAX_IN_FLIGHT}",
+                self.max_in_flight
+            )));
+        }
         Ok(())
     }
 
@@ -97,7 +116,7 @@ impl BlobOptions {
         if self.threads > 0 {
             self.threads
         } else {
-            std::thread::available_parallelism().map_or(1, |n| n.get())
+            std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_THREADS))
         }
     }
 
@@ -357,7 +376,7 @@ impl<W: Write + Send + 'static> BlobWriter<W> {
             let jobs_rx = jobs_rx.clone();
             let done_tx = done_tx.clone();
             let (compressor, digester, crc) = (opts.compressor, opts.digester, opts.crc32);
-            workers.push(std::thread::spawn(move || {
+            let spawned = std::thread::Builder::new().spawn(move || {
                 let mut ctx = CompressContext::new();
                 for mut job in jobs_rx {
                     let digest = rafs_format::digest::digest(digester, &job.buf.data);
@@ -385,7 +404,10 @@ impl<W: Write + Send + 'static> BlobWriter<W> {
                         return;
                     }
                 }
-            }));
+            });
+            workers.push(spawned.map_err(|e| {
+                Error::Pipeline(format!("cannot start a worker thread: {e}"))
+            })?);
         }
         drop(done_tx);
         let mut placement = Placement {
@@ -404,7 +426,7 @@ impl<W: Write + Send + 'static> BlobWriter<W> {
             files: Vec::new(),
         };
         let writer_failure = failure.clone();
-        let writer = std::thread::spawn(move || {
+        let writer = std::thread::Builder::new().spawn(move || {
             let mut pending: BTreeMap<u64, Done> = BTreeMap::new();
             let mut next = 0u64;
             let mut failed = false;
@@ -431,6 +453,8 @@ impl<W: Write + Send + 'static> BlobWriter<W> {
             }
             placement
         });
+        let writer =
+            writer.map_err(|e| Error::Pipeline(format!("cannot start the writer thread: {e}")))?;
         Ok(BlobWriter {
             opts,
             jobs: Some(jobs_tx),
