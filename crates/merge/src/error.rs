@@ -39,6 +39,14 @@ pub enum Error {
         /// Where it was looked for.
         reason: String,
     },
+    /// A blob file is there but is not the blob the image names (size or digest differ).
+    #[error("blob {blob_id}: {reason}")]
+    BlobInvalid {
+        /// Its id.
+        blob_id: String,
+        /// What differs.
+        reason: String,
+    },
     /// Writing the output failed.
     #[error("{what}: {source}")]
     Io {

@@ -10,7 +10,8 @@
 //!
 //! Dependencies: `tar` writes unpacked layers; `rustix` creates device nodes, sets times,
 //! owners and xattrs without following symlinks, and without `unsafe`; `zerocopy` reads the
-//! device slots of an encoded bootstrap; `thiserror` derives the errors.
+//! device slots of an encoded bootstrap; `sha2` checks a tarfs layer tar against its id; `thiserror`
+//! derives the errors.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

@@ -389,11 +389,15 @@ pub fn merge(layers: Vec<Layer>, options: &MergeOptions) -> Result<Image> {
         v6_chunk_table: None,
     };
     // The layers' version, or the one asked for.
-    Ok(if version == first.fs_version {
+    let mut image = if version == first.fs_version {
         image
     } else {
         image.converted_to(version)
-    })
+    };
+    // The reference's merge context starts with HAS_XATTR in v6, whatever the layers hold.
+    image.superblock.xattr_flag_without_xattrs = version == FsVersion::V6
+        && image.tree.inodes.iter().all(|i| i.xattrs.is_empty());
+    Ok(image)
 }
 
 fn same_blob(a: &Blob, b: &Blob) -> bool {

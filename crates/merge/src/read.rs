@@ -3,7 +3,9 @@
 
 use crate::error::{Error, Result};
 use rafs_chunker::{BlobReader, FileSource, ReadAt, Verify};
-use rafs_format::model::{Blob, ChunkInfo, Image, Inode, NodeId};
+use rafs_format::model::{Blob, BlobFeatures, ChunkInfo, Image, Inode, NodeId};
+use sha2::{Digest as _, Sha256};
+use std::sync::OnceLock;
 use std::io::Read;
 use std::path::Path;
 
@@ -15,22 +17,29 @@ pub struct ImageReader {
     image: Image,
     blobs: Vec<Option<BlobReader<BlobSource>>>,
     verify: bool,
+    /// For each tarfs blob, whether the whole tar hashed to its id (checked once, when a
+    /// verified read first needs it).
+    tar_verified: Vec<OnceLock<std::result::Result<(), String>>>,
+}
+
+/// Whether a blob's data is a layer tar read in place (its id is the tar's sha256).
+fn is_tarfs(image: &Image, blob: &Blob) -> bool {
+    image.superblock.tarfs || blob.features.contains(BlobFeatures::TARFS)
 }
 
 impl ImageReader {
     /// Opens an image whose blobs are files named by their blob ids in `dir` (tarfs: the
-    /// layer tar under its id). Missing blobs are an error only when a file needs them.
+    /// layer tar under its id). Missing blobs are an error only when a file needs them. A blob
+    /// id is only ever a name in `dir`: links leading out of it, FIFOs and devices are refused
+    /// ([`FileSource::open_in_dir`]).
     pub fn open_dir(image: Image, dir: &Path) -> Result<Self> {
-        Self::open_with(image, |b| {
-            let p = dir.join(&b.blob_id);
-            match FileSource::open(&p) {
-                Ok(f) => Ok(Some(Box::new(f) as BlobSource)),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                Err(e) => Err(Error::BlobMissing {
-                    blob_id: b.blob_id.clone(),
-                    reason: format!("{}: {e}", p.display()),
-                }),
-            }
+        Self::open_with(image, |b| match FileSource::open_in_dir(dir, &b.blob_id) {
+            Ok(f) => Ok(Some(Box::new(f) as BlobSource)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::BlobInvalid {
+                blob_id: b.blob_id.clone(),
+                reason: format!("in {}: {e}", dir.display()),
+            }),
         })
     }
 
@@ -42,17 +51,31 @@ impl ImageReader {
         let mut blobs = Vec::with_capacity(image.blobs.len());
         for b in &image.blobs {
             blobs.push(match find(b)? {
-                Some(src) => Some(BlobReader::open_for(src, b).map_err(|e| Error::Data {
-                    path: format!("blob {}", b.blob_id),
-                    source: e,
-                })?),
+                Some(src) => {
+                    if is_tarfs(&image, b) && src.size() != b.compressed_size {
+                        return Err(Error::BlobInvalid {
+                            blob_id: b.blob_id.clone(),
+                            reason: format!(
+                                "the image says the tar has {} bytes, the file has {}",
+                                b.compressed_size,
+                                src.size()
+                            ),
+                        });
+                    }
+                    Some(BlobReader::open_for(src, b).map_err(|e| Error::Data {
+                        path: format!("blob {}", b.blob_id),
+                        source: e,
+                    })?)
+                }
                 None => None,
             });
         }
+        let tar_verified = image.blobs.iter().map(|_| OnceLock::new()).collect();
         Ok(ImageReader {
             image,
             blobs,
             verify: false,
+            tar_verified,
         })
     }
 
@@ -74,16 +97,11 @@ impl ImageReader {
 
     /// The node at an absolute path (`/` is the root).
     pub fn lookup(&self, path: &str) -> Option<NodeId> {
-        let tree = &self.image.tree;
-        let mut cur = rafs_format::model::ROOT;
-        for c in path.split('/').filter(|c| !c.is_empty() && *c != ".") {
-            cur = *tree
-                .node(cur)
-                .children
-                .iter()
-                .find(|&&ch| tree.node(ch).name == c.as_bytes())?;
-        }
-        Some(cur)
+        self.image.tree.lookup_components(
+            path.as_bytes()
+                .split(|&b| b == b'/')
+                .filter(|c| !c.is_empty() && *c != b"."),
+        )
     }
 
     /// The inode of a node.
@@ -124,12 +142,21 @@ impl ImageReader {
         ) {
             (Some(b), Some(r)) => (b, r),
             (b, _) => {
+                let hint = if b.is_some_and(|b| is_tarfs(&self.image, b)) {
+                    "; a tarfs image reads its layer tar in place: give the blob directory \
+                     (-D) holding the uncompressed tar named by this id"
+                } else {
+                    ""
+                };
                 return Err(Error::BlobMissing {
                     blob_id: b.map_or_else(|| format!("#{index}"), |b| b.blob_id.clone()),
-                    reason: format!("needed by {}", self.image.tree.path(node)),
-                })
+                    reason: format!("needed by {}{hint}", self.image.tree.display_path(node)),
+                });
             }
         };
+        if verify && is_tarfs(&self.image, blob) {
+            self.verify_tar(index)?;
+        }
         let verify = Verify {
             digest: (verify && !self.image.superblock.tarfs).then_some(blob.digester),
             crc32: verify,
@@ -176,6 +203,11 @@ impl ImageReader {
 
     /// Reads every chunk of every file, checking digests: `rafs check --blob-dir`.
     pub fn verify_all(&self) -> Result<u64> {
+        for (i, b) in self.image.blobs.iter().enumerate() {
+            if is_tarfs(&self.image, b) {
+                self.verify_tar(i)?;
+            }
+        }
         let mut chunks = 0;
         let tree = &self.image.tree;
         let mut seen = std::collections::HashSet::new();
@@ -191,6 +223,41 @@ impl ImageReader {
             }
         }
         Ok(chunks)
+    }
+
+    /// Hashes a tarfs blob whole, once, and compares the digest with its id (a tarfs blob id
+    /// is the sha256 of the tar; an id that is not a digest cannot be checked and passes).
+    fn verify_tar(&self, index: usize) -> Result<()> {
+        let (Some(blob), Some(reader)) = (self.image.blobs.get(index), self.blob_reader(index))
+        else {
+            return Ok(());
+        };
+        let outcome = self.tar_verified[index].get_or_init(|| {
+            if !rafs_format::rules::is_hex_digest(&blob.blob_id) {
+                return Ok(());
+            }
+            let src = reader.source();
+            let mut hasher = Sha256::new();
+            let mut buf = vec![0u8; 1 << 20];
+            let mut at = 0u64;
+            while at < src.size() {
+                let n = (src.size() - at).min(buf.len() as u64) as usize;
+                src.read_exact_at(&mut buf[..n], at)
+                    .map_err(|e| format!("reading the tar: {e}"))?;
+                hasher.update(&buf[..n]);
+                at += n as u64;
+            }
+            let got = rafs_format::hex(&hasher.finalize());
+            if got.eq_ignore_ascii_case(&blob.blob_id) {
+                Ok(())
+            } else {
+                Err(format!("the tar's sha256 is {got}, not its id"))
+            }
+        });
+        outcome.clone().map_err(|reason| Error::BlobInvalid {
+            blob_id: blob.blob_id.clone(),
+            reason,
+        })
     }
 
     pub(crate) fn blob_reader(&self, index: usize) -> Option<&BlobReader<BlobSource>> {

@@ -1,20 +1,20 @@
 //! The conversion: one pass over the tar, chunks to the blob writer as they stream by, the
 //! tree built alongside, then the bootstrap.
 
-use crate::entry::{full_mode, makedev, normalise, Kind, Pax, MAX_SYMLINK};
+use crate::entry::{full_mode, makedev, normalise, Globals, Kind, Pax, MAX_SYMLINK};
 use crate::error::{EntryError, EntryErrorKind as K, Error, Result, TarErrorKind};
 use crate::input::{self, Counting, DecodeFailure, Hashing};
-use crate::options::{BuildOptions, ConversionType};
-use crate::reader::{StreamError, TarStream};
-use crate::sparse::SparseReader;
+use crate::limits::Budget;
+use crate::options::{BuildOptions, ConversionType, WhiteoutSpec};
+use crate::reader::{Entry, StreamError, TarStream};
+use crate::sparse::{check_segments, pax_sparse, PaxSparse, SparseMap, SparseReader};
 use crate::tree::{BuildTree, Data, NameAttrs};
 use rafs_chunker::{BlobOptions, BlobTableEntry, BlobWriter};
 use rafs_format::model::{
-    Blob, BlobFeatures, ChunkFlags, ChunkInfo, Compressor, Digester, Image, Inode, Superblock,
-    NON_DEVICE_RDEV,
+    Blob, BlobFeatures, ChunkFlags, ChunkInfo, Compressor, Digester, FsVersion, Image, Inode,
+    Superblock, NON_DEVICE_RDEV,
 };
 use std::cell::Cell;
-use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -55,6 +55,9 @@ pub struct BuildReport {
     pub file_bytes: u64,
     /// Hard-link entries.
     pub hardlinks: u64,
+    /// Whiteouts dropped because an earlier entry of the layer replaced their parent
+    /// directory by a non-directory (they hide nothing the layer still has).
+    pub whiteouts_dropped: u64,
     /// Paths in the image (root included).
     pub paths: u64,
     /// Chunks stored in the data blob.
@@ -106,399 +109,588 @@ pub fn build_layer_with_progress<R: Read, W: Write + Send + 'static>(
 ) -> Result<BuildOutput<W>> {
     options.validate().map_err(Error::InvalidOptions)?;
     let started = Instant::now();
-    let tarfs = options.conversion == ConversionType::TarTarfs;
-    let input_count = Rc::new(Cell::new(0u64));
-    let tar_count = Rc::new(Cell::new(0u64));
-    let (decoded, compression) =
-        input::open(Counting::new(input, input_count.clone())).map_err(|e| tar_error(e, 0))?;
-    let hashing = Hashing::new(Counting::new(decoded, tar_count.clone()), tarfs);
-    let mut stream = TarStream::new(hashing);
+    let mut run = Run::start(input, options, sink)?;
+    while let Some(entry) = run.next_entry()? {
+        run.entry(entry)?;
+        progress(run.progress());
+    }
+    run.finish(started)
+}
 
-    // tarfs writes no blob: its sink is handed back untouched.
-    let (mut writer, tarfs_sink) = if tarfs {
-        (None, Some(sink))
-    } else {
-        let mut b = BlobOptions::new(options.fs_version);
-        b.compressor = options.compressor;
-        b.digester = options.digester;
-        b.chunk_size = options.chunk_size;
-        b.aligned_chunk = options.aligned_chunk;
-        b.inline_bootstrap = options.inline_bootstrap;
-        b.blob_toc = options.blob_toc;
-        b.threads = options.threads;
-        let w = match &options.chunk_dict {
-            Some(d) => BlobWriter::with_dictionary(sink, b, d.clone())?,
-            None => BlobWriter::new(sink, b)?,
+/// Where one entry is, for its errors.
+struct Where {
+    index: u64,
+    path: String,
+    offset: u64,
+}
+
+impl Where {
+    fn fail(&self, kind: K) -> Error {
+        Error::Entry(Box::new(EntryError {
+            index: self.index,
+            path: self.path.clone(),
+            offset: self.offset,
+            kind,
+        }))
+    }
+}
+
+/// The layer stream as the conversion reads it.
+type Stream<'a> = TarStream<Hashing<Counting<Box<dyn Read + 'a>>>>;
+
+/// One conversion in progress: the stream, the blob writer, the tree, the budgets.
+struct Run<'a, 'o, W: Write + Send + 'static> {
+    options: &'o BuildOptions,
+    stream: Stream<'a>,
+    input_count: Rc<Cell<u64>>,
+    tar_count: Rc<Cell<u64>>,
+    /// The blob writer (`None` for tarfs, whose sink is kept untouched in `tarfs_sink`).
+    writer: Option<BlobWriter<W>>,
+    tarfs_sink: Option<W>,
+    tarfs_chunks: u32,
+    report: BuildReport,
+    tree: BuildTree,
+    globals: Globals,
+    budget: Budget,
+    index: u64,
+}
+
+/// What an entry's header and PAX records say, read before anything is stored.
+struct Header {
+    path: crate::entry::Components,
+    kind: Kind,
+    attrs: NameAttrs,
+    rdev: u32,
+    xattrs: Vec<rafs_format::model::Xattr>,
+    sparse: Option<PaxSparse>,
+}
+
+impl<'a, 'o, W: Write + Send + 'static> Run<'a, 'o, W> {
+    fn start<R: Read + 'a>(input: R, options: &'o BuildOptions, sink: W) -> Result<Self> {
+        let tarfs = options.conversion == ConversionType::TarTarfs;
+        let input_count = Rc::new(Cell::new(0u64));
+        let tar_count = Rc::new(Cell::new(0u64));
+        let (decoded, compression) =
+            input::open(Counting::new(input, input_count.clone())).map_err(|e| tar_error(e, 0))?;
+        let hashing = Hashing::new(Counting::new(decoded, tar_count.clone()), tarfs);
+        let (writer, tarfs_sink) = if tarfs {
+            (None, Some(sink))
+        } else {
+            (Some(blob_writer(options, sink)?), None)
         };
-        (Some(w), None)
-    };
-    let mut tarfs_chunks = 0u32;
-    let mut report = BuildReport {
-        compression: compression.name(),
-        ..Default::default()
-    };
-    let mut tree = BuildTree::new();
-    let mut globals: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-    let chunk_size = u64::from(options.chunk_size);
+        Ok(Run {
+            options,
+            stream: TarStream::new(hashing),
+            input_count,
+            tar_count,
+            writer,
+            tarfs_sink,
+            tarfs_chunks: 0,
+            report: BuildReport {
+                compression: compression.name(),
+                ..Default::default()
+            },
+            tree: BuildTree::new(),
+            globals: Globals::default(),
+            budget: Budget::new(options.limits),
+            index: 0,
+        })
+    }
 
-    {
-        let mut index = 0u64;
-        loop {
-            let mut entry = match stream.next_entry() {
-                Ok(Some(e)) => e,
-                Ok(None) => break,
-                Err(e) => return Err(stream_error(e, stream.position())),
-            };
-            let raw_path = entry.path.clone();
-            let offset = entry.header_pos;
-            let fail = |kind: K| {
-                Error::Entry(Box::new(EntryError {
-                    index,
-                    path: String::from_utf8_lossy(&raw_path).into_owned(),
-                    offset,
-                    kind,
-                }))
-            };
-            let etype = entry.header.entry_type();
-            if etype.is_pax_global_extensions() {
-                if entry.stored > 1 << 20 {
-                    return Err(fail(K::BadField {
-                        field: "PAX global header",
-                        reason: format!("{} bytes", entry.stored),
-                    }));
-                }
-                let mut data = Vec::new();
-                (&mut stream)
-                    .take(entry.stored)
-                    .read_to_end(&mut data)
-                    .map_err(|e| tar_error(e, stream.position()))?;
-                let records = crate::reader::parse_pax(&data).map_err(|r| {
-                    fail(K::BadField {
-                        field: "PAX global header",
-                        reason: r,
-                    })
-                })?;
-                globals.extend(records);
-                index += 1;
-                continue;
-            }
-            let local = entry.pax.clone();
-            let pax = Pax::merged(&globals, local);
-            // PAX 1.0 sparse files carry their real name and size in PAX records.
-            let sparse = pax.get("GNU.sparse.major") == Some(b"1")
-                && pax.get("GNU.sparse.minor") == Some(b"0");
-            let path_bytes: Vec<u8> = match (sparse, pax.get("GNU.sparse.name")) {
-                (true, Some(n)) => n.to_vec(),
-                _ => raw_path.clone(),
-            };
-            let path = normalise(&path_bytes).map_err(fail)?;
-            if path.len() == 1 && DROPPED.contains(&path[0].as_slice()) {
-                index += 1;
-                continue;
-            }
-            let header = &entry.header;
-            let kind = match etype {
-                tar::EntryType::Regular
-                | tar::EntryType::Continuous
-                | tar::EntryType::GNUSparse => Kind::Regular,
-                tar::EntryType::Directory => Kind::Directory,
-                tar::EntryType::Symlink => {
-                    let target = entry.link.clone();
-                    if target.is_empty() {
-                        return Err(fail(K::BadField {
-                            field: "link name",
-                            reason: "symlink without a target".into(),
-                        }));
-                    }
-                    if target.len() > MAX_SYMLINK {
-                        return Err(fail(K::BadField {
-                            field: "link name",
-                            reason: format!("{} bytes exceed 65535", target.len()),
-                        }));
-                    }
-                    Kind::Symlink(target)
-                }
-                tar::EntryType::Link => Kind::HardLink(normalise(&entry.link).map_err(fail)?),
-                tar::EntryType::Char => Kind::Char,
-                tar::EntryType::Block => Kind::Block,
-                tar::EntryType::Fifo => Kind::Fifo,
-                other => return Err(fail(K::UnsupportedType(other.as_byte() as char))),
-            };
-            let perm = header.mode().map_err(|e| {
-                fail(K::BadField {
-                    field: "mode",
-                    reason: e.to_string(),
-                })
-            })?;
-            let id = |v: io::Result<u64>, pax_key: &'static str| -> std::result::Result<u32, K> {
-                // The tar crate has applied local PAX uid/gid; globals are ours to apply.
-                // (A local record is already in the header; `pax` also holds the globals.)
-                let v = match pax
-                    .get(pax_key)
-                    .and_then(|v| std::str::from_utf8(v).ok()?.trim().parse::<u64>().ok())
-                {
-                    Some(g) => g,
-                    None => v.unwrap_or(0),
-                };
-                u32::try_from(v).map_err(|_| K::BadField {
-                    field: pax_key,
-                    reason: format!("{v} exceeds 2^32-1"),
-                })
-            };
-            let (uid, gid) = if options.repeatable {
-                (0, 0)
-            } else {
-                (
-                    id(header.uid(), "uid").map_err(fail)?,
-                    id(header.gid(), "gid").map_err(fail)?,
-                )
-            };
-            let (mtime, mtime_nsec) = match pax.mtime().map_err(fail)? {
-                Some(t) => t,
-                None => (header.mtime().unwrap_or(0), 0),
-            };
-            let rdev = match kind {
-                Kind::Char | Kind::Block | Kind::Fifo => {
-                    let major = header.device_major();
-                    let minor = header.device_minor();
-                    match (major, minor) {
-                        (Ok(Some(ma)), Ok(Some(mi))) => makedev(ma.into(), mi.into()),
-                        // GNU tar and CPython write NUL-filled device fields for FIFOs.
-                        _ if kind == Kind::Fifo => 0,
-                        _ => {
-                            return Err(fail(K::BadField {
-                                field: "device number",
-                                reason: "missing or not octal".into(),
-                            }))
-                        }
-                    }
-                }
-                _ => NON_DEVICE_RDEV,
-            };
-            let xattrs = pax.xattrs().map_err(fail)?;
-            let full = full_mode(perm, &kind);
-            report.entries += 1;
-            match kind {
-                Kind::HardLink(target) => {
-                    report.hardlinks += 1;
-                    let attrs = NameAttrs {
-                        mode: full,
-                        uid,
-                        gid,
-                        mtime,
-                        mtime_nsec,
-                    };
-                    tree.link(&path, &target, attrs).map_err(fail)?;
-                }
-                kind => {
-                    let mut inode = Inode::new(full);
-                    inode.uid = uid;
-                    inode.gid = gid;
-                    inode.mtime = mtime;
-                    inode.mtime_nsec = mtime_nsec;
-                    inode.rdev = rdev;
-                    inode.xattrs = xattrs;
-                    inode.nlink = 1;
-                    let mut data = Data::None;
-                    match &kind {
-                        Kind::Symlink(t) => {
-                            inode.size = t.len() as u64;
-                            inode.symlink = t.clone();
-                        }
-                        Kind::Directory => inode.nlink = 2,
-                        Kind::Regular => {
-                            let (size, file_data) = if sparse {
-                                let real = pax
-                                    .number("GNU.sparse.realsize")
-                                    .map_err(fail)?
-                                    .ok_or_else(|| {
-                                        fail(K::BadSparseMap("missing GNU.sparse.realsize".into()))
-                                    })?;
-                                (real, true)
-                            } else if let Some((_, real)) = &entry.sparse {
-                                (*real, false)
-                            } else {
-                                (entry.stored, false)
-                            };
-                            inode.size = size;
-                            report.files += 1;
-                            report.file_bytes += size;
-                            if let Some(w) = writer.as_mut() {
-                                let read = Rc::new(Cell::new(0u64));
-                                let stored = entry.stored;
-                                let result = if file_data {
-                                    // PAX 1.0: the map opens the data.
-                                    let mut r = Counting::new(
-                                        SparseReader::new(&mut stream, stored, size)
-                                            .map_err(&fail)?,
-                                        read.clone(),
-                                    );
-                                    w.add_file(&mut r, size)
-                                } else if let Some((segments, real)) = entry.sparse.take() {
-                                    // Old GNU: the map was in the headers.
-                                    let mut r = Counting::new(
-                                        SparseReader::from_segments(&mut stream, segments, real),
-                                        read.clone(),
-                                    );
-                                    w.add_file(&mut r, size)
-                                } else {
-                                    let mut r = Counting::new(&mut stream, read.clone());
-                                    w.add_file(&mut r, size)
-                                };
-                                let fid = result.map_err(|e| {
-                                    data_error(e, size, read.get(), &fail, tar_count.get())
-                                })?;
-                                data = Data::Blob(fid.0);
-                            } else {
-                                if file_data || entry.sparse.is_some() {
-                                    return Err(fail(K::Unrepresentable(
-                                        "tarfs cannot point into a sparse file's data".into(),
-                                    )));
-                                }
-                                let pos = entry.data_pos;
-                                let mut chunks = Vec::new();
-                                let mut off = 0;
-                                while off < size {
-                                    let len = (size - off).min(chunk_size) as u32;
-                                    chunks.push(ChunkInfo {
-                                        digest: [0; 32],
-                                        blob_index: 0,
-                                        index: tarfs_chunks,
-                                        flags: ChunkFlags::empty(),
-                                        compressed_offset: pos + off,
-                                        compressed_size: len,
-                                        uncompressed_offset: pos + off,
-                                        uncompressed_size: len,
-                                        file_offset: off,
-                                        crc32: 0,
-                                    });
-                                    tarfs_chunks += 1;
-                                    off += u64::from(len);
-                                }
-                                data = Data::Tarfs(chunks);
-                            }
-                        }
-                        _ => {}
-                    }
-                    tree.add(&path, inode, data).map_err(fail)?;
-                }
-            }
-            index += 1;
-            progress(Progress {
-                input_bytes: input_count.get(),
-                tar_bytes: tar_count.get(),
-                entries: report.entries,
-            });
+    fn progress(&self) -> Progress {
+        Progress {
+            input_bytes: self.input_count.get(),
+            tar_bytes: self.tar_count.get(),
+            entries: self.report.entries,
         }
     }
-    let hashing = stream.into_inner();
-    let tar_digest = hashing
-        .finish()
-        .map_err(|e| tar_error(e, tar_count.get()))?;
-    report.input_bytes = input_count.get();
-    report.tar_bytes = tar_count.get();
-    report.stream_time = started.elapsed();
-    let finishing = Instant::now();
 
+    fn next_entry(&mut self) -> Result<Option<Entry>> {
+        self.stream
+            .next_entry()
+            .map_err(|e| stream_error(e, self.stream.position()))
+    }
+
+    /// Takes one entry of the stream into the tree (and its data into the blob).
+    fn entry(&mut self, mut entry: Entry) -> Result<()> {
+        let at = Where {
+            index: self.index,
+            path: rafs_format::rules::escape_bytes(&entry.path),
+            offset: entry.header_pos,
+        };
+        self.index += 1;
+        if entry.header.entry_type().is_pax_global_extensions() {
+            return self.global_header(&entry, &at);
+        }
+        let Some(h) = self.header(&entry).map_err(|k| at.fail(k))? else {
+            return Ok(());
+        };
+        self.budget.entry().map_err(|k| at.fail(k))?;
+        self.budget.xattrs(&h.xattrs).map_err(|k| at.fail(k))?;
+        if self.is_redundant_whiteout(&h) {
+            // The entry's parent was replaced by a non-directory earlier in this layer: the
+            // whiteout hides a child of a directory that no longer exists here.
+            self.report.whiteouts_dropped += 1;
+            return Ok(());
+        }
+        self.report.entries += 1;
+        match h.kind {
+            Kind::HardLink(ref target) => {
+                self.report.hardlinks += 1;
+                self.tree.link(&h.path, target, h.attrs).map_err(|k| at.fail(k))?;
+            }
+            _ => {
+                let path = h.path.clone();
+                let (inode, data) = self.inode(h, &mut entry, &at)?;
+                self.tree.add(&path, inode, data).map_err(|k| at.fail(k))?;
+            }
+        }
+        self.budget
+            .paths(self.tree.len() as u64)
+            .map_err(|k| at.fail(k))
+    }
+
+    /// Applies a PAX global header, within the layer's budget of global records.
+    fn global_header(&mut self, entry: &Entry, at: &Where) -> Result<()> {
+        let max = self.options.limits.max_global_pax_bytes;
+        if entry.stored > max {
+            return Err(at.fail(K::LimitExceeded {
+                limit: "max_global_pax_bytes",
+                value: entry.stored,
+                max,
+            }));
+        }
+        let mut data = Vec::new();
+        (&mut self.stream)
+            .take(entry.stored)
+            .read_to_end(&mut data)
+            .map_err(|e| tar_error(e, self.stream.position()))?;
+        let records = crate::reader::parse_pax(&data).map_err(|r| {
+            at.fail(K::BadField {
+                field: "PAX global header",
+                reason: r,
+            })
+        })?;
+        let in_force = self.globals.apply(records);
+        self.budget.globals(in_force).map_err(|k| at.fail(k))
+    }
+
+    /// What the entry is; `None` for an entry the reference always drops.
+    fn header(&self, entry: &Entry) -> std::result::Result<Option<Header>, K> {
+        let pax = Pax::new(&self.globals, &entry.pax);
+        let sparse = pax_sparse(&entry.pax)?;
+        let path_bytes = match sparse.as_ref().and_then(|s| s.name.as_deref()) {
+            Some(name) => name,
+            None => &entry.path,
+        };
+        let path = normalise(path_bytes)?;
+        if path.len() == 1 && DROPPED.contains(&path[0].as_slice()) {
+            return Ok(None);
+        }
+        let kind = entry_kind(entry, self.options.fs_version)?;
+        let attrs = name_attrs(entry, &pax, &kind, self.options.repeatable)?;
+        let rdev = device_number(&entry.header, &kind)?;
+        let xattrs = pax.xattrs()?;
+        rafs_format::rules::check_xattrs_storable(self.options.fs_version, &xattrs)
+            .map_err(K::XattrsUnstorable)?;
+        Ok(Some(Header {
+            path,
+            kind,
+            attrs,
+            rdev,
+            xattrs,
+            sparse,
+        }))
+    }
+
+    fn is_redundant_whiteout(&self, h: &Header) -> bool {
+        let name = h.path.last().map_or(&b""[..], |n| n.as_slice());
+        let marker = match self.options.whiteout_spec {
+            WhiteoutSpec::Oci => name.starts_with(b".wh."),
+            WhiteoutSpec::Overlayfs => h.kind == Kind::Char && h.rdev == 0,
+            WhiteoutSpec::None => false,
+        };
+        marker && self.tree.parent_replaced(&h.path)
+    }
+
+    /// The inode of a non-link entry, with its data stored.
+    fn inode(&mut self, h: Header, entry: &mut Entry, at: &Where) -> Result<(Inode, Data)> {
+        let mut inode = Inode::new(h.attrs.mode);
+        inode.uid = h.attrs.uid;
+        inode.gid = h.attrs.gid;
+        inode.mtime = h.attrs.mtime;
+        inode.mtime_nsec = h.attrs.mtime_nsec;
+        inode.rdev = h.rdev;
+        inode.xattrs = h.xattrs;
+        inode.nlink = 1;
+        let mut data = Data::None;
+        match h.kind {
+            Kind::Symlink(target) => {
+                inode.size = target.len() as u64;
+                inode.symlink = target;
+            }
+            Kind::Directory => inode.nlink = 2,
+            Kind::Regular => {
+                let (size, d) = self.file_data(entry, h.sparse, at)?;
+                inode.size = size;
+                data = d;
+            }
+            _ => {}
+        }
+        Ok((inode, data))
+    }
+
+    /// Stores a regular file's data (chunks into the blob, or tarfs references) and returns
+    /// its size.
+    fn file_data(
+        &mut self,
+        entry: &mut Entry,
+        pax_sparse: Option<PaxSparse>,
+        at: &Where,
+    ) -> Result<(u64, Data)> {
+        let stored = entry.stored;
+        let content = match (pax_sparse, entry.sparse.take()) {
+            (Some(s), _) => match s.map {
+                SparseMap::InData => Content::SparseInData(s.real),
+                SparseMap::Segments(segments) => {
+                    check_segments(&segments, s.real, stored).map_err(|k| at.fail(k))?;
+                    Content::Segments(segments, s.real)
+                }
+            },
+            (None, Some((segments, real))) => Content::Segments(segments, real),
+            (None, None) => Content::Plain,
+        };
+        let size = content.size(stored);
+        let chunk_size = u64::from(self.options.chunk_size);
+        self.budget.file(size, chunk_size).map_err(|k| at.fail(k))?;
+        if !matches!(content, Content::Plain) {
+            self.budget.sparse(size).map_err(|k| at.fail(k))?;
+        }
+        self.report.files += 1;
+        self.report.file_bytes += size;
+        if self.writer.is_none() {
+            return self.tarfs_data(entry, &content, size, at);
+        }
+        let read = Rc::new(Cell::new(0u64));
+        let result = {
+            let stream = &mut self.stream;
+            let mut source: Box<dyn Read + '_> = match content {
+                Content::Plain => Box::new(stream),
+                Content::SparseInData(real) => Box::new(
+                    SparseReader::new(stream, stored, real).map_err(|k| at.fail(k))?,
+                ),
+                Content::Segments(segments, real) => {
+                    Box::new(SparseReader::from_segments(stream, segments, real))
+                }
+            };
+            let mut counted = Counting::new(&mut source, read.clone());
+            match self.writer.as_mut() {
+                Some(w) => w.add_file(&mut counted, size),
+                None => return Err(Error::InvalidOptions("no blob writer".into())),
+            }
+        };
+        let fid = result.map_err(|e| {
+            data_error(e, size, read.get(), &|k| at.fail(k), self.tar_count.get())
+        })?;
+        Ok((size, Data::Blob(fid.0)))
+    }
+
+    /// tarfs: the file's chunks point at its bytes in the tar.
+    fn tarfs_data(
+        &mut self,
+        entry: &Entry,
+        content: &Content,
+        size: u64,
+        at: &Where,
+    ) -> Result<(u64, Data)> {
+        if !matches!(content, Content::Plain) {
+            return Err(at.fail(K::Unrepresentable(
+                "tarfs cannot point into a sparse file's data".into(),
+            )));
+        }
+        let chunk_size = u64::from(self.options.chunk_size);
+        let pos = entry.data_pos;
+        let mut chunks = Vec::new();
+        let mut off = 0;
+        while off < size {
+            let len = (size - off).min(chunk_size) as u32;
+            chunks.push(ChunkInfo {
+                digest: [0; 32],
+                blob_index: 0,
+                index: self.tarfs_chunks,
+                flags: ChunkFlags::empty(),
+                compressed_offset: pos + off,
+                compressed_size: len,
+                uncompressed_offset: pos + off,
+                uncompressed_size: len,
+                file_offset: off,
+                crc32: 0,
+            });
+            self.tarfs_chunks += 1;
+            off += u64::from(len);
+        }
+        Ok((size, Data::Tarfs(chunks)))
+    }
+
+    /// The stream is done: the blob is finished and the bootstrap encoded.
+    fn finish(self, started: Instant) -> Result<BuildOutput<W>> {
+        let Run {
+            options,
+            stream,
+            input_count,
+            tar_count,
+            writer,
+            tarfs_sink,
+            tarfs_chunks,
+            mut report,
+            tree,
+            ..
+        } = self;
+        let tar_digest = stream
+            .into_inner()
+            .finish()
+            .map_err(|e| tar_error(e, tar_count.get()))?;
+        report.input_bytes = input_count.get();
+        report.tar_bytes = tar_count.get();
+        report.stream_time = started.elapsed();
+        let finishing = Instant::now();
+        let superblock = superblock_of(options);
+        let (bootstrap, image, sink) = match (writer, tarfs_sink) {
+            (Some(w), _) => finish_blob(w, tree, superblock, options, &mut report)?,
+            (None, Some(sink)) => {
+                let digest = tar_digest
+                    .ok_or_else(|| Error::InvalidOptions("tarfs input was not hashed".into()))?;
+                let blob = tarfs_blob(options, &digest, tarfs_chunks, report.tar_bytes);
+                report.blob_id = Some(blob.blob_id.clone());
+                let model = tree.into_model(|d| match d {
+                    Data::Tarfs(c) => c.clone(),
+                    _ => Vec::new(),
+                });
+                let image = finish_image(superblock, vec![blob], model, options);
+                (rafs_format::encode(&image)?, image, sink)
+            }
+            (None, None) => return Err(Error::InvalidOptions("no blob sink".into())),
+        };
+        report.chunk_refs = image
+            .tree
+            .inodes
+            .iter()
+            .map(|i| i.chunks.len() as u64)
+            .sum();
+        report.paths = image.tree.nodes.len() as u64;
+        report.bootstrap_size = bootstrap.len() as u64;
+        report.finish_time = finishing.elapsed();
+        Ok(BuildOutput {
+            bootstrap,
+            image,
+            sink,
+            report,
+        })
+    }
+}
+
+/// Where a regular file's bytes come from in the stream.
+enum Content {
+    /// The entry's data as stored.
+    Plain,
+    /// PAX 1.0 sparse: the map opens the data; the real size.
+    SparseInData(u64),
+    /// Sparse with a known map (PAX 0.0/0.1, old GNU) and the real size.
+    Segments(Vec<(u64, u64)>, u64),
+}
+
+impl Content {
+    fn size(&self, stored: u64) -> u64 {
+        match self {
+            Content::Plain => stored,
+            Content::SparseInData(real) | Content::Segments(_, real) => *real,
+        }
+    }
+}
+
+fn blob_writer<W: Write + Send + 'static>(options: &BuildOptions, sink: W) -> Result<BlobWriter<W>> {
+    let mut b = BlobOptions::new(options.fs_version);
+    b.compressor = options.compressor;
+    b.digester = options.digester;
+    b.chunk_size = options.chunk_size;
+    b.aligned_chunk = options.aligned_chunk;
+    b.inline_bootstrap = options.inline_bootstrap;
+    b.blob_toc = options.blob_toc;
+    b.threads = options.threads;
+    Ok(match &options.chunk_dict {
+        Some(d) => BlobWriter::with_dictionary(sink, b, d.clone())?,
+        None => BlobWriter::new(sink, b)?,
+    })
+}
+
+/// The entry's type (and link target), checked against what the version can store.
+fn entry_kind(entry: &Entry, version: FsVersion) -> std::result::Result<Kind, K> {
+    let bad_link = |reason: String| K::BadField {
+        field: "link name",
+        reason,
+    };
+    Ok(match entry.header.entry_type() {
+        tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
+            Kind::Regular
+        }
+        tar::EntryType::Directory => Kind::Directory,
+        tar::EntryType::Symlink => {
+            let target = entry.link.clone();
+            rafs_format::rules::check_symlink_target(&target)
+                .map_err(|r| bad_link(format!("symlink target {r}")))?;
+            let max = rafs_format::rules::max_symlink_len(version).min(MAX_SYMLINK);
+            if target.len() > max {
+                return Err(bad_link(format!(
+                    "{} bytes exceed the {max} v{} stores",
+                    target.len(),
+                    version.number()
+                )));
+            }
+            Kind::Symlink(target)
+        }
+        tar::EntryType::Link => Kind::HardLink(normalise(&entry.link)?),
+        tar::EntryType::Char => Kind::Char,
+        tar::EntryType::Block => Kind::Block,
+        tar::EntryType::Fifo => Kind::Fifo,
+        other => return Err(K::UnsupportedType(other.as_byte() as char)),
+    })
+}
+
+/// Mode, owner and time of the entry's name.
+fn name_attrs(
+    entry: &Entry,
+    pax: &Pax<'_>,
+    kind: &Kind,
+    repeatable: bool,
+) -> std::result::Result<NameAttrs, K> {
+    let header = &entry.header;
+    let perm = header.mode().map_err(|e| K::BadField {
+        field: "mode",
+        reason: e.to_string(),
+    })?;
+    // The tar crate has not applied PAX uid/gid (local or global): ours to apply.
+    let id = |v: io::Result<u64>, pax_key: &'static str| -> std::result::Result<u32, K> {
+        let v = match pax
+            .get(pax_key)
+            .and_then(|v| std::str::from_utf8(v).ok()?.trim().parse::<u64>().ok())
+        {
+            Some(g) => g,
+            None => v.unwrap_or(0),
+        };
+        u32::try_from(v).map_err(|_| K::BadField {
+            field: pax_key,
+            reason: format!("{v} exceeds 2^32-1"),
+        })
+    };
+    let (uid, gid) = if repeatable {
+        (0, 0)
+    } else {
+        (id(header.uid(), "uid")?, id(header.gid(), "gid")?)
+    };
+    let (mtime, mtime_nsec) = match pax.mtime()? {
+        Some(t) => t,
+        None => (header.mtime().unwrap_or(0), 0),
+    };
+    Ok(NameAttrs {
+        mode: full_mode(perm, kind),
+        uid,
+        gid,
+        mtime,
+        mtime_nsec,
+    })
+}
+
+/// The device number of a device or FIFO; the tar builder's marker for anything else.
+fn device_number(header: &tar::Header, kind: &Kind) -> std::result::Result<u32, K> {
+    if !matches!(kind, Kind::Char | Kind::Block | Kind::Fifo) {
+        return Ok(NON_DEVICE_RDEV);
+    }
+    match (header.device_major(), header.device_minor()) {
+        (Ok(Some(ma)), Ok(Some(mi))) => Ok(makedev(ma.into(), mi.into())),
+        // GNU tar and CPython write NUL-filled device fields for FIFOs.
+        _ if *kind == Kind::Fifo => Ok(0),
+        _ => Err(K::BadField {
+            field: "device number",
+            reason: "missing or not octal".into(),
+        }),
+    }
+}
+
+fn superblock_of(options: &BuildOptions) -> Superblock {
     let mut superblock = Superblock::new(options.fs_version);
     superblock.chunk_size = options.chunk_size;
     superblock.compressor = options.compressor;
     superblock.digester = options.digester;
     superblock.explicit_uid_gid = !options.repeatable;
-    superblock.tarfs = tarfs;
+    superblock.tarfs = options.conversion == ConversionType::TarTarfs;
+    superblock
+}
 
-    let (bootstrap, image, sink) = if let Some(w) = writer.take() {
-        let mut data = w.finish_data()?;
-        // The chunk records move into the model; the finished blob does not need them.
-        let files = std::mem::take(&mut data.files);
-        let chunk_refs = |d: &Data| -> Vec<ChunkInfo> {
-            match d {
-                Data::Blob(f) => files.get(*f as usize).cloned().unwrap_or_default(),
-                _ => Vec::new(),
-            }
-        };
-        let model = tree.into_model(chunk_refs);
-        let table = data.blob_table.clone();
-        let own_entry = |b: Blob| -> Vec<Blob> {
-            table
-                .iter()
-                .map(|e| match e {
-                    BlobTableEntry::ThisBlob => b.clone(),
-                    BlobTableEntry::Dictionary(d) => d.clone(),
-                })
-                .collect()
-        };
-        report.chunks_stored = u64::from(data.chunk_count());
-        if options.inline_bootstrap {
-            let blobs = own_entry(data.inline_blob_entry());
-            let image = finish_image(superblock, blobs, model, options);
-            let bootstrap = rafs_format::encode(&image)?;
-            let finished = data.finish(Some(&bootstrap))?;
-            report.blob_id = Some(finished.blob_id.clone());
-            report.blob_size = finished.size;
-            (bootstrap, image, finished.sink)
-        } else {
-            let finished = data.finish(None)?;
-            let mut own = finished.blob.clone();
-            if let Some(id) = &options.blob_id {
-                own.blob_id = id.clone();
-            }
-            // A layer without stored chunks has no blob: the table keeps only dictionary
-            // blobs its chunks refer to.
-            let blobs = own_entry(own.clone());
-            let image = finish_image(superblock, blobs, model, options);
-            let bootstrap = rafs_format::encode(&image)?;
-            if finished.size > 0 {
-                report.blob_id = Some(own.blob_id.clone());
-            }
-            report.blob_size = finished.size;
-            (bootstrap, image, finished.sink)
-        }
-    } else {
-        let model = tree.into_model(|d| match d {
-            Data::Tarfs(c) => c.clone(),
-            _ => Vec::new(),
-        });
-        let digest =
-            tar_digest.ok_or_else(|| Error::InvalidOptions("tarfs input was not hashed".into()))?;
-        let id = match &options.blob_id {
-            Some(id) => id.clone(),
-            None => rafs_format::hex(&digest),
-        };
-        let mut blob = Blob::new(
-            id.clone(),
-            Compressor::None,
-            Digester::Sha256,
-            options.chunk_size,
-        );
-        blob.features = BlobFeatures::CAP_TAR_TOC | BlobFeatures::TARFS;
-        blob.chunk_count = tarfs_chunks;
-        blob.compressed_size = report.tar_bytes;
-        blob.uncompressed_size = report.tar_bytes;
-        blob.meta.compressor = Compressor::Lz4Block.to_u32();
-        let image = finish_image(superblock, vec![blob], model, options);
-        let bootstrap = rafs_format::encode(&image)?;
-        report.blob_id = Some(id);
-        let Some(sink) = tarfs_sink else {
-            return Err(Error::InvalidOptions("tarfs build without its sink".into()));
-        };
-        (bootstrap, image, sink)
+/// The blob entry of a tarfs image: the tar itself, named by its sha256 (or `--blob-id`).
+fn tarfs_blob(options: &BuildOptions, digest: &[u8; 32], chunks: u32, tar_bytes: u64) -> Blob {
+    let id = match &options.blob_id {
+        Some(id) => id.clone(),
+        None => rafs_format::hex(digest),
     };
-    report.chunk_refs = image
-        .tree
-        .inodes
-        .iter()
-        .map(|i| i.chunks.len() as u64)
-        .sum();
-    report.paths = image.tree.nodes.len() as u64;
-    report.bootstrap_size = bootstrap.len() as u64;
-    report.finish_time = finishing.elapsed();
-    Ok(BuildOutput {
-        bootstrap,
-        image,
-        sink,
-        report,
-    })
+    let mut blob = Blob::new(id, Compressor::None, Digester::Sha256, options.chunk_size);
+    blob.features = BlobFeatures::CAP_TAR_TOC | BlobFeatures::TARFS;
+    blob.chunk_count = chunks;
+    blob.compressed_size = tar_bytes;
+    blob.uncompressed_size = tar_bytes;
+    blob.meta.compressor = Compressor::Lz4Block.to_u32();
+    blob
+}
+
+/// Finishes the data blob and encodes the bootstrap around it.
+fn finish_blob<W: Write + Send + 'static>(
+    w: BlobWriter<W>,
+    tree: BuildTree,
+    superblock: Superblock,
+    options: &BuildOptions,
+    report: &mut BuildReport,
+) -> Result<(Vec<u8>, Image, W)> {
+    let mut data = w.finish_data()?;
+    // The chunk records move into the model; the finished blob does not need them.
+    let files = std::mem::take(&mut data.files);
+    let model = tree.into_model(|d| match d {
+        Data::Blob(f) => files.get(*f as usize).cloned().unwrap_or_default(),
+        _ => Vec::new(),
+    });
+    let table = data.blob_table.clone();
+    let own_entry = |b: Blob| -> Vec<Blob> {
+        table
+            .iter()
+            .map(|e| match e {
+                BlobTableEntry::ThisBlob => b.clone(),
+                BlobTableEntry::Dictionary(d) => d.clone(),
+            })
+            .collect()
+    };
+    report.chunks_stored = u64::from(data.chunk_count());
+    if options.inline_bootstrap {
+        let blobs = own_entry(data.inline_blob_entry());
+        let image = finish_image(superblock, blobs, model, options);
+        let bootstrap = rafs_format::encode(&image)?;
+        let finished = data.finish(Some(&bootstrap))?;
+        report.blob_id = Some(finished.blob_id.clone());
+        report.blob_size = finished.size;
+        return Ok((bootstrap, image, finished.sink));
+    }
+    let finished = data.finish(None)?;
+    let mut own = finished.blob.clone();
+    if let Some(id) = &options.blob_id {
+        own.blob_id = id.clone();
+    }
+    // A layer without stored chunks has no blob: the table keeps only dictionary blobs its
+    // chunks refer to.
+    let blobs = own_entry(own.clone());
+    let image = finish_image(superblock, blobs, model, options);
+    let bootstrap = rafs_format::encode(&image)?;
+    if finished.size > 0 {
+        report.blob_id = Some(own.blob_id.clone());
+    }
+    report.blob_size = finished.size;
+    Ok((bootstrap, image, finished.sink))
 }
 
 /// The image around a finished tree: prefetch targets resolved (only when there are blobs, as

@@ -31,6 +31,12 @@ pub fn normalise(path: &[u8]) -> Result<Components, K> {
         match c {
             b"" | b"." => {}
             b".." => return Err(K::DotDot),
+            name if name.contains(&0) => {
+                return Err(K::BadField {
+                    field: "path",
+                    reason: "a name contains NUL".into(),
+                })
+            }
             name => {
                 if name.len() > MAX_NAME {
                     return Err(K::NameTooLong(name.len()));
@@ -64,37 +70,62 @@ pub enum Kind {
     Fifo,
 }
 
-/// PAX records in force for one entry: the global ones, overridden by the local ones.
-#[derive(Debug, Default, Clone)]
-pub struct Pax {
+/// PAX global records in force, with the running size the layer's budget counts.
+#[derive(Debug, Default)]
+pub struct Globals {
     records: BTreeMap<String, Vec<u8>>,
+    bytes: u64,
 }
 
-impl Pax {
+impl Globals {
+    /// Applies a global header's records (later ones win) and returns the bytes now in force.
+    pub fn apply(&mut self, records: BTreeMap<String, Vec<u8>>) -> u64 {
+        for (k, v) in records {
+            let added = (k.len() + v.len()) as u64;
+            if let Some(old) = self.records.insert(k.clone(), v) {
+                self.bytes -= (k.len() + old.len()) as u64;
+            }
+            self.bytes += added;
+        }
+        self.bytes
+    }
+}
+
+/// PAX records in force for one entry: its own, then the global ones. Nothing is copied: a
+/// lookup costs the same whatever the globals hold, so no entry pays for earlier headers.
+#[derive(Debug)]
+pub struct Pax<'a> {
+    globals: &'a Globals,
+    local: &'a BTreeMap<String, Vec<u8>>,
+}
+
+impl<'a> Pax<'a> {
     /// Globals overlaid with an entry's local records.
-    pub fn merged(globals: &BTreeMap<String, Vec<u8>>, local: BTreeMap<String, Vec<u8>>) -> Pax {
-        let mut records = globals.clone();
-        records.extend(local);
-        Pax { records }
+    pub fn new(globals: &'a Globals, local: &'a BTreeMap<String, Vec<u8>>) -> Pax<'a> {
+        Pax { globals, local }
+    }
+
+    /// Records whose key starts with `prefix`, local ones winning over global ones of the
+    /// same key; found by range, so only matching records are visited.
+    fn with_prefix(&self, prefix: &str) -> BTreeMap<&'a str, &'a [u8]> {
+        let mut out = BTreeMap::new();
+        for map in [&self.globals.records, self.local] {
+            for (k, v) in map.range::<str, _>((std::ops::Bound::Included(prefix), std::ops::Bound::Unbounded)) {
+                if !k.starts_with(prefix) {
+                    break;
+                }
+                out.insert(k.as_str(), v.as_slice());
+            }
+        }
+        out
     }
 
     /// A record's value.
-    pub fn get(&self, key: &str) -> Option<&[u8]> {
-        self.records.get(key).map(Vec::as_slice)
-    }
-
-    /// A decimal record.
-    pub fn number(&self, key: &'static str) -> Result<Option<u64>, K> {
-        let Some(v) = self.get(key) else {
-            return Ok(None);
-        };
-        let s = std::str::from_utf8(v).ok().map(str::trim);
-        s.and_then(|s| s.parse::<u64>().ok())
-            .map(Some)
-            .ok_or_else(|| K::BadField {
-                field: key,
-                reason: format!("{:?} is not a number", String::from_utf8_lossy(v)),
-            })
+    pub fn get(&self, key: &str) -> Option<&'a [u8]> {
+        self.local
+            .get(key)
+            .or_else(|| self.globals.records.get(key))
+            .map(Vec::as_slice)
     }
 
     /// `mtime` as seconds and nanoseconds (fractions honoured; times before 1970 clamp to 0).
@@ -127,7 +158,7 @@ impl Pax {
     /// `LIBARCHIVE.xattr.<url-encoded name>` (base64 value), in name order.
     pub fn xattrs(&self) -> Result<Vec<Xattr>, K> {
         let mut out: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
-        for (k, v) in &self.records {
+        for (k, v) in self.with_prefix("LIBARCHIVE.xattr.") {
             if let Some(name) = k.strip_prefix("LIBARCHIVE.xattr.") {
                 let name = percent_decode(name).ok_or_else(|| K::BadXattr {
                     name: name.into(),
@@ -143,9 +174,9 @@ impl Pax {
             }
         }
         // SCHILY records win over LIBARCHIVE ones for the same name.
-        for (k, v) in &self.records {
+        for (k, v) in self.with_prefix("SCHILY.xattr.") {
             if let Some(name) = k.strip_prefix("SCHILY.xattr.") {
-                out.insert(name.as_bytes().to_vec(), v.clone());
+                out.insert(name.as_bytes().to_vec(), v.to_vec());
             }
         }
         let mut xattrs = Vec::with_capacity(out.len());
@@ -214,6 +245,12 @@ fn check_xattr(name: &[u8], value: &[u8]) -> Result<(), K> {
             reason: "namespace is not user., trusted., security. or system.posix_acl_*".into(),
         });
     }
+    if name.contains(&0) {
+        return Err(K::BadXattr {
+            name: shown(),
+            reason: "name contains NUL".into(),
+        });
+    }
     let exact_acl = idx == 1 || idx == 2;
     if (exact_acl && !rest.is_empty()) || (!exact_acl && rest.is_empty()) {
         return Err(K::BadXattr {
@@ -276,7 +313,8 @@ mod tests {
     fn pax_mtime_fractions() {
         let mut g = BTreeMap::new();
         g.insert("mtime".to_string(), b"1700000000.5".to_vec());
-        let p = Pax::merged(&BTreeMap::new(), g);
+        let globals = Globals::default();
+        let p = Pax::new(&globals, &g);
         assert_eq!(p.mtime().unwrap(), Some((1_700_000_000, 500_000_000)));
     }
 

@@ -60,7 +60,8 @@ pub enum TarErrorKind {
 pub struct EntryError {
     /// 0-based index of the entry in the stream (extension headers not counted).
     pub index: u64,
-    /// The entry's path as written in the tar (lossy UTF-8).
+    /// The entry's path as written in the tar, control characters and bytes that are not
+    /// UTF-8 escaped as `\\xNN`.
     pub path: String,
     /// Offset of the entry's header in the uncompressed tar.
     pub offset: u64,
@@ -141,6 +142,19 @@ pub enum EntryErrorKind {
     /// The entry is valid tar but RAFS cannot hold it (e.g. a sparse file in tarfs mode).
     #[error("cannot be represented: {0}")]
     Unrepresentable(String),
+    /// The entry's xattrs, together, do not fit one inode of the version being written.
+    #[error("{0}")]
+    XattrsUnstorable(String),
+    /// A layer-wide budget ([`BuildLimits`](crate::BuildLimits)) ran out at this entry.
+    #[error("{limit} exceeded: {value} > {max}")]
+    LimitExceeded {
+        /// The limit's field name in `BuildLimits`.
+        limit: &'static str,
+        /// The value it would have reached.
+        value: u64,
+        /// The limit.
+        max: u64,
+    },
 }
 
 impl EntryErrorKind {
@@ -161,6 +175,8 @@ impl EntryErrorKind {
             EntryErrorKind::DataTruncated { .. } => "DataTruncated",
             EntryErrorKind::BadSparseMap(_) => "BadSparseMap",
             EntryErrorKind::Unrepresentable(_) => "Unrepresentable",
+            EntryErrorKind::XattrsUnstorable(_) => "XattrsUnstorable",
+            EntryErrorKind::LimitExceeded { .. } => "LimitExceeded",
         }
     }
 }

@@ -52,6 +52,7 @@ pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 mod input;
+mod limits;
 pub mod options;
 mod reader;
 mod sparse;
@@ -59,4 +60,5 @@ mod tree;
 
 pub use build::{build_layer, build_layer_with_progress, BuildOutput, BuildReport, Progress};
 pub use error::{EntryError, EntryErrorKind, Error, Result, TarErrorKind};
+pub use limits::BuildLimits;
 pub use options::{BuildOptions, ConversionType, WhiteoutSpec};

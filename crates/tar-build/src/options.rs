@@ -1,5 +1,6 @@
 //! Build options, named after `nydus-image create`'s.
 
+use crate::limits::BuildLimits;
 use rafs_chunker::ChunkDict;
 use rafs_format::model::{Compressor, Digester, FsVersion};
 
@@ -55,8 +56,11 @@ pub struct BuildOptions {
     pub chunk_dict: Option<ChunkDict>,
     /// `--blob-id` (tarfs: otherwise the sha256 of the tar).
     pub blob_id: Option<String>,
-    /// Worker threads for digest and compression; 0 = one per core.
+    /// Worker threads for digest and compression; 0 = one per core (at most
+    /// [`MAX_THREADS`](rafs_chunker::writer::MAX_THREADS)).
     pub threads: usize,
+    /// Layer-wide budgets.
+    pub limits: BuildLimits,
 }
 
 impl std::fmt::Debug for BuildOptions {
@@ -76,6 +80,7 @@ impl std::fmt::Debug for BuildOptions {
             .field("chunk_dict", &self.chunk_dict.as_ref().map(|d| d.len()))
             .field("blob_id", &self.blob_id)
             .field("threads", &self.threads)
+            .field("limits", &self.limits)
             .finish()
     }
 }
@@ -99,6 +104,7 @@ impl BuildOptions {
             chunk_dict: None,
             blob_id: None,
             threads: 0,
+            limits: BuildLimits::default(),
         }
     }
 
@@ -151,13 +157,25 @@ impl BuildOptions {
             }
         }
         if let Some(id) = &self.blob_id {
-            if id.is_empty() || id.len() > 64 {
-                return Err(format!("blob id of {} bytes (1 to 64)", id.len()));
-            }
+            rafs_format::rules::check_blob_id(id).map_err(|r| format!("blob id {id:?}: {r}"))?;
+        }
+        if self.threads > rafs_chunker::writer::MAX_THREADS {
+            return Err(format!(
+                "{} threads; at most {}",
+                self.threads,
+                rafs_chunker::writer::MAX_THREADS
+            ));
         }
         if let Some(p) = &self.prefetch_patterns {
             if p.iter().all(|p| !p.trim().starts_with('/')) && !p.is_empty() {
                 return Err("prefetch patterns must be absolute paths".into());
+            }
+            if p.len() > self.limits.max_prefetch_patterns {
+                return Err(format!(
+                    "{} prefetch patterns; at most {} (max_prefetch_patterns)",
+                    p.len(),
+                    self.limits.max_prefetch_patterns
+                ));
             }
         }
         Ok(())

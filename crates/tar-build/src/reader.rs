@@ -34,6 +34,10 @@ impl From<io::Error> for StreamError {
     }
 }
 
+/// The key under which [`parse_pax`] keeps GNU sparse 0.0 segment records, in order, each
+/// `o<offset>,` or `n<numbytes>,`.
+pub const SPARSE_00_SEGMENTS: &str = "GNU.sparse.offset+numbytes";
+
 /// PAX records of a header's data, read by their length prefixes. Later records win.
 pub fn parse_pax(data: &[u8]) -> Result<BTreeMap<String, Vec<u8>>, String> {
     let mut out = BTreeMap::new();
@@ -63,7 +67,22 @@ pub fn parse_pax(data: &[u8]) -> Result<BTreeMap<String, Vec<u8>>, String> {
             .position(|&b| b == b'=')
             .ok_or("record without '='")?;
         let key = std::str::from_utf8(&rec[..eq]).map_err(|_| "record key is not UTF-8")?;
-        out.insert(key.to_string(), rec[eq + 1..].to_vec());
+        let value = &rec[eq + 1..];
+        // GNU sparse 0.0 repeats these two keys, once per segment, in order: kept as one
+        // tagged list instead of letting the last one win.
+        let tag = match key {
+            "GNU.sparse.offset" => Some(b'o'),
+            "GNU.sparse.numbytes" => Some(b'n'),
+            _ => None,
+        };
+        if let Some(tag) = tag {
+            let list: &mut Vec<u8> = out.entry(SPARSE_00_SEGMENTS.to_string()).or_default();
+            list.push(tag);
+            list.extend_from_slice(value);
+            list.push(b',');
+        } else {
+            out.insert(key.to_string(), value.to_vec());
+        }
         i = end;
     }
     Ok(out)

@@ -105,6 +105,25 @@ impl BuildTree {
         self.inodes[self.nodes[node].inode].inode.is_dir()
     }
 
+    /// Paths in the tree, the root and implicit parents included.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Whether a parent of `path` exists and is not a directory (an earlier entry replaced
+    /// it); missing parents are not (they will be made as implicit directories).
+    pub fn parent_replaced(&self, path: &[Vec<u8>]) -> bool {
+        let mut cur = 0;
+        for c in &path[..path.len().saturating_sub(1)] {
+            match self.nodes[cur].children.get(c) {
+                Some(&n) if self.is_dir(n) => cur = n,
+                Some(_) => return true,
+                None => return false,
+            }
+        }
+        false
+    }
+
     /// The node at a path.
     pub fn lookup(&self, path: &[Vec<u8>]) -> Option<usize> {
         let mut cur = 0;
