@@ -1,8 +1,8 @@
 //! Random-access sources a blob is read from: byte slices, memory maps, files, and any
 //! `Read + Seek`.
 
-use std::io::{self, Read, Seek, SeekFrom};
 use rustix::fs::{Mode, OFlags, ResolveFlags};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::sync::Mutex;
 
 /// Positional reads from a blob of known size. Implementations must be callable from several

@@ -405,9 +405,10 @@ impl<W: Write + Send + 'static> BlobWriter<W> {
                     }
                 }
             });
-            workers.push(spawned.map_err(|e| {
-                Error::Pipeline(format!("cannot start a worker thread: {e}"))
-            })?);
+            workers.push(
+                spawned
+                    .map_err(|e| Error::Pipeline(format!("cannot start a worker thread: {e}")))?,
+            );
         }
         drop(done_tx);
         let mut placement = Placement {

@@ -23,10 +23,10 @@ pub fn run(
     blob_dir: Option<&std::path::Path>,
     json: bool,
 ) -> CliResult<ExitCode> {
-    let src = rafs_format::source::Bootstrap::open(path)?;
-    let decoded = rafs_format::decode(src.bytes());
+    let file = crate::source::ImageFile::open(path)?;
+    let decoded = rafs_format::decode(file.bootstrap());
     let (image, findings) = match &decoded {
-        Ok(image) => (Some(image), check(image, src.bytes())),
+        Ok(image) => (Some(image), check(image, file.bootstrap())),
         Err(e) => (None, vec![Finding::Error(e.to_string())]),
     };
     let (mut errors, mut warnings) = (Vec::new(), Vec::new());
@@ -39,9 +39,14 @@ pub fn run(
     }
     let mut chunks_verified = None;
     if let (Some(dir), Some(image), true) = (blob_dir, image, errors.is_empty()) {
-        // Every chunk of every file, through its blob, digest and CRC checked.
-        match rafs_merge::ImageReader::open_dir(image.clone(), dir).and_then(|r| r.verify_all()) {
-            Ok(n) => chunks_verified = Some(n),
+        // Every chunk of every file, through its blob, digest and CRC checked (and a tarfs
+        // tar against its id).
+        match file
+            .reader(image.clone(), Some(dir))
+            .map(|r| r.verify_all())
+        {
+            Ok(Ok(n)) => chunks_verified = Some(n),
+            Ok(Err(e)) => errors.push(e.to_string()),
             Err(e) => errors.push(e.to_string()),
         }
     }
@@ -59,28 +64,38 @@ pub fn run(
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        for w in &report.warnings {
-            eprintln!("warning: {w}");
-        }
-        const SHOWN: usize = 20;
-        for e in report.errors.iter().take(SHOWN) {
-            eprintln!("error: {e}");
-        }
-        if report.errors.len() > SHOWN {
-            eprintln!("error: ... and {} more", report.errors.len() - SHOWN);
-        }
-        if report.valid {
-            println!(
-                "RAFS v{} metadata is valid: {} paths, {} blobs",
-                report.fs_version.unwrap_or(0),
-                report.inode_count.unwrap_or(0),
-                report.blobs.len()
-            );
-        }
+        print_text(&report);
     }
     Ok(if report.valid {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Findings on standard error with the prefix every command uses; the verdict on standard
+/// output.
+fn print_text(report: &CheckReport<'_>) {
+    for w in &report.warnings {
+        eprintln!("rafs: warning: {w}");
+    }
+    const SHOWN: usize = 20;
+    for e in report.errors.iter().take(SHOWN) {
+        eprintln!("rafs: {e}");
+    }
+    if report.errors.len() > SHOWN {
+        eprintln!("rafs: ... and {} more errors", report.errors.len() - SHOWN);
+    }
+    if report.valid {
+        let data = match report.chunks_verified {
+            Some(n) => format!("; {n} chunks read back and verified"),
+            None => String::new(),
+        };
+        println!(
+            "RAFS v{} metadata is valid: {} paths, {} blobs{data}",
+            report.fs_version.unwrap_or(0),
+            report.inode_count.unwrap_or(0),
+            report.blobs.len()
+        );
+    }
 }

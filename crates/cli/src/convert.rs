@@ -1,14 +1,14 @@
 //! `rafs convert`: an OCI layer tar to a RAFS bootstrap and data blob, as
 //! `nydus-image create --type tar-rafs|tar-tarfs` does, in-process.
 
-use crate::output::{parent_dir, write_atomically, AtomicFile};
+use crate::output::{check_distinct, commit_all, shown, Output};
 use crate::CliResult;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rafs_format::model::{Compressor, Digester, FsVersion};
 use rafs_tar_build::{build_layer_with_progress, BuildOptions, ConversionType, WhiteoutSpec};
 use serde::Serialize;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -33,14 +33,14 @@ pub struct ConvertArgs {
     /// RAFS version.
     #[arg(long = "fs-version", default_value = "6", value_parser = ["5", "6"])]
     fs_version: String,
-    /// Chunk compressor.
+    /// Chunk compressor [default: zstd; tar-tarfs: none].
     #[arg(long, short = 'c', value_parser = ["none", "lz4_block", "zstd"])]
     compressor: Option<String>,
-    /// Chunk digester.
+    /// Chunk digester [default: blake3; tar-tarfs: sha256].
     #[arg(long, value_parser = ["blake3", "sha256"])]
     digester: Option<String>,
     /// Chunk size: a power of two from 0x1000 to 0x1000000 (hex with 0x, or decimal).
-    #[arg(long = "chunk-size", short = 'S')]
+    #[arg(long = "chunk-size", short = 'S', default_value = "0x100000")]
     chunk_size: Option<String>,
     /// Whiteout markers: oci, overlayfs or none (a single layer keeps them as entries).
     #[arg(long = "whiteout-spec", default_value = "oci", value_parser = ["oci", "overlayfs", "none"])]
@@ -66,7 +66,7 @@ pub struct ConvertArgs {
     /// Blob id to record instead of the computed one (tarfs: instead of the tar's sha256).
     #[arg(long = "blob-id")]
     blob_id: Option<String>,
-    /// Worker threads for compression (default: one per core).
+    /// Worker threads for compression; 0 = one per core (at most 1024).
     #[arg(long, default_value_t = 0)]
     threads: usize,
     /// Print a JSON summary on standard output.
@@ -184,6 +184,18 @@ pub fn run(a: &ConvertArgs) -> CliResult<ExitCode> {
     if tarfs && (a.blob_dir.is_some() || a.blob.is_some()) {
         return Err("tar-tarfs writes no blob: the layer tar is the blob".into());
     }
+    check_paths(a)?;
+    // Every output location is checked (and its file started) before any work.
+    let bootstrap_out = a.bootstrap.as_deref().map(Output::open).transpose()?;
+    let blob_out = match (&a.blob, &a.blob_dir) {
+        _ if tarfs => None,
+        (Some(b), _) => Some(Output::open(b)?),
+        (None, Some(d)) => {
+            std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", shown(d)))?;
+            Some(Output::in_dir(d)?)
+        }
+        (None, None) => None,
+    };
     let (input, total): (Box<dyn Read>, Option<u64>) = if a.layer == "-" {
         (Box::new(std::io::stdin().lock()), None)
     } else {
@@ -192,82 +204,57 @@ pub fn run(a: &ConvertArgs) -> CliResult<ExitCode> {
         (Box::new(f), len)
     };
     let bar = progress_bar(total, a.quiet);
-    // The blob goes to an unnamed file in its directory; it gets its name (the blob id) at
-    // the end, or vanishes.
-    let blob_dir = a
-        .blob_dir
-        .clone()
-        .or_else(|| a.blob.as_deref().map(parent_dir))
-        .unwrap_or_else(|| PathBuf::from("."));
-    if let Some(d) = &a.blob_dir {
-        std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
-    }
-    let sink = if tarfs {
-        Sink::Nowhere
-    } else {
-        Sink::File(
-            AtomicFile::create_in(&blob_dir).map_err(|e| format!("{}: {e}", blob_dir.display()))?,
-        )
-    };
     let started = Instant::now();
-    let out = build_layer_with_progress(input, &opts, sink, &mut |p| {
+    let out = build_layer_with_progress(input, &opts, Sink(blob_out), &mut |p| {
         bar.set_position(p.input_bytes);
         bar.set_message(format!("{} entries", p.entries));
     });
     bar.finish_and_clear();
-    let out = out?;
+    let out = out.map_err(|e| format!("{}: {e}", a.layer))?;
     let r = &out.report;
+    let mut outputs = Vec::new();
     let mut blob_path = None;
-    if !tarfs && r.blob_size > 0 {
+    if let (Some(blob), true) = (out.sink.0, !tarfs && r.blob_size > 0) {
         let id = r
             .blob_id
             .clone()
             .ok_or("a blob was written without an id")?;
-        let path = match (&a.blob, &a.blob_dir) {
-            (Some(b), _) => b.clone(),
-            (None, Some(d)) => d.join(&id),
-            (None, None) => return Err("tar-rafs needs --blob-dir or --blob".into()),
+        let blob = match (&a.blob, &a.blob_dir) {
+            (None, Some(d)) => {
+                let named = blob.named(d.join(&id));
+                let path = named.path().map(Path::to_path_buf).unwrap_or_default();
+                let others: Vec<&Path> = a.bootstrap.iter().map(PathBuf::as_path).collect();
+                check_distinct(
+                    &[&path, others.first().copied().unwrap_or(Path::new("-"))],
+                    &inputs(a),
+                )?;
+                named
+            }
+            _ => blob,
         };
-        let Sink::File(f) = out.sink else {
-            return Err("a blob was written without a file to hold it".into());
-        };
-        f.commit(&path)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        blob_path = Some(path);
+        blob_path = blob
+            .path()
+            .map(|p| p.display().to_string())
+            .or(Some("-".into()));
+        outputs.push(blob);
     }
-    if let Some(b) = &a.bootstrap {
-        write_atomically(b, &out.bootstrap).map_err(|e| format!("{}: {e}", b.display()))?;
+    if let Some(mut b) = bootstrap_out {
+        b.write_all(&out.bootstrap).map_err(|e| {
+            format!(
+                "{}: {e}",
+                a.bootstrap.as_deref().map(shown).unwrap_or_default()
+            )
+        })?;
+        outputs.push(b);
     }
+    // The blob first: a bootstrap never names a blob that is not there.
+    commit_all(outputs)?;
     let total_time = started.elapsed().as_secs_f64();
     if a.json {
-        let s = Summary {
-            bootstrap: a.bootstrap.as_ref().map(|p| p.display().to_string()),
-            bootstrap_size: r.bootstrap_size,
-            blob: blob_path.as_ref().map(|p| p.display().to_string()),
-            blob_id: r.blob_id.clone(),
-            blob_size: r.blob_size,
-            fs_version: opts.fs_version.number(),
-            conversion: if tarfs { "tar-tarfs" } else { "tar-rafs" },
-            compressor: opts.compressor.name(),
-            digester: opts.digester.name(),
-            input_compression: r.compression,
-            input_bytes: r.input_bytes,
-            tar_bytes: r.tar_bytes,
-            entries: r.entries,
-            files: r.files,
-            file_bytes: r.file_bytes,
-            hardlinks: r.hardlinks,
-            paths: r.paths,
-            chunks_stored: r.chunks_stored,
-            chunk_refs: r.chunk_refs,
-            seconds: Seconds {
-                stream: r.stream_time.as_secs_f64(),
-                finish: r.finish_time.as_secs_f64(),
-                total: total_time,
-            },
-            tar_mb_per_s: r.tar_bytes as f64 / 1e6 / total_time.max(1e-9),
-        };
-        println!("{}", serde_json::to_string_pretty(&s)?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&summary(a, &opts, r, blob_path, total_time))?
+        );
     } else if !a.quiet {
         eprintln!(
             "rafs: {} entries, {} MB of tar in {:.2} s; blob {} ({} bytes), bootstrap {} bytes",
@@ -282,23 +269,88 @@ pub fn run(a: &ConvertArgs) -> CliResult<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Where the blob goes: an unnamed file, or nowhere (tarfs).
-enum Sink {
-    File(AtomicFile),
-    Nowhere,
+/// Files `convert` reads.
+fn inputs(a: &ConvertArgs) -> Vec<&Path> {
+    let mut v = vec![Path::new(a.layer.as_str())];
+    if let Some(p) = &a.prefetch_patterns {
+        v.push(p);
+    }
+    if let Some(d) = a
+        .chunk_dict
+        .as_deref()
+        .and_then(|s| s.strip_prefix("bootstrap="))
+    {
+        v.push(Path::new(d));
+    }
+    v
 }
+
+/// No output on an input, no two outputs on one file, standard output used once.
+fn check_paths(a: &ConvertArgs) -> CliResult<()> {
+    let outputs: Vec<&Path> = a
+        .bootstrap
+        .iter()
+        .chain(a.blob.iter())
+        .map(PathBuf::as_path)
+        .collect();
+    check_distinct(&outputs, &inputs(a))?;
+    if a.json && outputs.iter().any(|p| p.as_os_str() == "-") {
+        return Err("--json prints on standard output, which an output already uses".into());
+    }
+    Ok(())
+}
+
+fn summary(
+    a: &ConvertArgs,
+    opts: &BuildOptions,
+    r: &rafs_tar_build::BuildReport,
+    blob_path: Option<String>,
+    total_time: f64,
+) -> Summary {
+    let tarfs = opts.conversion == ConversionType::TarTarfs;
+    Summary {
+        bootstrap: a.bootstrap.as_ref().map(|p| p.display().to_string()),
+        bootstrap_size: r.bootstrap_size,
+        blob: blob_path,
+        blob_id: r.blob_id.clone(),
+        blob_size: r.blob_size,
+        fs_version: opts.fs_version.number(),
+        conversion: if tarfs { "tar-tarfs" } else { "tar-rafs" },
+        compressor: opts.compressor.name(),
+        digester: opts.digester.name(),
+        input_compression: r.compression,
+        input_bytes: r.input_bytes,
+        tar_bytes: r.tar_bytes,
+        entries: r.entries,
+        files: r.files,
+        file_bytes: r.file_bytes,
+        hardlinks: r.hardlinks,
+        paths: r.paths,
+        chunks_stored: r.chunks_stored,
+        chunk_refs: r.chunk_refs,
+        seconds: Seconds {
+            stream: r.stream_time.as_secs_f64(),
+            finish: r.finish_time.as_secs_f64(),
+            total: total_time,
+        },
+        tar_mb_per_s: r.tar_bytes as f64 / 1e6 / total_time.max(1e-9),
+    }
+}
+
+/// Where the blob goes: an output, or nowhere (tarfs).
+struct Sink(Option<Output>);
 
 impl std::io::Write for Sink {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        match self {
-            Sink::File(f) => f.write(buf),
-            Sink::Nowhere => Ok(buf.len()),
+        match &mut self.0 {
+            Some(f) => f.write(buf),
+            None => Ok(buf.len()),
         }
     }
     fn flush(&mut self) -> std::io::Result<()> {
-        match self {
-            Sink::File(f) => f.flush(),
-            Sink::Nowhere => Ok(()),
+        match &mut self.0 {
+            Some(f) => f.flush(),
+            None => Ok(()),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! `rafs merge`, `unpack`, `ls`, `cat`, `export`: thin commands over `rafs-merge`.
 
-use crate::output::{parent_dir, write_atomically, AtomicFile};
+use crate::output::{check_distinct, commit_all, shown, write_output, Output};
+use crate::source::ImageFile;
 use crate::CliResult;
 use clap::Args;
 use rafs_format::model::{mode, FsVersion, Image};
@@ -11,8 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 fn load(path: &Path) -> CliResult<Image> {
-    let src = rafs_format::source::Bootstrap::open(path)?;
-    Ok(rafs_format::decode(src.bytes())?)
+    ImageFile::open(path)?.decode()
 }
 
 /// Options of `rafs merge`, named as `nydus-image merge` names them.
@@ -63,10 +63,23 @@ pub fn merge(a: &MergeArgs) -> CliResult<ExitCode> {
         if d.len() != a.sources.len() {
             return Err(format!("{} blob digests for {} sources", d.len(), a.sources.len()).into());
         }
+        if let Some(bad) = d.iter().find(|d| !rafs_format::rules::is_hex_digest(d)) {
+            return Err(format!("--blob-digests: {bad:?} is not 64 hex digits").into());
+        }
     }
+    let mut inputs: Vec<&Path> = a.sources.iter().map(PathBuf::as_path).collect();
+    inputs.extend(a.parent_bootstrap.as_deref());
+    inputs.extend(a.prefetch_patterns.as_deref());
+    let dict = a
+        .chunk_dict
+        .as_deref()
+        .and_then(|s| s.strip_prefix("bootstrap="));
+    inputs.extend(dict.map(Path::new));
+    check_distinct(&[&a.bootstrap], &inputs)?;
+    let out = Output::open(&a.bootstrap)?;
     let mut layers = Vec::with_capacity(a.sources.len());
     for (i, p) in a.sources.iter().enumerate() {
-        let image = load(p).map_err(|e| format!("{}: {e}", p.display()))?;
+        let image = load(p)?;
         // An explicit id wins; a bootstrap that records its blob's real id keeps it; an
         // inlined one (placeholder id) takes its file name without extensions, as the
         // reference does for every layer.
@@ -103,7 +116,8 @@ pub fn merge(a: &MergeArgs) -> CliResult<ExitCode> {
     }
     if let Some(p) = &a.prefetch_patterns {
         opts.prefetch_patterns = Some(
-            std::fs::read_to_string(p)?
+            std::fs::read_to_string(p)
+                .map_err(|e| format!("{}: {e}", shown(p)))?
                 .lines()
                 .map(str::to_owned)
                 .collect(),
@@ -118,8 +132,10 @@ pub fn merge(a: &MergeArgs) -> CliResult<ExitCode> {
     });
     let image = rafs_merge::merge(layers, &opts)?;
     let bytes = rafs_format::encode(&image)?;
-    write_atomically(&a.bootstrap, &bytes)
-        .map_err(|e| format!("{}: {e}", a.bootstrap.display()))?;
+    let mut out = out;
+    out.write_all(&bytes)
+        .map_err(|e| format!("{}: {e}", shown(&a.bootstrap)))?;
+    commit_all(vec![out])?;
     if a.json {
         let s = MergeSummary {
             bootstrap: a.bootstrap.display().to_string(),
@@ -148,54 +164,22 @@ pub struct ImageArgs {
 
 impl ImageArgs {
     fn open(&self) -> CliResult<ImageReader> {
-        let bytes = std::fs::read(&self.bootstrap)
-            .map_err(|e| format!("{}: {e}", self.bootstrap.display()))?;
-        // A packed blob carries its own bootstrap and data.
-        if let Ok(r) = rafs_chunker::BlobReader::open(bytes.as_slice()) {
-            if let Ok(boot) = r.bootstrap() {
-                let mut image = rafs_format::decode(&boot)?;
-                let own = image
-                    .blobs
-                    .iter()
-                    .position(|b| b.blob_id.starts_with("xxxxxxxx"));
-                if let Some(i) = own {
-                    image.blobs[i].blob_id = format!("{}", self.bootstrap.display());
-                }
-                let path = self.bootstrap.clone();
-                let dir = self.blob_dir.clone();
-                let reader = ImageReader::open_with(image, move |b| {
-                    let p = if b.blob_id == path.display().to_string() {
-                        Some(path.clone())
-                    } else {
-                        dir.as_ref().map(|d| d.join(&b.blob_id))
-                    };
-                    Ok(p.and_then(|p| rafs_chunker::FileSource::open(p).ok())
-                        .map(|f| Box::new(f) as rafs_merge::BlobSource))
-                })?;
-                return Ok(reader.verify_digests(self.verify));
-            }
-        }
-        let image = rafs_format::decode(&bytes)?;
-        let dir = self
-            .blob_dir
-            .clone()
-            .unwrap_or_else(|| parent_dir(&self.bootstrap));
-        Ok(ImageReader::open_dir(image, &dir)?.verify_digests(self.verify))
+        let file = ImageFile::open(&self.bootstrap)?;
+        let image = file.decode()?;
+        Ok(file
+            .reader(image, self.blob_dir.as_deref())?
+            .verify_digests(self.verify))
     }
 }
 
 /// `rafs unpack`.
 #[derive(Args)]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["output", "dir"])))]
 pub struct UnpackArgs {
     #[command(flatten)]
     image: ImageArgs,
-    /// Write an OCI layer tar here.
-    #[arg(
-        long,
-        short = 'o',
-        conflicts_with = "dir",
-        required_unless_present = "dir"
-    )]
+    /// Write an OCI layer tar here (`-`: standard output).
+    #[arg(long, short = 'o', short_alias = 'O')]
     output: Option<PathBuf>,
     /// Extract into this directory (which must not exist or be empty).
     #[arg(long)]
@@ -203,17 +187,25 @@ pub struct UnpackArgs {
 }
 
 pub fn unpack(a: &UnpackArgs) -> CliResult<ExitCode> {
-    let reader = a.image.open()?;
     if let Some(out) = &a.output {
-        let mut f = AtomicFile::create_in(&parent_dir(out))?;
+        check_distinct(&[out], &[&a.image.bootstrap])?;
+        let mut target = Output::open(out)?;
+        let reader = a.image.open()?;
         {
-            let (mut w, _) = rafs_merge::unpack_to_tar(&reader, std::io::BufWriter::new(&mut f))?;
-            w.flush()?;
+            let (mut w, _) =
+                rafs_merge::unpack_to_tar(&reader, std::io::BufWriter::new(&mut target))?;
+            w.flush().map_err(|e| format!("{}: {e}", shown(out)))?;
         }
-        f.commit(out)
-            .map_err(|e| format!("{}: {e}", out.display()))?;
+        commit_all(vec![target])?;
     } else if let Some(dir) = &a.dir {
-        rafs_merge::unpack_to_dir(&reader, dir)?;
+        let reader = a.image.open()?;
+        let report = rafs_merge::unpack_to_dir(&reader, dir)?;
+        if report.devices_skipped > 0 {
+            eprintln!(
+                "rafs: warning: {} device nodes not created (creating them needs privilege)",
+                report.devices_skipped
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -221,7 +213,7 @@ pub fn unpack(a: &UnpackArgs) -> CliResult<ExitCode> {
 /// `rafs ls`.
 #[derive(Args)]
 pub struct LsArgs {
-    /// The bootstrap.
+    /// The bootstrap, or a packed blob with the bootstrap inlined.
     bootstrap: PathBuf,
     /// A directory of the image (default: the whole image, recursively).
     path: Option<String>,
@@ -248,9 +240,12 @@ pub fn ls(a: &LsArgs) -> CliResult<ExitCode> {
     let tree = &reader.image().tree;
     let (nodes, recursive) = match &a.path {
         Some(p) => {
-            let n = reader
-                .lookup(p)
-                .ok_or_else(|| format!("{p}: no such path"))?;
+            let n = reader.lookup(p).ok_or_else(|| {
+                format!(
+                    "{}: no such path in the image",
+                    rafs_format::rules::escape_bytes(p.as_bytes())
+                )
+            })?;
             if tree.inode_of(n).is_dir() {
                 (tree.node(n).children.clone(), false)
             } else {
@@ -263,9 +258,9 @@ pub fn ls(a: &LsArgs) -> CliResult<ExitCode> {
     for n in nodes {
         let i = tree.inode_of(n);
         let name = if recursive {
-            tree.path(n)
+            tree.display_path(n)
         } else {
-            String::from_utf8_lossy(&tree.node(n).name).into_owned()
+            rafs_format::rules::escape_bytes(&tree.node(n).name)
         };
         if a.long {
             let mut line = format!(
@@ -279,7 +274,10 @@ pub fn ls(a: &LsArgs) -> CliResult<ExitCode> {
                 name
             );
             if i.is_symlink() {
-                line.push_str(&format!(" -> {}", String::from_utf8_lossy(&i.symlink)));
+                line.push_str(&format!(
+                    " -> {}",
+                    rafs_format::rules::escape_bytes(&i.symlink)
+                ));
             }
             writeln!(out, "{line}")?;
         } else {
@@ -300,9 +298,12 @@ pub struct CatArgs {
 
 pub fn cat(a: &CatArgs) -> CliResult<ExitCode> {
     let reader = a.image.open()?;
-    let n = reader
-        .lookup(&a.path)
-        .ok_or_else(|| format!("{}: no such path", a.path))?;
+    let n = reader.lookup(&a.path).ok_or_else(|| {
+        format!(
+            "{}: no such path in the image",
+            rafs_format::rules::escape_bytes(a.path.as_bytes())
+        )
+    })?;
     // One chunk in memory at a time, whatever the file's size.
     std::io::copy(&mut reader.file_reader(n)?, &mut std::io::stdout().lock())?;
     Ok(ExitCode::SUCCESS)
@@ -316,19 +317,26 @@ pub struct ExportArgs {
     /// Write a block image (the only export format).
     #[arg(long, required = true)]
     block: bool,
-    /// The image file to write.
-    #[arg(long, short = 'O')]
+    /// The image file to write (`-`: standard output).
+    #[arg(long, short = 'o', short_alias = 'O')]
     output: PathBuf,
 }
 
 pub fn export(a: &ExportArgs) -> CliResult<ExitCode> {
+    check_distinct(&[&a.output], &[&a.image.bootstrap])?;
+    let mut target = Output::open(&a.output)?;
     let reader = a.image.open()?;
-    let mut f = AtomicFile::create_in(&parent_dir(&a.output))?;
     {
-        let (mut w, _) = rafs_merge::export_block(&reader, std::io::BufWriter::new(&mut f))?;
-        w.flush()?;
+        let (mut w, _) = rafs_merge::export_block(&reader, std::io::BufWriter::new(&mut target))?;
+        w.flush()
+            .map_err(|e| format!("{}: {e}", shown(&a.output)))?;
     }
-    f.commit(&a.output)
-        .map_err(|e| format!("{}: {e}", a.output.display()))?;
+    commit_all(vec![target])?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes a rewritten bootstrap (used by `rafs rewrite`).
+pub fn rewrite_output(input: &Path, out: &Path, bytes: &[u8]) -> CliResult<()> {
+    check_distinct(&[out], &[input])?;
+    Ok(write_output(out, bytes)?)
 }

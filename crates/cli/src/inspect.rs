@@ -153,8 +153,7 @@ pub fn report(image: &Image) -> Report {
 
 /// Runs `rafs inspect`.
 pub fn run(path: &std::path::Path, json: bool) -> CliResult<ExitCode> {
-    let src = rafs_format::source::Bootstrap::open(path)?;
-    let image = rafs_format::decode(src.bytes())?;
+    let image = crate::source::ImageFile::open(path)?.decode()?;
     let r = report(&image);
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());

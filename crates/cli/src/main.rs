@@ -12,6 +12,7 @@ mod convert;
 mod images;
 mod inspect;
 mod output;
+mod source;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -30,7 +31,7 @@ enum Command {
     Convert(Box<convert::ConvertArgs>),
     /// Print the superblock, blob table and every inode of a bootstrap.
     Inspect {
-        /// The bootstrap (v5 or v6).
+        /// The bootstrap (v5 or v6), or a packed blob with the bootstrap inlined.
         bootstrap: PathBuf,
         /// Print the stable JSON form.
         #[arg(long)]
@@ -39,7 +40,7 @@ enum Command {
     /// Validate a bootstrap's metadata fully (and with --blob-dir every chunk's data); exit 0
     /// when valid.
     Check {
-        /// The bootstrap (v5 or v6).
+        /// The bootstrap (v5 or v6), or a packed blob with the bootstrap inlined.
         bootstrap: PathBuf,
         /// Directory of the blobs (named by blob id): read every chunk and check its digest.
         #[arg(long = "blob-dir", short = 'D')]
@@ -65,7 +66,7 @@ enum Command {
         /// Version to write: 5 or 6.
         #[arg(long = "fs-version", value_parser = ["5", "6"])]
         fs_version: Option<String>,
-        /// Where to write the new bootstrap (created atomically).
+        /// Where to write the new bootstrap (created atomically; `-`: standard output).
         #[arg(long = "bootstrap", short = 'B')]
         bootstrap_out: PathBuf,
     },
@@ -116,14 +117,13 @@ fn rewrite(
     version: Option<&str>,
     out: &std::path::Path,
 ) -> CliResult<ExitCode> {
-    let src = rafs_format::source::Bootstrap::open(input)?;
-    let image = rafs_format::decode(src.bytes())?;
+    let image = source::ImageFile::open(input)?.decode()?;
     let target = match version {
         Some("5") => rafs_format::model::FsVersion::V5,
         Some("6") => rafs_format::model::FsVersion::V6,
         _ => image.superblock.fs_version,
     };
     let bytes = rafs_format::encode(&image.converted_to(target))?;
-    output::write_atomically(out, &bytes)?;
+    images::rewrite_output(input, out, &bytes)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -1,15 +1,24 @@
-//! Output files appear only when complete. Data goes to an unnamed file (`O_TMPFILE`) in the
-//! target's directory, which is synced and then given its name; a process killed half way
-//! leaves nothing behind. Filesystems without `O_TMPFILE` get a hidden temporary name instead,
-//! removed on any error.
+//! Output files: complete or absent, never on an input, never two on one path.
+//!
+//! A regular output is written to an unnamed file (`O_TMPFILE`) in its directory and linked
+//! into place only when the command has succeeded; all outputs of a command are committed
+//! together at the end ([`commit_all`]), and if one cannot be, those already committed are
+//! taken back (a replaced file is restored). A process killed while working leaves nothing;
+//! a kill inside the commit itself (microseconds) can leave a subset, blobs before the
+//! bootstrap that names them.
+//!
+//! Paths are resolved first: a symlink is written through to its target, a character or
+//! block device or a FIFO is written into directly (there is nothing to replace), `-` is
+//! standard output. Their directories must exist before any work starts.
 
 use rustix::fs::{AtFlags, Mode, OFlags};
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-/// A file being written that becomes visible under its name only on [`commit`](Self::commit).
+/// A file being written that becomes visible under its name only when committed.
 pub struct AtomicFile {
     file: File,
     dir: PathBuf,
@@ -31,7 +40,7 @@ fn temp_name(dir: &Path, hint: &str) -> PathBuf {
 }
 
 impl AtomicFile {
-    /// Starts a file that will live in `dir`.
+    /// Starts a file that will live in `dir` (which must exist and be writable).
     pub fn create_in(dir: &Path) -> io::Result<Self> {
         let anonymous = rustix::fs::openat(
             rustix::fs::CWD,
@@ -60,40 +69,36 @@ impl AtomicFile {
         }
     }
 
-    /// Syncs the data and gives the file its name, replacing any file there.
-    pub fn commit(mut self, path: &Path) -> io::Result<()> {
+    /// Links the data at `path` if nothing is there; otherwise stages it under a hidden
+    /// name and returns that name (to be renamed over the target).
+    fn place(&mut self, path: &Path) -> io::Result<Option<PathBuf>> {
         self.file.flush()?;
         self.file.sync_all()?;
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "out".into());
-        let staged = match self.named.take() {
-            Some(tmp) => tmp,
-            None => {
-                // Link the unnamed file under a fresh hidden name, then rename it over the
-                // target (linkat cannot replace an existing file).
-                let tmp = temp_name(&self.dir, &name);
-                let proc_path = format!("/proc/self/fd/{}", self.file.as_raw_fd());
-                rustix::fs::linkat(
-                    rustix::fs::CWD,
-                    proc_path.as_str(),
-                    rustix::fs::CWD,
-                    &tmp,
-                    AtFlags::SYMLINK_FOLLOW,
-                )?;
-                tmp
-            }
+        if let Some(tmp) = self.named.take() {
+            return Ok(Some(tmp));
+        }
+        let proc_path = format!("/proc/self/fd/{}", self.file.as_raw_fd());
+        let link = |to: &Path| {
+            rustix::fs::linkat(
+                rustix::fs::CWD,
+                proc_path.as_str(),
+                rustix::fs::CWD,
+                to,
+                AtFlags::SYMLINK_FOLLOW,
+            )
         };
-        if let Err(e) = std::fs::rename(&staged, path) {
-            let _ = std::fs::remove_file(&staged);
-            return Err(e);
+        match link(path) {
+            Ok(()) => Ok(None),
+            Err(rustix::io::Errno::EXIST) => {
+                let hint = path
+                    .file_name()
+                    .map_or_else(|| "out".into(), |n| n.to_string_lossy().into_owned());
+                let tmp = temp_name(&self.dir, &hint);
+                link(&tmp)?;
+                Ok(Some(tmp))
+            }
+            Err(e) => Err(e.into()),
         }
-        // Make the new name itself durable.
-        if let Ok(d) = File::open(&self.dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
     }
 }
 
@@ -114,11 +119,253 @@ impl Write for AtomicFile {
     }
 }
 
-/// Writes `bytes` to `path` atomically.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut f = AtomicFile::create_in(&dir_of(path))?;
-    f.write_all(bytes)?;
-    f.commit(path)
+/// Where an output's bytes go.
+enum Target {
+    /// A regular file, committed at the end.
+    Atomic(AtomicFile),
+    /// A device or FIFO, written directly.
+    Direct(File),
+    /// Standard output.
+    Stdout(io::Stdout),
+}
+
+/// One output of a command.
+pub struct Output {
+    target: Target,
+    /// The resolved path (symlinks followed); `None` for standard output.
+    path: Option<PathBuf>,
+}
+
+/// A path as the user gave it, for messages.
+pub fn shown(path: &Path) -> String {
+    rafs_format::rules::escape_bytes(path.as_os_str().as_encoded_bytes())
+}
+
+/// Follows symlinks (also dangling ones: the output is created at the end of the chain).
+fn resolve(path: &Path) -> Result<PathBuf, String> {
+    let mut p = path.to_path_buf();
+    for _ in 0..40 {
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let target = std::fs::read_link(&p).map_err(|e| format!("{}: {e}", shown(&p)))?;
+                p = dir_of(&p).join(target);
+            }
+            _ => return Ok(p),
+        }
+    }
+    Err(format!(
+        "{}: too many levels of symbolic links",
+        shown(path)
+    ))
+}
+
+impl Output {
+    /// Opens the output `spec` names: `-` is standard output, a device or FIFO is written
+    /// into, a symlink is followed, anything else is a new file in an existing directory.
+    pub fn open(spec: &Path) -> Result<Output, String> {
+        if spec.as_os_str() == "-" {
+            return Ok(Output {
+                target: Target::Stdout(io::stdout()),
+                path: None,
+            });
+        }
+        let path = resolve(spec)?;
+        let at = |e: io::Error| format!("{}: {e}", shown(spec));
+        if let Ok(m) = std::fs::metadata(&path) {
+            let t = m.file_type();
+            if t.is_dir() {
+                return Err(format!("{}: is a directory", shown(spec)));
+            }
+            if t.is_char_device() || t.is_block_device() || t.is_fifo() {
+                let f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .map_err(at)?;
+                return Ok(Output {
+                    target: Target::Direct(f),
+                    path: Some(path),
+                });
+            }
+        }
+        let dir = dir_of(&path);
+        let file = AtomicFile::create_in(&dir).map_err(|e| format!("{}: {e}", shown(&dir)))?;
+        Ok(Output {
+            target: Target::Atomic(file),
+            path: Some(path),
+        })
+    }
+
+    /// Starts a file in `dir` whose name is known only at the end ([`Output::named`]).
+    pub fn in_dir(dir: &Path) -> Result<Output, String> {
+        let file = AtomicFile::create_in(dir).map_err(|e| format!("{}: {e}", shown(dir)))?;
+        Ok(Output {
+            target: Target::Atomic(file),
+            path: None,
+        })
+    }
+
+    /// Gives an output started with [`Output::in_dir`] its path.
+    pub fn named(mut self, path: PathBuf) -> Output {
+        self.path = Some(path);
+        self
+    }
+
+    /// The path the output will have (`None`: standard output or not yet named).
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+}
+
+impl Write for Output {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match &mut self.target {
+            Target::Atomic(f) => f.write(buf),
+            Target::Direct(f) => f.write(buf),
+            Target::Stdout(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match &mut self.target {
+            Target::Atomic(f) => f.flush(),
+            Target::Direct(f) => f.flush(),
+            Target::Stdout(s) => s.flush(),
+        }
+    }
+}
+
+/// A committed output that can still be taken back.
+struct Done {
+    path: PathBuf,
+    /// The file it replaced, kept under a hidden name until every output is in place.
+    backup: Option<PathBuf>,
+}
+
+fn undo(done: Vec<Done>) {
+    for d in done.into_iter().rev() {
+        match d.backup {
+            Some(b) => {
+                let _ = std::fs::rename(&b, &d.path);
+            }
+            None => {
+                let _ = std::fs::remove_file(&d.path);
+            }
+        }
+    }
+}
+
+/// Commits every output together, in order: all appear, or none changes (a replaced file is
+/// restored). Streams are flushed.
+pub fn commit_all(outputs: Vec<Output>) -> Result<(), String> {
+    let mut done: Vec<Done> = Vec::new();
+    let mut dirs = Vec::new();
+    for out in outputs {
+        let result = commit_one(out, &mut done, &mut dirs);
+        if let Err(e) = result {
+            undo(done);
+            return Err(e);
+        }
+    }
+    for d in done {
+        if let Some(b) = d.backup {
+            let _ = std::fs::remove_file(b);
+        }
+    }
+    // Make the new names themselves durable.
+    for dir in dirs {
+        if let Ok(d) = File::open(&dir) {
+            let _ = d.sync_all();
+        }
+    }
+    Ok(())
+}
+
+fn commit_one(out: Output, done: &mut Vec<Done>, dirs: &mut Vec<PathBuf>) -> Result<(), String> {
+    let Output { target, path } = out;
+    let mut file = match target {
+        Target::Atomic(f) => f,
+        Target::Direct(mut f) => return f.flush().map_err(|e| e.to_string()),
+        Target::Stdout(mut s) => return s.flush().map_err(|e| e.to_string()),
+    };
+    let path = path.ok_or("an output was never named")?;
+    let at = |e: io::Error| format!("{}: {e}", shown(&path));
+    let staged = file.place(&path).map_err(at)?;
+    dirs.push(dir_of(&path));
+    let Some(staged) = staged else {
+        done.push(Done { path, backup: None });
+        return Ok(());
+    };
+    // Something is there: keep it under a hidden name until all outputs are in place.
+    let backup = temp_name(&dir_of(&path), "replaced");
+    let had = std::fs::hard_link(&path, &backup).is_ok();
+    if let Err(e) = std::fs::rename(&staged, &path) {
+        let _ = std::fs::remove_file(&staged);
+        if had {
+            let _ = std::fs::remove_file(&backup);
+        }
+        return Err(at(e));
+    }
+    done.push(Done {
+        path,
+        backup: had.then_some(backup),
+    });
+    Ok(())
+}
+
+/// What identifies a file: its device and inode when it exists, else its canonical
+/// directory and name.
+#[derive(PartialEq, Eq)]
+enum Identity {
+    Inode(u64, u64),
+    Path(PathBuf),
+    Stdout,
+}
+
+fn identity(path: &Path) -> Identity {
+    if path.as_os_str() == "-" {
+        return Identity::Stdout;
+    }
+    if let Ok(m) = std::fs::metadata(path) {
+        return Identity::Inode(m.dev(), m.ino());
+    }
+    let dir = std::fs::canonicalize(dir_of(path)).unwrap_or_else(|_| dir_of(path));
+    Identity::Path(dir.join(path.file_name().unwrap_or_default()))
+}
+
+/// Refuses two outputs on one file and an output on an input. `outputs` are as given
+/// (before resolution); `inputs` are files the command reads (`-` = standard input, never
+/// an output's file).
+pub fn check_distinct(outputs: &[&Path], inputs: &[&Path]) -> Result<(), String> {
+    let ids: Vec<Identity> = outputs.iter().map(|p| identity(p)).collect();
+    for i in 0..ids.len() {
+        for j in i + 1..ids.len() {
+            if ids[i] == ids[j] {
+                return Err(format!(
+                    "{} and {} are the same output",
+                    shown(outputs[i]),
+                    shown(outputs[j])
+                ));
+            }
+        }
+    }
+    for input in inputs.iter().filter(|p| p.as_os_str() != "-") {
+        let inp = identity(input);
+        if let Some(k) = ids.iter().position(|o| *o == inp) {
+            return Err(format!(
+                "output {} is the input {}",
+                shown(outputs[k]),
+                shown(input)
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to the output `path` names (atomically when it is a file).
+pub fn write_output(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    let mut out = Output::open(path)?;
+    out.write_all(bytes)
+        .map_err(|e| format!("{}: {e}", shown(path)))?;
+    commit_all(vec![out])
 }
 
 /// The directory a path's file lives in.

@@ -395,8 +395,8 @@ pub fn merge(layers: Vec<Layer>, options: &MergeOptions) -> Result<Image> {
         image.converted_to(version)
     };
     // The reference's merge context starts with HAS_XATTR in v6, whatever the layers hold.
-    image.superblock.xattr_flag_without_xattrs = version == FsVersion::V6
-        && image.tree.inodes.iter().all(|i| i.xattrs.is_empty());
+    image.superblock.xattr_flag_without_xattrs =
+        version == FsVersion::V6 && image.tree.inodes.iter().all(|i| i.xattrs.is_empty());
     Ok(image)
 }
 

@@ -5,9 +5,9 @@ use crate::error::{Error, Result};
 use rafs_chunker::{BlobReader, FileSource, ReadAt, Verify};
 use rafs_format::model::{Blob, BlobFeatures, ChunkInfo, Image, Inode, NodeId};
 use sha2::{Digest as _, Sha256};
-use std::sync::OnceLock;
 use std::io::Read;
 use std::path::Path;
+use std::sync::OnceLock;
 
 /// A blob source as the reader needs it.
 pub type BlobSource = Box<dyn ReadAt + Send + Sync>;
@@ -115,7 +115,7 @@ impl ImageReader {
         let inode = tree.inode_of(node);
         if !inode.is_reg() {
             return Err(Error::Path {
-                path: tree.path(node),
+                path: tree.display_path(node),
                 reason: "not a regular file".into(),
             });
         }
@@ -126,7 +126,7 @@ impl ImageReader {
             .sum();
         if total != inode.size {
             return Err(Error::Path {
-                path: tree.path(node),
+                path: tree.display_path(node),
                 reason: format!("chunks hold {total} bytes, the file {}", inode.size),
             });
         }
@@ -164,7 +164,7 @@ impl ImageReader {
         reader
             .read_chunk(c, blob.compressor, verify)
             .map_err(|e| Error::Data {
-                path: self.image.tree.path(node),
+                path: self.image.tree.display_path(node),
                 source: e,
             })
     }

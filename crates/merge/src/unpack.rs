@@ -27,21 +27,50 @@ fn components(tree: &Tree, node: NodeId) -> Result<Vec<Vec<u8>>> {
         let name = &tree.node(cur).name;
         if !safe_name(name) {
             return Err(Error::Path {
-                path: tree.path(node),
-                reason: format!("unsafe name {:?}", String::from_utf8_lossy(name)),
+                path: tree.display_path(node),
+                reason: format!("unsafe name \"{}\"", rafs_format::rules::escape_bytes(name)),
             });
         }
         out.push(name.clone());
         cur = parent;
         if out.len() > tree.nodes.len() {
             return Err(Error::Path {
-                path: tree.path(node),
+                path: tree.display_path(node),
                 reason: "parent cycle".into(),
             });
         }
     }
     out.reverse();
     Ok(out)
+}
+
+/// A path of raw bytes.
+fn bytes_path(b: &[u8]) -> &Path {
+    Path::new(std::ffi::OsStr::from_encoded_bytes_checked(b))
+}
+
+/// The PAX record of an xattr: `SCHILY.xattr.<name>` with the raw value when the name is
+/// UTF-8 (PAX keys are), else `LIBARCHIVE.xattr.<%-escaped name>` with the value in base64,
+/// which `rafs-tar-build` and libarchive read back to the same bytes.
+fn xattr_record(x: &rafs_format::model::Xattr) -> (String, Vec<u8>) {
+    use base64::Engine as _;
+    match std::str::from_utf8(&x.name) {
+        Ok(name) if !name.contains(['=', '\n']) => {
+            (format!("SCHILY.xattr.{name}"), x.value.clone())
+        }
+        _ => {
+            let mut key = String::from("LIBARCHIVE.xattr.");
+            for &b in &x.name {
+                if b.is_ascii_alphanumeric() || b"._-".contains(&b) {
+                    key.push(b as char);
+                } else {
+                    key.push_str(&format!("%{b:02X}"));
+                }
+            }
+            let value = base64::engine::general_purpose::STANDARD.encode(&x.value);
+            (key, value.into_bytes())
+        }
+    }
 }
 
 /// glibc `major`/`minor` of a 32-bit `rdev`.
@@ -100,6 +129,9 @@ pub struct UnpackReport {
     pub sockets_skipped: u64,
     /// Xattrs the target filesystem or our privileges refused (directory unpack only).
     pub xattrs_refused: u64,
+    /// Device nodes not created because creating them needs privilege we lack (directory
+    /// unpack only; `tar` skips them the same way).
+    pub devices_skipped: u64,
 }
 
 /// Writes the image as an OCI layer tar to `out`, with default [`UnpackLimits`].
@@ -115,36 +147,30 @@ pub fn unpack_to_tar_with_limits<W: Write>(
 ) -> Result<(W, UnpackReport)> {
     let tree = &reader.image().tree;
     let mut tar = tar::Builder::new(out);
-    let mut first_path: HashMap<InodeId, String> = HashMap::new();
+    let mut first_path: HashMap<InodeId, Vec<u8>> = HashMap::new();
     let mut report = UnpackReport::default();
     for node in preorder(tree) {
         let inode = tree.inode_of(node);
         limits.check(&report, if inode.is_reg() { inode.size } else { 0 })?;
         let comps = components(tree, node)?;
-        let joined = comps
-            .iter()
-            .map(|c| String::from_utf8_lossy(c).into_owned())
-            .collect::<Vec<_>>()
-            .join("/");
+        // Names are bytes from tar to tar: written as they are, never lossily.
+        let joined = comps.join(&b'/');
         let is_root = comps.is_empty();
-        let path = if is_root {
-            "./".to_string()
+        let path_bytes = if is_root {
+            b"./".to_vec()
         } else if inode.is_dir() {
-            format!("{joined}/")
+            [joined.as_slice(), b"/"].concat()
         } else {
             joined.clone()
         };
+        let path =
+            Path::new(std::ffi::OsStr::from_encoded_bytes_checked(&path_bytes)).to_path_buf();
+        let shown = tree.display_path(node);
         if inode.file_type() == mode::S_IFSOCK {
             report.sockets_skipped += 1;
             continue;
         }
-        let mut pax: Vec<(String, Vec<u8>)> = Vec::new();
-        for x in &inode.xattrs {
-            pax.push((
-                format!("SCHILY.xattr.{}", String::from_utf8_lossy(&x.name)),
-                x.value.clone(),
-            ));
-        }
+        let mut pax: Vec<(String, Vec<u8>)> = inode.xattrs.iter().map(xattr_record).collect();
         if inode.mtime_nsec != 0 {
             pax.push((
                 "mtime".into(),
@@ -153,7 +179,7 @@ pub fn unpack_to_tar_with_limits<W: Write>(
         }
         if !pax.is_empty() {
             tar.append_pax_extensions(pax.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
-                .map_err(io(format!("writing {path}")))?;
+                .map_err(io(format!("writing {shown}")))?;
         }
         let mut h = tar::Header::new_gnu();
         h.set_mode(inode.mode & 0o7777);
@@ -163,14 +189,14 @@ pub fn unpack_to_tar_with_limits<W: Write>(
         let id = tree.node(node).inode;
         let write = |tar: &mut tar::Builder<W>, h: &mut tar::Header, data: &mut dyn Read| {
             tar.append_data(h, &path, data)
-                .map_err(io(format!("writing {path}")))
+                .map_err(io(format!("writing {shown}")))
         };
         if !inode.is_dir() {
             if let Some(first) = first_path.get(&id) {
                 h.set_entry_type(tar::EntryType::Link);
                 h.set_size(0);
-                tar.append_link(&mut h, &path, first)
-                    .map_err(io(format!("writing {path}")))?;
+                tar.append_link(&mut h, &path, bytes_path(first))
+                    .map_err(io(format!("writing {shown}")))?;
                 report.entries += 1;
                 continue;
             }
@@ -192,9 +218,8 @@ pub fn unpack_to_tar_with_limits<W: Write>(
             mode::S_IFLNK => {
                 h.set_entry_type(tar::EntryType::Symlink);
                 h.set_size(0);
-                let target = String::from_utf8_lossy(&inode.symlink).into_owned();
-                tar.append_link(&mut h, &path, target)
-                    .map_err(io(format!("writing {path}")))?;
+                tar.append_link(&mut h, &path, bytes_path(&inode.symlink))
+                    .map_err(io(format!("writing {shown}")))?;
             }
             t @ (mode::S_IFCHR | mode::S_IFBLK | mode::S_IFIFO) => {
                 h.set_entry_type(match t {
@@ -208,15 +233,15 @@ pub fn unpack_to_tar_with_limits<W: Write>(
                     major_minor(inode.rdev)
                 };
                 h.set_device_major(ma)
-                    .map_err(io(format!("writing {path}")))?;
+                    .map_err(io(format!("writing {shown}")))?;
                 h.set_device_minor(mi)
-                    .map_err(io(format!("writing {path}")))?;
+                    .map_err(io(format!("writing {shown}")))?;
                 h.set_size(0);
                 write(&mut tar, &mut h, &mut std::io::empty())?;
             }
             _ => {
                 return Err(Error::Path {
-                    path: tree.path(node),
+                    path: tree.display_path(node),
                     reason: format!("unknown file type {:o}", inode.mode),
                 });
             }
@@ -269,7 +294,7 @@ pub fn unpack_to_dir_with_limits(
         for c in &comps {
             path.push(std::ffi::OsStr::from_encoded_bytes_checked(c));
         }
-        let shown = || path.display().to_string();
+        let shown = || rafs_format::rules::escape_bytes(path.as_os_str().as_encoded_bytes());
         let id = tree.node(node).inode;
         if comps.is_empty() {
             dirs.push((path.clone(), inode));
@@ -328,18 +353,26 @@ pub fn unpack_to_dir_with_limits(
                     let (ma, mi) = major_minor(inode.rdev);
                     rustix::fs::makedev(ma, mi)
                 };
-                rustix::fs::mknodat(
+                let made = rustix::fs::mknodat(
                     rustix::fs::CWD,
                     &path,
                     ft,
                     rustix::fs::Mode::from_raw_mode(inode.mode & 0o7777),
                     dev,
-                )
-                .map_err(|e| io(format!("creating {}", shown()))(e.into()))?;
+                );
+                match made {
+                    // Without CAP_MKNOD a device cannot be made: skipped, as tar does.
+                    Err(rustix::io::Errno::PERM) if t == mode::S_IFCHR || t == mode::S_IFBLK => {
+                        first_path.remove(&id);
+                        report.devices_skipped += 1;
+                        continue;
+                    }
+                    other => other.map_err(|e| io(format!("creating {}", shown()))(e.into()))?,
+                }
             }
             _ => {
                 return Err(Error::Path {
-                    path: tree.path(node),
+                    path: tree.display_path(node),
                     reason: format!("unknown file type {:o}", inode.mode),
                 })
             }

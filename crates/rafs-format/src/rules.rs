@@ -118,7 +118,10 @@ pub(crate) fn check_encodable(image: &crate::Image, version: FsVersion) -> Resul
     for inode in &image.tree.inodes {
         check_xattrs_storable(version, &inode.xattrs)?;
         if inode.mtime_nsec > MAX_MTIME_NSEC {
-            return Err(format!("mtime_nsec {} is a second or more", inode.mtime_nsec));
+            return Err(format!(
+                "mtime_nsec {} is a second or more",
+                inode.mtime_nsec
+            ));
         }
         if inode.is_symlink() {
             check_symlink_target(&inode.symlink).map_err(|r| format!("symlink target {r}"))?;
@@ -159,7 +162,13 @@ mod tests {
 
     #[test]
     fn blob_ids_are_names() {
-        for ok in ["bootstrap", &"a".repeat(64), &"x".repeat(64), "L1-v6.boot", "my layer"] {
+        for ok in [
+            "bootstrap",
+            &"a".repeat(64),
+            &"x".repeat(64),
+            "L1-v6.boot",
+            "my layer",
+        ] {
             assert_eq!(check_blob_id(ok), Ok(()), "{ok}");
         }
         for bad in [

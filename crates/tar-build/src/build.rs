@@ -237,7 +237,9 @@ impl<'a, 'o, W: Write + Send + 'static> Run<'a, 'o, W> {
         match h.kind {
             Kind::HardLink(ref target) => {
                 self.report.hardlinks += 1;
-                self.tree.link(&h.path, target, h.attrs).map_err(|k| at.fail(k))?;
+                self.tree
+                    .link(&h.path, target, h.attrs)
+                    .map_err(|k| at.fail(k))?;
             }
             _ => {
                 let path = h.path.clone();
@@ -376,9 +378,9 @@ impl<'a, 'o, W: Write + Send + 'static> Run<'a, 'o, W> {
             let stream = &mut self.stream;
             let mut source: Box<dyn Read + '_> = match content {
                 Content::Plain => Box::new(stream),
-                Content::SparseInData(real) => Box::new(
-                    SparseReader::new(stream, stored, real).map_err(|k| at.fail(k))?,
-                ),
+                Content::SparseInData(real) => {
+                    Box::new(SparseReader::new(stream, stored, real).map_err(|k| at.fail(k))?)
+                }
                 Content::Segments(segments, real) => {
                     Box::new(SparseReader::from_segments(stream, segments, real))
                 }
@@ -389,9 +391,8 @@ impl<'a, 'o, W: Write + Send + 'static> Run<'a, 'o, W> {
                 None => return Err(Error::InvalidOptions("no blob writer".into())),
             }
         };
-        let fid = result.map_err(|e| {
-            data_error(e, size, read.get(), &|k| at.fail(k), self.tar_count.get())
-        })?;
+        let fid = result
+            .map_err(|e| data_error(e, size, read.get(), &|k| at.fail(k), self.tar_count.get()))?;
         Ok((size, Data::Blob(fid.0)))
     }
 
@@ -508,7 +509,10 @@ impl Content {
     }
 }
 
-fn blob_writer<W: Write + Send + 'static>(options: &BuildOptions, sink: W) -> Result<BlobWriter<W>> {
+fn blob_writer<W: Write + Send + 'static>(
+    options: &BuildOptions,
+    sink: W,
+) -> Result<BlobWriter<W>> {
     let mut b = BlobOptions::new(options.fs_version);
     b.compressor = options.compressor;
     b.digester = options.digester;

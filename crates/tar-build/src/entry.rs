@@ -110,7 +110,10 @@ impl<'a> Pax<'a> {
     fn with_prefix(&self, prefix: &str) -> BTreeMap<&'a str, &'a [u8]> {
         let mut out = BTreeMap::new();
         for map in [&self.globals.records, self.local] {
-            for (k, v) in map.range::<str, _>((std::ops::Bound::Included(prefix), std::ops::Bound::Unbounded)) {
+            for (k, v) in map.range::<str, _>((
+                std::ops::Bound::Included(prefix),
+                std::ops::Bound::Unbounded,
+            )) {
                 if !k.starts_with(prefix) {
                     break;
                 }

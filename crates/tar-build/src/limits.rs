@@ -94,7 +94,12 @@ impl Budget {
     /// A file of `size` bytes cut into chunks of `chunk_size`.
     pub(crate) fn file(&mut self, size: u64, chunk_size: u64) -> Result<(), K> {
         let chunks = size.div_ceil(chunk_size);
-        spend(&mut self.chunks, chunks, self.limits.max_chunks, "max_chunks")
+        spend(
+            &mut self.chunks,
+            chunks,
+            self.limits.max_chunks,
+            "max_chunks",
+        )
     }
 
     /// An inode's xattrs.

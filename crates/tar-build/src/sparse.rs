@@ -53,7 +53,10 @@ fn segments_01(map: &[u8]) -> Result<Vec<(u64, u64)>, K> {
         .collect::<Result<_, _>>()
         .map_err(|_| K::BadSparseMap("GNU.sparse.map holds a non-number".into()))?;
     if numbers.len() % 2 != 0 || numbers.len() as u64 > 2 * MAX_SEGMENTS {
-        return Err(K::BadSparseMap(format!("GNU.sparse.map of {} numbers", numbers.len())));
+        return Err(K::BadSparseMap(format!(
+            "GNU.sparse.map of {} numbers",
+            numbers.len()
+        )));
     }
     Ok(numbers.chunks(2).map(|p| (p[0], p[1])).collect())
 }
@@ -79,7 +82,10 @@ fn segments_00(list: &[u8], count: u64) -> Result<Vec<(u64, u64)>, K> {
         }
     }
     if out.len() as u64 != count {
-        return Err(bad(&format!("number {}, GNU.sparse.numblocks {count}", out.len())));
+        return Err(bad(&format!(
+            "number {}, GNU.sparse.numblocks {count}",
+            out.len()
+        )));
     }
     Ok(out)
 }
@@ -94,14 +100,22 @@ pub fn pax_sparse(local: &BTreeMap<String, Vec<u8>>) -> Result<Option<PaxSparse>
     let version = (local.get("GNU.sparse.major"), local.get("GNU.sparse.minor"));
     let (real, map) = if version.0.is_some() || version.1.is_some() {
         if version != (Some(&b"1".to_vec()), Some(&b"0".to_vec())) {
-            return Err(K::Unrepresentable("GNU sparse format other than 1.0".into()));
+            return Err(K::Unrepresentable(
+                "GNU sparse format other than 1.0".into(),
+            ));
         }
         (decimal(local, "GNU.sparse.realsize")?, SparseMap::InData)
     } else if let Some(map) = local.get("GNU.sparse.map") {
-        (decimal(local, "GNU.sparse.size")?, SparseMap::Segments(segments_01(map)?))
+        (
+            decimal(local, "GNU.sparse.size")?,
+            SparseMap::Segments(segments_01(map)?),
+        )
     } else if let Some(list) = local.get(crate::reader::SPARSE_00_SEGMENTS) {
         let count = decimal(local, "GNU.sparse.numblocks")?;
-        (decimal(local, "GNU.sparse.size")?, SparseMap::Segments(segments_00(list, count)?))
+        (
+            decimal(local, "GNU.sparse.size")?,
+            SparseMap::Segments(segments_00(list, count)?),
+        )
     } else {
         return Err(K::Unrepresentable(
             "GNU.sparse records of no format this reader knows (0.0, 0.1, 1.0)".into(),
@@ -120,7 +134,9 @@ pub fn check_segments(segments: &[(u64, u64)], real: u64, stored: u64) -> Result
             .checked_add(len)
             .filter(|&e| off >= end && e <= real)
             .ok_or_else(|| {
-                K::BadSparseMap(format!("segment [{off}, +{len}) out of order or past {real}"))
+                K::BadSparseMap(format!(
+                    "segment [{off}, +{len}) out of order or past {real}"
+                ))
             })?;
         data += len;
     }

@@ -2,6 +2,8 @@
 //! conformance corpus is, how its blobs are stored, and mounting images with the kernel's
 //! EROFS driver. Not part of any product.
 
+pub mod layer;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -607,9 +607,7 @@ fn walk(ctx: &Ctx<'_>, root_nid: u64, inos: u64) -> Result<(Tree, HashMap<u64, N
         let entries = read_dirents(ctx, &dir).map_err(ctx_err)?;
         // Children sit one level deeper; a directory at the limit may exist if it is empty
         // (the rule the builders and the v5 decoder follow).
-        if depth >= ctx.limits.max_depth
-            && entries.iter().any(|e| e.1 != b"." && e.1 != b"..")
-        {
+        if depth >= ctx.limits.max_depth && entries.iter().any(|e| e.1 != b"." && e.1 != b"..") {
             return Err(ctx_err(derr(
                 "v6 inode",
                 dir.offset,

@@ -1,0 +1,90 @@
+//! Opening what the user names as an image: a bootstrap, or a packed ("nydus layer") blob
+//! with the bootstrap inlined. Every command that reads an image goes through here, so
+//! `ls`, `inspect`, `check`, `cat`, `unpack` and `export` accept the same inputs.
+
+use crate::output::shown;
+use crate::CliResult;
+use rafs_chunker::{BlobReader, FileSource};
+use rafs_format::model::Image;
+use rafs_format::source::Bootstrap;
+use rafs_merge::{BlobSource, ImageReader};
+use std::path::{Path, PathBuf};
+
+/// An image file as given.
+pub struct ImageFile {
+    path: PathBuf,
+    file: Bootstrap,
+    /// The bootstrap inlined in a packed blob (`None`: the file is the bootstrap).
+    inlined: Option<Vec<u8>>,
+}
+
+impl ImageFile {
+    /// Opens `path`: a bootstrap when it looks like one, else a packed blob's inlined
+    /// bootstrap.
+    pub fn open(path: &Path) -> CliResult<Self> {
+        let file = Bootstrap::open(path).map_err(|e| match e {
+            rafs_format::Error::Io { source, .. } => format!("{}: {source}", shown(path)),
+            e => format!("{}: {e}", shown(path)),
+        })?;
+        let detected = rafs_format::detect(file.bytes());
+        let inlined = match &detected {
+            Ok(_) => None,
+            Err(_) => BlobReader::open(file.bytes())
+                .ok()
+                .and_then(|r| r.bootstrap().ok()),
+        };
+        if let (Err(e), None) = (&detected, &inlined) {
+            return Err(format!(
+                "{}: neither a bootstrap nor a blob with an inlined bootstrap: {e}",
+                shown(path)
+            )
+            .into());
+        }
+        Ok(ImageFile {
+            path: path.to_path_buf(),
+            file,
+            inlined,
+        })
+    }
+
+    /// The bootstrap's bytes.
+    pub fn bootstrap(&self) -> &[u8] {
+        self.inlined.as_deref().unwrap_or(self.file.bytes())
+    }
+
+    /// Decodes the bootstrap.
+    pub fn decode(&self) -> CliResult<Image> {
+        rafs_format::decode(self.bootstrap())
+            .map_err(|e| format!("{}: {e}", shown(&self.path)).into())
+    }
+
+    /// A reader of `image` (decoded from this file) with its blobs: the packed blob's own
+    /// data from this file, other blobs by id from `blob_dir` (default: this file's
+    /// directory).
+    pub fn reader(&self, image: Image, blob_dir: Option<&Path>) -> CliResult<ImageReader> {
+        let dir = blob_dir
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| crate::output::parent_dir(&self.path));
+        let packed = self.inlined.is_some();
+        let path = self.path.clone();
+        let reader = ImageReader::open_with(image, move |b| {
+            // The reference's placeholder id of an inlined bootstrap's own blob.
+            if packed && b.blob_id.starts_with("xxxxxxxx") {
+                let f = FileSource::open(&path).map_err(|e| rafs_merge::Error::BlobInvalid {
+                    blob_id: b.blob_id.clone(),
+                    reason: format!("{}: {e}", shown(&path)),
+                })?;
+                return Ok(Some(Box::new(f) as BlobSource));
+            }
+            match FileSource::open_in_dir(&dir, &b.blob_id) {
+                Ok(f) => Ok(Some(Box::new(f) as BlobSource)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(rafs_merge::Error::BlobInvalid {
+                    blob_id: b.blob_id.clone(),
+                    reason: format!("in {}: {e}", shown(&dir)),
+                }),
+            }
+        })?;
+        Ok(reader)
+    }
+}
