@@ -363,11 +363,11 @@ impl<'a, 'o, W: Write + Send + 'static> Run<'a, 'o, W> {
             (None, None) => Content::Plain,
         };
         let size = content.size(stored);
-        let chunk_size = u64::from(self.options.chunk_size);
-        self.budget.file(size, chunk_size).map_err(|k| at.fail(k))?;
         if !matches!(content, Content::Plain) {
             self.budget.sparse(size).map_err(|k| at.fail(k))?;
         }
+        let chunk_size = u64::from(self.options.chunk_size);
+        self.budget.file(size, chunk_size).map_err(|k| at.fail(k))?;
         self.report.files += 1;
         self.report.file_bytes += size;
         if self.writer.is_none() {

@@ -139,8 +139,13 @@ pub fn open<'a, R: Read + 'a>(input: R) -> io::Result<(Box<dyn Read + 'a>, Compr
             Compression::Gzip,
         ));
     }
-    if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        let d = zstd::stream::read::Decoder::with_buffer(buffered)?;
+    // A zstd frame, or a skippable frame (magic 0x184D2A50..=0x184D2A5F) ahead of one.
+    let skippable = head.len() >= 4 && head[0] & 0xf0 == 0x50 && head[1..4] == [0x2a, 0x4d, 0x18];
+    if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) || skippable {
+        let mut d = zstd::stream::read::Decoder::with_buffer(buffered)?;
+        // Layers made with `zstd --long` need windows up to 2 GiB (the format's limit for
+        // 64-bit decoders); libzstd refuses more than 128 MiB unless told.
+        d.window_log_max(31)?;
         return Ok((
             Box::new(Tagged {
                 inner: d,
