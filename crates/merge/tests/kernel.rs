@@ -231,87 +231,132 @@ fn to_overlayfs_whiteouts(dir: &Path) {
     }
 }
 
-#[test]
-fn merged_images_equal_overlayfs_of_their_layers() {
+fn overlayfs_unavailable() -> Option<String> {
     if let Some(why) = mount_unavailable() {
-        println!("SKIPPED: overlayfs comparison: {why}");
-        return;
+        return Some(why);
     }
     let fs = std::fs::read_to_string("/proc/filesystems").unwrap_or_default();
     if !fs.contains("overlay") && run("modprobe", &["overlay"]).is_err() {
-        println!("SKIPPED: overlayfs comparison: the kernel has no overlayfs");
+        return Some("the kernel has no overlayfs".into());
+    }
+    None
+}
+
+/// Converts each layer tar (v6), unpacks it with overlayfs whiteouts, mounts the stack with
+/// overlayfs, and asserts that the tree equals our merge of the layers unpacked; returns the
+/// number of paths.
+fn assert_merge_equals_overlayfs(
+    name: &str,
+    tars: &[PathBuf],
+    opts: &BuildOptions,
+    tmp: &Path,
+) -> usize {
+    let mut blobs = HashMap::new();
+    let mut built = Vec::new();
+    for (i, tar) in tars.iter().enumerate() {
+        let b = build(tar, opts);
+        for blob in &b.image.blobs {
+            blobs.insert(blob.blob_id.clone(), b.blob.clone());
+        }
+        let dir = tmp.join(format!("{name}-layer-{i}"));
+        unpack_to_dir(&reader(b.image.clone(), &blobs), &dir).unwrap();
+        to_overlayfs_whiteouts(&dir);
+        built.push((b, dir));
+    }
+    let layers = built
+        .iter()
+        .map(|(b, _)| Layer {
+            image: b.image.clone(),
+            blob_id: None,
+        })
+        .collect();
+    let merged = merge(layers, &MergeOptions::default()).unwrap();
+    let ours = tmp.join(format!("{name}-merged"));
+    unpack_to_dir(&reader(merged, &blobs), &ours).unwrap();
+    let ours_list = treelist_dir(&ours).unwrap();
+    let lower: Vec<String> = built
+        .iter()
+        .rev()
+        .map(|(_, d)| d.display().to_string())
+        .collect();
+    let mnt = tmp.join(format!("{name}-mnt"));
+    std::fs::create_dir_all(&mnt).unwrap();
+    run(
+        "mount",
+        &[
+            "-t",
+            "overlay",
+            "overlay",
+            "-o",
+            &format!("lowerdir={}", lower.join(":")),
+            mnt.to_str().unwrap(),
+        ],
+    )
+    .unwrap();
+    let overlay_list = treelist_dir(&mnt);
+    let _ = run("umount", &[mnt.to_str().unwrap()]);
+    let overlay_list = overlay_list.unwrap();
+    // overlayfs reports a merged directory's st_nlink as 1; the listing marks that, and it
+    // is not a difference in the tree.
+    let normal = |s: &str| {
+        s.lines()
+            .map(|l| l.split("(st_nlink=").next().unwrap().to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let n = assert_same(
+        name,
+        &normal(&ours_list),
+        &normal(&overlay_list),
+        &|_, _| false,
+    );
+    assert_eq!(n, 0);
+    ours_list.lines().count()
+}
+
+#[test]
+fn merged_images_equal_overlayfs_of_their_layers() {
+    if let Some(why) = overlayfs_unavailable() {
+        println!("SKIPPED: overlayfs comparison: {why}");
         return;
     }
     let tmp = tmpdir().join("overlay");
     std::fs::create_dir_all(&tmp).unwrap();
-    let mut blobs = HashMap::new();
-    let mut built = Vec::new();
-    for l in ["L1", "L2", "L3"] {
-        let b = build(
-            &rafs_testkit::layer_tar(l),
-            &BuildOptions::new(FsVersion::V6),
-        );
-        for blob in &b.image.blobs {
-            blobs.insert(blob.blob_id.clone(), b.blob.clone());
-        }
-        let dir = tmp.join(format!("layer-{l}"));
-        unpack_to_dir(&reader(b.image.clone(), &blobs), &dir).unwrap();
-        to_overlayfs_whiteouts(&dir);
-        built.push((l, b, dir));
-    }
+    let tars: Vec<PathBuf> = ["L1", "L2", "L3"]
+        .iter()
+        .map(|l| rafs_testkit::layer_tar(l))
+        .collect();
     for depth in [2, 3] {
-        let stack = &built[..depth];
-        let layers = stack
-            .iter()
-            .map(|(_, b, _)| Layer {
-                image: b.image.clone(),
-                blob_id: None,
-            })
-            .collect();
-        let merged = merge(layers, &MergeOptions::default()).unwrap();
-        let ours = tmp.join(format!("merged-{depth}"));
-        unpack_to_dir(&reader(merged, &blobs), &ours).unwrap();
-        let ours_list = treelist_dir(&ours).unwrap();
-        let lower: Vec<String> = stack
-            .iter()
-            .rev()
-            .map(|(_, _, d)| d.display().to_string())
-            .collect();
-        let mnt = tmp.join(format!("mnt-{depth}"));
-        std::fs::create_dir_all(&mnt).unwrap();
-        run(
-            "mount",
-            &[
-                "-t",
-                "overlay",
-                "overlay",
-                "-o",
-                &format!("lowerdir={}", lower.join(":")),
-                mnt.to_str().unwrap(),
-            ],
-        )
-        .unwrap();
-        let overlay_list = treelist_dir(&mnt);
-        let _ = run("umount", &[mnt.to_str().unwrap()]);
-        let overlay_list = overlay_list.unwrap();
-        // overlayfs reports a merged directory's st_nlink as 1; the listing marks that, and
-        // it is not a difference in the tree.
-        let normal = |s: &str| {
-            s.lines()
-                .map(|l| l.split("(st_nlink=").next().unwrap().to_string())
-                .collect::<Vec<_>>()
-                .join("\n")
-        };
-        let n = assert_same(
+        let paths = assert_merge_equals_overlayfs(
             &format!("L1..L{depth}"),
-            &normal(&ours_list),
-            &normal(&overlay_list),
-            &|_, _| false,
+            &tars[..depth],
+            &BuildOptions::new(FsVersion::V6),
+            &tmp,
         );
-        println!(
-            "L1..L{depth}: {} paths, overlayfs and our merge agree ({n} differences)",
-            ours_list.lines().count()
-        );
+        println!("L1..L{depth}: {paths} paths, overlayfs and our merge agree");
+    }
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+/// Hardening item 19: umoci's layer that replaces a directory by a symlink and whiteouts the
+/// old children under it converts (v5 and v6) and merges to what overlayfs shows.
+#[test]
+fn umoci_directory_to_symlink_layers_merge_as_overlayfs_shows() {
+    if let Some(why) = overlayfs_unavailable() {
+        println!("SKIPPED: overlayfs comparison of the umoci layers: {why}");
+        return;
+    }
+    let tmp = tmpdir().join("umoci");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let dir = corpus().join("../umoci");
+    let tars = [dir.join("zoneinfo-L1.tar"), dir.join("zoneinfo-L2.tar")];
+    for (label, opts) in [
+        ("v6", BuildOptions::new(FsVersion::V6)),
+        ("v5", BuildOptions::new(FsVersion::V5)),
+    ] {
+        let paths = assert_merge_equals_overlayfs(&format!("zoneinfo-{label}"), &tars, &opts, &tmp);
+        println!("umoci zoneinfo {label}: {paths} paths, overlayfs and our merge agree");
+        assert_eq!(paths, 7);
     }
     let _ = std::fs::remove_dir_all(&tmp);
 }
