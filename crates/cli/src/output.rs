@@ -372,3 +372,65 @@ pub fn write_output(path: &Path, bytes: &[u8]) -> Result<(), String> {
 pub fn parent_dir(path: &Path) -> PathBuf {
     dir_of(path)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmp(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("rafs-output-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    /// A later output that cannot be committed takes back the earlier ones: a replaced file
+    /// gets its old content back, a new one disappears, no temporary name is left.
+    #[test]
+    fn a_failed_commit_takes_back_every_output() {
+        let d = tmp("rollback");
+        let (a, b, gone) = (d.join("a"), d.join("b"), d.join("gone"));
+        std::fs::write(&a, b"old").unwrap();
+        std::fs::create_dir_all(&gone).unwrap();
+        let mut outs = Vec::new();
+        for (path, data) in [(&a, b"new-a"), (&b, b"new-b")] {
+            let mut o = Output::open(path).unwrap();
+            o.write_all(data).unwrap();
+            outs.push(o);
+        }
+        let mut last = Output::open(&gone.join("c")).unwrap();
+        last.write_all(b"c").unwrap();
+        outs.push(last);
+        std::fs::remove_dir_all(&gone).unwrap();
+        assert!(commit_all(outs).is_err());
+        assert_eq!(std::fs::read(&a).unwrap(), b"old");
+        assert!(!b.exists());
+        let names: Vec<_> = std::fs::read_dir(&d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("a")]);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn a_successful_commit_replaces_and_creates() {
+        let d = tmp("commit");
+        let (a, b) = (d.join("a"), d.join("b"));
+        std::fs::write(&a, b"old").unwrap();
+        let mut oa = Output::open(&a).unwrap();
+        oa.write_all(b"new").unwrap();
+        let mut ob = Output::open(&b).unwrap();
+        ob.write_all(b"b").unwrap();
+        assert!(!b.exists(), "nothing appears before the commit");
+        commit_all(vec![oa, ob]).unwrap();
+        assert_eq!(std::fs::read(&a).unwrap(), b"new");
+        assert_eq!(std::fs::read(&b).unwrap(), b"b");
+        assert_eq!(
+            std::fs::read_dir(&d).unwrap().count(),
+            2,
+            "no temporary names left"
+        );
+        let _ = std::fs::remove_dir_all(&d);
+    }
+}

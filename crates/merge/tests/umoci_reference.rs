@@ -54,7 +54,10 @@ fn umoci_layers_convert_and_merge_to_the_reference_bytes() {
     let merged = merge(layers, &MergeOptions::default()).unwrap();
     assert!(merged.tree.inodes.iter().all(|i| i.xattrs.is_empty()));
     let bytes = rafs_format::encode(&merged).unwrap();
-    assert!(bytes == reference("merge-v6"), "merge v6 bootstrap (HAS_XATTR)");
+    assert!(
+        bytes == reference("merge-v6"),
+        "merge v6 bootstrap (HAS_XATTR)"
+    );
 }
 
 #[test]
@@ -64,7 +67,10 @@ fn the_layer_the_reference_refuses_in_v5_converts_to_the_v6_tree() {
     let v5 = convert("L2", FsVersion::V5);
     let v6 = convert("L2", FsVersion::V6);
     let back = rafs_format::decode(&v5.bootstrap).unwrap();
-    assert_eq!(back.tree_difference(&v6.image.converted_to(FsVersion::V5)), None);
+    assert_eq!(
+        back.tree_difference(&v6.image.converted_to(FsVersion::V5)),
+        None
+    );
     let l1 = convert("L1", FsVersion::V5);
     assert!(l1.bootstrap == reference("L1-v5"), "L1 v5 bootstrap");
 }
