@@ -5,9 +5,11 @@
 use crate::error::{io, Error, Result};
 use crate::read::ImageReader;
 use rafs_format::model::{mode, Inode, InodeId, NodeId, Tree};
+use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags};
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::path::Path;
 
 /// Paths in depth-first order, children by name: the order entries are written in.
 fn preorder(tree: &Tree) -> Vec<NodeId> {
@@ -44,9 +46,50 @@ fn components(tree: &Tree, node: NodeId) -> Result<Vec<Vec<u8>>> {
     Ok(out)
 }
 
-/// A path of raw bytes.
-fn bytes_path(b: &[u8]) -> &Path {
-    Path::new(std::ffi::OsStr::from_encoded_bytes_checked(b))
+/// Appends an entry whose name (and link target) are raw bytes: written into the header
+/// as they are, or, when longer than its 100-byte field, as a GNU long name (long link)
+/// record before it. (The tar crate's own path setters reinterpret and split names.)
+fn append_raw<W: Write>(
+    tar: &mut tar::Builder<W>,
+    h: &mut tar::Header,
+    name: &[u8],
+    link: Option<&[u8]>,
+    data: &mut dyn Read,
+) -> std::io::Result<()> {
+    if name.len() > 100 {
+        append_long(tar, tar::EntryType::GNULongName, name)?;
+    }
+    let raw = h.as_mut_bytes();
+    raw[..100].fill(0);
+    raw[..name.len().min(100)].copy_from_slice(&name[..name.len().min(100)]);
+    if let Some(link) = link {
+        if link.len() > 100 {
+            append_long(tar, tar::EntryType::GNULongLink, link)?;
+        }
+        let raw = h.as_mut_bytes();
+        raw[157..257].fill(0);
+        raw[157..157 + link.len().min(100)].copy_from_slice(&link[..link.len().min(100)]);
+    }
+    h.set_cksum();
+    tar.append(h, data)
+}
+
+/// A GNU `././@LongLink` record carrying a long name or link target.
+fn append_long<W: Write>(
+    tar: &mut tar::Builder<W>,
+    kind: tar::EntryType,
+    bytes: &[u8],
+) -> std::io::Result<()> {
+    let mut h = tar::Header::new_gnu();
+    h.as_mut_bytes()[..13].copy_from_slice(b"././@LongLink");
+    h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
+    h.set_entry_type(kind);
+    h.set_size(bytes.len() as u64 + 1);
+    h.set_cksum();
+    tar.append(&h, [bytes, b"\0"].concat().as_slice())
 }
 
 /// The PAX record of an xattr: `SCHILY.xattr.<name>` with the raw value when the name is
@@ -163,8 +206,6 @@ pub fn unpack_to_tar_with_limits<W: Write>(
         } else {
             joined.clone()
         };
-        let path =
-            Path::new(std::ffi::OsStr::from_encoded_bytes_checked(&path_bytes)).to_path_buf();
         let shown = tree.display_path(node);
         if inode.file_type() == mode::S_IFSOCK {
             report.sockets_skipped += 1;
@@ -188,15 +229,20 @@ pub fn unpack_to_tar_with_limits<W: Write>(
         h.set_mtime(inode.mtime);
         let id = tree.node(node).inode;
         let write = |tar: &mut tar::Builder<W>, h: &mut tar::Header, data: &mut dyn Read| {
-            tar.append_data(h, &path, data)
-                .map_err(io(format!("writing {shown}")))
+            append_raw(tar, h, &path_bytes, None, data).map_err(io(format!("writing {shown}")))
         };
         if !inode.is_dir() {
             if let Some(first) = first_path.get(&id) {
                 h.set_entry_type(tar::EntryType::Link);
                 h.set_size(0);
-                tar.append_link(&mut h, &path, bytes_path(first))
-                    .map_err(io(format!("writing {shown}")))?;
+                append_raw(
+                    &mut tar,
+                    &mut h,
+                    &path_bytes,
+                    Some(first),
+                    &mut std::io::empty(),
+                )
+                .map_err(io(format!("writing {shown}")))?;
                 report.entries += 1;
                 continue;
             }
@@ -218,8 +264,14 @@ pub fn unpack_to_tar_with_limits<W: Write>(
             mode::S_IFLNK => {
                 h.set_entry_type(tar::EntryType::Symlink);
                 h.set_size(0);
-                tar.append_link(&mut h, &path, bytes_path(&inode.symlink))
-                    .map_err(io(format!("writing {shown}")))?;
+                append_raw(
+                    &mut tar,
+                    &mut h,
+                    &path_bytes,
+                    Some(&inode.symlink),
+                    &mut std::io::empty(),
+                )
+                .map_err(io(format!("writing {shown}")))?;
             }
             t @ (mode::S_IFCHR | mode::S_IFBLK | mode::S_IFIFO) => {
                 h.set_entry_type(match t {
@@ -266,169 +318,345 @@ pub fn unpack_to_dir_with_limits(
     target: &Path,
     limits: UnpackLimits,
 ) -> Result<UnpackReport> {
+    prepare_target(target)?;
+    let root = rustix::fs::open(
+        target,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| io(format!("opening {}", show_host(target)))(e.into()))?;
+    let tree = &reader.image().tree;
+    let mut state = DirUnpack {
+        reader,
+        tree,
+        dirs: DirCache::new(root),
+        root_user: rustix::process::geteuid().is_root(),
+        report: UnpackReport::default(),
+        first_name: HashMap::new(),
+        made_dirs: Vec::new(),
+    };
+    for node in preorder(tree) {
+        let inode = tree.inode_of(node);
+        limits.check(&state.report, if inode.is_reg() { inode.size } else { 0 })?;
+        state.entry(node)?;
+    }
+    state.finish_dirs()?;
+    Ok(state.report)
+}
+
+/// The target must not exist (it is created) or be an empty directory.
+fn prepare_target(target: &Path) -> Result<()> {
     match std::fs::read_dir(target) {
         Ok(mut d) => {
             if d.next().is_some() {
                 return Err(Error::Path {
-                    path: target.display().to_string(),
+                    path: show_host(target),
                     reason: "target directory is not empty".into(),
                 });
             }
+            Ok(())
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(target)
-                .map_err(io(format!("creating {}", target.display())))?;
+            std::fs::create_dir_all(target).map_err(io(format!("creating {}", show_host(target))))
         }
-        Err(e) => return Err(io(format!("reading {}", target.display()))(e)),
+        Err(e) => Err(io(format!("reading {}", show_host(target)))(e)),
     }
-    let tree = &reader.image().tree;
-    let root_user = rustix::process::geteuid().is_root();
-    let mut report = UnpackReport::default();
-    let mut first_path: HashMap<InodeId, PathBuf> = HashMap::new();
-    let mut dirs: Vec<(PathBuf, &Inode)> = Vec::new();
-    for node in preorder(tree) {
-        let inode = tree.inode_of(node);
-        limits.check(&report, if inode.is_reg() { inode.size } else { 0 })?;
-        let comps = components(tree, node)?;
-        let mut path = target.to_path_buf();
-        for c in &comps {
-            path.push(std::ffi::OsStr::from_encoded_bytes_checked(c));
+}
+
+fn show_host(p: &Path) -> String {
+    rafs_format::rules::escape_bytes(p.as_os_str().as_encoded_bytes())
+}
+
+/// Directories of the unpack, opened by walking from the target's root inside the kernel
+/// (`openat2` with `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS`), so no path is ever longer than
+/// one name, none leads through a symlink or out of the target, and a tree as deep as the
+/// format allows unpacks. The last directory opened is kept (siblings share it).
+struct DirCache {
+    root: OwnedFd,
+    last: Option<(NodeId, OwnedFd)>,
+}
+
+impl DirCache {
+    fn new(root: OwnedFd) -> Self {
+        DirCache { root, last: None }
+    }
+
+    /// The open directory of `node`.
+    fn get(&mut self, tree: &Tree, node: NodeId) -> Result<BorrowedFd<'_>> {
+        if self.last.as_ref().map(|(n, _)| *n) != Some(node) {
+            let comps = components(tree, node)?;
+            let fd = open_beneath(self.root.as_fd(), &comps)
+                .map_err(|e| io(format!("opening {}", tree.display_path(node)))(e.into()))?;
+            self.last = Some((node, fd));
         }
-        let shown = || rafs_format::rules::escape_bytes(path.as_os_str().as_encoded_bytes());
-        let id = tree.node(node).inode;
-        if comps.is_empty() {
-            dirs.push((path.clone(), inode));
-            continue;
+        match &self.last {
+            Some((_, fd)) => Ok(fd.as_fd()),
+            None => Err(Error::Path {
+                path: tree.display_path(node),
+                reason: "directory not open".into(),
+            }),
         }
-        // The parent must be a directory this unpack made (no symlink, nothing pre-existing).
-        let Some(parent) = path.parent() else {
-            return Err(Error::Path {
-                path: shown(),
-                reason: "no parent directory".into(),
-            });
-        };
-        let meta = std::fs::symlink_metadata(parent)
-            .map_err(io(format!("checking {}", parent.display())))?;
-        if !meta.file_type().is_dir() {
-            return Err(Error::Path {
-                path: shown(),
-                reason: "parent is not a directory".into(),
-            });
-        }
-        if !inode.is_dir() {
-            if let Some(first) = first_path.get(&id) {
-                std::fs::hard_link(first, &path).map_err(io(format!("linking {}", shown())))?;
-                report.entries += 1;
-                continue;
+    }
+}
+
+/// Opens the directory at `comps` below `root`, a few kilobytes of path at a time.
+fn open_beneath(root: BorrowedFd<'_>, comps: &[Vec<u8>]) -> rustix::io::Result<OwnedFd> {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+    let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
+    let mut cur = rustix::fs::openat(root, ".", flags, Mode::empty())?;
+    let mut i = 0;
+    while i < comps.len() {
+        let mut chunk = Vec::new();
+        while i < comps.len() && chunk.len() + comps[i].len() < 3000 {
+            if !chunk.is_empty() {
+                chunk.push(b'/');
             }
-            first_path.insert(id, path.clone());
+            chunk.extend_from_slice(&comps[i]);
+            i += 1;
         }
+        if chunk.is_empty() {
+            chunk.extend_from_slice(&comps[i]);
+            i += 1;
+        }
+        let next = rustix::fs::openat2(
+            &cur,
+            std::ffi::OsStr::from_encoded_bytes_checked(&chunk),
+            flags,
+            Mode::empty(),
+            resolve,
+        )?;
+        cur = next;
+    }
+    Ok(cur)
+}
+
+/// State of one unpack into a directory.
+struct DirUnpack<'r> {
+    reader: &'r ImageReader,
+    tree: &'r Tree,
+    dirs: DirCache,
+    root_user: bool,
+    report: UnpackReport,
+    /// Where each inode with several names was first created: (parent, name).
+    first_name: HashMap<InodeId, (NodeId, Vec<u8>)>,
+    /// Directories made, in creation order (their attributes are set last).
+    made_dirs: Vec<NodeId>,
+}
+
+impl DirUnpack<'_> {
+    fn entry(&mut self, node: NodeId) -> Result<()> {
+        let tree = self.tree;
+        let inode = tree.inode_of(node);
+        let Some(parent) = tree.node(node).parent else {
+            self.made_dirs.push(node);
+            return Ok(());
+        };
+        let name = tree.node(node).name.clone();
+        if !safe_name(&name) {
+            return Err(Error::Path {
+                path: tree.display_path(node),
+                reason: "unsafe name".into(),
+            });
+        }
+        let shown = || tree.display_path(node);
+        let id = tree.node(node).inode;
+        if !inode.is_dir() {
+            if let Some((first_parent, first)) = self.first_name.get(&id).cloned() {
+                return self.link(node, parent, &name, first_parent, &first);
+            }
+            self.first_name.insert(id, (parent, name.clone()));
+        }
+        let dir = self.dirs.get(tree, parent)?;
+        let os = std::ffi::OsStr::from_encoded_bytes_checked(&name);
+        let fail = |e: rustix::io::Errno| io(format!("creating {}", shown()))(e.into());
         match inode.file_type() {
             mode::S_IFDIR => {
-                std::fs::create_dir(&path).map_err(io(format!("creating {}", shown())))?;
-                dirs.push((path.clone(), inode));
-                report.entries += 1;
-                continue;
+                rustix::fs::mkdirat(dir, os, Mode::from_raw_mode(0o700)).map_err(fail)?;
+                self.made_dirs.push(node);
+                self.report.entries += 1;
+                return Ok(());
             }
             mode::S_IFREG => {
-                let mut f = std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .open(&path)
-                    .map_err(io(format!("creating {}", shown())))?;
-                let mut data = reader.file_reader(node)?;
+                let fd = rustix::fs::openat(
+                    dir,
+                    os,
+                    OFlags::WRONLY
+                        | OFlags::CREATE
+                        | OFlags::EXCL
+                        | OFlags::NOFOLLOW
+                        | OFlags::CLOEXEC,
+                    Mode::from_raw_mode(0o600),
+                )
+                .map_err(fail)?;
+                let mut f = std::fs::File::from(fd);
+                let mut data = self.reader.file_reader(node)?;
                 std::io::copy(&mut data, &mut f).map_err(io(format!("writing {}", shown())))?;
-                report.file_bytes += inode.size;
+                self.report.file_bytes += inode.size;
             }
             mode::S_IFLNK => {
                 let target = std::ffi::OsStr::from_encoded_bytes_checked(&inode.symlink);
-                std::os::unix::fs::symlink(target, &path)
-                    .map_err(io(format!("creating {}", shown())))?;
+                rustix::fs::symlinkat(target, dir, os).map_err(fail)?;
             }
             t @ (mode::S_IFCHR | mode::S_IFBLK | mode::S_IFIFO | mode::S_IFSOCK) => {
-                let ft = rustix::fs::FileType::from_raw_mode(t);
-                let dev = if t == mode::S_IFIFO || t == mode::S_IFSOCK {
-                    0
-                } else {
-                    let (ma, mi) = major_minor(inode.rdev);
-                    rustix::fs::makedev(ma, mi)
-                };
-                let made = rustix::fs::mknodat(
-                    rustix::fs::CWD,
-                    &path,
-                    ft,
-                    rustix::fs::Mode::from_raw_mode(inode.mode & 0o7777),
-                    dev,
-                );
-                match made {
-                    // Without CAP_MKNOD a device cannot be made: skipped, as tar does.
-                    Err(rustix::io::Errno::PERM) if t == mode::S_IFCHR || t == mode::S_IFBLK => {
-                        first_path.remove(&id);
-                        report.devices_skipped += 1;
-                        continue;
-                    }
-                    other => other.map_err(|e| io(format!("creating {}", shown()))(e.into()))?,
+                if !make_special(tree, node, dir, os, t)? {
+                    self.report.devices_skipped += 1;
+                    self.first_name.remove(&id);
+                    return Ok(());
                 }
             }
             _ => {
                 return Err(Error::Path {
-                    path: tree.display_path(node),
+                    path: shown(),
                     reason: format!("unknown file type {:o}", inode.mode),
                 })
             }
         }
-        apply_attrs(&path, inode, root_user, &mut report)?;
-        report.entries += 1;
+        let dir = self.dirs.get(tree, parent)?;
+        apply_attrs_at(dir, &name, inode, self.root_user, &mut self.report)
+            .map_err(|e| io(format!("setting attributes of {}", shown()))(e.into()))?;
+        self.report.entries += 1;
+        Ok(())
     }
-    // Directories last, deepest first, so their permissions and times stick.
-    for (path, inode) in dirs.iter().rev() {
-        apply_attrs(path, inode, root_user, &mut report)?;
-    }
-    report.entries += 1;
-    Ok(report)
 }
 
-/// Owner, mode, xattrs and times of a created path, never following a symlink.
-fn apply_attrs(
-    path: &Path,
+/// Makes a device, FIFO or socket node; `false` when a device was skipped for lack of
+/// privilege (as tar does).
+fn make_special(
+    tree: &Tree,
+    node: NodeId,
+    dir: BorrowedFd<'_>,
+    os: &std::ffi::OsStr,
+    t: u32,
+) -> Result<bool> {
+    {
+        let inode = tree.inode_of(node);
+        let dev = if t == mode::S_IFIFO || t == mode::S_IFSOCK {
+            0
+        } else {
+            let (ma, mi) = major_minor(inode.rdev);
+            rustix::fs::makedev(ma, mi)
+        };
+        let made = rustix::fs::mknodat(
+            dir,
+            os,
+            rustix::fs::FileType::from_raw_mode(t),
+            Mode::from_raw_mode(inode.mode & 0o7777),
+            dev,
+        );
+        match made {
+            Err(rustix::io::Errno::PERM) if t == mode::S_IFCHR || t == mode::S_IFBLK => Ok(false),
+            other => {
+                other.map_err(|e| io(format!("creating {}", tree.display_path(node)))(e.into()))?;
+                Ok(true)
+            }
+        }
+    }
+}
+
+impl DirUnpack<'_> {
+    /// A further name of an inode already created.
+    fn link(
+        &mut self,
+        node: NodeId,
+        parent: NodeId,
+        name: &[u8],
+        first_parent: NodeId,
+        first: &[u8],
+    ) -> Result<()> {
+        let tree = self.tree;
+        let shown = || tree.display_path(node);
+        let comps = components(tree, first_parent)?;
+        let from = open_beneath(self.dirs.root.as_fd(), &comps)
+            .map_err(|e| io(format!("linking {}", shown()))(e.into()))?;
+        let dir = self.dirs.get(tree, parent)?;
+        rustix::fs::linkat(
+            &from,
+            std::ffi::OsStr::from_encoded_bytes_checked(first),
+            dir,
+            std::ffi::OsStr::from_encoded_bytes_checked(name),
+            AtFlags::empty(),
+        )
+        .map_err(|e| io(format!("linking {}", shown()))(e.into()))?;
+        self.report.entries += 1;
+        Ok(())
+    }
+
+    /// Directories last, deepest first, so that their permissions and times stick.
+    fn finish_dirs(&mut self) -> Result<()> {
+        let tree = self.tree;
+        for &node in self.made_dirs.iter().rev() {
+            let inode = tree.inode_of(node);
+            let fail = |e: rustix::io::Errno| {
+                io(format!("setting attributes of {}", tree.display_path(node)))(e.into())
+            };
+            match tree.node(node).parent {
+                None => {
+                    let root = self.dirs.root.as_fd();
+                    apply_attrs_at(root, b".", inode, self.root_user, &mut self.report)
+                        .map_err(fail)?;
+                }
+                Some(parent) => {
+                    let name = tree.node(node).name.clone();
+                    let dir = self.dirs.get(tree, parent)?;
+                    apply_attrs_at(dir, &name, inode, self.root_user, &mut self.report)
+                        .map_err(fail)?;
+                }
+            }
+        }
+        self.report.entries += 1;
+        Ok(())
+    }
+}
+
+/// Owner, xattrs, mode and times of `name` in `dir`, never following a symlink.
+fn apply_attrs_at(
+    dir: BorrowedFd<'_>,
+    name: &[u8],
     inode: &Inode,
     root_user: bool,
     report: &mut UnpackReport,
-) -> Result<()> {
-    let shown = || path.display().to_string();
+) -> rustix::io::Result<()> {
+    let os = std::ffi::OsStr::from_encoded_bytes_checked(name);
     if root_user {
-        std::os::unix::fs::lchown(path, Some(inode.uid), Some(inode.gid))
-            .map_err(io(format!("chown {}", shown())))?;
+        rustix::fs::chownat(
+            dir,
+            os,
+            Some(rustix::fs::Uid::from_raw(inode.uid)),
+            Some(rustix::fs::Gid::from_raw(inode.gid)),
+            AtFlags::SYMLINK_NOFOLLOW,
+        )?;
     }
-    for x in &inode.xattrs {
-        let name = std::ffi::OsStr::from_encoded_bytes_checked(&x.name);
-        if rustix::fs::lsetxattr(path, name, &x.value, rustix::fs::XattrFlags::empty()).is_err() {
-            report.xattrs_refused += 1;
+    if !inode.xattrs.is_empty() {
+        // Through the directory's descriptor: a short path whatever the depth.
+        let mut path = format!("/proc/self/fd/{}/", dir.as_raw_fd()).into_bytes();
+        path.extend_from_slice(name);
+        let path = std::ffi::OsStr::from_encoded_bytes_checked(&path);
+        for x in &inode.xattrs {
+            let xname = std::ffi::OsStr::from_encoded_bytes_checked(&x.name);
+            if rustix::fs::lsetxattr(path, xname, &x.value, rustix::fs::XattrFlags::empty())
+                .is_err()
+            {
+                report.xattrs_refused += 1;
+            }
         }
     }
     if !inode.is_symlink() {
-        let m = rustix::fs::Mode::from_raw_mode(inode.mode & 0o7777);
-        rustix::fs::chmodat(rustix::fs::CWD, path, m, rustix::fs::AtFlags::empty())
-            .map_err(|e| io(format!("chmod {}", shown()))(e.into()))?;
+        rustix::fs::chmodat(
+            dir,
+            os,
+            Mode::from_raw_mode(inode.mode & 0o7777),
+            AtFlags::empty(),
+        )?;
     }
-    let t = rustix::fs::Timestamps {
-        last_access: rustix::fs::Timespec {
-            tv_sec: inode.mtime as i64,
-            tv_nsec: inode.mtime_nsec as _,
-        },
-        last_modification: rustix::fs::Timespec {
-            tv_sec: inode.mtime as i64,
-            tv_nsec: inode.mtime_nsec as _,
-        },
+    let t = rustix::fs::Timespec {
+        tv_sec: i64::try_from(inode.mtime).unwrap_or(i64::MAX),
+        tv_nsec: inode.mtime_nsec.into(),
     };
-    rustix::fs::utimensat(
-        rustix::fs::CWD,
-        path,
-        &t,
-        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
-    )
-    .map_err(|e| io(format!("setting times of {}", shown()))(e.into()))?;
-    Ok(())
+    let times = rustix::fs::Timestamps {
+        last_access: t,
+        last_modification: t,
+    };
+    rustix::fs::utimensat(dir, os, &times, AtFlags::SYMLINK_NOFOLLOW)
 }
 
 trait FromBytesChecked {

@@ -20,6 +20,14 @@ pub fn check(image: &Image, bytes: &[u8]) -> Vec<Finding> {
     let cs = image.superblock.chunk_size as u64;
     for id in tree.dfs_preorder() {
         let inode = tree.inode_of(id);
+        if inode.is_symlink() && inode.symlink.len() > crate::rules::MAX_EXTRACTABLE_SYMLINK {
+            out.push(Finding::Error(format!(
+                "{}: symlink target of {} bytes; no system can create one over {}",
+                tree.display_path(id),
+                inode.symlink.len(),
+                crate::rules::MAX_EXTRACTABLE_SYMLINK
+            )));
+        }
         if !inode.is_reg() {
             continue;
         }

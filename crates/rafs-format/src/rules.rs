@@ -98,6 +98,11 @@ pub fn max_symlink_len(version: FsVersion) -> usize {
     }
 }
 
+/// Longest symlink target `symlink(2)` creates (`PATH_MAX` less the NUL): a longer one is
+/// stored by the formats but cannot be extracted, so builders refuse it and `check` reports
+/// it.
+pub const MAX_EXTRACTABLE_SYMLINK: usize = 4095;
+
 /// Checks a symlink target: not empty, no NUL (a path the kernel and `symlink(2)` take).
 pub fn check_symlink_target(target: &[u8]) -> Result<(), &'static str> {
     if target.is_empty() {

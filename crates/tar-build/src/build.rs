@@ -542,10 +542,12 @@ fn entry_kind(entry: &Entry, version: FsVersion) -> std::result::Result<Kind, K>
             let target = entry.link.clone();
             rafs_format::rules::check_symlink_target(&target)
                 .map_err(|r| bad_link(format!("symlink target {r}")))?;
-            let max = rafs_format::rules::max_symlink_len(version).min(MAX_SYMLINK);
+            let max = rafs_format::rules::max_symlink_len(version)
+                .min(MAX_SYMLINK)
+                .min(rafs_format::rules::MAX_EXTRACTABLE_SYMLINK);
             if target.len() > max {
                 return Err(bad_link(format!(
-                    "{} bytes exceed the {max} v{} stores",
+                    "symlink target of {} bytes; at most {max} can be stored in v{} and created",
                     target.len(),
                     version.number()
                 )));

@@ -119,6 +119,19 @@ impl Layer {
         self
     }
 
+    /// Changes the type of the last entry written (which must have had no data), e.g. a
+    /// symlink into a hard link (`b'1'`) whose target came from a PAX `linkpath`.
+    pub fn retype_last(&mut self, typeflag: u8) -> &mut Self {
+        let bytes = self.tar.get_mut();
+        let at = bytes.len() - 512;
+        let h = &mut bytes[at..];
+        h[156] = typeflag;
+        h[148..156].fill(b' ');
+        let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
+        h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+        self
+    }
+
     /// The finished tar.
     pub fn finish(&mut self) -> Vec<u8> {
         let tar = std::mem::replace(&mut self.tar, tar::Builder::new(Vec::new()));
