@@ -25,3 +25,10 @@ fn merge_corpus() {
 fn unpack_corpus() {
     replay("unpack", rafs_merge::fuzzing::unpack_any);
 }
+
+include!("common/accept.rs");
+
+#[test]
+fn accept_rule_corpus() {
+    replay("accept_rule", accept_rule);
+}

@@ -124,7 +124,10 @@ fn symlink_out_with_a_file_under_it() {
     tree.push_child(evil, b"keep".to_vec(), f);
     let reader = ImageReader::open_with(image(tree), |_| Ok(None)).unwrap();
     let e = unpack_checked("symlink", &reader).unwrap_err();
-    assert!(e.to_string().to_lowercase().contains("not a directory"), "{e}");
+    assert!(
+        e.to_string().to_lowercase().contains("not a directory"),
+        "{e}"
+    );
 }
 
 #[test]
