@@ -23,6 +23,8 @@ struct Record<'a> {
     symlink: &'a [u8],
     xattrs: Vec<Xattr>,
     chunks: &'a [u8],
+    /// Offset of the first chunk record.
+    chunks_at: u64,
 }
 
 /// Decodes a v5 bootstrap.
@@ -643,6 +645,7 @@ fn read_record<'a>(
         symlink,
         xattrs,
         chunks,
+        chunks_at: pos,
     })
 }
 
@@ -701,13 +704,15 @@ fn to_inode(rec: &Record<'_>, blobs: &[Blob]) -> Result<Inode> {
         ));
     }
     let mut chunks = Vec::with_capacity(rec.chunks.len() / 80);
-    for c in rec.chunks.chunks_exact(80) {
+    for (k, c) in rec.chunks.chunks_exact(80).enumerate() {
         let r: ChunkInfoRecord = record(c, 0, "v5 chunk info")?;
         let blob_index = r.blob_index.get();
         if blob_index as usize >= blobs.len() {
             return Err(derr(
                 "v5 chunk info",
-                rec.offset + 32,
+                rec.chunks_at
+                    + 80 * k as u64
+                    + core::mem::offset_of!(ChunkInfoRecord, blob_index) as u64,
                 K::InvalidField {
                     field: "blob_index",
                     value: blob_index as u64,

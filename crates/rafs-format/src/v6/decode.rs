@@ -380,25 +380,41 @@ pub fn decode_with_limits(data: &[u8], limits: &Limits) -> Result<Image> {
                 "tarfs blobs must not be ALIGNED, others must be",
             ));
         }
-        if r.compressed_size.get() > 1 << 40 || r.uncompressed_size.get() > 1 << 44 {
+        use core::mem::offset_of;
+        if r.compressed_size.get() > 1 << 40 {
             return Err(rb(
-                88,
-                "size",
+                offset_of!(raw::BlobRecord, compressed_size) as u64,
+                "compressed_size",
+                r.compressed_size.get(),
+                "blob larger than the format allows",
+            ));
+        }
+        if r.uncompressed_size.get() > 1 << 44 {
+            return Err(rb(
+                offset_of!(raw::BlobRecord, uncompressed_size) as u64,
+                "uncompressed_size",
                 r.uncompressed_size.get(),
                 "blob larger than the format allows",
             ));
         }
-        if r.ci_compressed_size.get() > r.ci_uncompressed_size.get()
-            || r.ci_offset
-                .get()
-                .checked_add(r.ci_compressed_size.get())
-                .is_none()
-        {
+        if r.ci_compressed_size.get() > r.ci_uncompressed_size.get() {
             return Err(rb(
-                112,
+                offset_of!(raw::BlobRecord, ci_compressed_size) as u64,
                 "ci_compressed_size",
                 r.ci_compressed_size.get(),
-                "invalid blob meta range",
+                "larger than ci_uncompressed_size",
+            ));
+        }
+        if r.ci_offset
+            .get()
+            .checked_add(r.ci_compressed_size.get())
+            .is_none()
+        {
+            return Err(rb(
+                offset_of!(raw::BlobRecord, ci_offset) as u64,
+                "ci_offset",
+                r.ci_offset.get(),
+                "ci_offset + ci_compressed_size overflows",
             ));
         }
         let slot: raw::DeviceSlot = record(
@@ -760,7 +776,8 @@ fn read_inode(ctx: &Ctx<'_>, nid: u64) -> Result<(Inode, DataLoc)> {
             "compressed layouts are not RAFS",
         ));
     }
-    let (mut inode, icount, raw_u, isize, size) = if i_format & 1 == 1 {
+    let extended = i_format & 1 == 1;
+    let (mut inode, icount, raw_u, isize, size) = if extended {
         let r: raw::InodeExtended = record(ctx.data, offset, "v6 inode")?;
         let mut i = Inode::new(r.i_mode.get() as u32);
         i.uid = r.i_uid.get();
@@ -799,7 +816,12 @@ fn read_inode(ctx: &Ctx<'_>, nid: u64) -> Result<(Inode, DataLoc)> {
         )
     };
     if inode.nlink == 0 {
-        return Err(bad(44, "i_nlink", 0, "must not be 0"));
+        let at = if extended {
+            core::mem::offset_of!(raw::InodeExtended, i_nlink)
+        } else {
+            core::mem::offset_of!(raw::InodeCompact, i_nlink)
+        };
+        return Err(bad(at as u64, "i_nlink", 0, "must not be 0"));
     }
     let fmt = inode.file_type();
     if !matches!(
