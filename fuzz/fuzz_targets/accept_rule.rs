@@ -1,10 +1,10 @@
 //! The acceptance rule on fuzzed layers with tightened budgets and prefetch patterns: what
 //! converts must decode, check, read back verified and unpack (see
-//! crates/merge/tests/common/accept.rs).
+//! crates/reader/tests/common/accept.rs).
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
-include!("../../crates/merge/tests/common/accept.rs");
+include!("../../crates/reader/tests/common/accept.rs");
 
 fuzz_target!(|data: &[u8]| {
     if let Err(e) = accept_rule(data) {

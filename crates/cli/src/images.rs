@@ -5,7 +5,8 @@ use crate::source::ImageFile;
 use crate::CliResult;
 use clap::Args;
 use rafs_format::model::{mode, FsVersion, Image};
-use rafs_merge::{ImageReader, Layer, MergeOptions};
+use rafs_merge::{Layer, MergeOptions};
+use rafs_reader::ImageReader;
 use serde::Serialize;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -193,13 +194,13 @@ pub fn unpack(a: &UnpackArgs) -> CliResult<ExitCode> {
         let reader = a.image.open()?;
         {
             let (mut w, _) =
-                rafs_merge::unpack_to_tar(&reader, std::io::BufWriter::new(&mut target))?;
+                rafs_reader::unpack_to_tar(&reader, std::io::BufWriter::new(&mut target))?;
             w.flush().map_err(|e| format!("{}: {e}", shown(out)))?;
         }
         commit_all(vec![target])?;
     } else if let Some(dir) = &a.dir {
         let reader = a.image.open()?;
-        let report = rafs_merge::unpack_to_dir(&reader, dir)?;
+        let report = rafs_reader::unpack_to_dir(&reader, dir)?;
         if report.devices_skipped > 0 {
             eprintln!(
                 "rafs: warning: {} device nodes not created (creating them needs privilege)",
@@ -327,7 +328,7 @@ pub fn export(a: &ExportArgs) -> CliResult<ExitCode> {
     let mut target = Output::open(&a.output)?;
     let reader = a.image.open()?;
     {
-        let (mut w, _) = rafs_merge::export_block(&reader, std::io::BufWriter::new(&mut target))?;
+        let (mut w, _) = rafs_reader::export_block(&reader, std::io::BufWriter::new(&mut target))?;
         w.flush()
             .map_err(|e| format!("{}: {e}", shown(&a.output)))?;
     }

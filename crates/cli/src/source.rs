@@ -7,7 +7,7 @@ use crate::CliResult;
 use rafs_chunker::{BlobReader, FileSource};
 use rafs_format::model::Image;
 use rafs_format::source::Bootstrap;
-use rafs_merge::{BlobSource, ImageReader};
+use rafs_reader::{BlobSource, ImageReader};
 use std::path::{Path, PathBuf};
 
 /// An image file as given.
@@ -70,7 +70,7 @@ impl ImageFile {
         let reader = ImageReader::open_with(image, move |b| {
             // The reference's placeholder id of an inlined bootstrap's own blob.
             if packed && b.blob_id.starts_with("xxxxxxxx") {
-                let f = FileSource::open(&path).map_err(|e| rafs_merge::Error::BlobInvalid {
+                let f = FileSource::open(&path).map_err(|e| rafs_reader::Error::BlobInvalid {
                     blob_id: b.blob_id.clone(),
                     reason: format!("{}: {e}", shown(&path)),
                 })?;
@@ -79,7 +79,7 @@ impl ImageFile {
             match FileSource::open_in_dir(&dir, &b.blob_id) {
                 Ok(f) => Ok(Some(Box::new(f) as BlobSource)),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                Err(e) => Err(rafs_merge::Error::BlobInvalid {
+                Err(e) => Err(rafs_reader::Error::BlobInvalid {
                     blob_id: b.blob_id.clone(),
                     reason: format!("in {}: {e}", shown(&dir)),
                 }),

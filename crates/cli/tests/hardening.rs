@@ -202,8 +202,9 @@ fn small_hostile_layers_cost_little() {
     let _ = std::fs::remove_dir_all(&tmp);
 }
 
-/// Item 6: 100,000 prefetch patterns over a 20,000-file directory resolve in moments (each
-/// pattern used to scan the children, and every earlier pattern).
+/// Item 6: 100,000 prefetch patterns over a 20,000-file directory cost little beyond the
+/// conversion itself (each pattern used to scan the children, and every earlier pattern:
+/// minutes). Compared with the same conversion without patterns, so machine load cancels.
 #[test]
 fn many_prefetch_patterns_convert_fast() {
     let tmp = tempdir("prefetch");
@@ -212,14 +213,20 @@ fn many_prefetch_patterns_convert_fast() {
     for i in 0..20_000 {
         l.file(format!("d/f{i:06}").as_bytes(), b"1");
     }
+    let tar = l.finish();
     let patterns: String = (0..100_000).map(|i| format!("/d/f{i:06}\n")).collect();
     let pf = tmp.join("patterns");
     std::fs::write(&pf, patterns).unwrap();
-    let started = std::time::Instant::now();
-    let o = convert(&tmp, &l.finish(), &["--prefetch-patterns", p(&pf)]);
-    let took = started.elapsed();
-    assert!(o.status.success(), "{}", stderr(&o));
-    assert!(took.as_secs_f64() < 10.0, "took {took:?}");
+    let timed = |extra: &[&str]| {
+        let started = std::time::Instant::now();
+        let o = convert(&tmp, &tar, extra);
+        assert!(o.status.success(), "{}", stderr(&o));
+        started.elapsed().as_secs_f64()
+    };
+    let without = timed(&[]);
+    let with = timed(&["--prefetch-patterns", p(&pf)]);
+    println!("20,000 files: {without:.2} s; with 100,000 patterns: {with:.2} s");
+    assert!(with < 2.0 * without + 2.0, "{with:.2} s against {without:.2} s");
     let image = rafs_format::decode(&std::fs::read(tmp.join("boot")).unwrap()).unwrap();
     assert_eq!(image.prefetch.len(), 20_000);
     let _ = std::fs::remove_dir_all(&tmp);

@@ -1,8 +1,7 @@
-//! What the `merge` and `unpack` fuzz targets check, shared with the tests that replay their
+//! What the `merge` fuzz target checks, shared with the tests that replay their
 //! corpora. Not part of the stable API.
 
-use crate::{merge, unpack_to_dir, unpack_to_tar, BlobSource, ImageReader, Layer, MergeOptions};
-use rafs_format::model::Image;
+use crate::{merge, Layer, MergeOptions};
 
 /// Input: a little-endian u16 length, that many bytes of a lower bootstrap, the rest an upper
 /// bootstrap. When both decode, merging must succeed or fail with a typed error, and a merged
@@ -33,78 +32,5 @@ pub fn merge_two(data: &[u8]) -> Result<(), String> {
         return Ok(());
     };
     rafs_format::decode(&bytes).map_err(|e| format!("merged image does not decode: {e}"))?;
-    Ok(())
-}
-
-/// Input: a bootstrap (any version) followed by nothing; its blobs are empty. Unpacking to a
-/// tar and into a fresh directory must succeed or fail with a typed error, and the directory
-/// unpack must not create anything outside its target.
-pub fn unpack_any(data: &[u8]) -> Result<(), String> {
-    let Ok(image) = rafs_format::decode(data) else {
-        return Ok(());
-    };
-    if image.tree.nodes.len() > 4096 {
-        return Ok(()); // keep each run fast; large trees are the decoder's business
-    }
-    let Ok(reader) = ImageReader::open_with(image, |_| {
-        Ok(Some(Box::new(Vec::<u8>::new()) as BlobSource))
-    }) else {
-        return Ok(());
-    };
-    let _ = unpack_to_tar(&reader, Vec::new());
-    let sandbox = std::env::temp_dir().join(format!("rafs-fuzz-unpack-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&sandbox);
-    std::fs::create_dir_all(&sandbox).map_err(|e| e.to_string())?;
-    let _ = unpack_to_dir(&reader, &sandbox.join("target"));
-    blob_dir_traps(reader.image(), &sandbox)?;
-    let outside: Vec<_> = std::fs::read_dir(&sandbox)
-        .map_err(|e| e.to_string())?
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_name() != "target")
-        .map(|e| e.path())
-        .collect();
-    let _ = std::fs::remove_dir_all(&sandbox);
-    if !outside.is_empty() {
-        return Err(format!("unpack wrote outside its target: {outside:?}"));
-    }
-    Ok(())
-}
-
-/// Puts a FIFO, and then a symlink leading out, under each blob id of `image` in a blob
-/// directory: opening the image from there must refuse both, at once (a FIFO must never be
-/// waited on), and never read the file outside.
-fn blob_dir_traps(image: &Image, sandbox: &std::path::Path) -> Result<(), String> {
-    let blobs = sandbox.join("blobs");
-    let _ = std::fs::remove_dir_all(&blobs);
-    std::fs::create_dir_all(&blobs).map_err(|e| e.to_string())?;
-    let outside = sandbox.join("target-outside");
-    std::fs::write(&outside, b"outside").map_err(|e| e.to_string())?;
-    for symlinks in [false, true] {
-        let mut trapped = 0;
-        for b in &image.blobs {
-            let p = blobs.join(&b.blob_id);
-            let _ = std::fs::remove_file(&p);
-            let made = if symlinks {
-                std::os::unix::fs::symlink(&outside, &p).is_ok()
-            } else {
-                rustix::fs::mknodat(
-                    rustix::fs::CWD,
-                    &p,
-                    rustix::fs::FileType::Fifo,
-                    rustix::fs::Mode::from_raw_mode(0o600),
-                    0,
-                )
-                .is_ok()
-            };
-            trapped += usize::from(made);
-        }
-        if trapped > 0 && ImageReader::open_dir(image.clone(), &blobs).is_ok() {
-            return Err(format!(
-                "a blob directory of traps opened (symlinks: {symlinks})"
-            ));
-        }
-    }
-    let _ = std::fs::remove_file(&outside);
-    let _ = std::fs::remove_dir_all(&blobs);
     Ok(())
 }

@@ -1,4 +1,4 @@
-//! Replays the committed `merge` and `unpack` fuzz corpora through the functions the targets
+//! Replays the committed `merge` fuzz corpus through the functions the targets
 //! call, so a fixed crash stays fixed.
 
 fn replay(target: &str, f: fn(&[u8]) -> Result<(), String>) {
@@ -19,16 +19,4 @@ fn replay(target: &str, f: fn(&[u8]) -> Result<(), String>) {
 #[test]
 fn merge_corpus() {
     replay("merge", rafs_merge::fuzzing::merge_two);
-}
-
-#[test]
-fn unpack_corpus() {
-    replay("unpack", rafs_merge::fuzzing::unpack_any);
-}
-
-include!("common/accept.rs");
-
-#[test]
-fn accept_rule_corpus() {
-    replay("accept_rule", accept_rule);
 }

@@ -9,9 +9,8 @@
 //! Needs root, loop devices, EROFS and overlayfs; where one is missing the test prints SKIPPED.
 
 use rafs_format::model::FsVersion;
-use rafs_merge::{
-    export_block, merge, unpack_to_dir, BlobSource, ImageReader, Layer, MergeOptions,
-};
+use rafs_merge::{merge, Layer, MergeOptions};
+use rafs_reader::{export_block, unpack_to_dir, BlobSource, ImageReader};
 use rafs_tar_build::{build_layer, BuildOptions};
 use rafs_testkit::{corpus, mount_unavailable, run, treelist_dir};
 use std::collections::HashMap;

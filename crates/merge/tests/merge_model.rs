@@ -183,10 +183,10 @@ fn model(layers: &[LayerSpec]) -> BTreeMap<String, Kind> {
 
 /// The merged image as the model's map (contents read from the tar data kept in the model).
 fn listing(image: &Image, blobs: &BTreeMap<String, Vec<u8>>) -> BTreeMap<String, Kind> {
-    let reader = rafs_merge::ImageReader::open_with(image.clone(), |b| {
+    let reader = rafs_reader::ImageReader::open_with(image.clone(), |b| {
         Ok(blobs
             .get(&b.blob_id)
-            .map(|v| Box::new(v.clone()) as rafs_merge::BlobSource))
+            .map(|v| Box::new(v.clone()) as rafs_reader::BlobSource))
     })
     .unwrap();
     let mut out = BTreeMap::new();

@@ -3,7 +3,7 @@
 //! not UTF-8 going from tar to image to tar byte for byte.
 
 use rafs_format::model::FsVersion;
-use rafs_merge::{unpack_to_tar, BlobSource, ImageReader};
+use rafs_reader::{unpack_to_tar, BlobSource, ImageReader};
 use rafs_tar_build::{build_layer, BuildOptions};
 use rafs_testkit::layer::Layer;
 use std::path::{Path, PathBuf};

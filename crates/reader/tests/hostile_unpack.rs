@@ -4,7 +4,7 @@
 //! in `sandbox` outside `target` may have changed.
 
 use rafs_format::model::{mode, ChunkInfo, FsVersion, Image, Inode, Superblock, Tree, ROOT};
-use rafs_merge::{unpack_to_dir, unpack_to_tar, BlobSource, ImageReader};
+use rafs_reader::{unpack_to_dir, unpack_to_tar, BlobSource, ImageReader};
 use rafs_tar_build::{build_layer, BuildOptions, EntryErrorKind};
 use std::path::{Path, PathBuf};
 
@@ -64,7 +64,7 @@ fn image(tree: Tree) -> Image {
 }
 
 /// Unpacks into `sandbox/target` and checks nothing else changed. Returns the result.
-fn unpack_checked(tag: &str, reader: &ImageReader) -> Result<(), rafs_merge::Error> {
+fn unpack_checked(tag: &str, reader: &ImageReader) -> Result<(), rafs_reader::Error> {
     let sb = sandbox(tag);
     let before = snapshot(&sb);
     let r = unpack_to_dir(reader, &sb.join("target")).map(|_| ());
@@ -233,12 +233,12 @@ fn chunk_pointing_into_another_files_range() {
         ImageReader::open_with(img, move |_| Ok(Some(Box::new(blob.clone()) as BlobSource)))
             .unwrap();
     let e = unpack_checked("bad-chunk", &reader).unwrap_err();
-    assert!(matches!(e, rafs_merge::Error::Data { .. }), "{e}");
+    assert!(matches!(e, rafs_reader::Error::Data { .. }), "{e}");
 }
 
 #[test]
 fn limits_are_typed_errors() {
-    use rafs_merge::{unpack_to_tar_with_limits, UnpackLimits};
+    use rafs_reader::{unpack_to_tar_with_limits, UnpackLimits};
     let mut tree = Tree::with_root(dir_inode());
     for i in 0..10u8 {
         let mut f = Inode::new(mode::S_IFREG | 0o644);
@@ -255,7 +255,7 @@ fn limits_are_typed_errors() {
     assert!(
         matches!(
             e,
-            rafs_merge::Error::LimitExceeded {
+            rafs_reader::Error::LimitExceeded {
                 what: "entries",
                 limit: 5,
                 ..

@@ -4,7 +4,7 @@
 
 use proptest::prelude::*;
 use rafs_format::model::{Compressor, FsVersion};
-use rafs_merge::{unpack_to_tar, BlobSource, ImageReader};
+use rafs_reader::{unpack_to_tar, BlobSource, ImageReader};
 use rafs_tar_build::{build_layer, BuildOptions};
 use rafs_testkit::{corpus, run};
 use std::collections::{BTreeMap, HashMap};

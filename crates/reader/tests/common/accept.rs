@@ -47,14 +47,14 @@ pub fn accept_rule(data: &[u8]) -> Result<(), String> {
         return Err(format!("what convert wrote fails check: {e}"));
     }
     let blob = out.sink;
-    let reader = rafs_merge::ImageReader::open_with(image, move |_| {
-        Ok(Some(Box::new(blob.clone()) as rafs_merge::BlobSource))
+    let reader = rafs_reader::ImageReader::open_with(image, move |_| {
+        Ok(Some(Box::new(blob.clone()) as rafs_reader::BlobSource))
     })
     .map_err(|e| format!("what convert wrote does not open: {e}"))?;
     reader
         .verify_all()
         .map_err(|e| format!("what convert wrote does not read back: {e}"))?;
-    rafs_merge::unpack_to_tar(&reader, Vec::new()).map_err(|e| format!("what convert wrote does not unpack: {e}"))?;
+    rafs_reader::unpack_to_tar(&reader, Vec::new()).map_err(|e| format!("what convert wrote does not unpack: {e}"))?;
     Ok(())
 }
 

@@ -4,7 +4,7 @@
 //! the right bytes. Each test names the issue item it covers.
 
 use rafs_format::model::FsVersion;
-use rafs_merge::{unpack_to_tar, BlobSource, ImageReader};
+use rafs_reader::{unpack_to_tar, BlobSource, ImageReader};
 use rafs_tar_build::{build_layer, BuildLimits, BuildOptions, EntryErrorKind, Error};
 use rafs_testkit::layer::Layer;
 use std::time::{Duration, Instant};

@@ -12,7 +12,7 @@
 use proptest::prelude::*;
 use rafs_format::check::Finding;
 use rafs_format::model::{Compressor, FsVersion, Image};
-use rafs_merge::{unpack_to_dir, unpack_to_tar, BlobSource, ImageReader};
+use rafs_reader::{unpack_to_dir, unpack_to_tar, BlobSource, ImageReader};
 use rafs_tar_build::{build_layer, BuildOptions};
 use rafs_testkit::layer::Layer;
 use rafs_testkit::{listing, Data};
