@@ -226,7 +226,10 @@ fn many_prefetch_patterns_convert_fast() {
     let without = timed(&[]);
     let with = timed(&["--prefetch-patterns", p(&pf)]);
     println!("20,000 files: {without:.2} s; with 100,000 patterns: {with:.2} s");
-    assert!(with < 2.0 * without + 2.0, "{with:.2} s against {without:.2} s");
+    assert!(
+        with < 2.0 * without + 2.0,
+        "{with:.2} s against {without:.2} s"
+    );
     let image = rafs_format::decode(&std::fs::read(tmp.join("boot")).unwrap()).unwrap();
     assert_eq!(image.prefetch.len(), 20_000);
     let _ = std::fs::remove_dir_all(&tmp);

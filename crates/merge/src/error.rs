@@ -15,6 +15,16 @@ pub enum Error {
         /// What differs or is missing.
         reason: String,
     },
+    /// The merged image would be larger than a reader accepts.
+    #[error("{what}: {value} exceeds the limit {limit}")]
+    LimitExceeded {
+        /// What was counted.
+        what: &'static str,
+        /// The value reached.
+        value: u64,
+        /// The limit.
+        limit: u64,
+    },
     /// Encoding the result failed.
     #[error(transparent)]
     Format(#[from] rafs_format::Error),

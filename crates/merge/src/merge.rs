@@ -36,6 +36,9 @@ pub struct MergeOptions {
     pub fs_version: Option<FsVersion>,
     /// Which whiteout markers upper layers carry (the reference's merge always uses OCI).
     pub whiteout_spec: WhiteoutSpec,
+    /// Most paths the merged image may have; `None` = what a decoder accepts by default
+    /// ([`rafs_format::Limits`]), so every merged image reads back.
+    pub max_paths: Option<u64>,
 }
 
 /// Whiteout markers of upper layers.
@@ -351,6 +354,17 @@ pub fn merge(layers: Vec<Layer>, options: &MergeOptions) -> Result<Image> {
     let merged = ov.tree;
     let version = options.fs_version.unwrap_or(first.fs_version);
     let mut tree = to_model(&merged, &layer_inodes);
+    // The image must read back: a decoder accepts at most this many paths by default.
+    let max = options
+        .max_paths
+        .unwrap_or(rafs_format::Limits::default().max_nodes);
+    if tree.nodes.len() as u64 > max {
+        return Err(Error::LimitExceeded {
+            what: "paths in the merged image",
+            value: tree.nodes.len() as u64,
+            limit: max,
+        });
+    }
     // Blobs in order of first use, breadth first; unused ones dropped.
     let mut used: Vec<u32> = Vec::new();
     let mut new_index: HashMap<u32, u32> = HashMap::new();

@@ -113,6 +113,7 @@ fn global_records_cost_nothing_per_entry_and_are_bounded() {
     let c = convert(&l.finish(), &v6()).unwrap();
     let took = started.elapsed();
     assert_eq!(c.image.tree.nodes.len(), 20_001);
+    println!("20,000 entries after 50,000 global records: {took:?}");
     assert!(
         took < Duration::from_secs(3),
         "20,000 entries took {took:?}"
@@ -215,6 +216,7 @@ fn many_prefetch_patterns_over_a_wide_directory_resolve_fast() {
     let found = prefetch_targets(&tree, &patterns);
     let took = started.elapsed();
     assert_eq!(found.len(), 100_000);
+    println!("100,000 patterns over 200,000 files: {took:?}");
     assert!(took < Duration::from_secs(1), "took {took:?}");
     // A pattern under an earlier one is still dropped.
     let found = prefetch_targets(&tree, &["/d".into(), "/d/f000001".into()]);
@@ -561,4 +563,44 @@ fn decode_errors_point_at_the_field() {
         "{err}"
     );
     assert!(err.to_string().contains("blob_index"), "{err}");
+}
+
+/// Budgets are per image too: a merge whose result would have more paths than a reader
+/// accepts is refused (here with the limit lowered to 3 for two 2-path layers).
+#[test]
+fn merged_images_are_bounded() {
+    let a = convert(&Layer::new().file(b"a", b"1").finish(), &v6()).unwrap();
+    let b = convert(&Layer::new().file(b"b", b"2").finish(), &v6()).unwrap();
+    let layers = || {
+        vec![
+            rafs_merge::Layer {
+                image: a.image.clone(),
+                blob_id: None,
+            },
+            rafs_merge::Layer {
+                image: b.image.clone(),
+                blob_id: None,
+            },
+        ]
+    };
+    let mut opts = rafs_merge::MergeOptions::default();
+    assert_eq!(
+        rafs_merge::merge(layers(), &opts).unwrap().tree.nodes.len(),
+        3
+    );
+    opts.max_paths = Some(2);
+    let err = rafs_merge::merge(layers(), &opts)
+        .err()
+        .expect("over the limit");
+    assert!(
+        matches!(
+            err,
+            rafs_merge::Error::LimitExceeded {
+                value: 3,
+                limit: 2,
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
