@@ -492,6 +492,7 @@ fn same_input_gives_the_reference_blob() {
 }
 
 #[test]
+#[allow(unsafe_code)] // maps a file to show a map reads like the other sources
 fn file_map_and_seek_sources_read_alike() {
     use rafs_chunker::{FileSource, SeekSource};
     let case = cases()

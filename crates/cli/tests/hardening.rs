@@ -39,7 +39,7 @@ fn p(path: &Path) -> &str {
 fn convert(dir: &Path, tar: &[u8], extra: &[&str]) -> Output {
     let layer = dir.join("layer.tar");
     std::fs::write(&layer, tar).unwrap();
-    let mut args = vec!["convert", p(&layer), "-B", "", "-D", "", "-q"];
+    let mut args = ["convert", p(&layer), "-B", "", "-D", "", "-q"];
     let boot = dir.join("boot");
     let blobs = dir.join("blobs");
     args[3] = p(&boot);

@@ -15,6 +15,8 @@ pub enum Bootstrap {
 impl Bootstrap {
     /// Maps a file read-only (reads it instead when it is empty or cannot be mapped, e.g. a
     /// pipe).
+    // The workspace denies unsafe code; mapping a file is the one place it is unavoidable.
+    #[allow(unsafe_code)]
     pub fn open(path: &Path) -> Result<Self> {
         let io = |source| Error::Io {
             path: path.display().to_string(),

@@ -47,7 +47,7 @@ fn blob_ids_that_are_paths_are_refused_when_decoding() {
         let (bootstrap, _, id) = one_file(version);
         for hostile in ["../../../../etc/passwd", "/etc/passwd", "..", "a\nb"] {
             let bad = with_blob_id(&bootstrap, &id, hostile);
-            let err = rafs_format::decode(&bad).err().expect("refused");
+            let err = rafs_format::decode(&bad).expect_err("refused");
             let s = err.to_string();
             assert!(s.contains("blob_id"), "{version:?} {hostile:?}: {s}");
         }
@@ -67,7 +67,7 @@ fn blob_files_must_be_regular_files_inside_the_blob_directory() {
 
     rustix::fs::mknodat(
         rustix::fs::CWD,
-        &dir.join(&id),
+        dir.join(&id),
         rustix::fs::FileType::Fifo,
         rustix::fs::Mode::from_raw_mode(0o644),
         0,

@@ -396,7 +396,7 @@ fn mtime_nanoseconds_of_a_second_or_more_are_refused() {
             .expect("the nanoseconds are in the bootstrap");
         let mut bad = c.bootstrap.clone();
         bad[at..at + 4].copy_from_slice(&1_000_000_000u32.to_le_bytes());
-        let err = rafs_format::decode(&bad).err().expect("refused");
+        let err = rafs_format::decode(&bad).expect_err("refused");
         let d = err.as_decode().unwrap();
         assert_eq!(d.offset, at as u64, "{err}");
         assert!(err.to_string().contains("i_mtime_nsec"), "{err}");
@@ -445,7 +445,7 @@ fn edited_tarfs_tars_fail_verification() {
     let at = c.blob.windows(8).position(|w| w == b"original").unwrap();
     c.blob[at] = b'O';
     let r = reader(&c).verify_digests(true);
-    let err = r.verify_all().err().expect("edited");
+    let err = r.verify_all().expect_err("edited");
     assert!(err.to_string().contains("sha256"), "{err}");
     let node = r.lookup("/f").unwrap();
     assert!(
@@ -590,8 +590,7 @@ fn merged_images_are_bounded() {
     );
     opts.max_paths = Some(2);
     let err = rafs_merge::merge(layers(), &opts)
-        .err()
-        .expect("over the limit");
+        .expect_err("over the limit");
     assert!(
         matches!(
             err,
