@@ -20,4 +20,5 @@ pub mod fuzzing;
 mod merge;
 
 pub use error::{Error, Result};
-pub use merge::{merge, Layer, MergeOptions, WhiteoutSpec};
+pub use merge::{merge, Layer, MergeOptions};
+pub use rafs_format::model::WhiteoutSpec;

@@ -2,7 +2,8 @@
 
 use crate::error::{Error, Result};
 use rafs_format::model::{
-    Blob, BlobFeatures, FsVersion, Image, Inode, InodeId, NodeId, Superblock, Tree, ROOT,
+    Blob, BlobFeatures, FsVersion, Image, Inode, InodeId, NodeId, Superblock, Tree, WhiteoutSpec,
+    ROOT,
 };
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
@@ -39,19 +40,6 @@ pub struct MergeOptions {
     /// Most paths the merged image may have; `None` = what a decoder accepts by default
     /// ([`rafs_format::Limits`]), so every merged image reads back.
     pub max_paths: Option<u64>,
-}
-
-/// Whiteout markers of upper layers.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum WhiteoutSpec {
-    /// `.wh.<name>` removes a lower entry, `.wh..wh..opq` hides a lower directory's children.
-    #[default]
-    Oci,
-    /// A char device 0:0 removes the lower entry of its name; a directory with
-    /// `trusted.overlay.opaque=y` hides the lower directory's children.
-    Overlayfs,
-    /// No markers: every entry is an ordinary entry.
-    None,
 }
 
 /// A node of the tree being overlaid; its inode is (layer, inode in that layer's image).

@@ -103,6 +103,21 @@ impl Digester {
     }
 }
 
+/// How whiteouts are marked in a layer (`--whiteout-spec`), one type for the builder (which
+/// keeps markers as entries of a single layer, dropping only those a replaced directory made
+/// redundant) and for merging (which applies them).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WhiteoutSpec {
+    /// `.wh.<name>` removes a lower entry, `.wh..wh..opq` hides a lower directory's children.
+    #[default]
+    Oci,
+    /// A char device 0:0 removes the lower entry of its name; a directory with
+    /// `trusted.overlay.opaque=y` hides the lower directory's children.
+    Overlayfs,
+    /// No markers: every entry is an ordinary entry.
+    None,
+}
+
 /// Image-wide settings kept in the superblock(s).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Superblock {

@@ -589,8 +589,7 @@ fn merged_images_are_bounded() {
         3
     );
     opts.max_paths = Some(2);
-    let err = rafs_merge::merge(layers(), &opts)
-        .expect_err("over the limit");
+    let err = rafs_merge::merge(layers(), &opts).expect_err("over the limit");
     assert!(
         matches!(
             err,

@@ -2,6 +2,7 @@
 
 use crate::limits::BuildLimits;
 use rafs_chunker::ChunkDict;
+pub use rafs_format::model::WhiteoutSpec;
 use rafs_format::model::{Compressor, Digester, FsVersion};
 
 /// `--type`: what the image's data is.
@@ -12,18 +13,6 @@ pub enum ConversionType {
     /// `tar-tarfs`: a v6 bootstrap with 512-byte blocks whose files point into the layer tar
     /// itself; no data blob.
     TarTarfs,
-}
-
-/// `--whiteout-spec`. A single-layer build keeps whiteout markers as ordinary entries, as
-/// the reference does; the spec matters when layers are overlaid (`rafs-merge`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WhiteoutSpec {
-    /// `.wh.<name>` and `.wh..wh..opq`.
-    Oci,
-    /// Char device 0:0 and `trusted.overlay.opaque=y`.
-    Overlayfs,
-    /// No markers.
-    None,
 }
 
 /// How to convert a layer.
