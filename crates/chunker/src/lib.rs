@@ -36,7 +36,8 @@
 //! parses the section headers exactly as tar-rs does in the reference; `zerocopy` reads and
 //! writes the little-endian records without `unsafe`; `memmap2` lets a blob be read from a
 //! map; `rustix` opens blob files inside a blob directory without following links out of it
-//! (`openat2` with `RESOLVE_BENEATH`) and without blocking on a FIFO; `thiserror` derives the
+//! (`openat2` with `RESOLVE_BENEATH`) and without blocking on a FIFO, and writes a blob unnamed
+//! (`O_TMPFILE`) until it is linked into its directory under its id; `thiserror` derives the
 //! errors.
 
 #![forbid(unsafe_code)]
@@ -51,6 +52,7 @@ pub mod meta;
 pub mod ondisk;
 pub mod reader;
 pub mod source;
+pub mod staged;
 pub mod toc;
 pub mod writer;
 
@@ -58,4 +60,5 @@ pub use dict::ChunkDict;
 pub use error::{BlobError, BlobErrorKind, Error, Result};
 pub use reader::{BlobReader, ReaderLimits, Verify};
 pub use source::{FileSource, ReadAt, SeekSource};
+pub use staged::StagedFile;
 pub use writer::{BlobData, BlobOptions, BlobTableEntry, BlobWriter, FileId, FinishedBlob};

@@ -4,8 +4,8 @@
 //! `rafs-chunker` and `rafs-tar-build`, and owns the terminal (printing, progress, exit codes)
 //! and the output files (written atomically). Dependencies: `clap` parses the command line,
 //! `serde` and `serde_json` print the stable `--json` forms documented in the README,
-//! `indicatif` draws the progress bar, `rustix` creates unnamed output files (`O_TMPFILE`)
-//! and links them into place without `unsafe`.
+//! `indicatif` draws the progress bar. Output files are staged unnamed by
+//! `rafs_chunker::StagedFile` and committed together by `output`.
 
 mod check;
 mod convert;

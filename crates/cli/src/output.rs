@@ -1,4 +1,6 @@
-//! Output files: complete or absent, never on an input, never two on one path.
+//! Output files: complete or absent, never on an input, never two on one path. The staging
+//! itself (`O_TMPFILE`, linked into place) is `rafs_chunker::StagedFile`; this module adds
+//! resolving what a path names, committing several outputs together, and refusing clashes.
 //!
 //! A regular output is written to an unnamed file (`O_TMPFILE`) in its directory and linked
 //! into place only when the command has succeeded; all outputs of a command are committed
@@ -11,111 +13,18 @@
 //! block device or a FIFO is written into directly (there is nothing to replace), `-` is
 //! standard output. Their directories must exist before any work starts.
 
-use rustix::fs::{AtFlags, Mode, OFlags};
 use std::fs::File;
 use std::io::{self, Write};
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-/// A file being written that becomes visible under its name only when committed.
-pub struct AtomicFile {
-    file: File,
-    dir: PathBuf,
-    /// The temporary name, when the file has one (no `O_TMPFILE`).
-    named: Option<PathBuf>,
-}
+use rafs_chunker::staged::temp_name;
+use rafs_chunker::StagedFile as AtomicFile;
 
 fn dir_of(path: &Path) -> PathBuf {
     match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
-    }
-}
-
-fn temp_name(dir: &Path, hint: &str) -> PathBuf {
-    static SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    dir.join(format!(".{hint}.tmp-{}-{n}", std::process::id()))
-}
-
-impl AtomicFile {
-    /// Starts a file that will live in `dir` (which must exist and be writable).
-    pub fn create_in(dir: &Path) -> io::Result<Self> {
-        let anonymous = rustix::fs::openat(
-            rustix::fs::CWD,
-            dir,
-            OFlags::TMPFILE | OFlags::WRONLY | OFlags::CLOEXEC,
-            Mode::from_raw_mode(0o644),
-        );
-        match anonymous {
-            Ok(fd) => Ok(AtomicFile {
-                file: File::from(fd),
-                dir: dir.to_path_buf(),
-                named: None,
-            }),
-            Err(
-                rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::ISDIR | rustix::io::Errno::INVAL,
-            ) => {
-                let tmp = temp_name(dir, "rafs");
-                let file = File::create(&tmp)?;
-                Ok(AtomicFile {
-                    file,
-                    dir: dir.to_path_buf(),
-                    named: Some(tmp),
-                })
-            }
-            Err(e) => Err(io::Error::from(e)),
-        }
-    }
-
-    /// Links the data at `path` if nothing is there; otherwise stages it under a hidden
-    /// name and returns that name (to be renamed over the target).
-    fn place(&mut self, path: &Path) -> io::Result<Option<PathBuf>> {
-        self.file.flush()?;
-        self.file.sync_all()?;
-        if let Some(tmp) = self.named.take() {
-            return Ok(Some(tmp));
-        }
-        let proc_path = format!("/proc/self/fd/{}", self.file.as_raw_fd());
-        let link = |to: &Path| {
-            rustix::fs::linkat(
-                rustix::fs::CWD,
-                proc_path.as_str(),
-                rustix::fs::CWD,
-                to,
-                AtFlags::SYMLINK_FOLLOW,
-            )
-        };
-        match link(path) {
-            Ok(()) => Ok(None),
-            Err(rustix::io::Errno::EXIST) => {
-                let hint = path
-                    .file_name()
-                    .map_or_else(|| "out".into(), |n| n.to_string_lossy().into_owned());
-                let tmp = temp_name(&self.dir, &hint);
-                link(&tmp)?;
-                Ok(Some(tmp))
-            }
-            Err(e) => Err(e.into()),
-        }
-    }
-}
-
-impl Drop for AtomicFile {
-    fn drop(&mut self) {
-        if let Some(tmp) = self.named.take() {
-            let _ = std::fs::remove_file(tmp);
-        }
-    }
-}
-
-impl Write for AtomicFile {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.file.write(buf)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.file.flush()
     }
 }
 

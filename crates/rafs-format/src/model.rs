@@ -479,6 +479,44 @@ pub struct Tree {
     pub inodes: Vec<Inode>,
 }
 
+/// One path of an image, as [`Tree::entries`] yields it.
+#[derive(Debug, Clone)]
+pub struct Entry<'a> {
+    /// The node.
+    pub node: NodeId,
+    /// Its absolute path, bytes.
+    pub path: Vec<u8>,
+    /// Its inode (attributes, xattrs, symlink target, chunks).
+    pub inode: &'a Inode,
+}
+
+/// The iterator of [`Tree::entries`]: an explicit stack, never recursion.
+#[derive(Debug)]
+pub struct Entries<'a> {
+    tree: &'a Tree,
+    stack: Vec<(NodeId, Vec<u8>)>,
+}
+
+impl<'a> Iterator for Entries<'a> {
+    type Item = Entry<'a>;
+
+    fn next(&mut self) -> Option<Entry<'a>> {
+        let (node, path) = self.stack.pop()?;
+        let n = self.tree.nodes.get(node.0 as usize)?;
+        for &c in n.children.iter().rev() {
+            let name = &self.tree.nodes.get(c.0 as usize)?.name;
+            let mut p = path.clone();
+            if p.len() > 1 {
+                p.push(b'/');
+            }
+            p.extend_from_slice(name);
+            self.stack.push((c, p));
+        }
+        let inode = self.tree.inodes.get(n.inode.0 as usize)?;
+        Some(Entry { node, path, inode })
+    }
+}
+
 /// The root's node id.
 pub const ROOT: NodeId = NodeId(0);
 
@@ -571,6 +609,27 @@ impl Tree {
     /// ([`escape_bytes`](crate::rules::escape_bytes)).
     pub fn display_path(&self, id: NodeId) -> String {
         crate::rules::escape_bytes(&self.path_bytes(id))
+    }
+
+    /// Every path of the tree with its inode, depth first, children in name order (the
+    /// order `rafs ls` and unpack use); paths are absolute bytes (`/` for the root). Hard
+    /// links appear once per name, sharing the inode.
+    ///
+    /// ```
+    /// use rafs_format::model::{mode, Inode, Tree, ROOT};
+    /// let mut root = Inode::new(mode::S_IFDIR | 0o755);
+    /// root.nlink = 2;
+    /// let mut tree = Tree::with_root(root);
+    /// let f = tree.add_inode(Inode::new(mode::S_IFREG | 0o644));
+    /// tree.push_child(ROOT, b"hello".to_vec(), f);
+    /// let paths: Vec<Vec<u8>> = tree.entries().map(|e| e.path).collect();
+    /// assert_eq!(paths, [b"/".to_vec(), b"/hello".to_vec()]);
+    /// ```
+    pub fn entries(&self) -> Entries<'_> {
+        Entries {
+            tree: self,
+            stack: vec![(ROOT, b"/".to_vec())],
+        }
     }
 
     /// The absolute path of a node, lossily decoded (for messages and listings).

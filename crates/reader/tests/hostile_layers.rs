@@ -231,7 +231,9 @@ fn thread_counts_are_bounded() {
         let mut opts = v6();
         opts.threads = threads;
         match convert(&tar, &opts) {
-            Err(Error::InvalidOptions(m)) => assert!(m.contains("at most 1024"), "{m}"),
+            Err(Error::InvalidOptions(rafs_tar_build::OptionsError::Threads { given, max })) => {
+                assert_eq!((given, max), (threads, 1024))
+            }
             other => panic!("{threads} threads: {:?}", other.err()),
         }
     }

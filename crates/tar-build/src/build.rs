@@ -107,7 +107,7 @@ pub fn build_layer_with_progress<R: Read, W: Write + Send + 'static>(
     sink: W,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<BuildOutput<W>> {
-    options.validate().map_err(Error::InvalidOptions)?;
+    options.validate()?;
     let started = Instant::now();
     let mut run = Run::start(input, options, sink)?;
     while let Some(entry) = run.next_entry()? {
@@ -388,7 +388,7 @@ impl<'a, 'o, W: Write + Send + 'static> Run<'a, 'o, W> {
             let mut counted = Counting::new(&mut source, read.clone());
             match self.writer.as_mut() {
                 Some(w) => w.add_file(&mut counted, size),
-                None => return Err(Error::InvalidOptions("no blob writer".into())),
+                None => return Err(Error::Internal("no blob writer")),
             }
         };
         let fid = result
@@ -459,8 +459,7 @@ impl<'a, 'o, W: Write + Send + 'static> Run<'a, 'o, W> {
         let (bootstrap, image, sink) = match (writer, tarfs_sink) {
             (Some(w), _) => finish_blob(w, tree, superblock, options, &mut report)?,
             (None, Some(sink)) => {
-                let digest = tar_digest
-                    .ok_or_else(|| Error::InvalidOptions("tarfs input was not hashed".into()))?;
+                let digest = tar_digest.ok_or(Error::Internal("tarfs input was not hashed"))?;
                 let blob = tarfs_blob(options, &digest, tarfs_chunks, report.tar_bytes);
                 report.blob_id = Some(blob.blob_id.clone());
                 let model = tree.into_model(|d| match d {
@@ -470,7 +469,7 @@ impl<'a, 'o, W: Write + Send + 'static> Run<'a, 'o, W> {
                 let image = finish_image(superblock, vec![blob], model, options);
                 (rafs_format::encode(&image)?, image, sink)
             }
-            (None, None) => return Err(Error::InvalidOptions("no blob sink".into())),
+            (None, None) => return Err(Error::Internal("no blob sink")),
         };
         report.chunk_refs = image
             .tree

@@ -23,13 +23,62 @@ pub enum Error {
     },
     /// The options cannot produce a valid image.
     #[error("invalid build options: {0}")]
-    InvalidOptions(String),
+    InvalidOptions(#[from] OptionsError),
+    /// An invariant of the conversion itself broke (a bug, never the input's fault).
+    #[error("internal error: {0}")]
+    Internal(&'static str),
     /// Writing or laying out the data blob failed.
     #[error(transparent)]
     Blob(#[from] rafs_chunker::Error),
     /// Encoding the bootstrap failed.
     #[error(transparent)]
     Format(#[from] rafs_format::Error),
+}
+
+/// Why a set of [`BuildOptions`](crate::BuildOptions) cannot produce an image, as
+/// `nydus-image create` would refuse it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum OptionsError {
+    /// The chunk size is not a power of two from 4 KiB to 16 MiB.
+    #[error("chunk size {0:#x} is not a power of two from 0x1000 to 0x1000000")]
+    ChunkSize(u32),
+    /// tarfs is a v6 format.
+    #[error("tar-tarfs needs --fs-version 6")]
+    TarfsNeedsV6,
+    /// tarfs has no blob of its own to inline into, digest or align.
+    #[error("tar-tarfs conflicts with --blob-inline-meta, --features blob-toc, --chunk-dict and --aligned-chunk")]
+    TarfsConflict,
+    /// tarfs stores the tar's bytes as they are.
+    #[error("tar-tarfs stores data as is: compressor none, digester sha256")]
+    TarfsData,
+    /// `--blob-id` is not a blob id ([`rafs_format::rules::check_blob_id`]).
+    #[error("blob id {id:?}: {reason}")]
+    BlobId {
+        /// The id given.
+        id: String,
+        /// The rule it breaks.
+        reason: &'static str,
+    },
+    /// More worker threads than a writer starts.
+    #[error("{given} threads; at most {max}")]
+    Threads {
+        /// Threads asked for.
+        given: usize,
+        /// The most allowed.
+        max: usize,
+    },
+    /// Prefetch patterns name absolute paths.
+    #[error("prefetch patterns must be absolute paths")]
+    RelativePrefetch,
+    /// More prefetch patterns than the budget allows.
+    #[error("{given} prefetch patterns; at most {max} (max_prefetch_patterns)")]
+    PrefetchPatterns {
+        /// Patterns given.
+        given: usize,
+        /// The most allowed.
+        max: usize,
+    },
 }
 
 /// What was wrong with the tar stream.

@@ -59,6 +59,8 @@ mod sparse;
 mod tree;
 
 pub use build::{build_layer, build_layer_with_progress, BuildOutput, BuildReport, Progress};
-pub use error::{EntryError, EntryErrorKind, Error, Result, TarErrorKind};
+pub use error::{EntryError, EntryErrorKind, Error, OptionsError, Result, TarErrorKind};
 pub use limits::BuildLimits;
 pub use options::{BuildOptions, ConversionType, WhiteoutSpec};
+/// The model types a caller names when building (re-exported so one dependency suffices).
+pub use rafs_format::model::{Compressor, Digester, FsVersion};

@@ -1,5 +1,6 @@
 //! Build options, named after `nydus-image create`'s.
 
+use crate::error::OptionsError;
 use crate::limits::BuildLimits;
 use rafs_chunker::ChunkDict;
 pub use rafs_format::model::WhiteoutSpec;
@@ -120,53 +121,114 @@ impl BuildOptions {
     }
 
     /// Checks the combination as `nydus-image create` does.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), OptionsError> {
         let cs = self.chunk_size;
         if !cs.is_power_of_two() || !(0x1000..=0x100_0000).contains(&cs) {
-            return Err(format!(
-                "chunk size {cs:#x} is not a power of two from 0x1000 to 0x1000000"
-            ));
+            return Err(OptionsError::ChunkSize(cs));
         }
         if self.conversion == ConversionType::TarTarfs {
-            if self.fs_version != FsVersion::V6 {
-                return Err("tar-tarfs needs --fs-version 6".into());
-            }
-            if self.inline_bootstrap
-                || self.blob_toc
-                || self.chunk_dict.is_some()
-                || self.aligned_chunk
-            {
-                return Err(
-                    "tar-tarfs conflicts with --blob-inline-meta, --features blob-toc, --chunk-dict and --aligned-chunk"
-                        .into(),
-                );
-            }
-            if self.compressor != Compressor::None || self.digester != Digester::Sha256 {
-                return Err("tar-tarfs stores data as is: compressor none, digester sha256".into());
-            }
+            self.validate_tarfs()?;
         }
         if let Some(id) = &self.blob_id {
-            rafs_format::rules::check_blob_id(id).map_err(|r| format!("blob id {id:?}: {r}"))?;
+            rafs_format::rules::check_blob_id(id).map_err(|reason| OptionsError::BlobId {
+                id: id.clone(),
+                reason,
+            })?;
         }
-        if self.threads > rafs_chunker::writer::MAX_THREADS {
-            return Err(format!(
-                "{} threads; at most {}",
-                self.threads,
-                rafs_chunker::writer::MAX_THREADS
-            ));
+        let max = rafs_chunker::writer::MAX_THREADS;
+        if self.threads > max {
+            return Err(OptionsError::Threads {
+                given: self.threads,
+                max,
+            });
         }
         if let Some(p) = &self.prefetch_patterns {
             if p.iter().all(|p| !p.trim().starts_with('/')) && !p.is_empty() {
-                return Err("prefetch patterns must be absolute paths".into());
+                return Err(OptionsError::RelativePrefetch);
             }
-            if p.len() > self.limits.max_prefetch_patterns {
-                return Err(format!(
-                    "{} prefetch patterns; at most {} (max_prefetch_patterns)",
-                    p.len(),
-                    self.limits.max_prefetch_patterns
-                ));
+            let max = self.limits.max_prefetch_patterns;
+            if p.len() > max {
+                return Err(OptionsError::PrefetchPatterns {
+                    given: p.len(),
+                    max,
+                });
             }
         }
         Ok(())
+    }
+
+    fn validate_tarfs(&self) -> Result<(), OptionsError> {
+        if self.fs_version != FsVersion::V6 {
+            return Err(OptionsError::TarfsNeedsV6);
+        }
+        if self.inline_bootstrap || self.blob_toc || self.chunk_dict.is_some() || self.aligned_chunk
+        {
+            return Err(OptionsError::TarfsConflict);
+        }
+        if self.compressor != Compressor::None || self.digester != Digester::Sha256 {
+            return Err(OptionsError::TarfsData);
+        }
+        Ok(())
+    }
+
+    /// `--compressor`.
+    pub fn with_compressor(mut self, compressor: Compressor) -> Self {
+        self.compressor = compressor;
+        self
+    }
+
+    /// `--digester`.
+    pub fn with_digester(mut self, digester: Digester) -> Self {
+        self.digester = digester;
+        self
+    }
+
+    /// `--chunk-size`.
+    pub fn with_chunk_size(mut self, chunk_size: u32) -> Self {
+        self.chunk_size = chunk_size;
+        self
+    }
+
+    /// `--whiteout-spec`.
+    pub fn with_whiteout_spec(mut self, spec: WhiteoutSpec) -> Self {
+        self.whiteout_spec = spec;
+        self
+    }
+
+    /// `--blob-inline-meta` and `--features blob-toc`.
+    pub fn with_inline_bootstrap(mut self, inline: bool, blob_toc: bool) -> Self {
+        self.inline_bootstrap = inline;
+        self.blob_toc = blob_toc;
+        self
+    }
+
+    /// `--prefetch-policy fs` with these patterns.
+    pub fn with_prefetch_patterns(mut self, patterns: Vec<String>) -> Self {
+        self.prefetch_patterns = Some(patterns);
+        self
+    }
+
+    /// `--chunk-dict bootstrap=PATH`, already loaded.
+    pub fn with_chunk_dict(mut self, dict: ChunkDict) -> Self {
+        self.chunk_dict = Some(dict);
+        self
+    }
+
+    /// `--blob-id`.
+    pub fn with_blob_id(mut self, id: impl Into<String>) -> Self {
+        self.blob_id = Some(id.into());
+        self
+    }
+
+    /// Worker threads (0 = one per core).
+    pub fn with_threads(mut self, threads: usize) -> Self {
+        self.threads = threads;
+        self
+    }
+
+    /// Layer-wide budgets.
+    pub fn with_limits(mut self, limits: BuildLimits) -> Self {
+        self.limits = limits;
+        self
     }
 }

@@ -1,0 +1,163 @@
+//! Files that appear under their name only when complete: written unnamed (`O_TMPFILE`) in
+//! their directory, synced, then linked into place. A process killed half way leaves
+//! nothing; filesystems without `O_TMPFILE` get a hidden temporary name instead, removed on
+//! any error. [`StagedFile::persist_blob`] puts a finished blob into a blob directory under
+//! its id, the way readers look for it.
+
+use rustix::fs::{AtFlags, Mode, OFlags};
+use std::fs::File;
+use std::io::{self, Write};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+/// A file being written that becomes visible under its name only when persisted.
+pub struct StagedFile {
+    file: File,
+    dir: PathBuf,
+    /// The temporary name, when the file has one (no `O_TMPFILE`).
+    named: Option<PathBuf>,
+}
+
+/// A hidden name in `dir`, unique in this process.
+pub fn temp_name(dir: &Path, hint: &str) -> PathBuf {
+    static SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    dir.join(format!(".{hint}.tmp-{}-{n}", std::process::id()))
+}
+
+impl StagedFile {
+    /// Starts a file that will live in `dir` (which must exist and be writable).
+    pub fn create_in(dir: &Path) -> io::Result<Self> {
+        let anonymous = rustix::fs::openat(
+            rustix::fs::CWD,
+            dir,
+            OFlags::TMPFILE | OFlags::WRONLY | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o644),
+        );
+        match anonymous {
+            Ok(fd) => Ok(StagedFile {
+                file: File::from(fd),
+                dir: dir.to_path_buf(),
+                named: None,
+            }),
+            Err(
+                rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::ISDIR | rustix::io::Errno::INVAL,
+            ) => {
+                let tmp = temp_name(dir, "rafs");
+                let file = File::create(&tmp)?;
+                Ok(StagedFile {
+                    file,
+                    dir: dir.to_path_buf(),
+                    named: Some(tmp),
+                })
+            }
+            Err(e) => Err(io::Error::from(e)),
+        }
+    }
+
+    /// The directory the file will live in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Syncs the data and links it at `path` if nothing is there; otherwise stages it under
+    /// a hidden name in the same directory and returns that name, for the caller to rename
+    /// over the target (and to take back if a later output fails).
+    pub fn place(&mut self, path: &Path) -> io::Result<Option<PathBuf>> {
+        self.file.flush()?;
+        self.file.sync_all()?;
+        if let Some(tmp) = self.named.take() {
+            return Ok(Some(tmp));
+        }
+        let proc_path = format!("/proc/self/fd/{}", self.file.as_raw_fd());
+        let link = |to: &Path| {
+            rustix::fs::linkat(
+                rustix::fs::CWD,
+                proc_path.as_str(),
+                rustix::fs::CWD,
+                to,
+                AtFlags::SYMLINK_FOLLOW,
+            )
+        };
+        match link(path) {
+            Ok(()) => Ok(None),
+            Err(rustix::io::Errno::EXIST) => {
+                let hint = path
+                    .file_name()
+                    .map_or_else(|| "out".into(), |n| n.to_string_lossy().into_owned());
+                let tmp = temp_name(&self.dir, &hint);
+                link(&tmp)?;
+                Ok(Some(tmp))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Gives the file its name `path` (in its directory), replacing what is there.
+    pub fn persist(mut self, path: &Path) -> io::Result<()> {
+        if let Some(staged) = self.place(path)? {
+            if let Err(e) = std::fs::rename(&staged, path) {
+                let _ = std::fs::remove_file(&staged);
+                return Err(e);
+            }
+        }
+        if let Ok(d) = File::open(&self.dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+
+    /// Gives a finished blob its name in its blob directory: its id, checked to be a name
+    /// ([`rafs_format::rules::check_blob_id`]), never a path.
+    pub fn persist_blob(self, blob_id: &str) -> io::Result<PathBuf> {
+        rafs_format::rules::check_blob_id(blob_id).map_err(|reason| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("blob id {blob_id:?}: {reason}"),
+            )
+        })?;
+        let path = self.dir.join(blob_id);
+        self.persist(&path)?;
+        Ok(path)
+    }
+}
+
+impl Drop for StagedFile {
+    fn drop(&mut self) {
+        if let Some(tmp) = self.named.take() {
+            let _ = std::fs::remove_file(tmp);
+        }
+    }
+}
+
+impl Write for StagedFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.file.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_blob_appears_under_its_id_only_when_persisted() {
+        let dir = std::env::temp_dir().join(format!("rafs-staged-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut f = StagedFile::create_in(&dir).unwrap();
+        f.write_all(b"blob bytes").unwrap();
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+        let id = "ab".repeat(32);
+        let path = f.persist_blob(&id).unwrap();
+        assert_eq!(path, dir.join(&id));
+        assert_eq!(std::fs::read(&path).unwrap(), b"blob bytes");
+        let f = StagedFile::create_in(&dir).unwrap();
+        assert!(f.persist_blob("../escape").is_err());
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
