@@ -1,6 +1,7 @@
 //! Every crafted bootstrap in `testdata/hostile/` fails to decode with the error kind its
-//! `EXPECTED` line names, without panicking, and the error names an offset inside the file (a truncation names
-//! where the missing structure would start).
+//! `EXPECTED` line names, without panicking, at the byte offset it names: the corrupted
+//! field's own offset, which `make_hostile.py` takes from the format tables when it patches
+//! the bytes (a truncation names where the missing structure would start).
 
 use std::path::PathBuf;
 
@@ -10,7 +11,9 @@ fn hostile_bootstraps_fail_with_their_expected_error() {
     let expected = std::fs::read_to_string(dir.join("EXPECTED")).expect("EXPECTED");
     let mut n = 0;
     for line in expected.lines().filter(|l| !l.trim().is_empty()) {
-        let (file, kind) = line.split_once(' ').unwrap();
+        let mut parts = line.split_whitespace();
+        let (file, kind) = (parts.next().unwrap(), parts.next().unwrap());
+        let at: u64 = parts.next().expect("an offset").parse().unwrap();
         let bytes = std::fs::read(dir.join(file)).unwrap();
         let err = match rafs_format::decode(&bytes) {
             Ok(_) => panic!("{file}: decoded, expected {kind}"),
@@ -20,6 +23,7 @@ fn hostile_bootstraps_fail_with_their_expected_error() {
             .as_decode()
             .unwrap_or_else(|| panic!("{file}: not a decode error: {err}"));
         assert_eq!(d.kind.name(), kind, "{file}: {err}");
+        assert_eq!(d.offset, at, "{file}: {err}");
         // A truncation is reported where the structure would have been, possibly past the end.
         if kind != "Truncated" {
             assert!(

@@ -34,7 +34,7 @@ pub fn decode_with_limits(data: &[u8], limits: &Limits) -> Result<Image> {
     let bad = |field, value: u64, reason| {
         derr(
             "v5 superblock",
-            0,
+            sb_field_at(field),
             K::InvalidField {
                 field,
                 value,
@@ -300,7 +300,7 @@ pub fn decode_with_limits(data: &[u8], limits: &Limits) -> Result<Image> {
             return Err(with_path(
                 derr(
                     "v5 inode",
-                    0,
+                    offset_of(dir_index)?,
                     K::LimitExceeded {
                         limit: "max_depth",
                         value: depth as u64 + 1,
@@ -311,7 +311,8 @@ pub fn decode_with_limits(data: &[u8], limits: &Limits) -> Result<Image> {
             ));
         }
         if first < 2 || first.checked_add(count).is_none_or(|end| end - 1 > entries) {
-            let off = offset_of(dir_index)?;
+            let off =
+                offset_of(dir_index)? + core::mem::offset_of!(raw::Inode, i_child_index) as u64;
             return Err(with_path(
                 derr(
                     "v5 inode",
@@ -485,8 +486,34 @@ pub fn decode_with_limits(data: &[u8], limits: &Limits) -> Result<Image> {
     })
 }
 
+/// Offset of a v5 superblock field, by name, for error locations (0 for what is not one
+/// field, such as the file size).
+fn sb_field_at(field: &str) -> u64 {
+    use core::mem::offset_of as at;
+    use raw::SuperBlock as S;
+    (match field {
+        "s_fs_version" => at!(S, s_fs_version),
+        "s_sb_size" => at!(S, s_sb_size),
+        "s_block_size" => at!(S, s_block_size),
+        "s_flags" => at!(S, s_flags),
+        "s_inodes_count" => at!(S, s_inodes_count),
+        "s_inode_table_offset" | "inode table" => at!(S, s_inode_table_offset),
+        "s_prefetch_table_offset" | "prefetch table" => at!(S, s_prefetch_table_offset),
+        "s_blob_table_offset" | "blob table" => at!(S, s_blob_table_offset),
+        "s_inode_table_entries" => at!(S, s_inode_table_entries),
+        "s_prefetch_table_entries" => at!(S, s_prefetch_table_entries),
+        "s_blob_table_size" => at!(S, s_blob_table_size),
+        "s_extended_blob_table_entries" => at!(S, s_extended_blob_table_entries),
+        "s_extended_blob_table_offset" | "extended blob table" => {
+            at!(S, s_extended_blob_table_offset)
+        }
+        _ => 0,
+    }) as u64
+}
+
 /// Checks that `[off, off+size)` lies inside the file after the superblock, is 8-aligned,
-/// and does not intersect the given other ranges.
+/// and does not intersect the given other ranges; a failure is reported at the table's
+/// offset field.
 fn check_range(
     field: &'static str,
     off: u64,
@@ -498,7 +525,7 @@ fn check_range(
     if off % 8 != 0 || off < raw::SUPERBLOCK_SIZE as u64 || end > len {
         return Err(derr(
             "v5 superblock",
-            0,
+            sb_field_at(field),
             K::BadRange {
                 field,
                 start: off,
@@ -511,7 +538,7 @@ fn check_range(
         if size > 0 && *s > 0 && off < o + s && *o < end {
             return Err(derr(
                 "v5 superblock",
-                0,
+                sb_field_at(field),
                 K::BadRange {
                     field,
                     start: off,

@@ -207,12 +207,21 @@ pub fn decode_with_limits(data: &[u8], limits: &Limits) -> Result<Image> {
         ));
     }
     // `align`: the blob and chunk tables are 4 KiB aligned; the prefetch table need not be.
+    // A table range is reported at its offset field.
+    let field_at = |field: &str| {
+        use core::mem::offset_of as at;
+        eo + match field {
+            "blob table" => at!(raw::ExtSuperBlock, s_blob_table_offset),
+            "chunk table" => at!(raw::ExtSuperBlock, s_chunk_table_offset),
+            _ => at!(raw::ExtSuperBlock, s_prefetch_table_offset),
+        } as u64
+    };
     let range = |field, off: u64, size: u64, align: u64| -> Result<()> {
         let end = off.saturating_add(size);
         if off % align != 0 || off < 4096 || end > len {
             return Err(derr(
                 "v6 extended superblock",
-                eo,
+                field_at(field),
                 K::BadRange {
                     field,
                     start: off,
@@ -279,7 +288,7 @@ pub fn decode_with_limits(data: &[u8], limits: &Limits) -> Result<Image> {
         if ct_off < bt_off + bt_size && bt_off < ct_off + ct_size {
             return Err(derr(
                 "v6 extended superblock",
-                eo,
+                field_at("chunk table"),
                 K::BadRange {
                     field: "chunk table",
                     start: ct_off,
@@ -621,6 +630,8 @@ fn walk(ctx: &Ctx<'_>, root_nid: u64, inos: u64) -> Result<(Tree, HashMap<u64, N
         let dir_path = tree.path(node);
         let ctx_err = |e: Error| with_path(e, || dir_path.clone());
         let entries = read_dirents(ctx, &dir).map_err(ctx_err)?;
+        // A name is a slice of the bootstrap: its offset is where its bytes start.
+        let name_at = |name: &[u8]| (name.as_ptr() as usize - ctx.data.as_ptr() as usize) as u64;
         // Children sit one level deeper; a directory at the limit may exist if it is empty
         // (the rule the builders and the v5 decoder follow).
         if depth >= ctx.limits.max_depth && entries.iter().any(|e| e.1 != b"." && e.1 != b"..") {
@@ -648,14 +659,14 @@ fn walk(ctx: &Ctx<'_>, root_nid: u64, inos: u64) -> Result<(Tree, HashMap<u64, N
             // Names are checked before order, so a bad byte is reported as what it is.
             if name != b"." && name != b".." {
                 check_name(name, ctx.limits.max_name_len)
-                    .map_err(|k| with_path(derr("v6 dirent", *at, k), child_path))?;
+                    .map_err(|k| with_path(derr("v6 dirent name", name_at(name), k), child_path))?;
             }
             if let Some(p) = prev {
                 if p >= name {
                     return Err(with_path(
                         derr(
                             "v6 dirent",
-                            *at,
+                            name_at(name),
                             K::UnsortedDirectory {
                                 name: String::from_utf8_lossy(name).into_owned(),
                             },
@@ -852,7 +863,8 @@ fn read_inode(ctx: &Ctx<'_>, nid: u64) -> Result<(Inode, DataLoc)> {
             ));
         }
         let bytes = slice(ctx.data, body_end, area, "v6 xattr")?;
-        inode.xattrs = parse_xattrs(bytes).map_err(|k| derr("v6 xattr", body_end, k))?;
+        inode.xattrs =
+            parse_xattrs(bytes).map_err(|(off, k)| derr("v6 xattr", body_end + off, k))?;
         body_end += area;
     }
     let d = DataLoc {
@@ -1025,32 +1037,46 @@ fn read_dirents<'a>(ctx: &Ctx<'a>, d: &DataLoc) -> Result<Vec<Dirent<'a>>> {
 }
 
 /// Parses an inline xattr area.
-fn parse_xattrs(area: &[u8]) -> std::result::Result<Vec<Xattr>, K> {
+/// Parses an inline xattr area; an error carries the offset in the area of the byte at fault.
+fn parse_xattrs(area: &[u8]) -> std::result::Result<Vec<Xattr>, (u64, K)> {
+    let at = |p: usize, k: K| (p as u64, k);
     if area[4] != 0 {
-        return Err(K::BadXattr {
-            reason: "shared xattrs are not supported",
-        });
+        return Err(at(
+            4,
+            K::BadXattr {
+                reason: "shared xattrs are not supported",
+            },
+        ));
     }
     let mut out = Vec::new();
     let mut p = raw::XATTR_IBODY_HEADER_SIZE;
     while p < area.len() {
         if area.len() - p < raw::XATTR_ENTRY_SIZE {
-            return Err(K::BadXattr {
-                reason: "entry header runs past the xattr area",
-            });
+            return Err(at(
+                p,
+                K::BadXattr {
+                    reason: "entry header runs past the xattr area",
+                },
+            ));
         }
         let name_len = area[p] as usize;
         let index = area[p + 1];
         let value_len = u16::from_le_bytes([area[p + 2], area[p + 3]]) as usize;
         let size = xattr::entry_size(name_len, value_len);
         if area.len() - p < size {
-            return Err(K::BadXattr {
-                reason: "entry runs past the xattr area",
-            });
+            return Err(at(
+                p + 2,
+                K::BadXattr {
+                    reason: "entry runs past the xattr area",
+                },
+            ));
         }
-        let prefix = xattr::prefix(index).ok_or(K::BadXattr {
-            reason: "unknown name index",
-        })?;
+        let prefix = xattr::prefix(index).ok_or(at(
+            p + 1,
+            K::BadXattr {
+                reason: "unknown name index",
+            },
+        ))?;
         let body = &area[p + 4..p + 4 + name_len + value_len];
         let mut name = prefix.to_vec();
         name.extend_from_slice(&body[..name_len]);
@@ -1077,7 +1103,7 @@ fn read_chunks(ctx: &Ctx<'_>, d: &DataLoc) -> Result<Vec<ChunkInfo>> {
         if dev == 0 || dev > ctx.nblobs {
             return Err(derr(
                 "v6 chunk index",
-                here,
+                here + core::mem::offset_of!(raw::ChunkAddr, c_blob_addr_hi) as u64,
                 K::InvalidField {
                     field: "device_id",
                     value: dev as u64,
