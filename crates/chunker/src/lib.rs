@@ -29,6 +29,9 @@
 //! assert_eq!(data, b"hello\n");
 //! ```
 //!
+//! Section references such as `rafs-v6.md §9`, `blob.md` or `build.md` are to the format
+//! documents in the repository's `docs/format/`.
+//!
 //! Dependencies: `zstd` (libzstd, pinned through `zstd-sys` to 1.5.6, the reference's
 //! version, so compressed bytes and blob ids match) and `lz4_flex` (a safe LZ4 block codec)
 //! compress and decompress; `crc32c` computes chunk CRCs; `sha2` and `blake3` compute digests

@@ -9,6 +9,9 @@
 //! conversion (`rafs-tar-build`), or reading, unpacking and exporting images
 //! (`rafs-reader`). It never prints and never exits.
 //!
+//! Section references such as `rafs-v6.md §9`, `blob.md` or `build.md` are to the format
+//! documents in the repository's `docs/format/`.
+//!
 //! Dependencies: `thiserror` derives the errors.
 
 #![forbid(unsafe_code)]

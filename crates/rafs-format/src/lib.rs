@@ -32,6 +32,9 @@
 //! assert_eq!(back.tree.nodes.len(), 1);
 //! ```
 //!
+//! Section references such as `rafs-v6.md §9`, `blob.md` or `build.md` are to the format
+//! documents in the repository's `docs/format/`.
+//!
 //! Dependencies: `zerocopy` reads and writes the little-endian records without `unsafe`;
 //! `thiserror` derives the error types; `bitflags` types the flag words; `memmap2` maps large
 //! bootstraps instead of reading them; `sha2` and `blake3` compute v5 inode digests; `serde`

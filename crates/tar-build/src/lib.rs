@@ -37,6 +37,9 @@
 //! assert_eq!(image.blobs[0].blob_id, out.report.blob_id.unwrap());
 //! ```
 //!
+//! Section references such as `rafs-v6.md §9`, `blob.md` or `build.md` are to the format
+//! documents in the repository's `docs/format/`.
+//!
 //! Dependencies: `tar` parses single headers (fields, numbers, the ustar prefix) as the
 //! reference's parser does; the stream around them (long names, PAX records read by their
 //! length prefix, old-GNU sparse maps) is read here; `flate2` and `zstd` decompress the layer; `base64` decodes
