@@ -152,17 +152,7 @@ fn small_hostile_layers_cost_little() {
     ));
     // Item 4: a 16 TiB sparse file (hours), and two 64 GiB ones at 4 KiB chunks (2.66 GB).
     let sparse = |l: &mut Layer, name: &str, real: u64| {
-        let real_s = real.to_string();
-        l.local(&[
-            ("GNU.sparse.major", b"1"),
-            ("GNU.sparse.minor", b"0"),
-            ("GNU.sparse.name", name.as_bytes()),
-            ("GNU.sparse.realsize", real_s.as_bytes()),
-        ]);
-        let mut data = format!("1\n{}\n1\n", real - 1).into_bytes();
-        data.resize(512, 0);
-        data.push(b'!');
-        l.file(format!("GNUSparseFile.0/{name}").as_bytes(), &data);
+        l.sparse_pax10(name, real);
     };
     let mut l = Layer::new();
     sparse(&mut l, "huge", 16 << 40);

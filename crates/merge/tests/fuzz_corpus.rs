@@ -1,22 +1,7 @@
-//! Replays the committed `merge` fuzz corpus through the functions the targets
-//! call, so a fixed crash stays fixed.
-
-fn replay(target: &str, f: fn(&[u8]) -> Result<(), String>) {
-    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fuzz/corpus")
-        .join(target);
-    let mut n = 0;
-    for e in std::fs::read_dir(&dir).unwrap() {
-        let p = e.unwrap().path();
-        if let Err(msg) = f(&std::fs::read(&p).unwrap()) {
-            panic!("{}: {msg}", p.display());
-        }
-        n += 1;
-    }
-    assert!(n >= 5, "{target}: only {n} inputs");
-}
+//! Replays the committed `merge` fuzz corpus through the function the target calls, so a
+//! fixed crash stays fixed.
 
 #[test]
 fn merge_corpus() {
-    replay("merge", rafs_merge::fuzzing::merge_two);
+    rafs_testkit::replay_corpus("merge", rafs_merge::fuzzing::merge_two);
 }

@@ -13,7 +13,10 @@ use std::error::Error;
 
 fn sample_layer() -> Result<Vec<u8>, Box<dyn Error>> {
     let mut tar = tar::Builder::new(Vec::new());
-    for (path, data) in [("etc/hostname", &b"nydus\n"[..]), ("bin/hello", b"#!/bin/sh\necho hi\n")] {
+    for (path, data) in [
+        ("etc/hostname", &b"nydus\n"[..]),
+        ("bin/hello", b"#!/bin/sh\necho hi\n"),
+    ] {
         let mut h = tar::Header::new_ustar();
         h.set_path(path)?;
         h.set_size(data.len() as u64);
@@ -36,7 +39,11 @@ fn main() -> Result<(), Box<dyn Error>> {
     let options = BuildOptions::new(FsVersion::V6)
         .with_compressor(Compressor::Zstd)
         .with_digester(Digester::Sha256);
-    let out = build_layer(layer.as_slice(), &options, StagedFile::create_in(&blob_dir)?)?;
+    let out = build_layer(
+        layer.as_slice(),
+        &options,
+        StagedFile::create_in(&blob_dir)?,
+    )?;
     if let Some(id) = &out.report.blob_id {
         // The blob appears under its id only now, complete.
         out.sink.persist_blob(id)?;
@@ -62,7 +69,11 @@ fn main() -> Result<(), Box<dyn Error>> {
     }
     reader.verify_all()?;
     let (tar, report) = unpack_to_tar(&reader, Vec::new())?;
-    println!("unpacked {} entries into a {}-byte tar", report.entries, tar.len());
+    println!(
+        "unpacked {} entries into a {}-byte tar",
+        report.entries,
+        tar.len()
+    );
     std::fs::remove_dir_all(&blob_dir)?;
     Ok(())
 }

@@ -134,19 +134,8 @@ fn global_records_cost_nothing_per_entry_and_are_bounded() {
     assert!(started.elapsed() < Duration::from_secs(3));
 }
 
-/// A PAX 1.0 sparse entry of `real` bytes holding one data byte at the end.
 fn sparse_10(layer: &mut Layer, name: &str, real: u64) {
-    let real_s = real.to_string();
-    layer.local(&[
-        ("GNU.sparse.major", b"1"),
-        ("GNU.sparse.minor", b"0"),
-        ("GNU.sparse.name", name.as_bytes()),
-        ("GNU.sparse.realsize", real_s.as_bytes()),
-    ]);
-    let mut data = format!("1\n{}\n1\n", real - 1).into_bytes();
-    data.resize(512, 0);
-    data.push(b'!');
-    layer.file(format!("GNUSparseFile.0/{name}").as_bytes(), &data);
+    layer.sparse_pax10(name, real);
 }
 
 /// Item 4: holes cost nothing in the tar; the layer's sparse budget refuses a 16 TiB file at

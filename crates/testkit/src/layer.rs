@@ -107,6 +107,22 @@ impl Layer {
         self
     }
 
+    /// A PAX 1.0 sparse file (as GNU tar writes it) of `real` bytes whose only data is one
+    /// byte at the end: a few hundred bytes of tar for any size.
+    pub fn sparse_pax10(&mut self, name: &str, real: u64) -> &mut Self {
+        let real_s = real.to_string();
+        self.local(&[
+            ("GNU.sparse.major", b"1"),
+            ("GNU.sparse.minor", b"0"),
+            ("GNU.sparse.name", name.as_bytes()),
+            ("GNU.sparse.realsize", real_s.as_bytes()),
+        ]);
+        let mut data = format!("1\n{}\n1\n", real - 1).into_bytes();
+        data.resize(512, 0);
+        data.push(b'!');
+        self.file(format!("GNUSparseFile.0/{name}").as_bytes(), &data)
+    }
+
     /// A character device.
     pub fn char_device(&mut self, name: &[u8], major: u32, minor: u32) -> &mut Self {
         let mut h = header(tar::EntryType::Char, 0, 0o600);

@@ -157,6 +157,24 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// Runs every input of a committed fuzz corpus (`fuzz/corpus/<target>/`) through the
+/// function its target calls; panics naming the input that fails.
+pub fn replay_corpus(target: &str, f: fn(&[u8]) -> Result<(), String>) {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fuzz/corpus")
+        .join(target);
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let p = e.expect("corpus entry").path();
+        let data = std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        if let Err(msg) = f(&data) {
+            panic!("{}: {msg}", p.display());
+        }
+        n += 1;
+    }
+    assert!(n >= 5, "{target}: only {n} inputs");
+}
+
 /// This process's peak resident set (VmHWM), in KiB.
 pub fn vm_hwm_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
