@@ -56,6 +56,7 @@ pub mod ondisk;
 pub mod reader;
 pub mod source;
 pub mod staged;
+mod sys;
 pub mod toc;
 pub mod writer;
 

@@ -1,7 +1,6 @@
 //! Random-access sources a blob is read from: byte slices, memory maps, files, and any
 //! `Read + Seek`.
 
-use rustix::fs::{Mode, OFlags, ResolveFlags};
 use std::io::{self, Read, Seek, SeekFrom};
 use std::sync::Mutex;
 
@@ -69,82 +68,46 @@ impl<T: ReadAt + ?Sized> ReadAt for &T {
     }
 }
 
-/// A file read with `pread`, its size taken when opened.
+/// A file read by position (`pread` on unix), its size taken when opened.
 pub struct FileSource {
     file: std::fs::File,
     size: u64,
+    /// Serialises reads where positioned reads are emulated by seeking.
+    #[cfg_attr(feature = "unix", allow(dead_code))]
+    lock: Mutex<()>,
 }
 
 impl FileSource {
     /// Wraps an open file.
     pub fn new(file: std::fs::File) -> io::Result<Self> {
         let size = file.metadata()?.len();
-        Ok(FileSource { file, size })
+        Ok(Self::with_size(file, size))
+    }
+
+    fn with_size(file: std::fs::File, size: u64) -> Self {
+        FileSource {
+            file,
+            size,
+            lock: Mutex::new(()),
+        }
     }
 
     /// Opens a path. It must name a regular file (a FIFO or device is refused, never waited
     /// on).
     pub fn open(path: impl AsRef<std::path::Path>) -> io::Result<Self> {
-        let fd = rustix::fs::open(
-            path.as_ref(),
-            OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
-            Mode::empty(),
-        )?;
-        Self::regular(std::fs::File::from(fd))
+        let (file, size) = crate::sys::open_regular(path.as_ref())?;
+        Ok(Self::with_size(file, size))
     }
 
     /// Opens the blob file `name` in `dir`. `name` is one path component (a blob id is a
-    /// name, never a path), and it is resolved without leaving `dir`: a symlink that stays
-    /// inside is followed, one that points out (or an absolute one) is refused. Anything but
-    /// a regular file is refused without blocking (a FIFO would stall every reader).
+    /// name, never a path), and it is resolved without leaving `dir`: on Linux a symlink
+    /// that stays inside is followed, one that points out (or an absolute one) is refused;
+    /// elsewhere no symlink is followed. Anything but a regular file is refused without
+    /// blocking (a FIFO would stall every reader).
     pub fn open_in_dir(dir: &std::path::Path, name: &str) -> io::Result<Self> {
-        if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\\', '\0']) {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("blob id {name:?} is not a file name"),
-            ));
-        }
-        let dirfd = rustix::fs::open(
-            dir,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )?;
-        let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC;
-        let fd = match rustix::fs::openat2(
-            &dirfd,
-            name,
-            flags,
-            Mode::empty(),
-            ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
-        ) {
-            // Kernels before 5.6: no link is followed at all.
-            Err(rustix::io::Errno::NOSYS) => {
-                rustix::fs::openat(&dirfd, name, flags | OFlags::NOFOLLOW, Mode::empty())
-            }
-            other => other,
-        }
-        .map_err(|e| match e {
-            rustix::io::Errno::XDEV | rustix::io::Errno::LOOP => io::Error::new(
-                io::ErrorKind::PermissionDenied,
-                format!("{name} leads out of the blob directory"),
-            ),
-            e => io::Error::from(e),
-        })?;
-        Self::regular(std::fs::File::from(fd))
-    }
-
-    fn regular(file: std::fs::File) -> io::Result<Self> {
-        let meta = file.metadata()?;
-        if !meta.file_type().is_file() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "not a regular file",
-            ));
-        }
-        Ok(FileSource {
-            file,
-            size: meta.len(),
-        })
+        crate::sys::check_component(name)?;
+        let (file, size) = crate::sys::open_in_dir(dir, name)?;
+        Ok(Self::with_size(file, size))
     }
 }
 
@@ -159,7 +122,12 @@ impl ReadAt for FileSource {
         {
             return Err(eof());
         }
-        std::os::unix::fs::FileExt::read_exact_at(&self.file, buf, offset)
+        #[cfg(not(feature = "unix"))]
+        let _serial = self
+            .lock
+            .lock()
+            .map_err(|_| io::Error::other("blob file lock poisoned"))?;
+        crate::sys::read_exact_at(&self.file, buf, offset)
     }
 }
 

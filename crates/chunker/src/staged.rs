@@ -4,10 +4,9 @@
 //! any error. [`StagedFile::persist_blob`] puts a finished blob into a blob directory under
 //! its id, the way readers look for it.
 
-use rustix::fs::{AtFlags, Mode, OFlags};
+pub use crate::sys::temp_name;
 use std::fs::File;
 use std::io::{self, Write};
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 /// A file being written that becomes visible under its name only when persisted.
@@ -18,41 +17,15 @@ pub struct StagedFile {
     named: Option<PathBuf>,
 }
 
-/// A hidden name in `dir`, unique in this process.
-pub fn temp_name(dir: &Path, hint: &str) -> PathBuf {
-    static SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    dir.join(format!(".{hint}.tmp-{}-{n}", std::process::id()))
-}
-
 impl StagedFile {
     /// Starts a file that will live in `dir` (which must exist and be writable).
     pub fn create_in(dir: &Path) -> io::Result<Self> {
-        let anonymous = rustix::fs::openat(
-            rustix::fs::CWD,
-            dir,
-            OFlags::TMPFILE | OFlags::WRONLY | OFlags::CLOEXEC,
-            Mode::from_raw_mode(0o644),
-        );
-        match anonymous {
-            Ok(fd) => Ok(StagedFile {
-                file: File::from(fd),
-                dir: dir.to_path_buf(),
-                named: None,
-            }),
-            Err(
-                rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::ISDIR | rustix::io::Errno::INVAL,
-            ) => {
-                let tmp = temp_name(dir, "rafs");
-                let file = File::create(&tmp)?;
-                Ok(StagedFile {
-                    file,
-                    dir: dir.to_path_buf(),
-                    named: Some(tmp),
-                })
-            }
-            Err(e) => Err(io::Error::from(e)),
-        }
+        let crate::sys::Unnamed { file, named } = crate::sys::create_unnamed(dir)?;
+        Ok(StagedFile {
+            file,
+            dir: dir.to_path_buf(),
+            named,
+        })
     }
 
     /// The directory the file will live in.
@@ -69,19 +42,10 @@ impl StagedFile {
         if let Some(tmp) = self.named.take() {
             return Ok(Some(tmp));
         }
-        let proc_path = format!("/proc/self/fd/{}", self.file.as_raw_fd());
-        let link = |to: &Path| {
-            rustix::fs::linkat(
-                rustix::fs::CWD,
-                proc_path.as_str(),
-                rustix::fs::CWD,
-                to,
-                AtFlags::SYMLINK_FOLLOW,
-            )
-        };
+        let link = |to: &Path| crate::sys::link_unnamed(&self.file, to);
         match link(path) {
             Ok(()) => Ok(None),
-            Err(rustix::io::Errno::EXIST) => {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                 let hint = path
                     .file_name()
                     .map_or_else(|| "out".into(), |n| n.to_string_lossy().into_owned());
@@ -89,7 +53,7 @@ impl StagedFile {
                 link(&tmp)?;
                 Ok(Some(tmp))
             }
-            Err(e) => Err(e.into()),
+            Err(e) => Err(e),
         }
     }
 
