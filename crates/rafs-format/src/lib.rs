@@ -44,6 +44,7 @@
 #![warn(missing_docs)]
 
 pub mod check;
+pub mod common;
 pub mod digest;
 pub mod error;
 #[doc(hidden)]

@@ -1,6 +1,6 @@
 //! v5 decoding.
 
-use super::flags;
+use crate::common::{chunk_from_record, flags};
 use crate::error::{derr, with_path, DecodeErrorKind as K, Error, Result};
 use crate::model::*;
 use crate::ondisk::v5 as raw;
@@ -69,7 +69,7 @@ pub fn decode_with_limits(data: &[u8], limits: &Limits) -> Result<Image> {
         ));
     }
     let chunk_size = sb.s_block_size.get();
-    if !super::valid_chunk_size(chunk_size as u64) {
+    if !crate::common::valid_chunk_size(chunk_size as u64) {
         return Err(bad(
             "s_block_size",
             chunk_size as u64,
@@ -767,20 +767,4 @@ fn to_inode(rec: &Record<'_>, blobs: &[Blob]) -> Result<Inode> {
         chunks,
         v5_hardlink_flag: h.i_flags.get() & raw::INODE_FLAG_HARDLINK != 0,
     })
-}
-
-/// Model chunk of an on-disk chunk record.
-pub(crate) fn chunk_from_record(r: &ChunkInfoRecord) -> ChunkInfo {
-    ChunkInfo {
-        digest: r.block_id,
-        blob_index: r.blob_index.get(),
-        index: r.index.get(),
-        flags: ChunkFlags::from_bits_retain(r.flags.get()),
-        compressed_offset: r.compressed_offset.get(),
-        compressed_size: r.compressed_size.get(),
-        uncompressed_offset: r.uncompressed_offset.get(),
-        uncompressed_size: r.uncompressed_size.get(),
-        file_offset: r.file_offset.get(),
-        crc32: r.crc32.get(),
-    }
 }

@@ -1,12 +1,12 @@
 //! v5 encoding, laid out exactly as the reference's `Bootstrap::v5_dump`.
 
-use super::flags;
 use crate::align_up;
+use crate::common::{encode_chunk_record, flags};
 use crate::digest::{digest, Hasher};
 use crate::error::{Error, Result};
 use crate::model::*;
 use crate::ondisk::v5 as raw;
-use crate::ondisk::{ChunkInfoRecord, U16, U32, U64};
+use crate::ondisk::{U16, U32, U64};
 use zerocopy::{FromZeros, IntoBytes};
 
 fn a8(x: usize) -> usize {
@@ -26,7 +26,7 @@ pub fn encode(image: &Image) -> Result<Vec<u8>> {
     if tree.nodes.is_empty() || !tree.inode_of(ROOT).is_dir() {
         return Err(err("the root must be a directory".into()));
     }
-    if !super::valid_chunk_size(sb.chunk_size as u64) {
+    if !crate::common::valid_chunk_size(sb.chunk_size as u64) {
         return Err(err(format!(
             "chunk size {:#x} is not a power of two in 4 KiB..=16 MiB",
             sb.chunk_size
@@ -263,20 +263,4 @@ pub fn encode(image: &Image) -> Result<Vec<u8>> {
     s.s_flags = U64::new(fl);
     out[..raw::SUPERBLOCK_SIZE].copy_from_slice(s.as_bytes());
     Ok(out)
-}
-
-/// On-disk record of a model chunk.
-pub(crate) fn encode_chunk_record(c: &ChunkInfo) -> ChunkInfoRecord {
-    ChunkInfoRecord {
-        block_id: c.digest,
-        blob_index: U32::new(c.blob_index),
-        flags: U32::new(c.flags.bits()),
-        compressed_size: U32::new(c.compressed_size),
-        uncompressed_size: U32::new(c.uncompressed_size),
-        compressed_offset: U64::new(c.compressed_offset),
-        uncompressed_offset: U64::new(c.uncompressed_offset),
-        file_offset: U64::new(c.file_offset),
-        index: U32::new(c.index),
-        crc32: U32::new(c.crc32),
-    }
 }

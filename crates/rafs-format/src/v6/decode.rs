@@ -1,12 +1,12 @@
 //! v6 decoding.
 
 use super::xattr;
+use crate::common::flags;
 use crate::error::{derr, with_path, DecodeErrorKind as K, Error, Result};
 use crate::model::*;
 use crate::ondisk::v6 as raw;
 use crate::ondisk::ChunkInfoRecord;
 use crate::read::{check_name, record, slice};
-use crate::v5::flags;
 use crate::{align_up, Limits};
 use std::collections::HashMap;
 
@@ -198,7 +198,7 @@ pub fn decode_with_limits(data: &[u8], limits: &Limits) -> Result<Image> {
         return Err(ebad(0, "s_flags", f, "needs exactly one hash bit"));
     }
     let chunk_size = ext.s_chunk_size.get() as u64;
-    if !crate::v5::valid_chunk_size(chunk_size) {
+    if !crate::common::valid_chunk_size(chunk_size) {
         return Err(ebad(
             20,
             "s_chunk_size",
@@ -493,7 +493,7 @@ pub fn decode_with_limits(data: &[u8], limits: &Limits) -> Result<Image> {
                     },
                 ));
             }
-            let chunk = crate::v5::chunk_from_record(&r);
+            let chunk = crate::common::chunk_from_record(&r);
             if let Some(prev) = on_disk_table.last() {
                 let prev: &ChunkInfo = prev;
                 sorted_unique &= (prev.digest, prev.blob_index) < (chunk.digest, chunk.blob_index);
@@ -1148,7 +1148,7 @@ fn read_chunks(ctx: &Ctx<'_>, d: &DataLoc) -> Result<Vec<ChunkInfo>> {
             // The record's own file_offset is kept: for a chunk shared by several files it is
             // that of the file the builder met last, and merges carry it over unchanged.
             ctx.used[*pos].set(true);
-            crate::v5::chunk_from_record(r)
+            crate::common::chunk_from_record(r)
         };
         out.push(chunk);
     }

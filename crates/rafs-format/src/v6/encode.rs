@@ -3,11 +3,11 @@
 
 use super::xattr;
 use crate::align_up;
+use crate::common::flags;
 use crate::error::{Error, Result};
 use crate::model::*;
 use crate::ondisk::v6 as raw;
 use crate::ondisk::{U16, U32, U64};
-use crate::v5::flags;
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use zerocopy::{FromZeros, IntoBytes};
 
@@ -164,7 +164,7 @@ pub fn encode(image: &Image) -> Result<Vec<u8>> {
         return Err(err("the root must be a directory".into()));
     }
     crate::rules::check_encodable(image, FsVersion::V6).map_err(err)?;
-    if !crate::v5::valid_chunk_size(sb.chunk_size as u64) {
+    if !crate::common::valid_chunk_size(sb.chunk_size as u64) {
         return Err(err(format!(
             "chunk size {:#x} is not a power of two in 4 KiB..=16 MiB",
             sb.chunk_size
@@ -384,7 +384,7 @@ pub fn encode(image: &Image) -> Result<Vec<u8>> {
         put(
             &mut out,
             ct_off + 80 * i as u64,
-            crate::v5::encode_chunk_record(c).as_bytes(),
+            crate::common::encode_chunk_record(c).as_bytes(),
         );
     }
 
