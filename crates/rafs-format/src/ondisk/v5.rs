@@ -1,4 +1,4 @@
-//! RAFS v5 records (`../shared/spec/rafs-v5.md`).
+//! RAFS v5 records (`docs/format/rafs-v5.md`).
 
 use super::{U16, U32, U64};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};

@@ -1,5 +1,5 @@
 //! RAFS v6 records: the EROFS structures nydus uses plus its extensions
-//! (`../shared/spec/rafs-v6.md`).
+//! (`docs/format/rafs-v6.md`).
 
 use super::{U16, U32, U64};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};

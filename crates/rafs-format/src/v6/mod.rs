@@ -1,6 +1,6 @@
 //! The RAFS v6 codec: [`decode`] a v6 bootstrap (an EROFS image with nydus extensions) into
 //! the model, [`encode`] the model with the reference's placement rules
-//! (`../shared/spec/rafs-v6.md`).
+//! (`docs/format/rafs-v6.md`).
 
 mod decode;
 mod encode;
