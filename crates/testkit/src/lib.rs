@@ -218,17 +218,27 @@ pub fn mount_unavailable() -> Option<String> {
     if run("python3", &["--version"]).is_err() {
         return Some("python3 is not installed".into());
     }
-    let probe = std::env::temp_dir().join(format!("rafs-loop-probe-{}", std::process::id()));
+    // One probe file per call: tests of one binary probe at the same time.
+    static PROBES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = PROBES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let probe =
+        std::env::temp_dir().join(format!("rafs-loop-probe-{}-{n}", std::process::id()));
     std::fs::write(&probe, vec![0u8; 4096]).ok()?;
-    let r = run("losetup", &["-f", "--show", "-r", probe.to_str()?]);
-    let _ = std::fs::remove_file(&probe);
-    match r {
-        Ok(dev) => {
-            let _ = run("losetup", &["-d", &dev]);
-            None
+    // A busy moment (another test taking the free device) is not an absent capability.
+    let mut last = String::new();
+    for _ in 0..3 {
+        match run("losetup", &["-f", "--show", "-r", probe.to_str()?]) {
+            Ok(dev) => {
+                let _ = run("losetup", &["-d", &dev]);
+                let _ = std::fs::remove_file(&probe);
+                return None;
+            }
+            Err(e) => last = e,
         }
-        Err(e) => Some(format!("no loop device: {e}")),
+        std::thread::sleep(std::time::Duration::from_millis(200));
     }
+    let _ = std::fs::remove_file(&probe);
+    Some(format!("no loop device: {last}"))
 }
 
 /// Loop devices and a mount, released on drop.
