@@ -173,29 +173,11 @@ fn options(a: &ConvertArgs) -> CliResult<BuildOptions> {
 pub fn run(a: &ConvertArgs) -> CliResult<ExitCode> {
     let opts = options(a)?;
     let tarfs = opts.conversion == ConversionType::TarTarfs;
-    if a.bootstrap.is_none() && (tarfs || !opts.inline_bootstrap) {
-        return Err(
-            "--bootstrap is required unless the bootstrap is inlined (--blob-inline-meta)".into(),
-        );
-    }
-    if !tarfs && a.blob_dir.is_none() && a.blob.is_none() {
-        return Err("tar-rafs needs --blob-dir or --blob".into());
-    }
-    if tarfs && (a.blob_dir.is_some() || a.blob.is_some()) {
-        return Err("tar-tarfs writes no blob: the layer tar is the blob".into());
-    }
+    check_modes(a, &opts)?;
     check_paths(a)?;
     // Every output location is checked (and its file started) before any work.
     let bootstrap_out = a.bootstrap.as_deref().map(Output::open).transpose()?;
-    let blob_out = match (&a.blob, &a.blob_dir) {
-        _ if tarfs => None,
-        (Some(b), _) => Some(Output::open(b)?),
-        (None, Some(d)) => {
-            std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", shown(d)))?;
-            Some(Output::in_dir(d)?)
-        }
-        (None, None) => None,
-    };
+    let blob_out = open_blob_output(a, tarfs)?;
     let (input, total): (Box<dyn Read>, Option<u64>) = if a.layer == "-" {
         (Box::new(std::io::stdin().lock()), None)
     } else {
@@ -211,44 +193,15 @@ pub fn run(a: &ConvertArgs) -> CliResult<ExitCode> {
     });
     bar.finish_and_clear();
     let out = out.map_err(|e| format!("{}: {e}", a.layer))?;
+    let blob_path = commit(
+        a,
+        tarfs,
+        bootstrap_out,
+        out.sink.0,
+        &out.bootstrap,
+        &out.report,
+    )?;
     let r = &out.report;
-    let mut outputs = Vec::new();
-    let mut blob_path = None;
-    if let (Some(blob), true) = (out.sink.0, !tarfs && r.blob_size > 0) {
-        let id = r
-            .blob_id
-            .clone()
-            .ok_or("a blob was written without an id")?;
-        let blob = match (&a.blob, &a.blob_dir) {
-            (None, Some(d)) => {
-                let named = blob.named(d.join(&id));
-                let path = named.path().map(Path::to_path_buf).unwrap_or_default();
-                let others: Vec<&Path> = a.bootstrap.iter().map(PathBuf::as_path).collect();
-                check_distinct(
-                    &[&path, others.first().copied().unwrap_or(Path::new("-"))],
-                    &inputs(a),
-                )?;
-                named
-            }
-            _ => blob,
-        };
-        blob_path = blob
-            .path()
-            .map(|p| p.display().to_string())
-            .or(Some("-".into()));
-        outputs.push(blob);
-    }
-    if let Some(mut b) = bootstrap_out {
-        b.write_all(&out.bootstrap).map_err(|e| {
-            format!(
-                "{}: {e}",
-                a.bootstrap.as_deref().map(shown).unwrap_or_default()
-            )
-        })?;
-        outputs.push(b);
-    }
-    // The blob first: a bootstrap never names a blob that is not there.
-    commit_all(outputs)?;
     let total_time = started.elapsed().as_secs_f64();
     if a.json {
         println!(
@@ -267,6 +220,80 @@ pub fn run(a: &ConvertArgs) -> CliResult<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The outputs each conversion type needs, and no others.
+fn check_modes(a: &ConvertArgs, opts: &BuildOptions) -> CliResult<()> {
+    let tarfs = opts.conversion == ConversionType::TarTarfs;
+    if a.bootstrap.is_none() && (tarfs || !opts.inline_bootstrap) {
+        return Err(
+            "--bootstrap is required unless the bootstrap is inlined (--blob-inline-meta)".into(),
+        );
+    }
+    if !tarfs && a.blob_dir.is_none() && a.blob.is_none() {
+        return Err("tar-rafs needs --blob-dir or --blob".into());
+    }
+    if tarfs && (a.blob_dir.is_some() || a.blob.is_some()) {
+        return Err("tar-tarfs writes no blob: the layer tar is the blob".into());
+    }
+    Ok(())
+}
+
+/// The blob's output: a named file, or an unnamed one in the blob directory (named by its id
+/// at the end); none for tarfs.
+fn open_blob_output(a: &ConvertArgs, tarfs: bool) -> CliResult<Option<Output>> {
+    Ok(match (&a.blob, &a.blob_dir) {
+        _ if tarfs => None,
+        (Some(b), _) => Some(Output::open(b)?),
+        (None, Some(d)) => {
+            std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", shown(d)))?;
+            Some(Output::in_dir(d)?)
+        }
+        (None, None) => None,
+    })
+}
+
+/// Commits the blob (when one was written) and the bootstrap together, blob first: a
+/// bootstrap never names a blob that is not there. Returns the blob's path for the summary.
+fn commit(
+    a: &ConvertArgs,
+    tarfs: bool,
+    bootstrap_out: Option<Output>,
+    blob: Option<Output>,
+    bootstrap: &[u8],
+    r: &rafs_tar_build::BuildReport,
+) -> CliResult<Option<String>> {
+    let mut outputs = Vec::new();
+    let mut blob_path = None;
+    if let (Some(blob), true) = (blob, !tarfs && r.blob_size > 0) {
+        let id = r
+            .blob_id
+            .clone()
+            .ok_or("a blob was written without an id")?;
+        let blob = match (&a.blob, &a.blob_dir) {
+            (None, Some(d)) => {
+                let named = blob.named(d.join(&id));
+                let path = named.path().map(Path::to_path_buf).unwrap_or_default();
+                let boot = a.bootstrap.as_deref().unwrap_or(Path::new("-"));
+                check_distinct(&[&path, boot], &inputs(a))?;
+                named
+            }
+            _ => blob,
+        };
+        blob_path = Some(
+            blob.path()
+                .map_or_else(|| "-".into(), |p| p.display().to_string()),
+        );
+        outputs.push(blob);
+    }
+    if let Some(mut b) = bootstrap_out {
+        let shown_b = a.bootstrap.as_deref().map(shown).unwrap_or_default();
+        b.write_all(bootstrap)
+            .map_err(|e| format!("{shown_b}: {e}"))?;
+        outputs.push(b);
+    }
+    commit_all(outputs)?;
+    Ok(blob_path)
 }
 
 /// Files `convert` reads.

@@ -221,8 +221,7 @@ pub fn mount_unavailable() -> Option<String> {
     // One probe file per call: tests of one binary probe at the same time.
     static PROBES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = PROBES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let probe =
-        std::env::temp_dir().join(format!("rafs-loop-probe-{}-{n}", std::process::id()));
+    let probe = std::env::temp_dir().join(format!("rafs-loop-probe-{}-{n}", std::process::id()));
     std::fs::write(&probe, vec![0u8; 4096]).ok()?;
     // A busy moment (another test taking the free device) is not an absent capability.
     let mut last = String::new();
