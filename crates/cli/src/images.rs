@@ -64,7 +64,7 @@ pub fn merge(a: &MergeArgs) -> CliResult<ExitCode> {
         if d.len() != a.sources.len() {
             return Err(format!("{} blob digests for {} sources", d.len(), a.sources.len()).into());
         }
-        if let Some(bad) = d.iter().find(|d| !rafs_format::rules::is_hex_digest(d)) {
+        if let Some(bad) = d.iter().find(|d| rafs_format::unhex32(d).is_none()) {
             return Err(format!("--blob-digests: {bad:?} is not 64 hex digits").into());
         }
     }

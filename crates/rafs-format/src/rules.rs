@@ -31,11 +31,6 @@ pub fn check_blob_id(id: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
-/// Whether a string is 64 lowercase or uppercase hex digits (a sha256 digest).
-pub fn is_hex_digest(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
 /// Bytes of the v6 inline xattr area: the 12-byte header, then each entry padded to 4.
 /// `None` when an entry's name has no v6 prefix or a length does not fit its field.
 pub fn v6_xattr_area(xattrs: &[Xattr]) -> Option<u64> {

@@ -9,6 +9,20 @@ use std::io::Read;
 use std::path::Path;
 use std::sync::OnceLock;
 
+/// The blob file named by `blob`'s id in `dir`, opened as [`ImageReader::open_dir`] opens
+/// it (inside `dir` only, regular files only); `None` when there is none. For callers of
+/// [`ImageReader::open_with`] that find some blobs elsewhere.
+pub fn blob_in_dir(dir: &Path, blob: &Blob) -> Result<Option<BlobSource>> {
+    match FileSource::open_in_dir(dir, &blob.blob_id) {
+        Ok(f) => Ok(Some(Box::new(f) as BlobSource)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::BlobInvalid {
+            blob_id: blob.blob_id.clone(),
+            reason: format!("in {}: {e}", dir.display()),
+        }),
+    }
+}
+
 /// A blob source as the reader needs it.
 pub type BlobSource = Box<dyn ReadAt + Send + Sync>;
 
@@ -33,14 +47,7 @@ impl ImageReader {
     /// id is only ever a name in `dir`: links leading out of it, FIFOs and devices are refused
     /// ([`FileSource::open_in_dir`]).
     pub fn open_dir(image: Image, dir: &Path) -> Result<Self> {
-        Self::open_with(image, |b| match FileSource::open_in_dir(dir, &b.blob_id) {
-            Ok(f) => Ok(Some(Box::new(f) as BlobSource)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Error::BlobInvalid {
-                blob_id: b.blob_id.clone(),
-                reason: format!("in {}: {e}", dir.display()),
-            }),
-        })
+        Self::open_with(image, |b| blob_in_dir(dir, b))
     }
 
     /// Opens an image with blobs from `find` (`None`: not available).
@@ -233,7 +240,7 @@ impl ImageReader {
             return Ok(());
         };
         let outcome = self.tar_verified[index].get_or_init(|| {
-            if !rafs_format::rules::is_hex_digest(&blob.blob_id) {
+            if rafs_format::unhex32(&blob.blob_id).is_none() {
                 return Ok(());
             }
             let src = reader.source();

@@ -13,9 +13,10 @@ fn a8(x: usize) -> usize {
     align_up(x as u64, 8) as usize
 }
 
-/// Bytes of the xattr pair list (`Σ 4 + name + 1 + value`).
+/// Bytes of the xattr pair list (`Σ 4 + name + 1 + value`); `check_encodable` has bounded it
+/// to what a reader accepts, far below `usize`.
 fn xattr_pairs_size(x: &[Xattr]) -> usize {
-    x.iter().map(|x| 4 + x.name.len() + 1 + x.value.len()).sum()
+    crate::rules::v5_xattr_pairs(x) as usize
 }
 
 /// Encodes the model as a v5 bootstrap.

@@ -122,10 +122,9 @@ impl Allocator {
     }
 }
 
-/// Size of an inode's xattr area (0 without xattrs); refused when `i_xattr_icount` cannot
-/// count it.
+/// Size of an inode's xattr area (0 without xattrs); `check_encodable` has already refused
+/// areas `i_xattr_icount` cannot count.
 fn xattr_area(x: &[Xattr]) -> Result<u64> {
-    crate::rules::check_xattrs_storable(FsVersion::V6, x).map_err(|r| Error::encode("v6", r))?;
     crate::rules::v6_xattr_area(x)
         .ok_or_else(|| Error::encode("v6", "an xattr name has no v6 prefix or is too long"))
 }
