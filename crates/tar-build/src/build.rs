@@ -117,10 +117,10 @@ pub fn build_layer_with_progress<R: Read, W: Write + Send + 'static>(
     run.finish(started)
 }
 
-/// Where one entry is, for its errors.
+/// Where one entry is, for its errors (the path is escaped only if one happens).
 struct Where {
     index: u64,
-    path: String,
+    path: Vec<u8>,
     offset: u64,
 }
 
@@ -128,7 +128,7 @@ impl Where {
     fn fail(&self, kind: K) -> Error {
         Error::Entry(Box::new(EntryError {
             index: self.index,
-            path: self.path.clone(),
+            path: rafs_format::rules::escape_bytes(&self.path),
             offset: self.offset,
             kind,
         }))
@@ -215,7 +215,7 @@ impl<'a, 'o, W: Write + Send + 'static> Run<'a, 'o, W> {
     fn entry(&mut self, mut entry: Entry) -> Result<()> {
         let at = Where {
             index: self.index,
-            path: rafs_format::rules::escape_bytes(&entry.path),
+            path: entry.path.clone(),
             offset: entry.header_pos,
         };
         self.index += 1;

@@ -347,20 +347,8 @@ impl<R: Read> TarStream<R> {
             extended = ext.is_extended();
         }
         let real = gnu.real_size().map_err(bad)?;
-        let mut end = 0u64;
-        let mut data = 0u64;
-        for &(off, len) in &segments {
-            let e = off.checked_add(len).filter(|&e| off >= end && e <= real);
-            end = e.ok_or_else(|| {
-                StreamError::Malformed("sparse segments out of order or past the file".into())
-            })?;
-            data += len;
-        }
-        if data != stored {
-            return Err(StreamError::Malformed(format!(
-                "sparse segments hold {data} bytes, the entry {stored}"
-            )));
-        }
+        crate::sparse::check_segments(&segments, real, stored)
+            .map_err(|k| StreamError::Malformed(format!("old GNU sparse map: {k}")))?;
         Ok((segments, real))
     }
 }

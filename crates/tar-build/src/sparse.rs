@@ -209,34 +209,22 @@ impl<R: Read> SparseReader<R> {
             return Err(K::BadSparseMap(format!("{count} segments")));
         }
         let mut segments = Vec::new();
-        let mut data = 0u64;
-        let mut end = 0u64;
         for _ in 0..count {
             let off = read_number(&mut inner, &mut consumed)?;
             let len = read_number(&mut inner, &mut consumed)?;
-            let seg_end = off
-                .checked_add(len)
-                .filter(|&e| e <= real && off >= end)
-                .ok_or_else(|| {
-                    K::BadSparseMap(format!(
-                        "segment [{off}, +{len}) out of order or past {real}"
-                    ))
-                })?;
-            end = seg_end;
-            data += len;
-            if len > 0 {
-                segments.push((off, len));
-            }
+            segments.push((off, len));
         }
         let pad = (512 - consumed % 512) % 512;
         io::copy(&mut (&mut inner).take(pad), &mut io::sink())
             .map_err(|e| K::BadSparseMap(format!("map padding: {e}")))?;
-        if consumed + pad + data != stored {
-            return Err(K::BadSparseMap(format!(
-                "map and segments take {} bytes, the entry has {stored}",
-                consumed + pad + data
-            )));
-        }
+        let data = stored.checked_sub(consumed + pad).ok_or_else(|| {
+            K::BadSparseMap(format!(
+                "the map takes {} bytes, the entry has {stored}",
+                consumed + pad
+            ))
+        })?;
+        check_segments(&segments, real, data)?;
+        segments.retain(|s| s.1 > 0);
         Ok(SparseReader {
             inner,
             segments,
