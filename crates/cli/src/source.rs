@@ -76,14 +76,7 @@ impl ImageFile {
                 })?;
                 return Ok(Some(Box::new(f) as BlobSource));
             }
-            match FileSource::open_in_dir(&dir, &b.blob_id) {
-                Ok(f) => Ok(Some(Box::new(f) as BlobSource)),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                Err(e) => Err(rafs_reader::Error::BlobInvalid {
-                    blob_id: b.blob_id.clone(),
-                    reason: format!("in {}: {e}", shown(&dir)),
-                }),
-            }
+            rafs_reader::blob_in_dir(&dir, b)
         })?;
         Ok(reader)
     }
