@@ -120,19 +120,9 @@ fn small_hostile_layers_cost_little() {
     };
     let mut report = Vec::new();
     // Item 2: three 65,000-byte global xattrs and 20,000 files (was 1.15 GB RSS at 2,000).
-    let big = vec![b'x'; 65_000];
-    let mut l = Layer::new();
-    l.global(&[
-        ("SCHILY.xattr.user.a", &big),
-        ("SCHILY.xattr.user.b", &big),
-        ("SCHILY.xattr.user.c", &big),
-    ]);
-    for i in 0..20_000 {
-        l.file(format!("f{i}").as_bytes(), b"");
-    }
     report.push((
         "global xattrs",
-        run(l.finish(), &[]),
+        run(rafs_testkit::layer::global_xattr_layer(20_000), &[]),
         "max_xattr_bytes",
         200_000,
     ));

@@ -155,6 +155,22 @@ impl Layer {
     }
 }
 
+/// Hardening item 2's layer: one PAX global header with three 65,000-byte xattrs, which every
+/// later entry inherits, then `files` empty files.
+pub fn global_xattr_layer(files: usize) -> Vec<u8> {
+    let big = vec![b'x'; 65_000];
+    let mut l = Layer::new();
+    l.global(&[
+        ("SCHILY.xattr.user.a", &big),
+        ("SCHILY.xattr.user.b", &big),
+        ("SCHILY.xattr.user.c", &big),
+    ]);
+    for i in 0..files {
+        l.file(format!("f{i}").as_bytes(), b"");
+    }
+    l.finish()
+}
+
 /// A command's outcome with its wall time and peak resident set, measured by GNU `time`.
 pub struct Measured {
     /// Exit code (`None`: killed by a signal).
