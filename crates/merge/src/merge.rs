@@ -189,8 +189,7 @@ pub fn merge(layers: Vec<Layer>, options: &MergeOptions) -> Result<Image> {
         return Err(incompatible(0, "nothing to merge"));
     };
     let first = lowest.superblock.clone();
-    let mut blobs: Vec<Blob> = Vec::new();
-    let mut blob_index: HashMap<String, usize> = HashMap::new();
+    let mut table = BlobTable::default();
     let mut layer_inodes: Vec<Vec<Inode>> = Vec::new();
     let mut trees: Vec<MTree> = Vec::new();
     let mut last_sb = first.clone();
@@ -206,106 +205,14 @@ pub fn merge(layers: Vec<Layer>, options: &MergeOptions) -> Result<Image> {
         } else {
             pos
         };
-        let sb = &image.superblock;
-        if sb.chunk_size != first.chunk_size {
-            return Err(incompatible(
-                layer,
-                format!(
-                    "chunk size {:#x}, the first layer's {:#x}",
-                    sb.chunk_size, first.chunk_size
-                ),
-            ));
-        }
-        if sb.explicit_uid_gid != first.explicit_uid_gid {
-            return Err(incompatible(
-                layer,
-                "explicit uid/gid differs from the first layer's",
-            ));
-        }
-        if sb.fs_version != first.fs_version {
-            return Err(incompatible(
-                layer,
-                format!(
-                    "RAFS v{}, the first layer is v{}",
-                    sb.fs_version.number(),
-                    first.fs_version.number()
-                ),
-            ));
-        }
-        if sb.fs_version == FsVersion::V5 && sb.digester != first.digester {
-            return Err(incompatible(layer, "v5 layers must share a digester"));
-        }
-        if sb.tarfs != first.tarfs {
-            return Err(incompatible(
-                layer,
-                "tarfs and non-tarfs layers cannot be merged",
-            ));
-        }
-        // The layer's blobs into the merged table; its chunks re-pointed.
-        let mut own = 0;
-        let mut remap = Vec::with_capacity(image.blobs.len());
-        for b in &image.blobs {
-            if b.chunk_size != first.chunk_size && b.chunk_size != 0 {
-                return Err(incompatible(
-                    layer,
-                    format!("blob {} has chunk size {:#x}", b.blob_id, b.chunk_size),
-                ));
-            }
-            let mut b = b.clone();
-            if !is_parent && !options.dict_blob_ids.contains(&b.blob_id) {
-                own += 1;
-                if own > 1 {
-                    return Err(incompatible(
-                        layer,
-                        "more than one blob of its own (not from the chunk dictionary)",
-                    ));
-                }
-                if !sb.tarfs {
-                    if let Some(id) = &explicit_id {
-                        b.blob_id = id.clone();
-                    }
-                }
-                if b.blob_id.starts_with(PLACEHOLDER_PREFIX) {
-                    return Err(incompatible(
-                        layer,
-                        "its bootstrap was inlined (placeholder blob id): give the layer's blob id",
-                    ));
-                }
-                b.features.remove(BlobFeatures::INLINED_FS_META);
-            }
-            let idx = match blob_index.get(&b.blob_id) {
-                Some(&i) => {
-                    if !same_blob(&blobs[i], &b) {
-                        return Err(incompatible(
-                            layer,
-                            format!(
-                                "blob id {} names a different blob in an earlier layer",
-                                b.blob_id
-                            ),
-                        ));
-                    }
-                    i
-                }
-                None => {
-                    blobs.push(b.clone());
-                    blob_index.insert(b.blob_id.clone(), blobs.len() - 1);
-                    blobs.len() - 1
-                }
-            };
-            remap.push(idx as u32);
-        }
-        let mut inodes = image.tree.inodes.clone();
-        for inode in &mut inodes {
-            for c in &mut inode.chunks {
-                c.blob_index = *remap.get(c.blob_index as usize).ok_or_else(|| {
-                    incompatible(
-                        layer,
-                        format!("a chunk names blob {} of {}", c.blob_index, remap.len()),
-                    )
-                })?;
-            }
-        }
-        layer_inodes.push(inodes);
+        check_compatible(layer, &image.superblock, &first)?;
+        let own = OwnBlob {
+            layer,
+            explicit_id: explicit_id.as_deref(),
+            is_parent,
+        };
+        let remap = table.take(&image, &own, &first, options)?;
+        layer_inodes.push(repoint_chunks(&image, &remap, layer)?);
         trees.push(MTree::from_tree(&image.tree, layer_inodes.len() - 1));
         last_sb = image.superblock.clone();
     }
@@ -314,21 +221,7 @@ pub fn merge(layers: Vec<Layer>, options: &MergeOptions) -> Result<Image> {
     let Some(base) = trees.next() else {
         return Err(incompatible(0, "nothing to merge"));
     };
-    // overlayfs opaque markers of upper layers: noted, and the xattr dropped (build.md §9.2).
-    let mut opaque = std::collections::HashSet::new();
-    if options.whiteout_spec == WhiteoutSpec::Overlayfs {
-        for (l, inodes) in layer_inodes.iter_mut().enumerate().skip(1) {
-            for (i, inode) in inodes.iter_mut().enumerate() {
-                let before = inode.xattrs.len();
-                inode
-                    .xattrs
-                    .retain(|x| !(x.name == b"trusted.overlay.opaque" && x.value == b"y"));
-                if inode.is_dir() && inode.xattrs.len() != before {
-                    opaque.insert((l, InodeId(i as u32)));
-                }
-            }
-        }
-    }
+    let opaque = take_opaque_markers(&mut layer_inodes, options.whiteout_spec);
     let mut ov = Overlay {
         tree: base,
         layers: &layer_inodes,
@@ -339,10 +232,184 @@ pub fn merge(layers: Vec<Layer>, options: &MergeOptions) -> Result<Image> {
         ov.tree.nodes[0].inode = upper.nodes[0].inode;
         ov.merge_children(0, &upper, 0);
     }
-    let merged = ov.tree;
-    let version = options.fs_version.unwrap_or(first.fs_version);
-    let mut tree = to_model(&merged, &layer_inodes);
-    // The image must read back: a decoder accepts at most this many paths by default.
+    let mut tree = to_model(&ov.tree, &layer_inodes);
+    check_path_budget(&tree, options)?;
+    let blobs = blobs_in_order_of_use(&mut tree, &table.blobs);
+    let superblock = Superblock {
+        fs_version: first.fs_version,
+        compressor: last_sb.compressor,
+        digester: last_sb.digester,
+        ..first
+    };
+    Ok(finish_image(superblock, blobs, tree, options))
+}
+
+/// A layer's superblock against the lowest layer's: what a merge cannot reconcile.
+fn check_compatible(layer: usize, sb: &Superblock, first: &Superblock) -> Result<()> {
+    if sb.chunk_size != first.chunk_size {
+        return Err(incompatible(
+            layer,
+            format!(
+                "chunk size {:#x}, the first layer's {:#x}",
+                sb.chunk_size, first.chunk_size
+            ),
+        ));
+    }
+    if sb.explicit_uid_gid != first.explicit_uid_gid {
+        return Err(incompatible(
+            layer,
+            "explicit uid/gid differs from the first layer's",
+        ));
+    }
+    if sb.fs_version != first.fs_version {
+        return Err(incompatible(
+            layer,
+            format!(
+                "RAFS v{}, the first layer is v{}",
+                sb.fs_version.number(),
+                first.fs_version.number()
+            ),
+        ));
+    }
+    if sb.fs_version == FsVersion::V5 && sb.digester != first.digester {
+        return Err(incompatible(layer, "v5 layers must share a digester"));
+    }
+    if sb.tarfs != first.tarfs {
+        return Err(incompatible(
+            layer,
+            "tarfs and non-tarfs layers cannot be merged",
+        ));
+    }
+    Ok(())
+}
+
+/// How a layer's own blob is named.
+struct OwnBlob<'a> {
+    layer: usize,
+    explicit_id: Option<&'a str>,
+    is_parent: bool,
+}
+
+/// The merged blob table, one entry per distinct blob id.
+#[derive(Default)]
+struct BlobTable {
+    blobs: Vec<Blob>,
+    index: HashMap<String, usize>,
+}
+
+impl BlobTable {
+    /// Adds a layer's blobs (its own renamed by `own`) and returns where each landed.
+    fn take(
+        &mut self,
+        image: &Image,
+        own: &OwnBlob<'_>,
+        first: &Superblock,
+        options: &MergeOptions,
+    ) -> Result<Vec<u32>> {
+        let layer = own.layer;
+        let mut owned = 0;
+        let mut remap = Vec::with_capacity(image.blobs.len());
+        for b in &image.blobs {
+            if b.chunk_size != first.chunk_size && b.chunk_size != 0 {
+                return Err(incompatible(
+                    layer,
+                    format!("blob {} has chunk size {:#x}", b.blob_id, b.chunk_size),
+                ));
+            }
+            let mut b = b.clone();
+            if !own.is_parent && !options.dict_blob_ids.contains(&b.blob_id) {
+                owned += 1;
+                if owned > 1 {
+                    return Err(incompatible(
+                        layer,
+                        "more than one blob of its own (not from the chunk dictionary)",
+                    ));
+                }
+                name_own_blob(&mut b, own, image.superblock.tarfs)?;
+            }
+            remap.push(self.insert(b, layer)? as u32);
+        }
+        Ok(remap)
+    }
+
+    fn insert(&mut self, b: Blob, layer: usize) -> Result<usize> {
+        if let Some(&i) = self.index.get(&b.blob_id) {
+            if !same_blob(&self.blobs[i], &b) {
+                return Err(incompatible(
+                    layer,
+                    format!(
+                        "blob id {} names a different blob in an earlier layer",
+                        b.blob_id
+                    ),
+                ));
+            }
+            return Ok(i);
+        }
+        self.index.insert(b.blob_id.clone(), self.blobs.len());
+        self.blobs.push(b);
+        Ok(self.blobs.len() - 1)
+    }
+}
+
+/// A layer's own blob takes the id given for the layer; an inlined bootstrap's placeholder
+/// id must not survive.
+fn name_own_blob(b: &mut Blob, own: &OwnBlob<'_>, tarfs: bool) -> Result<()> {
+    if !tarfs {
+        if let Some(id) = own.explicit_id {
+            b.blob_id = id.to_string();
+        }
+    }
+    if b.blob_id.starts_with(PLACEHOLDER_PREFIX) {
+        return Err(incompatible(
+            own.layer,
+            "its bootstrap was inlined (placeholder blob id): give the layer's blob id",
+        ));
+    }
+    b.features.remove(BlobFeatures::INLINED_FS_META);
+    Ok(())
+}
+
+/// The layer's inodes with their chunks pointing into the merged blob table.
+fn repoint_chunks(image: &Image, remap: &[u32], layer: usize) -> Result<Vec<Inode>> {
+    let mut inodes = image.tree.inodes.clone();
+    for inode in &mut inodes {
+        for c in &mut inode.chunks {
+            c.blob_index = *remap.get(c.blob_index as usize).ok_or_else(|| {
+                incompatible(
+                    layer,
+                    format!("a chunk names blob {} of {}", c.blob_index, remap.len()),
+                )
+            })?;
+        }
+    }
+    Ok(inodes)
+}
+
+/// overlayfs opaque markers of upper layers: noted, and the xattr dropped (build.md §9.2).
+fn take_opaque_markers(
+    layer_inodes: &mut [Vec<Inode>],
+    spec: WhiteoutSpec,
+) -> std::collections::HashSet<(usize, InodeId)> {
+    let mut opaque = std::collections::HashSet::new();
+    if spec != WhiteoutSpec::Overlayfs {
+        return opaque;
+    }
+    for (l, inodes) in layer_inodes.iter_mut().enumerate().skip(1) {
+        for (i, inode) in inodes.iter_mut().enumerate() {
+            let before = inode.xattrs.len();
+            inode
+                .xattrs
+                .retain(|x| !(x.name == b"trusted.overlay.opaque" && x.value == b"y"));
+            if inode.is_dir() && inode.xattrs.len() != before {
+                opaque.insert((l, InodeId(i as u32)));
+            }
+        }
+    }
+    opaque
+}
+
+/// The image must read back: a decoder accepts at most this many paths by default.
+fn check_path_budget(tree: &Tree, options: &MergeOptions) -> Result<()> {
     let max = options
         .max_paths
         .unwrap_or(rafs_format::Limits::default().max_nodes);
@@ -353,10 +420,14 @@ pub fn merge(layers: Vec<Layer>, options: &MergeOptions) -> Result<Image> {
             limit: max,
         });
     }
-    // Blobs in order of first use, breadth first; unused ones dropped.
+    Ok(())
+}
+
+/// Blobs in order of first use, breadth first; unused ones dropped and chunks renumbered.
+fn blobs_in_order_of_use(tree: &mut Tree, blobs: &[Blob]) -> Vec<Blob> {
     let mut used: Vec<u32> = Vec::new();
     let mut new_index: HashMap<u32, u32> = HashMap::new();
-    for id in bfs(&tree) {
+    for id in bfs(tree) {
         let inode = tree.inode_of(id);
         if inode.is_reg() {
             for c in &inode.chunks {
@@ -372,13 +443,19 @@ pub fn merge(layers: Vec<Layer>, options: &MergeOptions) -> Result<Image> {
             c.blob_index = new_index[&c.blob_index];
         }
     }
-    let blobs: Vec<Blob> = used.iter().map(|&i| blobs[i as usize].clone()).collect();
-    let superblock = Superblock {
-        fs_version: first.fs_version,
-        compressor: last_sb.compressor,
-        digester: last_sb.digester,
-        ..first
-    };
+    used.iter().map(|&i| blobs[i as usize].clone()).collect()
+}
+
+/// The merged image: prefetch resolved, in the layers' version or the one asked for, with
+/// v6's HAS_XATTR set as the reference's merge context starts with it.
+fn finish_image(
+    superblock: Superblock,
+    blobs: Vec<Blob>,
+    tree: Tree,
+    options: &MergeOptions,
+) -> Image {
+    let layers_version = superblock.fs_version;
+    let version = options.fs_version.unwrap_or(layers_version);
     let prefetch = match &options.prefetch_patterns {
         Some(p) if !blobs.is_empty() => rafs_format::model::prefetch_targets(&tree, p),
         _ => Vec::new(),
@@ -390,16 +467,14 @@ pub fn merge(layers: Vec<Layer>, options: &MergeOptions) -> Result<Image> {
         prefetch,
         v6_chunk_table: None,
     };
-    // The layers' version, or the one asked for.
-    let mut image = if version == first.fs_version {
+    let mut image = if version == layers_version {
         image
     } else {
         image.converted_to(version)
     };
-    // The reference's merge context starts with HAS_XATTR in v6, whatever the layers hold.
     image.superblock.xattr_flag_without_xattrs =
         version == FsVersion::V6 && image.tree.inodes.iter().all(|i| i.xattrs.is_empty());
-    Ok(image)
+    image
 }
 
 fn same_blob(a: &Blob, b: &Blob) -> bool {
