@@ -74,3 +74,66 @@ pub(crate) fn check_name(name: &[u8], max: usize) -> std::result::Result<(), Dec
     }
     Ok(())
 }
+
+/// A structure at a known offset of the input. Errors raised through it carry the exact offset
+/// of the field at fault, taken with [`core::mem::offset_of!`] by the [`invalid!`] macro, so no
+/// offset is typed by hand.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct At {
+    /// The structure's name in errors, e.g. `"v6 superblock"`.
+    pub structure: &'static str,
+    /// Its offset in the input.
+    pub base: u64,
+}
+
+impl At {
+    /// The structure `structure` at `base`.
+    pub(crate) const fn new(structure: &'static str, base: u64) -> Self {
+        Self { structure, base }
+    }
+
+    /// An error of `kind` at `rel` bytes into the structure.
+    pub(crate) fn err(&self, rel: usize, kind: DecodeErrorKind) -> crate::Error {
+        derr(self.structure, self.base.saturating_add(rel as u64), kind)
+    }
+
+    /// An `InvalidField` error for the field at `rel`.
+    pub(crate) fn invalid(
+        &self,
+        rel: usize,
+        field: &'static str,
+        value: u64,
+        reason: &'static str,
+    ) -> crate::Error {
+        self.err(
+            rel,
+            DecodeErrorKind::InvalidField {
+                field,
+                value,
+                reason,
+            },
+        )
+    }
+}
+
+/// `invalid!(at, RawStruct, field, value, reason)`: an `InvalidField` error naming `field` at
+/// its offset in `RawStruct`, the structure `at` points to.
+macro_rules! invalid {
+    ($at:expr, $ty:ty, $field:ident, $value:expr, $reason:expr) => {
+        $at.invalid(
+            core::mem::offset_of!($ty, $field),
+            stringify!($field),
+            u64::from($value),
+            $reason,
+        )
+    };
+}
+pub(crate) use invalid;
+
+/// `offset_in!(RawStruct, field)`: the field's offset as the `usize` [`At::err`] takes.
+macro_rules! offset_in {
+    ($ty:ty, $field:ident) => {
+        core::mem::offset_of!($ty, $field)
+    };
+}
+pub(crate) use offset_in;
