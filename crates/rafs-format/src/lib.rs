@@ -54,6 +54,8 @@ pub mod ondisk;
 mod read;
 pub mod rules;
 pub mod source;
+#[cfg(test)]
+mod testing;
 pub mod v5;
 pub mod v6;
 

@@ -73,3 +73,28 @@ fn read_extended(data: &[u8], layout: &Layout, blobs: &mut [Blob]) -> Result<()>
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::model::FsVersion;
+    use crate::testing::{decode_corrupted, u64_at};
+    use crate::DecodeErrorKind as K;
+
+    #[test]
+    fn a_blob_id_that_is_not_utf8_is_reported_at_its_record() {
+        let mut record = 0;
+        let e = decode_corrupted(FsVersion::V5, |b| {
+            record = u64_at(b, 48) as usize;
+            b[record + 8] = 0xff;
+        });
+        assert_eq!((e.structure, e.offset), ("v5 blob table", record as u64));
+        assert!(matches!(
+            e.kind,
+            K::InvalidField {
+                field: "blob_id",
+                reason: "not UTF-8",
+                ..
+            }
+        ));
+    }
+}

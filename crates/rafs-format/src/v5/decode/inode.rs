@@ -266,3 +266,29 @@ fn read_chunks(rec: &Record<'_>, blobs: &[Blob]) -> Result<Vec<ChunkInfo>> {
     }
     Ok(chunks)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::model::FsVersion;
+    use crate::testing::{decode_corrupted, u64_at};
+    use crate::DecodeErrorKind as K;
+
+    #[test]
+    fn a_zero_link_count_is_reported_at_i_nlink() {
+        let mut root = 0;
+        let e = decode_corrupted(FsVersion::V5, |b| {
+            let table = u64_at(b, 32) as usize;
+            root = (u32::from_le_bytes(b[table..table + 4].try_into().unwrap()) as usize) << 3;
+            b[root + 88..root + 92].fill(0);
+        });
+        assert_eq!((e.structure, e.offset), ("v5 inode", root as u64 + 88));
+        assert!(matches!(
+            e.kind,
+            K::InvalidField {
+                field: "i_nlink",
+                value: 0,
+                ..
+            }
+        ));
+    }
+}

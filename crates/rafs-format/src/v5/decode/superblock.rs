@@ -217,3 +217,23 @@ fn check_range(t: Table, len: u64, others: &[Table]) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::model::FsVersion;
+    use crate::testing::decode_corrupted;
+    use crate::DecodeErrorKind as K;
+
+    #[test]
+    fn a_wrong_superblock_size_is_reported_at_s_sb_size() {
+        let e = decode_corrupted(FsVersion::V5, |b| b[8] = 1);
+        assert_eq!((e.structure, e.offset), ("v5 superblock", 8));
+        assert!(matches!(
+            e.kind,
+            K::InvalidField {
+                field: "s_sb_size",
+                ..
+            }
+        ));
+    }
+}

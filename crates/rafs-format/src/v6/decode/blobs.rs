@@ -253,3 +253,31 @@ pub(super) fn read_chunk_table(data: &[u8], layout: &Layout, tarfs: bool) -> Res
     }
     Ok(table)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::model::FsVersion;
+    use crate::testing::{decode_corrupted, u64_at};
+    use crate::DecodeErrorKind as K;
+
+    #[test]
+    fn a_misnumbered_blob_record_is_reported_at_its_blob_index() {
+        let mut record = 0;
+        let e = decode_corrupted(FsVersion::V6, |b| {
+            record = u64_at(b, 1152 + 8) as usize;
+            b[record + 64] = 5;
+        });
+        assert_eq!(
+            (e.structure, e.offset),
+            ("v6 blob record", record as u64 + 64)
+        );
+        assert!(matches!(
+            e.kind,
+            K::InvalidField {
+                field: "blob_index",
+                value: 5,
+                ..
+            }
+        ));
+    }
+}

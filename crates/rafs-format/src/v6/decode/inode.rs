@@ -343,3 +343,32 @@ fn tarfs_chunk(
         crc32: 0,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::model::FsVersion;
+    use crate::testing::decode_corrupted;
+    use crate::DecodeErrorKind as K;
+
+    #[test]
+    fn unknown_format_bits_are_reported_at_the_root_inodes_i_format() {
+        let mut root = 0;
+        let e = decode_corrupted(FsVersion::V6, |b| {
+            let nid = u16::from_le_bytes([b[1024 + 14], b[1024 + 15]]) as usize;
+            let meta = u32::from_le_bytes(b[1024 + 40..1024 + 44].try_into().unwrap()) as usize;
+            root = meta * 4096 + nid * 32;
+            b[root] |= 0x10;
+        });
+        assert_eq!(
+            (e.structure, e.offset, e.path.as_deref()),
+            ("v6 inode", root as u64, Some("/"))
+        );
+        assert!(matches!(
+            e.kind,
+            K::InvalidField {
+                field: "i_format",
+                ..
+            }
+        ));
+    }
+}

@@ -334,3 +334,45 @@ fn check_chunk_table(len: u64, ct: Range, bt: Range) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::model::FsVersion;
+    use crate::testing::decode_corrupted;
+    use crate::DecodeErrorKind as K;
+
+    #[test]
+    fn a_bad_block_size_is_reported_at_s_blkszbits() {
+        let e = decode_corrupted(FsVersion::V6, |b| b[1024 + 12] = 10);
+        assert_eq!((e.structure, e.offset), ("v6 superblock", 1036));
+        assert!(matches!(
+            e.kind,
+            K::InvalidField {
+                field: "s_blkszbits",
+                value: 10,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn a_chunk_table_overlapping_the_blob_table_is_reported_at_its_offset_field() {
+        let e = decode_corrupted(FsVersion::V6, |b| {
+            let blob_table = crate::testing::u64_at(b, 1152 + 8);
+            b[1152 + 24..1152 + 32].copy_from_slice(&blob_table.to_le_bytes());
+            b[1152 + 32..1152 + 40].copy_from_slice(&80u64.to_le_bytes());
+        });
+        assert_eq!(
+            (e.structure, e.offset),
+            ("v6 extended superblock", 1152 + 24)
+        );
+        assert!(matches!(
+            e.kind,
+            K::BadRange {
+                field: "chunk table",
+                other: "blob table",
+                ..
+            }
+        ));
+    }
+}

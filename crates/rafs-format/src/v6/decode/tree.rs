@@ -295,3 +295,30 @@ fn read_block_dirents<'a>(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::model::FsVersion;
+    use crate::{DecodeErrorKind as K, Error, Limits};
+
+    #[test]
+    fn children_below_the_depth_limit_are_refused_at_their_directory() {
+        let bytes = crate::encode(&crate::testing::sample(FsVersion::V6)).unwrap();
+        let limits = Limits {
+            max_depth: 0,
+            ..Limits::default()
+        };
+        let Err(Error::Decode(e)) = super::super::decode_with_limits(&bytes, &limits) else {
+            panic!("a root with children exceeds depth 0");
+        };
+        assert_eq!((e.structure, e.path.as_deref()), ("v6 inode", Some("/")));
+        assert!(matches!(
+            e.kind,
+            K::LimitExceeded {
+                limit: "max_depth",
+                value: 1,
+                max: 0
+            }
+        ));
+    }
+}
