@@ -269,11 +269,31 @@ fn tarfs_tars_are_verified() {
     );
     // Item 5: a blob claiming 16 TiB: refused before anything is written.
     std::fs::write(dir.join(&id), &tar).unwrap();
-    let mut claims = image.clone();
-    claims.blobs[0].compressed_size = 16 << 40;
-    claims.blobs[0].uncompressed_size = 16 << 40;
+    // The encoder refuses a blob beyond 32-bit block addresses, so the claim is patched in.
+    let mut claims = rafs_format::encode(&image).unwrap();
+    let ext = rafs_format::ondisk::v6::EXT_SUPERBLOCK_OFFSET;
+    let table_at =
+        ext + core::mem::offset_of!(rafs_format::ondisk::v6::ExtSuperBlock, s_blob_table_offset);
+    let record = u64::from_le_bytes(claims[table_at..table_at + 8].try_into().unwrap()) as usize;
+    // 1 TiB stored, 16 TiB uncompressed: the most each field may claim.
+    for (field, claim) in [
+        (
+            core::mem::offset_of!(rafs_format::ondisk::v6::BlobRecord, compressed_size),
+            1u64 << 40,
+        ),
+        (
+            core::mem::offset_of!(rafs_format::ondisk::v6::BlobRecord, uncompressed_size),
+            16 << 40,
+        ),
+    ] {
+        claims[record + field..record + field + 8].copy_from_slice(&claim.to_le_bytes());
+    }
+    assert_eq!(
+        rafs_format::decode(&claims).unwrap().blobs[0].uncompressed_size,
+        16 << 40
+    );
     let cb = tmp.join("claims.boot");
-    std::fs::write(&cb, rafs_format::encode(&claims).unwrap()).unwrap();
+    std::fs::write(&cb, &claims).unwrap();
     let img = tmp.join("out.img");
     let started = std::time::Instant::now();
     let o = rafs(&["export", "--block", p(&cb), "-D", p(&dir), "-o", p(&img)]);

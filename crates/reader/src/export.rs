@@ -6,10 +6,8 @@
 use crate::error::{io, Error, Result};
 use crate::read::ImageReader;
 use rafs_format::model::{ChunkInfo, FsVersion, Image};
-use rafs_format::ondisk::v6::{DeviceSlot, SuperBlock};
 use std::collections::HashMap;
 use std::io::Write;
-use zerocopy::FromBytes;
 
 /// What an export wrote.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -70,15 +68,9 @@ pub fn export_block<W: Write>(reader: &ImageReader, mut out: W) -> Result<(W, Ex
     if image.superblock.fs_version != FsVersion::V6 {
         image = image.converted_to(FsVersion::V6);
     }
-    let bootstrap = rafs_format::encode(&image)?;
-    let sb = SuperBlock::read_from_prefix(&bootstrap[1024..])
-        .map(|(s, _)| s)
-        .map_err(|_| Error::Path {
-            path: "/".into(),
-            reason: "encoded bootstrap has no superblock".into(),
-        })?;
-    let block = 1u64 << sb.s_blkszbits;
-    let slot_at = usize::from(sb.s_devt_slotoff.get()) * 128;
+    // The plan says where each blob's data goes: its device slot.
+    let (bootstrap, plan) = rafs_format::v6::encode_with_plan(&image)?;
+    let block = plan.block_size();
     let mut report = ExportReport {
         bootstrap_size: bootstrap.len() as u64,
         ..Default::default()
@@ -95,17 +87,9 @@ pub fn export_block<W: Write>(reader: &ImageReader, mut out: W) -> Result<(W, Ex
         }
         Ok(())
     };
-    for (i, _) in image.blobs.iter().enumerate() {
-        let at = slot_at + i * 128;
-        let slot = bootstrap
-            .get(at..at + 128)
-            .and_then(|b| DeviceSlot::read_from_bytes(b).ok())
-            .ok_or_else(|| Error::Path {
-                path: "/".into(),
-                reason: format!("no device slot for blob {i}"),
-            })?;
-        let start = u64::from(slot.mapped_blkaddr.get()) * block;
-        let end = start + u64::from(slot.blocks.get()) * block;
+    for (i, slot) in plan.devices().iter().enumerate() {
+        let start = u64::from(slot.mapped_blkaddr) * block;
+        let end = start + u64::from(slot.blocks) * block;
         if start < pos {
             return Err(Error::Path {
                 path: "/".into(),

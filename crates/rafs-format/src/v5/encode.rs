@@ -1,4 +1,6 @@
-//! v5 encoding, laid out exactly as the reference's `Bootstrap::v5_dump`.
+//! v5 encoding, laid out exactly as the reference's `Bootstrap::v5_dump`, as plan then write:
+//! [`Plan`] places the tables and every record (in depth-first pre-order) and computes the
+//! inode digests; the writers fill the superblock, tables and records.
 
 use crate::align_up;
 use crate::common::{encode_chunk_record, flags};
@@ -13,6 +15,10 @@ fn a8(x: usize) -> usize {
     align_up(x as u64, 8) as usize
 }
 
+fn err(reason: impl Into<String>) -> Error {
+    Error::encode("v5", reason)
+}
+
 /// Bytes of the xattr pair list (`Σ 4 + name + 1 + value`); `check_encodable` has bounded it
 /// to what a reader accepts, far below `usize`.
 fn xattr_pairs_size(x: &[Xattr]) -> usize {
@@ -21,96 +27,154 @@ fn xattr_pairs_size(x: &[Xattr]) -> usize {
 
 /// Encodes the model as a v5 bootstrap.
 pub fn encode(image: &Image) -> Result<Vec<u8>> {
-    let tree = &image.tree;
-    let sb = &image.superblock;
-    let err = |r: String| Error::encode("v5", r);
-    if tree.nodes.is_empty() || !tree.inode_of(ROOT).is_dir() {
-        return Err(err("the root must be a directory".into()));
+    let plan = Plan::new(image)?;
+    let mut out = vec![0u8; plan.total];
+    write_tables(&mut out, image, &plan);
+    let mut has_xattr = false;
+    for id in &plan.pre {
+        has_xattr |= write_record(&mut out, image, &plan, *id);
     }
-    if !crate::common::valid_chunk_size(sb.chunk_size as u64) {
+    let sb = superblock(image, &plan, has_xattr);
+    out[..raw::SUPERBLOCK_SIZE].copy_from_slice(sb.as_bytes());
+    Ok(out)
+}
+
+/// Where everything goes; every length checked to fit its on-disk field.
+struct Plan {
+    order: IndexOrder,
+    /// Nodes in record (depth-first pre-) order.
+    pre: Vec<NodeId>,
+    /// Per node: its record's offset.
+    record_at: Vec<usize>,
+    /// Per node: its inode digest.
+    digests: Vec<[u8; 32]>,
+    inode_table: usize,
+    prefetch_table: usize,
+    blob_table: usize,
+    blob_table_size: usize,
+    ext_blob_table: usize,
+    total: usize,
+}
+
+impl Plan {
+    fn new(image: &Image) -> Result<Self> {
+        let order = check_image(image)?;
+        let n = image.tree.nodes.len();
+        let inode_table = raw::SUPERBLOCK_SIZE;
+        let prefetch_table = inode_table + a8(4 * n);
+        let blob_table = prefetch_table + a8(4 * image.prefetch.len());
+        let blob_table_size = blob_table_size(image)?;
+        let ext_blob_table = blob_table + blob_table_size;
+        let pre = image.tree.dfs_preorder();
+        let mut record_at = vec![0usize; n];
+        let mut cur = ext_blob_table + raw::EXT_BLOB_ENTRY_SIZE * image.blobs.len();
+        for id in &pre {
+            record_at[id.0 as usize] = cur;
+            cur += record_size(&image.tree, *id)?;
+        }
+        if cur as u64 > 0x8000_0000 {
+            return Err(err("bootstrap would exceed 2 GiB"));
+        }
+        let digests = inode_digests(image, &pre);
+        Ok(Plan {
+            order,
+            pre,
+            record_at,
+            digests,
+            inode_table,
+            prefetch_table,
+            blob_table,
+            blob_table_size,
+            ext_blob_table,
+            total: cur,
+        })
+    }
+}
+
+/// The image-wide rules; returns the inode numbering.
+fn check_image(image: &Image) -> Result<IndexOrder> {
+    let (tree, sb) = (&image.tree, &image.superblock);
+    if tree.nodes.is_empty() || !tree.inode_of(ROOT).is_dir() {
+        return Err(err("the root must be a directory"));
+    }
+    if !crate::common::valid_chunk_size(u64::from(sb.chunk_size)) {
         return Err(err(format!(
             "chunk size {:#x} is not a power of two in 4 KiB..=16 MiB",
             sb.chunk_size
         )));
     }
     crate::rules::check_encodable(image, FsVersion::V5).map_err(err)?;
-    let n = tree.nodes.len();
-    if n > u32::MAX as usize - 1 {
-        return Err(err("too many nodes".into()));
+    if tree.nodes.len() > u32::MAX as usize - 1 {
+        return Err(err("too many nodes"));
     }
-    let io = tree.index_order();
-    if io.order.len() != n {
-        return Err(err("nodes unreachable from the root".into()));
+    if image
+        .prefetch
+        .iter()
+        .any(|id| id.0 as usize >= tree.nodes.len())
+    {
+        return Err(err("prefetch names a missing node"));
     }
+    let order = tree.index_order();
+    if order.order.len() != tree.nodes.len() {
+        return Err(err("nodes unreachable from the root"));
+    }
+    Ok(order)
+}
 
-    // Record sizes and offsets in physical (pre-order) order.
-    let pre = tree.dfs_preorder();
-    let record_size = |id: NodeId| -> Result<usize> {
-        let node = tree.node(id);
-        let inode = tree.inode(node.inode);
-        if node.name.len() > u16::MAX as usize || inode.symlink.len() > u16::MAX as usize {
-            return Err(err(format!(
-                "{}: name or symlink longer than 65535 bytes",
-                tree.path(id)
-            )));
-        }
-        let mut s = raw::INODE_SIZE + a8(node.name.len()) + a8(inode.symlink.len());
-        if !inode.xattrs.is_empty() {
-            s += 8 + a8(xattr_pairs_size(&inode.xattrs));
-        }
-        if inode.is_reg() {
-            s += 80 * inode.chunks.len();
-        }
-        Ok(s)
-    };
-    let it_entries = n;
-    let it_size = a8(4 * it_entries);
-    let pf_entries = image.prefetch.len();
-    let pf_size = a8(4 * pf_entries);
-    let bt_raw: usize = image
+/// The blob table's size: `u32, u32, id` per blob, NUL-separated, 8-aligned.
+fn blob_table_size(image: &Image) -> Result<usize> {
+    if let Some(i) = image
         .blobs
         .iter()
-        .map(|b| 8 + b.blob_id.len())
-        .sum::<usize>()
-        + image.blobs.len().saturating_sub(1);
-    let bt_size = if image.blobs.is_empty() {
-        0
-    } else {
-        a8(bt_raw)
-    };
-    let it_off = raw::SUPERBLOCK_SIZE;
-    let pf_off = it_off + it_size;
-    let bt_off = pf_off + pf_size;
-    let ext_off = bt_off + bt_size;
-    let first_record = ext_off + raw::EXT_BLOB_ENTRY_SIZE * image.blobs.len();
-    let mut offset_of = vec![0usize; n];
-    let mut cur = first_record;
-    for id in &pre {
-        offset_of[id.0 as usize] = cur;
-        cur += record_size(*id)?;
+        .position(|b| b.blob_id.is_empty() || b.blob_id.as_bytes().contains(&0))
+    {
+        return Err(err(format!(
+            "blob {i} has an empty id or one containing NUL"
+        )));
     }
-    let total = cur;
-    if total as u64 > 0x8000_0000 {
-        return Err(err("bootstrap would exceed 2 GiB".into()));
+    if image.blobs.is_empty() {
+        return Ok(0);
     }
+    let records: usize = image.blobs.iter().map(|b| 8 + b.blob_id.len()).sum();
+    Ok(a8(records + image.blobs.len() - 1))
+}
 
-    // Inode digests, bottom-up.
-    let d = sb.digester;
-    let mut digests = vec![[0u8; 32]; n];
+/// A record's size: head, name, symlink target, xattr table, chunk records.
+fn record_size(tree: &Tree, id: NodeId) -> Result<usize> {
+    let node = tree.node(id);
+    let inode = tree.inode(node.inode);
+    if node.name.len() > usize::from(u16::MAX) || inode.symlink.len() > usize::from(u16::MAX) {
+        return Err(err(format!(
+            "{}: name or symlink longer than 65535 bytes",
+            tree.path(id)
+        )));
+    }
+    let mut s = raw::INODE_SIZE + a8(node.name.len()) + a8(inode.symlink.len());
+    if !inode.xattrs.is_empty() {
+        s += 8 + a8(xattr_pairs_size(&inode.xattrs));
+    }
+    if inode.is_reg() {
+        s += 80 * inode.chunks.len();
+    }
+    Ok(s)
+}
+
+/// Inode digests, bottom-up: a directory's over its children's, a file's over its chunks'.
+fn inode_digests(image: &Image, pre: &[NodeId]) -> Vec<[u8; 32]> {
+    let (tree, d) = (&image.tree, image.superblock.digester);
+    let mut digests = vec![[0u8; 32]; tree.nodes.len()];
     for id in pre.iter().rev() {
         let node = tree.node(*id);
         let inode = tree.inode(node.inode);
         digests[id.0 as usize] = if inode.is_dir() {
             let mut h = Hasher::new(d);
-            for c in &node.children {
-                h.update(&digests[c.0 as usize]);
-            }
+            node.children
+                .iter()
+                .for_each(|c| h.update(&digests[c.0 as usize]));
             h.finish()
         } else if inode.is_reg() {
             let mut h = Hasher::new(d);
-            for c in &inode.chunks {
-                h.update(&c.digest);
-            }
+            inode.chunks.iter().for_each(|c| h.update(&c.digest));
             h.finish()
         } else if inode.is_symlink() {
             digest(d, &inode.symlink)
@@ -118,48 +182,49 @@ pub fn encode(image: &Image) -> Result<Vec<u8>> {
             digest(d, b"")
         };
     }
+    digests
+}
 
-    let mut out = vec![0u8; total];
-    // Superblock.
-    let mut has_xattr = false;
+/// The superblock; table sizes and counts were bounded by [`Plan::new`] (at most 2 GiB).
+fn superblock(image: &Image, plan: &Plan, has_xattr: bool) -> raw::SuperBlock {
+    let (io, n) = (&plan.order, image.tree.nodes.len());
     let mut s = raw::SuperBlock::new_zeroed();
     s.s_magic = U32::new(raw::MAGIC);
     s.s_fs_version = U32::new(raw::VERSION);
     s.s_sb_size = U32::new(raw::SUPERBLOCK_SIZE as u32);
-    s.s_block_size = U32::new(sb.chunk_size);
+    s.s_block_size = U32::new(image.superblock.chunk_size);
+    s.s_flags = U64::new(flags::common(
+        &image.superblock,
+        has_xattr || image.superblock.xattr_flag_without_xattrs,
+    ));
     let unique = (0..n).filter(|i| io.ino[*i] == io.index[*i]).count();
     s.s_inodes_count = U64::new(unique as u64);
-    s.s_inode_table_offset = U64::new(it_off as u64);
-    s.s_prefetch_table_offset = U64::new(pf_off as u64);
-    s.s_blob_table_offset = U64::new(bt_off as u64);
-    s.s_inode_table_entries = U32::new(it_entries as u32);
-    s.s_prefetch_table_entries = U32::new(pf_entries as u32);
-    s.s_blob_table_size = U32::new(bt_size as u32);
+    s.s_inode_table_offset = U64::new(plan.inode_table as u64);
+    s.s_prefetch_table_offset = U64::new(plan.prefetch_table as u64);
+    s.s_blob_table_offset = U64::new(plan.blob_table as u64);
+    s.s_inode_table_entries = U32::new(n as u32);
+    s.s_prefetch_table_entries = U32::new(image.prefetch.len() as u32);
+    s.s_blob_table_size = U32::new(plan.blob_table_size as u32);
     s.s_extended_blob_table_entries = U32::new(image.blobs.len() as u32);
-    s.s_extended_blob_table_offset = U64::new(ext_off as u64);
+    s.s_extended_blob_table_offset = U64::new(plan.ext_blob_table as u64);
+    s
+}
 
-    // Inode table.
+/// Inode table (record offsets / 8, by index), prefetch table (inode numbers), blob tables.
+fn write_tables(out: &mut [u8], image: &Image, plan: &Plan) {
+    let io = &plan.order;
     for id in &io.order {
         let index = io.index[id.0 as usize] as usize;
-        let v = (offset_of[id.0 as usize] >> 3) as u32;
-        out[it_off + 4 * (index - 1)..][..4].copy_from_slice(&v.to_le_bytes());
+        // Records lie below 2 GiB, so offset / 8 fits.
+        let v = (plan.record_at[id.0 as usize] >> 3) as u32;
+        out[plan.inode_table + 4 * (index - 1)..][..4].copy_from_slice(&v.to_le_bytes());
     }
-    // Prefetch table: inode numbers.
     for (i, id) in image.prefetch.iter().enumerate() {
-        let ino = *io
-            .ino
-            .get(id.0 as usize)
-            .ok_or_else(|| err("prefetch names a missing node".into()))?;
-        out[pf_off + 4 * i..][..4].copy_from_slice(&ino.to_le_bytes());
+        let ino = io.ino[id.0 as usize];
+        out[plan.prefetch_table + 4 * i..][..4].copy_from_slice(&ino.to_le_bytes());
     }
-    // Blob table and extended blob table.
-    let mut p = bt_off;
+    let mut p = plan.blob_table;
     for (i, b) in image.blobs.iter().enumerate() {
-        if b.blob_id.is_empty() || b.blob_id.as_bytes().contains(&0) {
-            return Err(err(format!(
-                "blob {i} has an empty id or one containing NUL"
-            )));
-        }
         out[p..p + 4].copy_from_slice(&b.readahead_offset.to_le_bytes());
         out[p + 4..p + 8].copy_from_slice(&b.readahead_size.to_le_bytes());
         p += 8;
@@ -170,98 +235,114 @@ pub fn encode(image: &Image) -> Result<Vec<u8>> {
         e.features = U32::new(b.features.bits());
         e.uncompressed_size = U64::new(b.uncompressed_size);
         e.compressed_size = U64::new(b.compressed_size);
-        out[ext_off + i * raw::EXT_BLOB_ENTRY_SIZE..][..raw::EXT_BLOB_ENTRY_SIZE]
+        out[plan.ext_blob_table + i * raw::EXT_BLOB_ENTRY_SIZE..][..raw::EXT_BLOB_ENTRY_SIZE]
             .copy_from_slice(e.as_bytes());
     }
+}
 
-    // Records.
-    for id in &pre {
-        let node = tree.node(*id);
-        let inode = tree.inode(node.inode);
-        let i = id.0 as usize;
-        let mut h = raw::Inode::new_zeroed();
-        h.i_digest = digests[i];
-        h.i_parent = U64::new(node.parent.map_or(0, |p| io.ino[p.0 as usize] as u64));
-        h.i_ino = U64::new(io.ino[i] as u64);
-        h.i_uid = U32::new(inode.uid);
-        h.i_gid = U32::new(inode.gid);
-        h.i_mode = U32::new(inode.mode);
-        let size = if inode.is_dir() {
-            let d: u64 = node
-                .children
-                .iter()
-                .map(|c| tree.node(*c).name.len() as u64 + 8)
-                .sum();
-            if d == 0 {
-                4096
-            } else {
-                align_up(d, 4096)
-            }
-        } else {
-            inode.size
-        };
-        h.i_size = U64::new(size);
-        let xsize = if inode.xattrs.is_empty() {
-            0
-        } else {
-            xattr_pairs_size(&inode.xattrs)
-        };
-        h.i_blocks = U64::new((size + a8(xsize) as u64).div_ceil(512));
-        let mut f = 0;
-        if inode.is_symlink() {
-            f |= raw::INODE_FLAG_SYMLINK;
-        }
-        if inode.v5_hardlink_flag {
-            f |= raw::INODE_FLAG_HARDLINK;
-        }
-        if !inode.xattrs.is_empty() {
-            f |= raw::INODE_FLAG_XATTR;
-            has_xattr = true;
-        }
-        h.i_flags = U64::new(f);
-        h.i_nlink = U32::new(inode.nlink);
-        if inode.is_dir() {
-            h.i_child_index = U32::new(io.first_child[i]);
-            h.i_child_count = U32::new(node.children.len() as u32);
-        } else if inode.is_reg() {
-            h.i_child_count = U32::new(inode.chunks.len() as u32);
-        }
-        h.i_name_size = U16::new(node.name.len() as u16);
-        h.i_symlink_size = U16::new(inode.symlink.len() as u16);
-        h.i_rdev = U32::new(inode.rdev);
-        h.i_mtime_nsec = U32::new(inode.mtime_nsec);
-        h.i_mtime = U64::new(inode.mtime);
-        let mut p = offset_of[i];
-        out[p..p + raw::INODE_SIZE].copy_from_slice(h.as_bytes());
-        p += raw::INODE_SIZE;
-        out[p..p + node.name.len()].copy_from_slice(&node.name);
-        p += a8(node.name.len());
-        out[p..p + inode.symlink.len()].copy_from_slice(&inode.symlink);
-        p += a8(inode.symlink.len());
-        if !inode.xattrs.is_empty() {
-            out[p..p + 8].copy_from_slice(&(xsize as u64).to_le_bytes());
-            let mut q = p + 8;
-            for x in &inode.xattrs {
-                let pair = (x.name.len() + 1 + x.value.len()) as u32;
-                out[q..q + 4].copy_from_slice(&pair.to_le_bytes());
-                q += 4;
-                out[q..q + x.name.len()].copy_from_slice(&x.name);
-                q += x.name.len() + 1;
-                out[q..q + x.value.len()].copy_from_slice(&x.value);
-                q += x.value.len();
-            }
-            p += 8 + a8(xsize);
-        }
-        if inode.is_reg() {
-            for c in &inode.chunks {
-                out[p..p + 80].copy_from_slice(encode_chunk_record(c).as_bytes());
-                p += 80;
-            }
+/// A directory's `i_size`: its names plus 8 bytes each, in 4 KiB units, at least one.
+fn dir_size(tree: &Tree, node: &Node) -> u64 {
+    let d: u64 = node
+        .children
+        .iter()
+        .map(|c| tree.node(*c).name.len() as u64 + 8)
+        .sum();
+    if d == 0 {
+        4096
+    } else {
+        align_up(d, 4096)
+    }
+}
+
+/// The record head of node `id`.
+fn record_head(image: &Image, plan: &Plan, id: NodeId) -> raw::Inode {
+    let (tree, io, i) = (&image.tree, &plan.order, id.0 as usize);
+    let node = tree.node(id);
+    let inode = tree.inode(node.inode);
+    let size = if inode.is_dir() {
+        dir_size(tree, node)
+    } else {
+        inode.size
+    };
+    let xsize = if inode.xattrs.is_empty() {
+        0
+    } else {
+        a8(xattr_pairs_size(&inode.xattrs))
+    };
+    let mut h = raw::Inode::new_zeroed();
+    h.i_digest = plan.digests[i];
+    h.i_parent = U64::new(node.parent.map_or(0, |p| u64::from(io.ino[p.0 as usize])));
+    h.i_ino = U64::new(u64::from(io.ino[i]));
+    h.i_uid = U32::new(inode.uid);
+    h.i_gid = U32::new(inode.gid);
+    h.i_mode = U32::new(inode.mode);
+    h.i_size = U64::new(size);
+    h.i_blocks = U64::new((size + xsize as u64).div_ceil(512));
+    let mut f = 0;
+    if inode.is_symlink() {
+        f |= raw::INODE_FLAG_SYMLINK;
+    }
+    if inode.v5_hardlink_flag {
+        f |= raw::INODE_FLAG_HARDLINK;
+    }
+    if !inode.xattrs.is_empty() {
+        f |= raw::INODE_FLAG_XATTR;
+    }
+    h.i_flags = U64::new(f);
+    h.i_nlink = U32::new(inode.nlink);
+    // Counts are below the node count (u32, checked) or the record size (2 GiB, checked).
+    if inode.is_dir() {
+        h.i_child_index = U32::new(io.first_child[i]);
+        h.i_child_count = U32::new(node.children.len() as u32);
+    } else if inode.is_reg() {
+        h.i_child_count = U32::new(inode.chunks.len() as u32);
+    }
+    // Both at most 65535: `record_size` checked.
+    h.i_name_size = U16::new(node.name.len() as u16);
+    h.i_symlink_size = U16::new(inode.symlink.len() as u16);
+    h.i_rdev = U32::new(inode.rdev);
+    h.i_mtime_nsec = U32::new(inode.mtime_nsec);
+    h.i_mtime = U64::new(inode.mtime);
+    h
+}
+
+/// Node `id`'s record; returns whether it has xattrs.
+fn write_record(out: &mut [u8], image: &Image, plan: &Plan, id: NodeId) -> bool {
+    let node = image.tree.node(id);
+    let inode = image.tree.inode(node.inode);
+    let mut p = plan.record_at[id.0 as usize];
+    out[p..p + raw::INODE_SIZE].copy_from_slice(record_head(image, plan, id).as_bytes());
+    p += raw::INODE_SIZE;
+    out[p..p + node.name.len()].copy_from_slice(&node.name);
+    p += a8(node.name.len());
+    out[p..p + inode.symlink.len()].copy_from_slice(&inode.symlink);
+    p += a8(inode.symlink.len());
+    if !inode.xattrs.is_empty() {
+        p = write_xattr_table(out, p, &inode.xattrs);
+    }
+    if inode.is_reg() {
+        for c in &inode.chunks {
+            out[p..p + 80].copy_from_slice(encode_chunk_record(c).as_bytes());
+            p += 80;
         }
     }
+    !inode.xattrs.is_empty()
+}
 
-    let fl = flags::common(sb, has_xattr || sb.xattr_flag_without_xattrs);
-    s.s_flags = U64::new(fl);
-    out[..raw::SUPERBLOCK_SIZE].copy_from_slice(s.as_bytes());
-    Ok(out)
+/// The xattr table at `p` (`u64 size`, then `u32 size, name, NUL, value` pairs); returns its end.
+fn write_xattr_table(out: &mut [u8], p: usize, xattrs: &[Xattr]) -> usize {
+    let xsize = xattr_pairs_size(xattrs);
+    out[p..p + 8].copy_from_slice(&(xsize as u64).to_le_bytes());
+    let mut q = p + 8;
+    for x in xattrs {
+        // Each pair is bounded by the table, which check_encodable bounded.
+        let pair = (x.name.len() + 1 + x.value.len()) as u32;
+        out[q..q + 4].copy_from_slice(&pair.to_le_bytes());
+        q += 4;
+        out[q..q + x.name.len()].copy_from_slice(&x.name);
+        q += x.name.len() + 1;
+        out[q..q + x.value.len()].copy_from_slice(&x.value);
+        q += x.value.len();
+    }
+    p + 8 + a8(xsize)
 }

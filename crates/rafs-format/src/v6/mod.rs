@@ -7,7 +7,7 @@ mod encode;
 pub(crate) mod xattr;
 
 pub use decode::{decode, decode_with_limits};
-pub use encode::encode;
+pub use encode::{encode, encode_with_plan, plan, DeviceSpan, Plan};
 
 /// Block size of tarfs images.
 pub const TARFS_BLOCK_SIZE: u64 = 512;

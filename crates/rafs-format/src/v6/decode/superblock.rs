@@ -140,6 +140,18 @@ fn check_superblock(data: &[u8], limits: &Limits) -> Result<(raw::SuperBlock, u6
     if sb.s_extslots != 0 {
         return Err(invalid!(SB, S, s_extslots, sb.s_extslots, "must be 0"));
     }
+    check_counts_and_features(&sb, len, block, limits)?;
+    Ok((sb, block))
+}
+
+/// The inode count, the unsupported features, and where the metadata starts.
+fn check_counts_and_features(
+    sb: &raw::SuperBlock,
+    len: u64,
+    block: u64,
+    limits: &Limits,
+) -> Result<()> {
+    type S = raw::SuperBlock;
     let inos = sb.s_inos.get();
     if inos == 0 {
         return Err(invalid!(SB, S, s_inos, 0u8, "must not be 0"));
@@ -194,7 +206,7 @@ fn check_superblock(data: &[u8], limits: &Limits) -> Result<(raw::SuperBlock, u6
             "beyond the end of the file"
         ));
     }
-    Ok((sb, block))
+    Ok(())
 }
 
 /// The extended superblock's flags and chunk size.
