@@ -272,162 +272,31 @@ impl BlobMeta {
     /// ranges in order and disjoint, stored ranges in order and disjoint (except batch and
     /// zran members, which share their unit's bytes), batch indexes in range.
     pub fn decode(header: CiHeader, data: &[u8], data_end: u64) -> Result<BlobMeta> {
-        const S: &str = "chunk-info entry";
-        let format = header.format();
-        let esize = format.entry_size();
-        let n = header.entries as usize;
-        let array_len = n
-            .checked_mul(esize)
-            .filter(|&l| l <= data.len())
-            .ok_or_else(|| {
-                invalid(
-                    "blob meta header",
-                    0,
-                    "s_ci_entries",
-                    format!(
-                        "{n} entries of {esize} bytes exceed the {} bytes of chunk-info data",
-                        data.len()
-                    ),
-                )
-            })?;
-        let mut entries = Vec::with_capacity(n);
-        for i in 0..n {
-            let at = i * esize;
-            let raw = &data[at..at + esize];
-            let e = match format {
-                CiFormat::V1 => match CiEntryV1Record::read_from_bytes(raw) {
-                    Ok(r) => CiEntry::decode_v1(&r),
-                    Err(_) => return Err(invalid(S, at as u64, "entry", "short record")),
-                },
-                CiFormat::V2 => match CiEntryV2Record::read_from_bytes(raw) {
-                    Ok(r) => CiEntry::decode_v2(&r),
-                    Err(_) => return Err(invalid(S, at as u64, "entry", "short record")),
-                },
-            };
-            entries.push(e);
-        }
-        let mut batches = Vec::new();
-        if header.features.contains(BlobFeatures::BATCH) {
-            let start = header.zran_offset as usize;
-            let count = header.zran_count as usize;
-            let ok = header.zran_offset >= array_len as u64
-                && count
-                    .checked_mul(crate::ondisk::BATCH_CONTEXT_SIZE)
-                    .and_then(|l| start.checked_add(l))
-                    .is_some_and(|end| end <= data.len());
-            if !ok {
-                return Err(invalid(
-                    "blob meta header",
-                    0,
-                    "s_ci_zran_offset",
-                    "batch table lies outside the chunk-info data",
-                ));
-            }
-            let table = &data[start..start + count * crate::ondisk::BATCH_CONTEXT_SIZE];
-            for raw in table.chunks_exact(crate::ondisk::BATCH_CONTEXT_SIZE) {
-                let Ok(rec) = BatchContextRecord::read_from_bytes(raw) else {
-                    continue; // chunks_exact yields whole records only
-                };
-                batches.push(BatchContext {
-                    compressed_size: rec.compressed_size.get(),
-                    uncompressed_size: rec.uncompressed_batch_size.get(),
-                });
-            }
-        }
+        let (entries, array_len) = read_entries(&header, data)?;
+        let batches = if header.features.contains(BlobFeatures::BATCH) {
+            read_batches(&header, data, array_len)?
+        } else {
+            Vec::new()
+        };
+        let esize = header.format().entry_size();
         let mut last_stored: Option<(u32, u64)> = None;
         for (i, e) in entries.iter().enumerate() {
             let at = (i * esize) as u64;
+            // At most `u32::MAX` entries: the header counts them in a u32.
             let idx = i as u32;
-            if u64::from(e.uncompressed_size) > MAX_CHUNK {
-                return Err(invalid(
-                    S,
-                    at,
-                    "uncompressed size",
-                    format!("{} > 16 MiB", e.uncompressed_size),
-                ));
-            }
-            if e.uncompressed_offset % 4096 != 0 {
-                return Err(invalid(S, at, "uncompressed offset", "not 4 KiB aligned"));
-            }
-            if i > 0 {
-                let p = &entries[i - 1];
-                if e.uncompressed_offset < p.uncompressed_offset + u64::from(p.uncompressed_size) {
-                    return Err(berr(
-                        S,
-                        at,
-                        BlobErrorKind::Overlap {
-                            index: idx,
-                            other: idx - 1,
-                        },
-                    ));
-                }
-            }
+            check_uncompressed(e, i.checked_sub(1).map(|p| &entries[p]), idx, at)?;
             if e.is_batch() {
-                let (bi, inner) = ((e.data >> 32) as usize, e.data & 0xffff_ffff);
-                let b = batches.get(bi).ok_or_else(|| {
-                    invalid(
-                        S,
-                        at,
-                        "batch index",
-                        format!("{bi} of {} batches", batches.len()),
-                    )
-                })?;
-                if inner + u64::from(e.uncompressed_size) > u64::from(b.uncompressed_size) {
-                    return Err(invalid(
-                        S,
-                        at,
-                        "batch offset",
-                        "chunk extends past its batch",
-                    ));
-                }
-                let end = e.compressed_offset + u64::from(b.compressed_size);
-                if end > data_end
-                    || b.compressed_size == 0
-                    || u64::from(b.compressed_size) > MAX_CHUNK
-                {
-                    return Err(invalid(
-                        S,
-                        at,
-                        "batch",
-                        format!("stored range ends at {end}, data ends at {data_end}"),
-                    ));
-                }
+                check_batch_member(e, &batches, at, data_end)?;
                 continue;
             }
-            if e.compressed_size == 0 || u64::from(e.compressed_size) > MAX_CHUNK {
-                return Err(invalid(
-                    S,
-                    at,
-                    "compressed size",
-                    format!("{} not in 1..=16 MiB", e.compressed_size),
-                ));
-            }
-            let end = e.compressed_offset + u64::from(e.compressed_size);
-            if end > data_end {
-                return Err(berr(
-                    S,
-                    at,
-                    BlobErrorKind::Truncated {
-                        needed: end,
-                        available: data_end,
-                    },
-                ));
-            }
-            if !e.is_compressed() && e.compressed_size != e.uncompressed_size {
-                return Err(invalid(
-                    S,
-                    at,
-                    "compressed size",
-                    "raw chunk whose stored size differs from its size",
-                ));
-            }
+            let end = check_stored(e, at, data_end)?;
             if e.is_zran() {
                 continue;
             }
             if let Some((p, pend)) = last_stored {
                 if e.compressed_offset < pend {
                     return Err(berr(
-                        S,
+                        ENTRY,
                         at,
                         BlobErrorKind::Overlap {
                             index: idx,
@@ -444,6 +313,154 @@ impl BlobMeta {
             batches,
         })
     }
+}
+
+/// The structure an entry's error names.
+const ENTRY: &str = "chunk-info entry";
+
+/// The header's entries from the start of `data`; returns them and the array's length.
+fn read_entries(header: &CiHeader, data: &[u8]) -> Result<(Vec<CiEntry>, usize)> {
+    let format = header.format();
+    let esize = format.entry_size();
+    let n = header.entries as usize;
+    let array_len = n
+        .checked_mul(esize)
+        .filter(|&l| l <= data.len())
+        .ok_or_else(|| {
+            let reason = format!(
+                "{n} entries of {esize} bytes exceed the {} bytes of chunk-info data",
+                data.len()
+            );
+            invalid("blob meta header", 0, "s_ci_entries", reason)
+        })?;
+    let mut entries = Vec::with_capacity(n);
+    for (i, raw) in data[..array_len].chunks_exact(esize).enumerate() {
+        let e = match format {
+            CiFormat::V1 => CiEntryV1Record::read_from_bytes(raw)
+                .map(|r| CiEntry::decode_v1(&r))
+                .ok(),
+            CiFormat::V2 => CiEntryV2Record::read_from_bytes(raw)
+                .map(|r| CiEntry::decode_v2(&r))
+                .ok(),
+        };
+        entries.push(e.ok_or_else(|| invalid(ENTRY, (i * esize) as u64, "entry", "short record"))?);
+    }
+    Ok((entries, array_len))
+}
+
+/// The batch table, after the entry array and inside the chunk-info data.
+fn read_batches(header: &CiHeader, data: &[u8], array_len: usize) -> Result<Vec<BatchContext>> {
+    let size = crate::ondisk::BATCH_CONTEXT_SIZE;
+    let start = usize::try_from(header.zran_offset).unwrap_or(usize::MAX);
+    let end = (header.zran_count as usize)
+        .checked_mul(size)
+        .and_then(|l| start.checked_add(l));
+    let Some(end) = end.filter(|&end| start >= array_len && end <= data.len()) else {
+        let reason = "batch table lies outside the chunk-info data";
+        return Err(invalid("blob meta header", 0, "s_ci_zran_offset", reason));
+    };
+    // chunks_exact yields whole records only, so every read succeeds.
+    Ok(data[start..end]
+        .chunks_exact(size)
+        .filter_map(|raw| BatchContextRecord::read_from_bytes(raw).ok())
+        .map(|rec| BatchContext {
+            compressed_size: rec.compressed_size.get(),
+            uncompressed_size: rec.uncompressed_batch_size.get(),
+        })
+        .collect())
+}
+
+/// An entry's uncompressed range: at most 16 MiB, 4 KiB aligned, after the previous one.
+fn check_uncompressed(e: &CiEntry, prev: Option<&CiEntry>, idx: u32, at: u64) -> Result<()> {
+    if u64::from(e.uncompressed_size) > MAX_CHUNK {
+        return Err(invalid(
+            ENTRY,
+            at,
+            "uncompressed size",
+            format!("{} > 16 MiB", e.uncompressed_size),
+        ));
+    }
+    if e.uncompressed_offset % 4096 != 0 {
+        return Err(invalid(
+            ENTRY,
+            at,
+            "uncompressed offset",
+            "not 4 KiB aligned",
+        ));
+    }
+    if let Some(p) = prev {
+        if e.uncompressed_offset < p.uncompressed_offset + u64::from(p.uncompressed_size) {
+            return Err(berr(
+                ENTRY,
+                at,
+                BlobErrorKind::Overlap {
+                    index: idx,
+                    other: idx - 1,
+                },
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A batch member: its batch exists, holds it, and is stored inside the data.
+fn check_batch_member(e: &CiEntry, batches: &[BatchContext], at: u64, data_end: u64) -> Result<()> {
+    let (bi, inner) = ((e.data >> 32) as usize, e.data & 0xffff_ffff);
+    let b = batches.get(bi).ok_or_else(|| {
+        invalid(
+            ENTRY,
+            at,
+            "batch index",
+            format!("{bi} of {} batches", batches.len()),
+        )
+    })?;
+    if inner + u64::from(e.uncompressed_size) > u64::from(b.uncompressed_size) {
+        return Err(invalid(
+            ENTRY,
+            at,
+            "batch offset",
+            "chunk extends past its batch",
+        ));
+    }
+    let end = e.compressed_offset + u64::from(b.compressed_size);
+    if end > data_end || b.compressed_size == 0 || u64::from(b.compressed_size) > MAX_CHUNK {
+        let reason = format!("stored range ends at {end}, data ends at {data_end}");
+        return Err(invalid(ENTRY, at, "batch", reason));
+    }
+    Ok(())
+}
+
+/// An entry's stored range: 1..=16 MiB inside the data, raw chunks stored at their size.
+/// Returns its end.
+fn check_stored(e: &CiEntry, at: u64, data_end: u64) -> Result<u64> {
+    if e.compressed_size == 0 || u64::from(e.compressed_size) > MAX_CHUNK {
+        return Err(invalid(
+            ENTRY,
+            at,
+            "compressed size",
+            format!("{} not in 1..=16 MiB", e.compressed_size),
+        ));
+    }
+    let end = e.compressed_offset + u64::from(e.compressed_size);
+    if end > data_end {
+        return Err(berr(
+            ENTRY,
+            at,
+            BlobErrorKind::Truncated {
+                needed: end,
+                available: data_end,
+            },
+        ));
+    }
+    if !e.is_compressed() && e.compressed_size != e.uncompressed_size {
+        return Err(invalid(
+            ENTRY,
+            at,
+            "compressed size",
+            "raw chunk whose stored size differs from its size",
+        ));
+    }
+    Ok(end)
 }
 
 #[cfg(test)]

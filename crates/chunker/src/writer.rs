@@ -1,9 +1,11 @@
 //! The blob writer: files in, a data blob out, laid out exactly as `nydus-image create` lays
 //! it out (blob.md §2-§9).
 //!
-//! Writing is a pipeline. The caller's thread reads each file's chunks into buffers taken
-//! from a fixed pool; worker threads digest and compress them; one writer thread takes the
-//! results in submission order, deduplicates, and appends them to the sink. The pool holds
+//! Writing is a pipeline. The caller's thread reads each file's chunks into buffers from a
+//! bounded pool; worker threads digest and compress them; the caller's thread takes the
+//! results back in submission order, deduplicates, and appends them to the sink whenever it
+//! needs a buffer. The sink never leaves the caller's thread, so it need be neither `Send`
+//! nor `'static` (a `&mut Vec<u8>` or a borrowed file will do). The pool holds
 //! [`BlobOptions::max_in_flight`] buffers, so memory is bounded by that many chunks whatever
 //! the size of a file or layer, and the output is the same for any number of threads.
 
@@ -22,7 +24,6 @@ use rafs_format::model::{
 use sha2::{Digest as _, Sha256};
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufWriter, Read, Write};
-use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 /// The blob id an inlined bootstrap records for its own blob (64 `x`), because the real id is
@@ -183,6 +184,24 @@ struct Placement<W: Write> {
 }
 
 impl<W: Write> Placement<W> {
+    fn new(sink: W, opts: BlobOptions, dict: Option<ChunkDict>) -> Self {
+        Placement {
+            sink: BufWriter::with_capacity(256 * 1024, sink),
+            pos: 0,
+            hash: Sha256::new(),
+            opts,
+            uncompressed_offset: 0,
+            entries: Vec::new(),
+            digests: Vec::new(),
+            seen: HashMap::new(),
+            dict,
+            dict_blob_slots: HashMap::new(),
+            table: Vec::new(),
+            own_index: None,
+            files: Vec::new(),
+        }
+    }
+
     fn write(&mut self, bytes: &[u8], hashed: bool) -> Result<()> {
         self.sink
             .write_all(bytes)
@@ -319,21 +338,27 @@ impl<W: Write> Placement<W> {
     }
 }
 
-type Shared<T> = Arc<Mutex<Option<T>>>;
-
 /// Writes one data blob. See the [module documentation](self).
-pub struct BlobWriter<W: Write + Send + 'static> {
+pub struct BlobWriter<W: Write> {
     opts: BlobOptions,
     jobs: Option<Sender<Job>>,
-    pool: Receiver<Buffers>,
+    done: Receiver<Done>,
     workers: Vec<JoinHandle<()>>,
-    writer: Option<JoinHandle<Placement<W>>>,
-    failure: Shared<Error>,
+    /// Taken by [`BlobWriter::finish_data`].
+    placement: Option<Placement<W>>,
+    /// Buffers not in flight.
+    free: Vec<Buffers>,
+    /// Buffers made so far (at most `max_in_flight`).
+    buffers: usize,
+    /// Results that came back before their turn, by sequence number.
+    pending: BTreeMap<u64, Done>,
+    /// Sequence number of the next chunk to place.
+    next_to_place: u64,
     next_seq: u64,
     files: u32,
 }
 
-impl<W: Write + Send + 'static> BlobWriter<W> {
+impl<W: Write> BlobWriter<W> {
     /// Starts a blob written to `sink`.
     pub fn new(sink: W, options: BlobOptions) -> Result<Self> {
         Self::start(sink, options, None)
@@ -359,113 +384,63 @@ impl<W: Write + Send + 'static> BlobWriter<W> {
         if opts.max_in_flight == 0 {
             opts.max_in_flight = 2 * threads + 2;
         }
-        let (pool_tx, pool) = bounded::<Buffers>(opts.max_in_flight);
-        for _ in 0..opts.max_in_flight {
-            pool_tx
-                .send(Buffers {
-                    data: Vec::new(),
-                    out: Vec::new(),
-                })
-                .map_err(|_| Error::Pipeline("buffer pool closed".into()))?;
-        }
         let (jobs_tx, jobs_rx) = bounded::<Job>(opts.max_in_flight);
-        let (done_tx, done_rx) = unbounded::<Done>();
-        let failure: Shared<Error> = Arc::new(Mutex::new(None));
-        let mut workers = Vec::with_capacity(threads);
-        for _ in 0..threads {
-            let jobs_rx = jobs_rx.clone();
-            let done_tx = done_tx.clone();
-            let (compressor, digester, crc) = (opts.compressor, opts.digester, opts.crc32);
-            let spawned = std::thread::Builder::new().spawn(move || {
-                let mut ctx = CompressContext::new();
-                for mut job in jobs_rx {
-                    let digest = rafs_format::digest::digest(digester, &job.buf.data);
-                    let crc32 = if crc {
-                        crc32c::crc32c(&job.buf.data)
-                    } else {
-                        0
-                    };
-                    let (compressed, failure) =
-                        match ctx.compress(compressor, &job.buf.data, &mut job.buf.out) {
-                            Ok(c) => (c, None),
-                            Err(e) => (false, Some(e)),
-                        };
-                    let done = Done {
-                        seq: job.seq,
-                        file: job.file,
-                        file_offset: job.file_offset,
-                        buf: job.buf,
-                        digest,
-                        crc32,
-                        compressed,
-                        failure,
-                    };
-                    if done_tx.send(done).is_err() {
-                        return;
-                    }
-                }
-            });
-            workers.push(
-                spawned
-                    .map_err(|e| Error::Pipeline(format!("cannot start a worker thread: {e}")))?,
-            );
-        }
-        drop(done_tx);
-        let mut placement = Placement {
-            sink: BufWriter::with_capacity(256 * 1024, sink),
-            pos: 0,
-            hash: Sha256::new(),
-            opts: opts.clone(),
-            uncompressed_offset: 0,
-            entries: Vec::new(),
-            digests: Vec::new(),
-            seen: HashMap::new(),
-            dict,
-            dict_blob_slots: HashMap::new(),
-            table: Vec::new(),
-            own_index: None,
-            files: Vec::new(),
-        };
-        let writer_failure = failure.clone();
-        let writer = std::thread::Builder::new().spawn(move || {
-            let mut pending: BTreeMap<u64, Done> = BTreeMap::new();
-            let mut next = 0u64;
-            let mut failed = false;
-            for done in done_rx {
-                pending.insert(done.seq, done);
-                while let Some(mut d) = pending.remove(&next) {
-                    next += 1;
-                    if !failed {
-                        let result = match d.failure.take() {
-                            Some(e) => Err(e),
-                            None => placement.place(&d),
-                        };
-                        if let Err(e) = result {
-                            failed = true;
-                            if let Ok(mut slot) = writer_failure.lock() {
-                                slot.get_or_insert(e);
-                            }
-                        }
-                    }
-                    // Returning the buffer is what lets the reader go on; after a failure the
-                    // writer keeps draining so the reader never blocks.
-                    let _ = pool_tx.send(d.buf);
-                }
-            }
-            placement
-        });
-        let writer =
-            writer.map_err(|e| Error::Pipeline(format!("cannot start the writer thread: {e}")))?;
+        let (done_tx, done) = unbounded::<Done>();
+        let workers = spawn_workers(&opts, &jobs_rx, &done_tx)?;
         Ok(BlobWriter {
+            placement: Some(Placement::new(sink, opts.clone(), dict)),
             opts,
             jobs: Some(jobs_tx),
-            pool,
+            done,
             workers,
-            writer: Some(writer),
-            failure,
+            free: Vec::new(),
+            buffers: 0,
+            pending: BTreeMap::new(),
+            next_to_place: 0,
             next_seq: 0,
             files: 0,
         })
+    }
+
+    /// A buffer for the next chunk: a free one, a new one while the pool is not full, or the
+    /// next one placing results gives back.
+    fn buffer(&mut self) -> Result<Buffers> {
+        loop {
+            if let Some(b) = self.free.pop() {
+                return Ok(b);
+            }
+            if self.buffers < self.opts.max_in_flight {
+                self.buffers += 1;
+                return Ok(Buffers {
+                    data: Vec::new(),
+                    out: Vec::new(),
+                });
+            }
+            self.place_one_result()?;
+        }
+    }
+
+    /// Waits for one result, then places every result whose turn has come.
+    fn place_one_result(&mut self) -> Result<()> {
+        let done = self
+            .done
+            .recv()
+            .map_err(|_| Error::Pipeline("worker threads stopped".into()))?;
+        self.pending.insert(done.seq, done);
+        while let Some(mut d) = self.pending.remove(&self.next_to_place) {
+            self.next_to_place += 1;
+            let placed = match d.failure.take() {
+                Some(e) => Err(e),
+                None => self
+                    .placement
+                    .as_mut()
+                    .ok_or_else(|| Error::Pipeline("writer already finished".into()))
+                    .and_then(|p| p.place(&d)),
+            };
+            self.free.push(d.buf);
+            placed?;
+        }
+        Ok(())
     }
 
     /// The options in effect (threads and in-flight count resolved).
@@ -473,16 +448,9 @@ impl<W: Write + Send + 'static> BlobWriter<W> {
         &self.opts
     }
 
-    fn take_failure(&self) -> Option<Error> {
-        self.failure.lock().ok().and_then(|mut s| s.take())
-    }
-
     /// Adds a regular file of `size` bytes read from `reader`, cut into chunks. Returns its
     /// handle; its chunk records are in [`BlobData::files`] once the data is finished.
     pub fn add_file(&mut self, reader: &mut dyn Read, size: u64) -> Result<FileId> {
-        if let Some(e) = self.take_failure() {
-            return Err(e);
-        }
         let cs = u64::from(self.opts.chunk_size);
         let nchunks = size.div_ceil(cs);
         if nchunks > 1 << 24 {
@@ -495,17 +463,11 @@ impl<W: Write + Send + 'static> BlobWriter<W> {
             .files
             .checked_add(1)
             .ok_or_else(|| Error::Unrepresentable("more than 2^32 files".into()))?;
-        let jobs = self
-            .jobs
-            .as_ref()
-            .ok_or_else(|| Error::Pipeline("writer already finished".into()))?;
         let mut file_offset = 0u64;
         while file_offset < size {
+            // At most one chunk, 16 MiB.
             let len = (size - file_offset).min(cs) as usize;
-            let mut buf = self
-                .pool
-                .recv()
-                .map_err(|_| Error::Pipeline("writer thread stopped".into()))?;
+            let mut buf = self.buffer()?;
             buf.data.clear();
             buf.data.resize(len, 0);
             reader.read_exact(&mut buf.data).map_err(|e| {
@@ -514,18 +476,20 @@ impl<W: Write + Send + 'static> BlobWriter<W> {
                     e,
                 )
             })?;
-            jobs.send(Job {
+            let job = Job {
                 seq: self.next_seq,
                 file,
                 file_offset,
                 buf,
-            })
-            .map_err(|_| Error::Pipeline("worker threads stopped".into()))?;
+            };
+            let jobs = self
+                .jobs
+                .as_ref()
+                .ok_or_else(|| Error::Pipeline("writer already finished".into()))?;
+            jobs.send(job)
+                .map_err(|_| Error::Pipeline("worker threads stopped".into()))?;
             self.next_seq += 1;
             file_offset += len as u64;
-            if let Some(e) = self.take_failure() {
-                return Err(e);
-            }
         }
         Ok(FileId(file))
     }
@@ -540,33 +504,87 @@ impl<W: Write + Send + 'static> BlobWriter<W> {
     /// `image.blob` header, the blob meta and the digest array, as the options ask.
     pub fn finish_data(mut self) -> Result<BlobData<W>> {
         drop(self.jobs.take());
+        while self.next_to_place < self.next_seq {
+            self.place_one_result()?;
+        }
         for w in self.workers.drain(..) {
             w.join()
                 .map_err(|_| Error::Pipeline("a worker thread panicked".into()))?;
         }
         let mut p = self
-            .writer
+            .placement
             .take()
-            .ok_or_else(|| Error::Pipeline("writer already finished".into()))?
-            .join()
-            .map_err(|_| Error::Pipeline("the writer thread panicked".into()))?;
-        if let Some(e) = self.take_failure() {
-            return Err(e);
-        }
+            .ok_or_else(|| Error::Pipeline("writer already finished".into()))?;
         p.files.resize_with(self.files as usize, Vec::new);
         BlobData::seal(p)
     }
 }
 
-impl<W: Write + Send + 'static> Drop for BlobWriter<W> {
+impl<W: Write> Drop for BlobWriter<W> {
     fn drop(&mut self) {
+        // Closing the job queue ends the workers once they have drained it.
         drop(self.jobs.take());
         for w in self.workers.drain(..) {
             let _ = w.join();
         }
-        if let Some(w) = self.writer.take() {
-            let _ = w.join();
-        }
+    }
+}
+
+/// Starts the workers: each digests and compresses jobs until the queue closes.
+fn spawn_workers(
+    opts: &BlobOptions,
+    jobs: &Receiver<Job>,
+    done: &Sender<Done>,
+) -> Result<Vec<JoinHandle<()>>> {
+    let mut workers = Vec::with_capacity(opts.threads);
+    for _ in 0..opts.threads {
+        let (jobs, done) = (jobs.clone(), done.clone());
+        let (compressor, digester, crc) = (opts.compressor, opts.digester, opts.crc32);
+        let spawned = std::thread::Builder::new().spawn(move || {
+            let mut ctx = CompressContext::new();
+            for job in jobs {
+                if done
+                    .send(process(&mut ctx, job, compressor, digester, crc))
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        });
+        workers.push(
+            spawned.map_err(|e| Error::Pipeline(format!("cannot start a worker thread: {e}")))?,
+        );
+    }
+    Ok(workers)
+}
+
+/// One chunk's digest, CRC and compression.
+fn process(
+    ctx: &mut CompressContext,
+    mut job: Job,
+    compressor: Compressor,
+    digester: Digester,
+    crc: bool,
+) -> Done {
+    let digest = rafs_format::digest::digest(digester, &job.buf.data);
+    let crc32 = if crc {
+        crc32c::crc32c(&job.buf.data)
+    } else {
+        0
+    };
+    let (compressed, failure) = match ctx.compress(compressor, &job.buf.data, &mut job.buf.out) {
+        Ok(c) => (c, None),
+        Err(e) => (false, Some(e)),
+    };
+    Done {
+        seq: job.seq,
+        file: job.file,
+        file_offset: job.file_offset,
+        buf: job.buf,
+        digest,
+        crc32,
+        compressed,
+        failure,
     }
 }
 

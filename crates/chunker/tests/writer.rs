@@ -261,3 +261,31 @@ fn failures_are_typed() {
         Err(Error::InvalidOptions(_))
     ));
 }
+
+#[test]
+fn a_borrowed_sink_that_is_neither_send_nor_static_works() {
+    // Placement runs on the caller's thread, so the sink never crosses threads.
+    let written = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    struct Local<'a>(&'a std::rc::Rc<std::cell::RefCell<Vec<u8>>>);
+    impl std::io::Write for Local<'_> {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.borrow_mut().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let data = pseudo_random(3 << 20, 7);
+    let mut opts = BlobOptions::new(FsVersion::V6);
+    opts.threads = 2;
+    let mut w = BlobWriter::new(Local(&written), opts.clone()).unwrap();
+    w.add_bytes(&data).unwrap();
+    let borrowed = w.finish_data().unwrap().finish(None).unwrap();
+    let mut owned = BlobWriter::new(Vec::new(), opts).unwrap();
+    owned.add_bytes(&data).unwrap();
+    let owned = owned.finish_data().unwrap().finish(None).unwrap();
+    assert_eq!(borrowed.blob_id, owned.blob_id);
+    assert_eq!(*written.borrow(), owned.sink);
+    assert_eq!(borrowed.files[0].len(), 3, "three 1 MiB chunks");
+}

@@ -92,7 +92,7 @@ pub struct BuildOutput<W> {
 
 /// Converts one OCI layer (plain, gzip or zstd tar, read once front to back) into a RAFS
 /// bootstrap and a data blob written to `sink`.
-pub fn build_layer<R: Read, W: Write + Send + 'static>(
+pub fn build_layer<R: Read, W: Write>(
     input: R,
     options: &BuildOptions,
     sink: W,
@@ -101,7 +101,7 @@ pub fn build_layer<R: Read, W: Write + Send + 'static>(
 }
 
 /// [`build_layer`], calling `progress` after every entry.
-pub fn build_layer_with_progress<R: Read, W: Write + Send + 'static>(
+pub fn build_layer_with_progress<R: Read, W: Write>(
     input: R,
     options: &BuildOptions,
     sink: W,
@@ -139,7 +139,7 @@ impl Where {
 type Stream<'a> = TarStream<Hashing<Counting<Box<dyn Read + 'a>>>>;
 
 /// One conversion in progress: the stream, the blob writer, the tree, the budgets.
-struct Run<'a, 'o, W: Write + Send + 'static> {
+struct Run<'a, 'o, W: Write> {
     options: &'o BuildOptions,
     stream: Stream<'a>,
     input_count: Rc<Cell<u64>>,
@@ -165,7 +165,7 @@ struct Header {
     sparse: Option<PaxSparse>,
 }
 
-impl<'a, 'o, W: Write + Send + 'static> Run<'a, 'o, W> {
+impl<'a, 'o, W: Write> Run<'a, 'o, W> {
     fn start<R: Read + 'a>(input: R, options: &'o BuildOptions, sink: W) -> Result<Self> {
         let tarfs = options.conversion == ConversionType::TarTarfs;
         let input_count = Rc::new(Cell::new(0u64));
@@ -508,7 +508,7 @@ impl Content {
     }
 }
 
-fn blob_writer<W: Write + Send + 'static>(
+fn blob_writer<W: Write>(
     options: &BuildOptions,
     sink: W,
 ) -> Result<BlobWriter<W>> {
@@ -647,7 +647,7 @@ fn tarfs_blob(options: &BuildOptions, digest: &[u8; 32], chunks: u32, tar_bytes:
 }
 
 /// Finishes the data blob and encodes the bootstrap around it.
-fn finish_blob<W: Write + Send + 'static>(
+fn finish_blob<W: Write>(
     w: BlobWriter<W>,
     tree: BuildTree,
     superblock: Superblock,
