@@ -252,22 +252,16 @@ impl<W: Write> Placement<W> {
         Ok(())
     }
 
+    /// Appends a new chunk's stored bytes and records it.
     fn store(&mut self, d: &Done) -> Result<ChunkInfo> {
+        // Below MAX_CHUNKS_PER_BLOB (checked next), and a chunk is at most 16 MiB.
         let index = self.entries.len() as u32;
         if index >= MAX_CHUNKS_PER_BLOB {
             return Err(Error::Unrepresentable(format!(
                 "more than {MAX_CHUNKS_PER_BLOB} chunks in one blob"
             )));
         }
-        let own = match self.own_index {
-            Some(i) => i,
-            None => {
-                self.table.push(BlobTableEntry::ThisBlob);
-                let i = (self.table.len() - 1) as u32;
-                self.own_index = Some(i);
-                i
-            }
-        };
+        let own = self.own_index();
         let usize_ = d.buf.data.len() as u32;
         let stored: &[u8] = if d.compressed {
             &d.buf.out
@@ -298,16 +292,8 @@ impl<W: Write> Placement<W> {
         self.hash.update(stored);
         self.pos += u64::from(csize);
         self.uncompressed_offset += advance;
-        let mut flags = ChunkFlags::empty();
-        let mut ci = 0u8;
-        if d.compressed {
-            flags |= ChunkFlags::COMPRESSED;
-            ci |= ci_flags::COMPRESSED;
-        }
-        if self.opts.crc32 {
-            flags |= ChunkFlags::HAS_CRC32;
-            ci |= ci_flags::HAS_CRC32;
-        }
+        let crc32 = if self.opts.crc32 { d.crc32 } else { 0 };
+        let (flags, ci) = self.chunk_flags(d.compressed);
         let info = ChunkInfo {
             digest: d.digest,
             blob_index: own,
@@ -318,7 +304,7 @@ impl<W: Write> Placement<W> {
             uncompressed_offset,
             uncompressed_size: usize_,
             file_offset: d.file_offset,
-            crc32: if self.opts.crc32 { d.crc32 } else { 0 },
+            crc32,
         };
         self.entries.push(CiEntry {
             uncompressed_offset,
@@ -326,16 +312,147 @@ impl<W: Write> Placement<W> {
             compressed_offset,
             compressed_size: csize,
             flags: ci,
-            data: if self.opts.crc32 {
-                u64::from(d.crc32)
-            } else {
-                0
-            },
+            data: u64::from(crc32),
         });
         self.digests.push(d.digest);
         self.seen.insert((d.digest, usize_), info);
         Ok(info)
     }
+
+    /// This blob's slot in the blob table, taken when it stores its first chunk.
+    fn own_index(&mut self) -> u32 {
+        *self.own_index.get_or_insert_with(|| {
+            self.table.push(BlobTableEntry::ThisBlob);
+            // At most one own slot plus the dictionary's blobs, each a u32 index.
+            (self.table.len() - 1) as u32
+        })
+    }
+
+    /// A chunk's flags in the bootstrap and in the chunk-info entry.
+    fn chunk_flags(&self, compressed: bool) -> (ChunkFlags, u8) {
+        let mut flags = ChunkFlags::empty();
+        let mut ci = 0u8;
+        if compressed {
+            flags |= ChunkFlags::COMPRESSED;
+            ci |= ci_flags::COMPRESSED;
+        }
+        if self.opts.crc32 {
+            flags |= ChunkFlags::HAS_CRC32;
+            ci |= ci_flags::HAS_CRC32;
+        }
+        (flags, ci)
+    }
+}
+
+/// The sections after the chunk data, in the order the reference writes them.
+impl<W: Write> Placement<W> {
+    /// The tar header closing the chunk data; returns its ToC entry.
+    fn write_data_header(&mut self) -> Result<TocEntry> {
+        let data_len = self.pos;
+        self.write(&tar_header(ENTRY_BLOB_DATA, data_len), true)?;
+        Ok(TocEntry {
+            name: ENTRY_BLOB_DATA.into(),
+            compressor: Compressor::None,
+            uncompressed_digest: self.hash.clone().finalize().into(),
+            compressed_offset: 0,
+            compressed_size: data_len,
+            uncompressed_size: self.uncompressed_offset,
+        })
+    }
+
+    /// The v6 chunk-info array and its header (blob.md §6); adds their ToC entries and
+    /// returns where the array is.
+    fn write_blob_meta(
+        &mut self,
+        features: BlobFeatures,
+        toc: &mut Vec<TocEntry>,
+    ) -> Result<BlobMetaLocation> {
+        let opts = self.opts.clone();
+        let raw = encode_entries(&self.entries, CiFormat::V1);
+        let mut stored = Vec::new();
+        let compressed = crate::compress::compress(opts.compressor, &raw, &mut stored)?;
+        let ci_compressor = if compressed {
+            opts.compressor
+        } else {
+            Compressor::None
+        };
+        let header = CiHeader {
+            features,
+            ci_compressor: ci_compressor.to_u32(),
+            // At most MAX_CHUNKS_PER_BLOB: `store` refuses more.
+            entries: self.entries.len() as u32,
+            ci_offset: self.pos,
+            ci_compressed_size: stored.len() as u64,
+            ci_uncompressed_size: raw.len() as u64,
+            ..Default::default()
+        };
+        let hbytes = header.to_bytes();
+        self.write(&stored, true)?;
+        self.write(&hbytes, true)?;
+        if opts.tar_headers() {
+            self.write(
+                &tar_header(ENTRY_BLOB_META, stored.len() as u64 + hbytes.len() as u64),
+                true,
+            )?;
+        }
+        toc.push(TocEntry {
+            name: ENTRY_BLOB_META.into(),
+            compressor: ci_compressor,
+            uncompressed_digest: Sha256::digest(&raw).into(),
+            compressed_offset: header.ci_offset,
+            compressed_size: header.ci_compressed_size,
+            uncompressed_size: header.ci_uncompressed_size,
+        });
+        toc.push(TocEntry {
+            name: ENTRY_BLOB_META_HEADER.into(),
+            compressor: Compressor::None,
+            uncompressed_digest: Sha256::digest(&hbytes).into(),
+            compressed_offset: header.ci_offset + header.ci_compressed_size,
+            compressed_size: hbytes.len() as u64,
+            uncompressed_size: hbytes.len() as u64,
+        });
+        Ok(BlobMetaLocation {
+            compressor: header.ci_compressor,
+            offset: header.ci_offset,
+            compressed_size: header.ci_compressed_size,
+            uncompressed_size: header.ci_uncompressed_size,
+        })
+    }
+
+    /// The chunk digest array and its tar header; returns its ToC entry.
+    fn write_digest_array(&mut self) -> Result<TocEntry> {
+        let array: Vec<u8> = self.digests.iter().flatten().copied().collect();
+        let offset = self.pos;
+        // The digest array is left out of the blob hash (blob.md §9); its header is not.
+        self.write(&array, false)?;
+        self.write(&tar_header(ENTRY_BLOB_DIGEST, array.len() as u64), true)?;
+        Ok(TocEntry {
+            name: ENTRY_BLOB_DIGEST.into(),
+            compressor: Compressor::None,
+            uncompressed_digest: Sha256::digest(&array).into(),
+            compressed_offset: offset,
+            compressed_size: array.len() as u64,
+            uncompressed_size: array.len() as u64,
+        })
+    }
+}
+
+/// The blob features the options and chunk count give (ALIGNED is added with the blob meta).
+fn sealed_features(opts: &BlobOptions, chunks: usize) -> BlobFeatures {
+    let mut features = BlobFeatures::CAP_TAR_TOC;
+    if opts.inline_bootstrap {
+        features |= BlobFeatures::INLINED_FS_META;
+    }
+    if opts.tar_headers() {
+        features |= BlobFeatures::HAS_TAR_HEADER;
+    }
+    if opts.blob_toc {
+        features |= BlobFeatures::HAS_TOC;
+        if chunks > 0 {
+            features |= BlobFeatures::INLINED_CHUNK_DIGEST;
+        }
+    }
+    features
 }
 
 /// Writes one data blob. See the [module documentation](self).
@@ -607,19 +724,7 @@ impl<W: Write> BlobData<W> {
         let opts = p.opts.clone();
         let chunks = p.entries.len();
         let mut toc = Vec::new();
-        let mut features = BlobFeatures::CAP_TAR_TOC;
-        if opts.inline_bootstrap {
-            features |= BlobFeatures::INLINED_FS_META;
-        }
-        if opts.tar_headers() {
-            features |= BlobFeatures::HAS_TAR_HEADER;
-        }
-        if opts.blob_toc {
-            features |= BlobFeatures::HAS_TOC;
-            if chunks > 0 {
-                features |= BlobFeatures::INLINED_CHUNK_DIGEST;
-            }
-        }
+        let features = sealed_features(&opts, chunks);
         // Without an array, v6 keeps the header's default compressor (lz4_block); v5 has no
         // such field.
         let mut meta = BlobMetaLocation {
@@ -631,85 +736,17 @@ impl<W: Write> BlobData<W> {
             ..Default::default()
         };
         if chunks > 0 && opts.tar_headers() {
-            let data_len = p.pos;
-            p.write(&tar_header(ENTRY_BLOB_DATA, data_len), true)?;
-            toc.push(TocEntry {
-                name: ENTRY_BLOB_DATA.into(),
-                compressor: Compressor::None,
-                uncompressed_digest: p.hash.clone().finalize().into(),
-                compressed_offset: 0,
-                compressed_size: data_len,
-                uncompressed_size: p.uncompressed_offset,
-            });
+            toc.push(p.write_data_header()?);
         }
-        if opts.fs_version == FsVersion::V6 && p.uncompressed_offset > 0 {
-            features |= BlobFeatures::ALIGNED;
-            let raw = encode_entries(&p.entries, CiFormat::V1);
-            let mut stored = Vec::new();
-            let compressed = crate::compress::compress(opts.compressor, &raw, &mut stored)?;
-            let ci_compressor = if compressed {
-                opts.compressor
-            } else {
-                Compressor::None
-            };
-            let header = CiHeader {
-                features,
-                ci_compressor: ci_compressor.to_u32(),
-                entries: chunks as u32,
-                ci_offset: p.pos,
-                ci_compressed_size: stored.len() as u64,
-                ci_uncompressed_size: raw.len() as u64,
-                ..Default::default()
-            };
-            let hbytes = header.to_bytes();
-            p.write(&stored, true)?;
-            p.write(&hbytes, true)?;
-            if opts.tar_headers() {
-                p.write(
-                    &tar_header(ENTRY_BLOB_META, stored.len() as u64 + hbytes.len() as u64),
-                    true,
-                )?;
-            }
-            toc.push(TocEntry {
-                name: ENTRY_BLOB_META.into(),
-                compressor: ci_compressor,
-                uncompressed_digest: Sha256::digest(&raw).into(),
-                compressed_offset: header.ci_offset,
-                compressed_size: header.ci_compressed_size,
-                uncompressed_size: header.ci_uncompressed_size,
-            });
-            toc.push(TocEntry {
-                name: ENTRY_BLOB_META_HEADER.into(),
-                compressor: Compressor::None,
-                uncompressed_digest: Sha256::digest(&hbytes).into(),
-                compressed_offset: header.ci_offset + header.ci_compressed_size,
-                compressed_size: hbytes.len() as u64,
-                uncompressed_size: hbytes.len() as u64,
-            });
-            meta = BlobMetaLocation {
-                compressor: header.ci_compressor,
-                offset: header.ci_offset,
-                compressed_size: header.ci_compressed_size,
-                uncompressed_size: header.ci_uncompressed_size,
-            };
-        }
+        let features = if opts.fs_version == FsVersion::V6 && p.uncompressed_offset > 0 {
+            let features = features | BlobFeatures::ALIGNED;
+            meta = p.write_blob_meta(features, &mut toc)?;
+            features
+        } else {
+            features
+        };
         if opts.blob_toc && chunks > 0 {
-            let mut array = Vec::with_capacity(chunks * 32);
-            for d in &p.digests {
-                array.extend_from_slice(d);
-            }
-            let offset = p.pos;
-            // The digest array is left out of the blob hash (blob.md §9); its header is not.
-            p.write(&array, false)?;
-            p.write(&tar_header(ENTRY_BLOB_DIGEST, array.len() as u64), true)?;
-            toc.push(TocEntry {
-                name: ENTRY_BLOB_DIGEST.into(),
-                compressor: Compressor::None,
-                uncompressed_digest: Sha256::digest(&array).into(),
-                compressed_offset: offset,
-                compressed_size: array.len() as u64,
-                uncompressed_size: array.len() as u64,
-            });
+            toc.push(p.write_digest_array()?);
         }
         let size_before_bootstrap = p.pos;
         let files = std::mem::take(&mut p.files);

@@ -189,17 +189,41 @@ pub fn unpack_to_tar_with_limits<W: Write>(
     limits: UnpackLimits,
 ) -> Result<(W, UnpackReport)> {
     let tree = &reader.image().tree;
-    let mut tar = tar::Builder::new(out);
-    let mut first_path: HashMap<InodeId, Vec<u8>> = HashMap::new();
-    let mut report = UnpackReport::default();
+    let mut tar = TarOut {
+        tar: tar::Builder::new(out),
+        first_path: HashMap::new(),
+        report: UnpackReport::default(),
+    };
     for node in preorder(tree) {
         let inode = tree.inode_of(node);
-        limits.check(&report, if inode.is_reg() { inode.size } else { 0 })?;
+        limits.check(&tar.report, if inode.is_reg() { inode.size } else { 0 })?;
+        if inode.file_type() == mode::S_IFSOCK {
+            tar.report.sockets_skipped += 1;
+            continue;
+        }
+        tar.append(reader, node)?;
+        tar.report.entries += 1;
+    }
+    let out = tar.tar.into_inner().map_err(io("finishing the tar"))?;
+    Ok((out, tar.report))
+}
+
+/// A tar being written, with the first path of every inode written so far.
+struct TarOut<W: Write> {
+    tar: tar::Builder<W>,
+    first_path: HashMap<InodeId, Vec<u8>>,
+    report: UnpackReport,
+}
+
+impl<W: Write> TarOut<W> {
+    /// Appends `node`: its PAX records, then its entry (a hard link for a later path).
+    fn append(&mut self, reader: &ImageReader, node: NodeId) -> Result<()> {
+        let tree = &reader.image().tree;
+        let inode = tree.inode_of(node);
         let comps = components(tree, node)?;
         // Names are bytes from tar to tar: written as they are, never lossily.
         let joined = comps.join(&b'/');
-        let is_root = comps.is_empty();
-        let path_bytes = if is_root {
+        let path = if comps.is_empty() {
             b"./".to_vec()
         } else if inode.is_dir() {
             [joined.as_slice(), b"/"].concat()
@@ -207,10 +231,38 @@ pub fn unpack_to_tar_with_limits<W: Write>(
             joined.clone()
         };
         let shown = tree.display_path(node);
-        if inode.file_type() == mode::S_IFSOCK {
-            report.sockets_skipped += 1;
-            continue;
+        let failed = |what: std::io::Error| io(format!("writing {shown}"))(what);
+        self.append_pax(inode).map_err(failed)?;
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(inode.mode & 0o7777);
+        h.set_uid(u64::from(inode.uid));
+        h.set_gid(u64::from(inode.gid));
+        h.set_mtime(inode.mtime);
+        h.set_size(0);
+        let id = tree.node(node).inode;
+        if !inode.is_dir() {
+            if let Some(first) = self.first_path.get(&id) {
+                h.set_entry_type(tar::EntryType::Link);
+                return append_raw(
+                    &mut self.tar,
+                    &mut h,
+                    &path,
+                    Some(first),
+                    &mut std::io::empty(),
+                )
+                .map_err(failed);
+            }
+            self.first_path.insert(id, joined);
         }
+        self.append_typed(reader, node, &mut h, &path)
+            .map_err(|e| match e {
+                AppendError::Io(e) => failed(e),
+                AppendError::Other(e) => e,
+            })
+    }
+
+    /// PAX records for xattrs and a sub-second mtime.
+    fn append_pax(&mut self, inode: &Inode) -> std::io::Result<()> {
         let mut pax: Vec<(String, Vec<u8>)> = inode.xattrs.iter().map(xattr_record).collect();
         if inode.mtime_nsec != 0 {
             pax.push((
@@ -218,90 +270,73 @@ pub fn unpack_to_tar_with_limits<W: Write>(
                 format!("{}.{:09}", inode.mtime, inode.mtime_nsec).into_bytes(),
             ));
         }
-        if !pax.is_empty() {
-            tar.append_pax_extensions(pax.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
-                .map_err(io(format!("writing {shown}")))?;
+        if pax.is_empty() {
+            return Ok(());
         }
-        let mut h = tar::Header::new_gnu();
-        h.set_mode(inode.mode & 0o7777);
-        h.set_uid(u64::from(inode.uid));
-        h.set_gid(u64::from(inode.gid));
-        h.set_mtime(inode.mtime);
-        let id = tree.node(node).inode;
-        let write = |tar: &mut tar::Builder<W>, h: &mut tar::Header, data: &mut dyn Read| {
-            append_raw(tar, h, &path_bytes, None, data).map_err(io(format!("writing {shown}")))
-        };
-        if !inode.is_dir() {
-            if let Some(first) = first_path.get(&id) {
-                h.set_entry_type(tar::EntryType::Link);
-                h.set_size(0);
-                append_raw(
-                    &mut tar,
-                    &mut h,
-                    &path_bytes,
-                    Some(first),
-                    &mut std::io::empty(),
-                )
-                .map_err(io(format!("writing {shown}")))?;
-                report.entries += 1;
-                continue;
-            }
-            first_path.insert(id, joined.clone());
-        }
+        self.tar
+            .append_pax_extensions(pax.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
+    }
+
+    /// The entry by file type: a directory, a file with its data, a symlink, a device or fifo.
+    fn append_typed(
+        &mut self,
+        reader: &ImageReader,
+        node: NodeId,
+        h: &mut tar::Header,
+        path: &[u8],
+    ) -> std::result::Result<(), AppendError> {
+        let tree = &reader.image().tree;
+        let inode = tree.inode_of(node);
+        let empty = &mut std::io::empty();
         match inode.file_type() {
             mode::S_IFDIR => {
                 h.set_entry_type(tar::EntryType::Directory);
-                h.set_size(0);
-                write(&mut tar, &mut h, &mut std::io::empty())?;
+                append_raw(&mut self.tar, h, path, None, empty)?;
             }
             mode::S_IFREG => {
                 h.set_entry_type(tar::EntryType::Regular);
                 h.set_size(inode.size);
-                let mut data = reader.file_reader(node)?;
-                write(&mut tar, &mut h, &mut data)?;
-                report.file_bytes += inode.size;
+                let mut data = reader.file_reader(node).map_err(AppendError::Other)?;
+                append_raw(&mut self.tar, h, path, None, &mut data)?;
+                self.report.file_bytes += inode.size;
             }
             mode::S_IFLNK => {
                 h.set_entry_type(tar::EntryType::Symlink);
-                h.set_size(0);
-                append_raw(
-                    &mut tar,
-                    &mut h,
-                    &path_bytes,
-                    Some(&inode.symlink),
-                    &mut std::io::empty(),
-                )
-                .map_err(io(format!("writing {shown}")))?;
+                append_raw(&mut self.tar, h, path, Some(&inode.symlink), empty)?;
             }
             t @ (mode::S_IFCHR | mode::S_IFBLK | mode::S_IFIFO) => {
-                h.set_entry_type(match t {
-                    mode::S_IFCHR => tar::EntryType::Char,
-                    mode::S_IFBLK => tar::EntryType::Block,
-                    _ => tar::EntryType::Fifo,
-                });
-                let (ma, mi) = if t == mode::S_IFIFO {
-                    (0, 0)
-                } else {
-                    major_minor(inode.rdev)
+                let (kind, (major, minor)) = match t {
+                    mode::S_IFCHR => (tar::EntryType::Char, major_minor(inode.rdev)),
+                    mode::S_IFBLK => (tar::EntryType::Block, major_minor(inode.rdev)),
+                    _ => (tar::EntryType::Fifo, (0, 0)),
                 };
-                h.set_device_major(ma)
-                    .map_err(io(format!("writing {shown}")))?;
-                h.set_device_minor(mi)
-                    .map_err(io(format!("writing {shown}")))?;
-                h.set_size(0);
-                write(&mut tar, &mut h, &mut std::io::empty())?;
+                h.set_entry_type(kind);
+                h.set_device_major(major)?;
+                h.set_device_minor(minor)?;
+                append_raw(&mut self.tar, h, path, None, empty)?;
             }
             _ => {
-                return Err(Error::Path {
+                let reason = format!("unknown file type {:o}", inode.mode);
+                return Err(AppendError::Other(Error::Path {
                     path: tree.display_path(node),
-                    reason: format!("unknown file type {:o}", inode.mode),
-                });
+                    reason,
+                }));
             }
         }
-        report.entries += 1;
+        Ok(())
     }
-    let out = tar.into_inner().map_err(io("finishing the tar"))?;
-    Ok((out, report))
+}
+
+/// A failure appending one entry: writing (named by the caller) or reading its data.
+enum AppendError {
+    Io(std::io::Error),
+    Other(Error),
+}
+
+impl From<std::io::Error> for AppendError {
+    fn from(e: std::io::Error) -> Self {
+        AppendError::Io(e)
+    }
 }
 
 /// Extracts the image into `target`, which must not exist or be an empty directory. Every

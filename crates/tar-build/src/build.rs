@@ -508,10 +508,7 @@ impl Content {
     }
 }
 
-fn blob_writer<W: Write>(
-    options: &BuildOptions,
-    sink: W,
-) -> Result<BlobWriter<W>> {
+fn blob_writer<W: Write>(options: &BuildOptions, sink: W) -> Result<BlobWriter<W>> {
     let mut b = BlobOptions::new(options.fs_version);
     b.compressor = options.compressor;
     b.digester = options.digester;
