@@ -32,6 +32,41 @@ impl Default for ReaderLimits {
     }
 }
 
+/// The structure chunk errors name.
+const CHUNK: &str = "chunk";
+/// The structure blob meta header errors name.
+const META_HEADER: &str = "blob meta header";
+
+/// A chunk's data against its recorded digest and CRC, as `verify` asks.
+fn check_chunk(chunk: &ChunkInfo, data: &[u8], verify: Verify) -> Result<()> {
+    let at = chunk.compressed_offset;
+    if let Some(d) = verify.digest {
+        let computed = rafs_format::digest::digest(d, data);
+        if computed != chunk.digest {
+            let recorded = rafs_format::hex(&chunk.digest);
+            let kind = BlobErrorKind::DigestMismatch {
+                recorded,
+                computed: rafs_format::hex(&computed),
+            };
+            return Err(berr(CHUNK, at, kind));
+        }
+    }
+    if verify.crc32 && chunk.flags.contains(ChunkFlags::HAS_CRC32) {
+        let computed = crc32c::crc32c(data);
+        if computed != chunk.crc32 {
+            return Err(berr(
+                CHUNK,
+                at,
+                BlobErrorKind::CrcMismatch {
+                    recorded: chunk.crc32,
+                    computed,
+                },
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// What to check when reading a chunk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Verify {
@@ -187,60 +222,15 @@ impl<S: ReadAt> BlobReader<S> {
 
     /// Reads the header at `header_at` and the array before it; returns where chunk data ends.
     fn load_meta(&mut self, header_at: u64, expected_ci_offset: Option<u64>) -> Result<u64> {
-        const S: &str = "blob meta header";
-        let hbytes = self.read_vec(header_at, CI_HEADER_SIZE as u64, S)?;
+        let hbytes = self.read_vec(header_at, CI_HEADER_SIZE as u64, META_HEADER)?;
         let header = CiHeader::parse(&hbytes, header_at)?;
-        if header.entries > self.limits.max_chunks {
-            return Err(berr(
-                S,
-                header_at,
-                BlobErrorKind::LimitExceeded {
-                    what: "chunk-info entries",
-                    value: header.entries.into(),
-                    limit: self.limits.max_chunks.into(),
-                },
-            ));
-        }
-        if header.ci_offset.checked_add(header.ci_compressed_size) != Some(header_at) {
-            return Err(invalid(
-                S,
-                header_at,
-                "ci_offset",
-                format!(
-                    "array [{}, +{}) does not end at the header",
-                    header.ci_offset, header.ci_compressed_size
-                ),
-            ));
-        }
-        if let Some(exp) = expected_ci_offset {
-            if exp != header.ci_offset {
-                return Err(invalid(
-                    S,
-                    header_at,
-                    "ci_offset",
-                    format!(
-                        "{} but the blob.meta section starts at {exp}",
-                        header.ci_offset
-                    ),
-                ));
-            }
-        }
-        let needed = u64::from(header.entries) * header.format().entry_size() as u64;
-        if header.ci_uncompressed_size < needed {
-            return Err(invalid(
-                S,
-                header_at,
-                "ci_uncompressed_size",
-                format!(
-                    "{} is less than {needed} for the entries",
-                    header.ci_uncompressed_size
-                ),
-            ));
-        }
+        self.check_meta_header(&header, header_at, expected_ci_offset)?;
         let compressor = Compressor::from_u32(header.ci_compressor).ok_or_else(|| {
+            let at = header_at
+                + core::mem::offset_of!(crate::ondisk::CiHeaderRecord, s_ci_compressor) as u64;
             berr(
-                S,
-                header_at + 8,
+                META_HEADER,
+                at,
                 BlobErrorKind::UnknownCompressor(header.ci_compressor),
             )
         })?;
@@ -257,18 +247,61 @@ impl<S: ReadAt> BlobReader<S> {
             header.ci_offset,
         )?;
         // Chunk data ends where its tar header starts (packed) or where the array starts.
-        let data_end = if self.sections.is_empty() {
+        let data_end = if header.features.contains(BlobFeatures::SEPARATE) {
+            u64::MAX
+        } else if self.sections.is_empty() {
             header.ci_offset
         } else {
             self.data_end
         };
-        let data_end = if header.features.contains(BlobFeatures::SEPARATE) {
-            u64::MAX
-        } else {
-            data_end
-        };
         self.meta = Some(BlobMeta::decode(header, &data, data_end)?);
         Ok(header.ci_offset)
+    }
+
+    /// The header's counts and ranges: within the limits, the array right before the header
+    /// (and where the ToC says it is), large enough for its entries.
+    fn check_meta_header(
+        &self,
+        header: &CiHeader,
+        header_at: u64,
+        expected_ci_offset: Option<u64>,
+    ) -> Result<()> {
+        if header.entries > self.limits.max_chunks {
+            let kind = BlobErrorKind::LimitExceeded {
+                what: "chunk-info entries",
+                value: header.entries.into(),
+                limit: self.limits.max_chunks.into(),
+            };
+            return Err(berr(META_HEADER, header_at, kind));
+        }
+        if header.ci_offset.checked_add(header.ci_compressed_size) != Some(header_at) {
+            let reason = format!(
+                "array [{}, +{}) does not end at the header",
+                header.ci_offset, header.ci_compressed_size
+            );
+            return Err(invalid(META_HEADER, header_at, "ci_offset", reason));
+        }
+        if let Some(exp) = expected_ci_offset.filter(|exp| *exp != header.ci_offset) {
+            let reason = format!(
+                "{} but the blob.meta section starts at {exp}",
+                header.ci_offset
+            );
+            return Err(invalid(META_HEADER, header_at, "ci_offset", reason));
+        }
+        let needed = u64::from(header.entries) * header.format().entry_size() as u64;
+        if header.ci_uncompressed_size < needed {
+            let reason = format!(
+                "{} is less than {needed} for the entries",
+                header.ci_uncompressed_size
+            );
+            return Err(invalid(
+                META_HEADER,
+                header_at,
+                "ci_uncompressed_size",
+                reason,
+            ));
+        }
+        Ok(())
     }
 
     /// Decompresses a metadata payload, allocating only as the data actually inflates.
@@ -485,98 +518,74 @@ impl<S: ReadAt> BlobReader<S> {
         compressor: Compressor,
         verify: Verify,
     ) -> Result<Vec<u8>> {
-        const S: &str = "chunk";
-        let at = chunk.compressed_offset;
         let usize_ = u64::from(chunk.uncompressed_size);
         if usize_ == 0 || usize_ > u64::from(MAX_CHUNK_SIZE) {
+            let reason = format!("{usize_} not in 1..=16 MiB");
             return Err(invalid(
-                S,
-                at,
+                CHUNK,
+                chunk.compressed_offset,
                 "uncompressed size",
-                format!("{usize_} not in 1..=16 MiB"),
+                reason,
             ));
         }
-        // Bootstrap records of batch members carry no batch flag and a stored size of 0;
-        // only the chunk-info entry knows where their batch is.
-        let in_batch = chunk.flags.contains(ChunkFlags::BATCH)
+        let data = if self.in_batch(chunk) {
+            self.read_batch_member(chunk, compressor)?
+        } else {
+            self.read_stored(chunk, compressor)?
+        };
+        check_chunk(chunk, &data, verify)?;
+        Ok(data)
+    }
+
+    /// Whether a chunk lives in a batch. Bootstrap records of batch members carry no batch
+    /// flag and a stored size of 0; only the chunk-info entry knows where their batch is.
+    fn in_batch(&self, chunk: &ChunkInfo) -> bool {
+        chunk.flags.contains(ChunkFlags::BATCH)
             || (chunk.compressed_size == 0
                 && self
                     .meta
                     .as_ref()
                     .and_then(|m| m.entries.get(chunk.index as usize))
-                    .is_some_and(|e| e.is_batch()));
-        let data = if in_batch {
-            self.read_batch_member(chunk, compressor)?
-        } else {
-            let csize = u64::from(chunk.compressed_size);
-            if csize == 0 || csize > u64::from(MAX_CHUNK_SIZE) {
-                return Err(invalid(
-                    S,
-                    at,
-                    "compressed size",
-                    format!("{csize} not in 1..=16 MiB"),
-                ));
-            }
-            let end = at.saturating_add(csize);
-            if end > self.data_end {
-                return Err(berr(
-                    S,
-                    at,
-                    BlobErrorKind::Truncated {
-                        needed: end,
-                        available: self.data_end,
-                    },
-                ));
-            }
-            let stored = self.read_vec(at, csize, S)?;
-            if chunk.flags.contains(ChunkFlags::COMPRESSED) {
-                decompress(
-                    compressor,
-                    &stored,
-                    usize_,
-                    u64::from(MAX_CHUNK_SIZE),
-                    S,
-                    at,
-                )?
-            } else {
-                if csize != usize_ {
-                    return Err(invalid(
-                        S,
-                        at,
-                        "compressed size",
-                        "raw chunk whose stored size differs from its size",
-                    ));
-                }
-                stored
-            }
-        };
-        if let Some(d) = verify.digest {
-            let computed = rafs_format::digest::digest(d, &data);
-            if computed != chunk.digest {
-                return Err(berr(
-                    S,
-                    at,
-                    BlobErrorKind::DigestMismatch {
-                        recorded: rafs_format::hex(&chunk.digest),
-                        computed: rafs_format::hex(&computed),
-                    },
-                ));
-            }
+                    .is_some_and(|e| e.is_batch()))
+    }
+
+    /// A chunk stored on its own: read inside the data, then decompressed or taken raw.
+    fn read_stored(&self, chunk: &ChunkInfo, compressor: Compressor) -> Result<Vec<u8>> {
+        let at = chunk.compressed_offset;
+        let usize_ = u64::from(chunk.uncompressed_size);
+        let csize = u64::from(chunk.compressed_size);
+        if csize == 0 || csize > u64::from(MAX_CHUNK_SIZE) {
+            return Err(invalid(
+                CHUNK,
+                at,
+                "compressed size",
+                format!("{csize} not in 1..=16 MiB"),
+            ));
         }
-        if verify.crc32 && chunk.flags.contains(ChunkFlags::HAS_CRC32) {
-            let computed = crc32c::crc32c(&data);
-            if computed != chunk.crc32 {
-                return Err(berr(
-                    S,
-                    at,
-                    BlobErrorKind::CrcMismatch {
-                        recorded: chunk.crc32,
-                        computed,
-                    },
-                ));
-            }
+        let end = at.saturating_add(csize);
+        if end > self.data_end {
+            let kind = BlobErrorKind::Truncated {
+                needed: end,
+                available: self.data_end,
+            };
+            return Err(berr(CHUNK, at, kind));
         }
-        Ok(data)
+        let stored = self.read_vec(at, csize, CHUNK)?;
+        if chunk.flags.contains(ChunkFlags::COMPRESSED) {
+            return decompress(
+                compressor,
+                &stored,
+                usize_,
+                u64::from(MAX_CHUNK_SIZE),
+                CHUNK,
+                at,
+            );
+        }
+        if csize != usize_ {
+            let reason = "raw chunk whose stored size differs from its size";
+            return Err(invalid(CHUNK, at, "compressed size", reason));
+        }
+        Ok(stored)
     }
 
     fn read_batch_member(&self, chunk: &ChunkInfo, compressor: Compressor) -> Result<Vec<u8>> {

@@ -60,14 +60,7 @@ struct MergeSummary {
 }
 
 pub fn merge(a: &MergeArgs) -> CliResult<ExitCode> {
-    if let Some(d) = &a.blob_digests {
-        if d.len() != a.sources.len() {
-            return Err(format!("{} blob digests for {} sources", d.len(), a.sources.len()).into());
-        }
-        if let Some(bad) = d.iter().find(|d| rafs_format::unhex32(d).is_none()) {
-            return Err(format!("--blob-digests: {bad:?} is not 64 hex digits").into());
-        }
-    }
+    check_blob_digests(a)?;
     let mut inputs: Vec<&Path> = a.sources.iter().map(PathBuf::as_path).collect();
     inputs.extend(a.parent_bootstrap.as_deref());
     inputs.extend(a.prefetch_patterns.as_deref());
@@ -77,30 +70,70 @@ pub fn merge(a: &MergeArgs) -> CliResult<ExitCode> {
         .and_then(|s| s.strip_prefix("bootstrap="));
     inputs.extend(dict.map(Path::new));
     check_distinct(&[&a.bootstrap], &inputs)?;
-    let out = Output::open(&a.bootstrap)?;
-    let mut layers = Vec::with_capacity(a.sources.len());
-    for (i, p) in a.sources.iter().enumerate() {
-        let image = load(p)?;
-        // An explicit id wins; a bootstrap that records its blob's real id keeps it; an
-        // inlined one (placeholder id) takes its file name without extensions, as the
-        // reference does for every layer.
-        let placeholder = image
-            .blobs
-            .iter()
-            .any(|b| b.blob_id.starts_with("xxxxxxxx"));
-        let blob_id = match &a.blob_digests {
-            Some(d) => Some(d[i].clone()),
-            None if placeholder => p.file_name().map(|n| {
-                n.to_string_lossy()
-                    .split('.')
-                    .next()
-                    .unwrap_or_default()
-                    .to_string()
-            }),
-            None => None,
+    let mut out = Output::open(&a.bootstrap)?;
+    let layers = a
+        .sources
+        .iter()
+        .enumerate()
+        .map(|(i, p)| merge_layer(a, i, p))
+        .collect::<CliResult<Vec<_>>>()?;
+    let image = rafs_merge::merge(layers, &merge_options(a)?)?;
+    let bytes = rafs_format::encode(&image)?;
+    out.write_all(&bytes)
+        .map_err(|e| format!("{}: {e}", shown(&a.bootstrap)))?;
+    commit_all(vec![out])?;
+    if a.json {
+        let s = MergeSummary {
+            bootstrap: a.bootstrap.display().to_string(),
+            fs_version: image.superblock.fs_version.number(),
+            compressor: image.superblock.compressor.name(),
+            blobs: image.blobs.iter().map(|b| b.blob_id.clone()).collect(),
+            paths: image.tree.nodes.len(),
         };
-        layers.push(Layer { image, blob_id });
+        println!("{}", serde_json::to_string_pretty(&s)?);
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--blob-digests`: one per source, each 64 hex digits.
+fn check_blob_digests(a: &MergeArgs) -> CliResult<()> {
+    let Some(d) = &a.blob_digests else {
+        return Ok(());
+    };
+    if d.len() != a.sources.len() {
+        return Err(format!("{} blob digests for {} sources", d.len(), a.sources.len()).into());
+    }
+    if let Some(bad) = d.iter().find(|d| rafs_format::unhex32(d).is_none()) {
+        return Err(format!("--blob-digests: {bad:?} is not 64 hex digits").into());
+    }
+    Ok(())
+}
+
+/// Source `i` at `p`, with the blob id it merges under. An explicit id wins; a bootstrap that
+/// records its blob's real id keeps it; an inlined one (placeholder id) takes its file name
+/// without extensions, as the reference does for every layer.
+fn merge_layer(a: &MergeArgs, i: usize, p: &Path) -> CliResult<Layer> {
+    let image = load(p)?;
+    let placeholder = image
+        .blobs
+        .iter()
+        .any(|b| b.blob_id.starts_with("xxxxxxxx"));
+    let blob_id = match &a.blob_digests {
+        Some(d) => Some(d[i].clone()),
+        None if placeholder => p.file_name().map(|n| {
+            n.to_string_lossy()
+                .split('.')
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        }),
+        None => None,
+    };
+    Ok(Layer { image, blob_id })
+}
+
+/// The merge options the flags give: parent, chunk dictionary, prefetch patterns, version.
+fn merge_options(a: &MergeArgs) -> CliResult<MergeOptions> {
     let mut opts = MergeOptions::default();
     if let Some(p) = &a.parent_bootstrap {
         opts.parent = Some(load(p)?);
@@ -116,13 +149,8 @@ pub fn merge(a: &MergeArgs) -> CliResult<ExitCode> {
             .collect();
     }
     if let Some(p) = &a.prefetch_patterns {
-        opts.prefetch_patterns = Some(
-            std::fs::read_to_string(p)
-                .map_err(|e| format!("{}: {e}", shown(p)))?
-                .lines()
-                .map(str::to_owned)
-                .collect(),
-        );
+        let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", shown(p)))?;
+        opts.prefetch_patterns = Some(text.lines().map(str::to_owned).collect());
     }
     opts.fs_version = a.fs_version.as_deref().map(|v| {
         if v == "5" {
@@ -131,23 +159,7 @@ pub fn merge(a: &MergeArgs) -> CliResult<ExitCode> {
             FsVersion::V6
         }
     });
-    let image = rafs_merge::merge(layers, &opts)?;
-    let bytes = rafs_format::encode(&image)?;
-    let mut out = out;
-    out.write_all(&bytes)
-        .map_err(|e| format!("{}: {e}", shown(&a.bootstrap)))?;
-    commit_all(vec![out])?;
-    if a.json {
-        let s = MergeSummary {
-            bootstrap: a.bootstrap.display().to_string(),
-            fs_version: image.superblock.fs_version.number(),
-            compressor: image.superblock.compressor.name(),
-            blobs: image.blobs.iter().map(|b| b.blob_id.clone()).collect(),
-            paths: image.tree.nodes.len(),
-        };
-        println!("{}", serde_json::to_string_pretty(&s)?);
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok(opts)
 }
 
 /// An image and where its blobs are.

@@ -162,77 +162,84 @@ pub fn run(path: &std::path::Path, json: bool) -> CliResult<ExitCode> {
         serde_json::to_writer_pretty(&mut out, &r).map_err(std::io::Error::from)?;
         writeln!(out)?;
     } else {
-        writeln!(
-            out,
-            "RAFS v{}  chunk size {:#x}  compressor {}  digester {}{}",
-            r.fs_version,
-            r.chunk_size,
-            r.compressor,
-            r.digester,
-            if r.tarfs { "  tarfs" } else { "" }
-        )?;
-        writeln!(
-            out,
-            "{} paths, {} inodes, {} blobs",
-            r.inode_count,
-            r.unique_inodes,
-            r.blobs.len()
-        )?;
-        for b in &r.blobs {
-            writeln!(
-                out,
-                "blob {}: {} chunks {} compressed {} uncompressed {} features {:#x}",
-                b.index,
-                b.blob_id,
-                b.chunk_count,
-                b.compressed_size,
-                b.uncompressed_size,
-                b.features
-            )?;
-        }
-        for i in &r.inodes {
-            write!(
-                out,
-                "{} {} {:04o} {}:{} mtime {}.{:09} size {} nlink {} ino {}",
-                i.path,
-                i.kind,
-                i.mode & 0o7777,
-                i.uid,
-                i.gid,
-                i.mtime,
-                i.mtime_nsec,
-                i.size,
-                i.nlink,
-                i.ino
-            )?;
-            if let Some(t) = &i.symlink {
-                write!(out, " -> {t}")?;
-            }
-            if let Some(d) = i.rdev {
-                write!(out, " rdev {d:#x}")?;
-            }
-            for (k, v) in &i.xattrs {
-                write!(out, " {k}={v}")?;
-            }
-            writeln!(out)?;
-            for c in &i.chunks {
-                writeln!(
-                    out,
-                    "    chunk {} blob {} index {} file_offset {} compressed {}+{} uncompressed {}+{} flags {:#x} crc32 {:#010x}",
-                    rafs_format::hex(&c.digest),
-                    c.blob_index,
-                    c.index,
-                    c.file_offset,
-                    c.compressed_offset,
-                    c.compressed_size,
-                    c.uncompressed_offset,
-                    c.uncompressed_size,
-                    c.flags.bits(),
-                    c.crc32
-                )?;
-            }
-        }
+        write_text(&mut out, &r)?;
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The report as text: a summary line, blobs, then one line per path with its chunks.
+fn write_text(out: &mut impl std::io::Write, r: &Report) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "RAFS v{}  chunk size {:#x}  compressor {}  digester {}{}",
+        r.fs_version,
+        r.chunk_size,
+        r.compressor,
+        r.digester,
+        if r.tarfs { "  tarfs" } else { "" }
+    )?;
+    writeln!(
+        out,
+        "{} paths, {} inodes, {} blobs",
+        r.inode_count,
+        r.unique_inodes,
+        r.blobs.len()
+    )?;
+    for b in &r.blobs {
+        writeln!(
+            out,
+            "blob {}: {} chunks {} compressed {} uncompressed {} features {:#x}",
+            b.index, b.blob_id, b.chunk_count, b.compressed_size, b.uncompressed_size, b.features
+        )?;
+    }
+    for i in &r.inodes {
+        write_inode(out, i)?;
+    }
+    Ok(())
+}
+
+/// One path's line and its chunk lines.
+fn write_inode(out: &mut impl std::io::Write, i: &InodeReport) -> std::io::Result<()> {
+    write!(
+        out,
+        "{} {} {:04o} {}:{} mtime {}.{:09} size {} nlink {} ino {}",
+        i.path,
+        i.kind,
+        i.mode & 0o7777,
+        i.uid,
+        i.gid,
+        i.mtime,
+        i.mtime_nsec,
+        i.size,
+        i.nlink,
+        i.ino
+    )?;
+    if let Some(t) = &i.symlink {
+        write!(out, " -> {t}")?;
+    }
+    if let Some(d) = i.rdev {
+        write!(out, " rdev {d:#x}")?;
+    }
+    for (k, v) in &i.xattrs {
+        write!(out, " {k}={v}")?;
+    }
+    writeln!(out)?;
+    for c in &i.chunks {
+        writeln!(
+            out,
+            "    chunk {} blob {} index {} file_offset {} compressed {}+{} uncompressed {}+{} flags {:#x} crc32 {:#010x}",
+            rafs_format::hex(&c.digest),
+            c.blob_index,
+            c.index,
+            c.file_offset,
+            c.compressed_offset,
+            c.compressed_size,
+            c.uncompressed_offset,
+            c.uncompressed_size,
+            c.flags.bits(),
+            c.crc32
+        )?;
+    }
+    Ok(())
 }

@@ -197,13 +197,11 @@ impl<R: Read> TarStream<R> {
         self.remaining = 0;
         self.padding = 0;
         self.skip(rest)?;
-        let mut long_name: Option<Vec<u8>> = None;
-        let mut long_link: Option<Vec<u8>> = None;
-        let mut pax: Option<BTreeMap<String, Vec<u8>>> = None;
+        let mut ext = Extensions::default();
         loop {
             let header_pos = self.pos;
             let Some(block) = self.block()? else {
-                if long_name.is_some() || long_link.is_some() || pax.is_some() {
+                if ext.any() {
                     return Err(StreamError::Malformed(
                         "extension headers without a member".into(),
                     ));
@@ -221,86 +219,100 @@ impl<R: Read> TarStream<R> {
             let header_size = header
                 .entry_size()
                 .map_err(|e| StreamError::Malformed(e.to_string()))?;
-            let kind = header.entry_type();
-            let bad_ext = |what: &str| {
-                StreamError::Malformed(format!("two {what} headers describing the same member"))
-            };
-            match kind {
-                tar::EntryType::GNULongName => {
-                    if long_name.is_some() {
-                        return Err(bad_ext("long name"));
-                    }
-                    let mut d = self.payload(header_size)?;
-                    while d.last() == Some(&0) {
-                        d.pop();
-                    }
-                    long_name = Some(d);
-                    continue;
-                }
-                tar::EntryType::GNULongLink => {
-                    if long_link.is_some() {
-                        return Err(bad_ext("long link"));
-                    }
-                    let mut d = self.payload(header_size)?;
-                    while d.last() == Some(&0) {
-                        d.pop();
-                    }
-                    long_link = Some(d);
-                    continue;
-                }
-                tar::EntryType::XHeader => {
-                    if pax.is_some() {
-                        return Err(bad_ext("PAX"));
-                    }
-                    let d = self.payload(header_size)?;
-                    pax = Some(
-                        parse_pax(&d)
-                            .map_err(|e| StreamError::Malformed(format!("PAX header: {e}")))?,
-                    );
-                    continue;
-                }
-                _ => {}
+            if self.read_extension(&header, header_size, &mut ext)? {
+                continue;
             }
-            let pax = pax.unwrap_or_default();
-            let path = match (&long_name, pax.get("path")) {
-                (Some(n), _) => n.clone(),
-                (None, Some(p)) => p.clone(),
-                (None, None) => header.path_bytes().into_owned(),
-            };
-            let link = match (&long_link, pax.get("linkpath")) {
-                (Some(l), _) => l.clone(),
-                (None, Some(l)) => l.clone(),
-                (None, None) => header
-                    .link_name_bytes()
-                    .map(|c| c.into_owned())
-                    .unwrap_or_default(),
-            };
-            let mut stored = header_size;
-            if let Some(s) = pax.get("size") {
-                stored = std::str::from_utf8(s)
-                    .ok()
-                    .and_then(|s| s.trim().parse().ok())
-                    .ok_or_else(|| StreamError::Malformed("PAX size is not a number".into()))?;
-            }
-            let mut sparse = None;
-            if kind == tar::EntryType::GNUSparse {
-                sparse = Some(self.gnu_sparse_map(&header, stored)?);
-            }
-            let data_pos = self.pos;
-            // Global headers are entries too: the caller reads and applies them.
-            self.remaining = stored;
-            self.padding = stored.div_ceil(BLOCK) * BLOCK - stored;
-            return Ok(Some(Entry {
-                header,
-                header_pos,
-                data_pos,
-                path,
-                link,
-                pax,
-                stored,
-                sparse,
-            }));
+            return self.member(header, header_pos, header_size, ext).map(Some);
         }
+    }
+
+    /// Reads a GNU long name or link, or a PAX header, into `ext`; false for other entries.
+    fn read_extension(
+        &mut self,
+        header: &tar::Header,
+        size: u64,
+        ext: &mut Extensions,
+    ) -> Result<bool, StreamError> {
+        let twice = |what: &str| {
+            StreamError::Malformed(format!("two {what} headers describing the same member"))
+        };
+        let trimmed = |mut d: Vec<u8>| {
+            while d.last() == Some(&0) {
+                d.pop();
+            }
+            d
+        };
+        match header.entry_type() {
+            tar::EntryType::GNULongName if ext.long_name.is_some() => Err(twice("long name")),
+            tar::EntryType::GNULongName => {
+                ext.long_name = Some(trimmed(self.payload(size)?));
+                Ok(true)
+            }
+            tar::EntryType::GNULongLink if ext.long_link.is_some() => Err(twice("long link")),
+            tar::EntryType::GNULongLink => {
+                ext.long_link = Some(trimmed(self.payload(size)?));
+                Ok(true)
+            }
+            tar::EntryType::XHeader if ext.pax.is_some() => Err(twice("PAX")),
+            tar::EntryType::XHeader => {
+                let d = self.payload(size)?;
+                let records = parse_pax(&d)
+                    .map_err(|e| StreamError::Malformed(format!("PAX header: {e}")))?;
+                ext.pax = Some(records);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// The member a header starts, its extensions applied; its data is next in the stream.
+    fn member(
+        &mut self,
+        header: tar::Header,
+        header_pos: u64,
+        header_size: u64,
+        ext: Extensions,
+    ) -> Result<Entry, StreamError> {
+        let pax = ext.pax.unwrap_or_default();
+        let path = match (ext.long_name, pax.get("path")) {
+            (Some(n), _) => n,
+            (None, Some(p)) => p.clone(),
+            (None, None) => header.path_bytes().into_owned(),
+        };
+        let link = match (ext.long_link, pax.get("linkpath")) {
+            (Some(l), _) => l,
+            (None, Some(l)) => l.clone(),
+            (None, None) => header
+                .link_name_bytes()
+                .map(|c| c.into_owned())
+                .unwrap_or_default(),
+        };
+        let stored = match pax.get("size") {
+            Some(s) => std::str::from_utf8(s)
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .ok_or_else(|| StreamError::Malformed("PAX size is not a number".into()))?,
+            None => header_size,
+        };
+        let sparse = if header.entry_type() == tar::EntryType::GNUSparse {
+            Some(self.gnu_sparse_map(&header, stored)?)
+        } else {
+            None
+        };
+        let data_pos = self.pos;
+        // Global headers are entries too: the caller reads and applies them.
+        self.remaining = stored;
+        self.padding = stored.div_ceil(BLOCK) * BLOCK - stored;
+        Ok(Entry {
+            header,
+            header_pos,
+            data_pos,
+            path,
+            link,
+            pax,
+            stored,
+            sparse,
+        })
     }
 
     /// The map of an old-GNU sparse entry: four slots in the header, more in extension blocks.
@@ -372,6 +384,20 @@ impl<R: Read> Read for TarStream<R> {
         self.remaining -= n as u64;
         self.pos += n as u64;
         Ok(n)
+    }
+}
+
+/// The extension headers read so far for the next member.
+#[derive(Default)]
+struct Extensions {
+    long_name: Option<Vec<u8>>,
+    long_link: Option<Vec<u8>>,
+    pax: Option<BTreeMap<String, Vec<u8>>>,
+}
+
+impl Extensions {
+    fn any(&self) -> bool {
+        self.long_name.is_some() || self.long_link.is_some() || self.pax.is_some()
     }
 }
 

@@ -303,7 +303,7 @@ pub fn treelist_dir(dir: &Path) -> Result<String, String> {
 }
 
 use rafs_chunker::{BlobReader, Verify};
-use rafs_format::model::{mode, Compressor, Image, NodeId};
+use rafs_format::model::{mode, Compressor, Image};
 use sha2::Digest as _;
 use std::collections::HashMap;
 
@@ -315,8 +315,8 @@ pub enum Data<'a> {
     Tar(&'a [u8]),
 }
 
-/// An image listed through our readers in `treelist.py` format: `path type mode uid:gid mtime extra xattrs links=N`, sorted by path
-/// bytes.
+/// An image listed through our readers in `treelist.py` format: `path type mode uid:gid mtime
+/// extra xattrs links=N`, sorted by path bytes.
 pub fn listing(image: &Image, data: &Data<'_>) -> String {
     let tree = &image.tree;
     let mut names: HashMap<rafs_format::model::InodeId, usize> = HashMap::new();
@@ -328,101 +328,96 @@ pub fn listing(image: &Image, data: &Data<'_>) -> String {
         _ => None,
     };
     let mut lines = Vec::new();
-    for i in 0..tree.nodes.len() {
-        let id = NodeId(i as u32);
+    for id in tree.entries().map(|e| e.node) {
         let node = tree.node(id);
         let inode = tree.inode(node.inode);
         let path = tree.path(id);
-        let (typ, extra) = match inode.file_type() {
-            mode::S_IFDIR => ("dir", "-".to_string()),
-            mode::S_IFREG => {
-                let mut h = sha2::Sha256::new();
-                let mut len = 0u64;
-                for c in &inode.chunks {
-                    let bytes = match data {
-                        Data::Blob(_, comp) => reader
-                            .as_ref()
-                            .unwrap()
-                            .read_chunk(
-                                c,
-                                *comp,
-                                Verify {
-                                    digest: Some(image.superblock.digester),
-                                    crc32: true,
-                                },
-                            )
-                            .unwrap(),
-                        Data::Tar(t) => t[c.uncompressed_offset as usize..]
-                            [..c.uncompressed_size as usize]
-                            .to_vec(),
-                    };
-                    len += bytes.len() as u64;
-                    h.update(&bytes);
-                }
-                assert_eq!(len, inode.size, "{path}");
-                (
-                    "reg",
-                    format!("{}:{}", inode.size, &rafs_format::hex(&h.finalize())[..16]),
-                )
-            }
-            mode::S_IFLNK => (
-                "sym",
-                format!("->{}", String::from_utf8_lossy(&inode.symlink)),
-            ),
-            t @ (mode::S_IFCHR | mode::S_IFBLK) => {
-                let r = inode.rdev;
-                let major = (r >> 8) & 0xfff;
-                let minor = (r & 0xff) | ((r >> 12) & !0xff);
-                (
-                    if t == mode::S_IFCHR { "chr" } else { "blk" },
-                    format!("{major},{minor}"),
-                )
-            }
-            mode::S_IFIFO => ("fifo", "-".to_string()),
-            _ => ("other", "-".to_string()),
-        };
-        let mut xattrs: Vec<_> = inode.xattrs.iter().collect();
-        xattrs.sort_by(|a, b| a.name.cmp(&b.name));
-        let xs = if xattrs.is_empty() {
-            "-".to_string()
-        } else {
-            xattrs
-                .iter()
-                .map(|x| {
-                    format!(
-                        "{}={}",
-                        String::from_utf8_lossy(&x.name),
-                        rafs_format::hex(&x.value)
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join(",")
-        };
+        let (typ, extra) = type_and_extra(image, inode, data, reader.as_ref(), &path);
         let links = if typ == "dir" {
             "-".to_string()
         } else {
+            assert_eq!(inode.nlink as usize, names[&node.inode], "{path}: nlink");
             format!("links={}", names[&node.inode])
         };
-        assert_eq!(
-            inode.nlink as usize,
-            if typ == "dir" {
-                inode.nlink as usize
-            } else {
-                names[&node.inode]
-            },
-            "{path}: nlink"
-        );
-        lines.push((
-            path.clone().into_bytes(),
-            format!(
-                "{path} {typ} {:04o} {}:{} {} {extra} {xs} {links}",
-                inode.mode & 0o7777,
-                inode.uid,
-                inode.gid,
-                inode.mtime
-            ),
-        ));
+        let (mode, uid, gid, mtime) = (inode.mode & 0o7777, inode.uid, inode.gid, inode.mtime);
+        let xs = xattr_field(inode);
+        let line = format!("{path} {typ} {mode:04o} {uid}:{gid} {mtime} {extra} {xs} {links}");
+        lines.push((path.into_bytes(), line));
     }
     lines.sort();
     lines.into_iter().map(|(_, l)| l + "\n").collect()
+}
+
+/// A listing line's type and extra field: a file's size and content digest (read through our
+/// blob reader, or from the tar), a symlink's target, a device's numbers.
+fn type_and_extra(
+    image: &Image,
+    inode: &rafs_format::model::Inode,
+    data: &Data<'_>,
+    reader: Option<&BlobReader<&[u8]>>,
+    path: &str,
+) -> (&'static str, String) {
+    match inode.file_type() {
+        mode::S_IFDIR => ("dir", "-".to_string()),
+        mode::S_IFREG => {
+            let mut h = sha2::Sha256::new();
+            let mut len = 0u64;
+            for c in &inode.chunks {
+                let bytes = match data {
+                    Data::Blob(_, comp) => {
+                        let verify = Verify {
+                            digest: Some(image.superblock.digester),
+                            crc32: true,
+                        };
+                        reader.unwrap().read_chunk(c, *comp, verify).unwrap()
+                    }
+                    Data::Tar(t) => {
+                        t[c.uncompressed_offset as usize..][..c.uncompressed_size as usize].to_vec()
+                    }
+                };
+                len += bytes.len() as u64;
+                h.update(&bytes);
+            }
+            assert_eq!(len, inode.size, "{path}");
+            (
+                "reg",
+                format!("{}:{}", inode.size, &rafs_format::hex(&h.finalize())[..16]),
+            )
+        }
+        mode::S_IFLNK => (
+            "sym",
+            format!("->{}", String::from_utf8_lossy(&inode.symlink)),
+        ),
+        t @ (mode::S_IFCHR | mode::S_IFBLK) => {
+            let r = inode.rdev;
+            let major = (r >> 8) & 0xfff;
+            let minor = (r & 0xff) | ((r >> 12) & !0xff);
+            (
+                if t == mode::S_IFCHR { "chr" } else { "blk" },
+                format!("{major},{minor}"),
+            )
+        }
+        mode::S_IFIFO => ("fifo", "-".to_string()),
+        _ => ("other", "-".to_string()),
+    }
+}
+
+/// Xattrs sorted by name as `name=hexvalue`, comma-separated, or `-`.
+fn xattr_field(inode: &rafs_format::model::Inode) -> String {
+    let mut xattrs: Vec<_> = inode.xattrs.iter().collect();
+    if xattrs.is_empty() {
+        return "-".to_string();
+    }
+    xattrs.sort_by(|a, b| a.name.cmp(&b.name));
+    let fields: Vec<String> = xattrs
+        .iter()
+        .map(|x| {
+            format!(
+                "{}={}",
+                String::from_utf8_lossy(&x.name),
+                rafs_format::hex(&x.value)
+            )
+        })
+        .collect();
+    fields.join(",")
 }
