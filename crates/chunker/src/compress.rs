@@ -196,7 +196,7 @@ pub fn decompress(
             },
         ));
     }
-    let mut out = vec![0u8; declared as usize];
+    let mut out = vec![0u8; crate::error::len_of(declared, structure, offset)?];
     decompress_into(algorithm, input, &mut out, structure, offset)?;
     Ok(out)
 }

@@ -202,6 +202,23 @@ impl BlobErrorKind {
 }
 
 /// Builds a blob error.
+/// A length from the input as a `usize` for an allocation or a slice, after the caller
+/// checked it against a limit; a value no `usize` holds is a `LimitExceeded` error.
+pub(crate) fn len_of(value: u64, structure: &'static str, offset: u64) -> Result<usize> {
+    usize::try_from(value).map_err(|_| {
+        let limit = usize::MAX as u64;
+        berr(
+            structure,
+            offset,
+            BlobErrorKind::LimitExceeded {
+                what: "length",
+                value,
+                limit,
+            },
+        )
+    })
+}
+
 pub(crate) fn berr(structure: &'static str, offset: u64, kind: BlobErrorKind) -> Error {
     Error::Blob(Box::new(BlobError {
         structure,

@@ -30,7 +30,7 @@ pub fn blob_meta(data: &[u8]) -> Result<(), String> {
         }
     }
     if let Some(meta) = r.meta() {
-        for i in 0..meta.entries.len().min(64) as u32 {
+        for i in 0..meta.header.entries.min(64) {
             let chunk = r
                 .chunk_from_meta(i)
                 .map_err(|e| format!("entry {i} validated but unusable: {e}"))?;

@@ -98,6 +98,10 @@ impl CiEntry {
     }
 
     /// Decodes a v1 entry.
+    #[allow(
+        clippy::cast_possible_truncation,
+        reason = "each size is masked to 24 bits before the cast, so it fits a u32"
+    )]
     pub fn decode_v1(rec: &CiEntryV1Record) -> CiEntry {
         let ui = rec.uncomp_info.get();
         let ci = rec.comp_info.get();
@@ -134,6 +138,10 @@ impl CiEntry {
     }
 
     /// Decodes a v2 entry.
+    #[allow(
+        clippy::cast_possible_truncation,
+        reason = "sizes are masked or shifted to 24 bits and flags to 8 before the cast"
+    )]
     pub fn decode_v2(rec: &CiEntryV2Record) -> CiEntry {
         let ui = rec.uncomp_info.get();
         let ci = rec.comp_info.get();
@@ -282,8 +290,8 @@ impl BlobMeta {
         let mut last_stored: Option<(u32, u64)> = None;
         for (i, e) in entries.iter().enumerate() {
             let at = (i * esize) as u64;
-            // At most `u32::MAX` entries: the header counts them in a u32.
-            let idx = i as u32;
+            // The header counts entries in a u32, so every position fits.
+            let idx = u32::try_from(i).unwrap_or(u32::MAX);
             check_uncompressed(e, i.checked_sub(1).map(|p| &entries[p]), idx, at)?;
             if e.is_batch() {
                 check_batch_member(e, &batches, at, data_end)?;

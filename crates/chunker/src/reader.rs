@@ -215,7 +215,7 @@ impl<S: ReadAt> BlobReader<S> {
                 },
             ));
         }
-        let mut buf = vec![0u8; len as usize];
+        let mut buf = vec![0u8; crate::error::len_of(len, what, offset)?];
         self.read(&mut buf, offset, what)?;
         Ok(buf)
     }
@@ -503,7 +503,8 @@ impl<S: ReadAt> BlobReader<S> {
                 meta.header.ci_offset,
                 BlobErrorKind::ChunkNotFound {
                     index,
-                    count: meta.entries.len() as u32,
+                    // The header counts entries in a u32.
+                    count: u32::try_from(meta.entries.len()).unwrap_or(u32::MAX),
                 },
             )
         })?;

@@ -276,7 +276,7 @@ pub fn read_toc(src: &(impl ReadAt + ?Sized)) -> Result<Option<(Section, Vec<Toc
         ));
     }
     let offset = header_offset - size;
-    let mut buf = vec![0u8; size as usize];
+    let mut buf = vec![0u8; crate::error::len_of(size, "ToC", offset)?];
     src.read_exact_at(&mut buf, offset)
         .map_err(|e| Error::io("reading the ToC", e))?;
     let mut entries = Vec::with_capacity(buf.len() / TOC_ENTRY_SIZE);

@@ -130,6 +130,12 @@ impl BlobOptions {
     }
 }
 
+/// A count or size the writer bounds (chunks by MAX_CHUNKS_PER_BLOB, a chunk's bytes by the
+/// 16 MiB chunk size, the blob table by the dictionary's blobs) as the u32 of its field.
+fn field_u32(what: &str, n: usize) -> Result<u32> {
+    u32::try_from(n).map_err(|_| Error::Unrepresentable(format!("{what} {n} does not fit 32 bits")))
+}
+
 /// Handle of a file added to a [`BlobWriter`]; indexes [`BlobData::files`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FileId(pub u32);
@@ -214,7 +220,7 @@ impl<W: Write> Placement<W> {
     }
 
     fn place(&mut self, d: &Done) -> Result<()> {
-        let usize_ = d.buf.data.len() as u32;
+        let usize_ = field_u32("chunk size", d.buf.data.len())?;
         let key = (d.digest, usize_);
         let mut info = if let Some((dict_blob, chunk)) =
             self.dict.as_ref().and_then(|dict| dict.lookup(&key))
@@ -229,7 +235,7 @@ impl<W: Write> Placement<W> {
                         .cloned()
                         .ok_or_else(|| Error::Pipeline("dictionary blob vanished".into()))?;
                     self.table.push(BlobTableEntry::Dictionary(blob));
-                    let s = (self.table.len() - 1) as u32;
+                    let s = field_u32("blob table slot", self.table.len() - 1)?;
                     self.dict_blob_slots.insert(dict_blob, s);
                     s
                 }
@@ -254,21 +260,20 @@ impl<W: Write> Placement<W> {
 
     /// Appends a new chunk's stored bytes and records it.
     fn store(&mut self, d: &Done) -> Result<ChunkInfo> {
-        // Below MAX_CHUNKS_PER_BLOB (checked next), and a chunk is at most 16 MiB.
-        let index = self.entries.len() as u32;
+        let index = field_u32("chunk index", self.entries.len())?;
         if index >= MAX_CHUNKS_PER_BLOB {
             return Err(Error::Unrepresentable(format!(
                 "more than {MAX_CHUNKS_PER_BLOB} chunks in one blob"
             )));
         }
-        let own = self.own_index();
-        let usize_ = d.buf.data.len() as u32;
+        let own = self.own_index()?;
+        let usize_ = field_u32("chunk size", d.buf.data.len())?;
         let stored: &[u8] = if d.compressed {
             &d.buf.out
         } else {
             &d.buf.data
         };
-        let csize = stored.len() as u32;
+        let csize = field_u32("stored chunk size", stored.len())?;
         let compressed_offset = self.pos;
         if compressed_offset + u64::from(csize) >= 1 << 40 {
             return Err(Error::Unrepresentable(
@@ -320,12 +325,14 @@ impl<W: Write> Placement<W> {
     }
 
     /// This blob's slot in the blob table, taken when it stores its first chunk.
-    fn own_index(&mut self) -> u32 {
-        *self.own_index.get_or_insert_with(|| {
-            self.table.push(BlobTableEntry::ThisBlob);
-            // At most one own slot plus the dictionary's blobs, each a u32 index.
-            (self.table.len() - 1) as u32
-        })
+    fn own_index(&mut self) -> Result<u32> {
+        if let Some(i) = self.own_index {
+            return Ok(i);
+        }
+        let i = field_u32("blob table slot", self.table.len())?;
+        self.table.push(BlobTableEntry::ThisBlob);
+        self.own_index = Some(i);
+        Ok(i)
     }
 
     /// A chunk's flags in the bootstrap and in the chunk-info entry.
@@ -379,8 +386,7 @@ impl<W: Write> Placement<W> {
         let header = CiHeader {
             features,
             ci_compressor: ci_compressor.to_u32(),
-            // At most MAX_CHUNKS_PER_BLOB: `store` refuses more.
-            entries: self.entries.len() as u32,
+            entries: field_u32("chunk count", self.entries.len())?,
             ci_offset: self.pos,
             ci_compressed_size: stored.len() as u64,
             ci_uncompressed_size: raw.len() as u64,
@@ -582,8 +588,9 @@ impl<W: Write> BlobWriter<W> {
             .ok_or_else(|| Error::Unrepresentable("more than 2^32 files".into()))?;
         let mut file_offset = 0u64;
         while file_offset < size {
-            // At most one chunk, 16 MiB.
-            let len = (size - file_offset).min(cs) as usize;
+            // At most one chunk: 16 MiB, or the options would not have validated.
+            let len = usize::try_from((size - file_offset).min(cs))
+                .map_err(|_| Error::Unrepresentable("a chunk larger than memory".into()))?;
             let mut buf = self.buffer()?;
             buf.data.clear();
             buf.data.resize(len, 0);
@@ -770,7 +777,8 @@ impl<W: Write> BlobData<W> {
 
     /// Chunks stored in this blob.
     pub fn chunk_count(&self) -> u32 {
-        self.p.entries.len() as u32
+        // `store` refused a chunk index past MAX_CHUNKS_PER_BLOB, so the count fits.
+        u32::try_from(self.p.entries.len()).unwrap_or(MAX_CHUNKS_PER_BLOB)
     }
 
     /// Chunk-info entries of the stored chunks, in chunk-index order.
@@ -856,7 +864,7 @@ impl<W: Write> BlobData<W> {
             bytes.extend_from_slice(&tar_header(ENTRY_TOC, len));
             self.p.write(&bytes, true)?;
             toc_digest = Sha256::digest(&bytes).into();
-            toc_size = bytes.len() as u32;
+            toc_size = field_u32("ToC size", bytes.len())?;
         }
         self.p
             .sink

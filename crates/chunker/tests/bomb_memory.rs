@@ -2,6 +2,13 @@
 //! process's peak resident set grows by less than 64 MiB doing so. (One test per binary, so
 //! nothing else shares the measured process.)
 
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::too_many_lines,
+    reason = "tests: fixture offsets and sizes are small known values, and a scenario reads \
+              best top to bottom in one function"
+)]
+
 use rafs_chunker::{BlobReader, Verify};
 use rafs_format::model::{ChunkFlags, ChunkInfo, Compressor};
 use std::io::Read;

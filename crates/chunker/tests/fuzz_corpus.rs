@@ -3,6 +3,13 @@
 //! `cargo test -p rafs-chunker --test fuzz_corpus -- --ignored` regenerates the writer-made
 //! seeds.
 
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::too_many_lines,
+    reason = "tests: fixture offsets and sizes are small known values, and a scenario reads \
+              best top to bottom in one function"
+)]
+
 use rafs_chunker::{BlobOptions, BlobWriter};
 use rafs_format::model::{Compressor, FsVersion};
 use std::path::PathBuf;

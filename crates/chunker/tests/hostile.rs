@@ -1,6 +1,13 @@
 //! Hostile blobs: each damage to a valid blob must give one specific typed error, never a
 //! panic, a hang or an allocation the input chose.
 
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::too_many_lines,
+    reason = "tests: fixture offsets and sizes are small known values, and a scenario reads \
+              best top to bottom in one function"
+)]
+
 use rafs_chunker::meta::{CiEntry, CiHeader};
 use rafs_chunker::ondisk::{CI_HEADER_SIZE, CI_V1_SIZE, TAR_HEADER_SIZE, TOC_ENTRY_SIZE};
 use rafs_chunker::toc::tar_header;

@@ -7,6 +7,13 @@
 //!    reference's blob byte for byte (`none`, `zstd`), blob id included; with `lz4_block` (a
 //!    different LZ4 encoder) every chunk has the same digest and decompresses to the same bytes.
 
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::too_many_lines,
+    reason = "tests: fixture offsets and sizes are small known values, and a scenario reads \
+              best top to bottom in one function"
+)]
+
 use rafs_chunker::toc::Section;
 use rafs_chunker::{BlobOptions, BlobReader, BlobWriter, Verify};
 use rafs_format::model::{Compressor, Digester, FsVersion, Image};

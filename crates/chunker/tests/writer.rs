@@ -1,6 +1,13 @@
 //! Writer behaviour: the reference's worked example, determinism across thread counts,
 //! dedup within a blob and against a chunk dictionary, empty layers, and failures.
 
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::too_many_lines,
+    reason = "tests: fixture offsets and sizes are small known values, and a scenario reads \
+              best top to bottom in one function"
+)]
+
 use rafs_chunker::{BlobOptions, BlobReader, BlobTableEntry, BlobWriter, ChunkDict, Error, Verify};
 use rafs_format::model::{
     mode, Blob, ChunkFlags, Compressor, Digester, FsVersion, Image, Inode, Superblock, Tree,

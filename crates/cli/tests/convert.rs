@@ -2,6 +2,13 @@
 //! standard input, gzip'ed or not; a JSON summary; and on bad input a typed message, a failure
 //! status and no file left behind.
 
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::too_many_lines,
+    reason = "tests: fixture offsets and sizes are small known values, and a scenario reads \
+              best top to bottom in one function"
+)]
+
 use rafs_testkit::corpus;
 use std::io::Write;
 use std::path::{Path, PathBuf};

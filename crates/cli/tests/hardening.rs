@@ -3,6 +3,13 @@
 //! process), verification that verifies, outputs a user can trust, and messages. Each test
 //! names the issue item it covers.
 
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::too_many_lines,
+    reason = "tests: fixture offsets and sizes are small known values, and a scenario reads \
+              best top to bottom in one function"
+)]
+
 use rafs_testkit::layer::{run_measured, Layer, Measured};
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};

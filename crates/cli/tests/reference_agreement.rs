@@ -2,6 +2,13 @@
 //! reference bootstrap except the ones the corpus names as broken, `rafs rewrite` reproduces
 //! each one, and `rafs inspect --json` agrees with `nydus-image inspect`/`check -v`.
 
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::too_many_lines,
+    reason = "tests: fixture offsets and sizes are small known values, and a scenario reads \
+              best top to bottom in one function"
+)]
+
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

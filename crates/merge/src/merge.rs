@@ -327,7 +327,8 @@ impl BlobTable {
                 }
                 name_own_blob(&mut b, own, image.superblock.tarfs)?;
             }
-            remap.push(self.insert(b, layer)? as u32);
+            // The merged blob table holds at most 255 blobs, checked as it grows.
+            remap.push(u32::try_from(self.insert(b, layer)?).unwrap_or(u32::MAX));
         }
         Ok(remap)
     }
@@ -401,7 +402,7 @@ fn take_opaque_markers(
                 .xattrs
                 .retain(|x| !(x.name == b"trusted.overlay.opaque" && x.value == b"y"));
             if inode.is_dir() && inode.xattrs.len() != before {
-                opaque.insert((l, InodeId(i as u32)));
+                opaque.insert((l, InodeId::at(i)));
             }
         }
     }
@@ -433,7 +434,8 @@ fn blobs_in_order_of_use(tree: &mut Tree, blobs: &[Blob]) -> Vec<Blob> {
             for c in &inode.chunks {
                 new_index.entry(c.blob_index).or_insert_with(|| {
                     used.push(c.blob_index);
-                    (used.len() - 1) as u32
+                    // `used` holds distinct u32 values, so its last position fits a u32.
+                    u32::try_from(used.len() - 1).unwrap_or(u32::MAX)
                 });
             }
         }
@@ -538,7 +540,7 @@ fn to_model(m: &MTree, layers: &[Vec<Inode>]) -> Tree {
         }
     }
     for (i, inode) in tree.inodes.iter_mut().enumerate() {
-        let id = InodeId(i as u32);
+        let id = InodeId::at(i);
         inode.nlink = if inode.is_dir() {
             2 + subdirs.get(&id).copied().unwrap_or(0)
         } else {

@@ -4,6 +4,13 @@
 //! lower one (a directory over a directory keeps the lower children; anything else drops the
 //! lower subtree). As in the reference, the lowest layer's markers stay as ordinary files.
 
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::too_many_lines,
+    reason = "tests: fixture offsets and sizes are small known values, and a scenario reads \
+              best top to bottom in one function"
+)]
+
 use proptest::prelude::*;
 use rafs_format::model::{mode, FsVersion, Image, NodeId};
 use rafs_merge::{merge, Layer, MergeOptions};

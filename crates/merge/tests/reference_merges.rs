@@ -3,6 +3,13 @@
 //! and typed errors where the reference refuses (or, merging without blob ids, silently folds
 //! three blobs into one).
 
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::too_many_lines,
+    reason = "tests: fixture offsets and sizes are small known values, and a scenario reads \
+              best top to bottom in one function"
+)]
+
 use rafs_merge::{merge, Error, Layer, MergeOptions};
 use rafs_testkit::{corpus, CorpusCase};
 use std::path::{Path, PathBuf};

@@ -132,3 +132,21 @@ pub(crate) fn encode_chunk_record(c: &ChunkInfo) -> ChunkInfoRecord {
         crc32: U32::new(c.crc32),
     }
 }
+
+/// `value` in the narrower type of an on-disk field, or an encoding error naming the field.
+/// Encoders plan sizes first, so this failing means a plan check is missing, not bad input.
+pub(crate) fn fit<T, U>(format: &'static str, field: &'static str, value: U) -> crate::Result<T>
+where
+    T: TryFrom<U>,
+    U: Copy + std::fmt::Display,
+{
+    T::try_from(value).map_err(|_| {
+        crate::Error::encode(format, format!("{field} {value} does not fit its field"))
+    })
+}
+
+/// A position or count from the input as an index. It saturates instead of truncating, so a
+/// value no `usize` holds fails the bounds check that follows instead of wrapping into range.
+pub(crate) fn index(value: u64) -> usize {
+    usize::try_from(value).unwrap_or(usize::MAX)
+}

@@ -157,7 +157,7 @@ pub fn unhex32(s: &str) -> Option<[u8; 32]> {
     let mut out = [0u8; 32];
     for (i, o) in out.iter_mut().enumerate() {
         let d = |c: u8| (c as char).to_digit(16);
-        *o = (d(b[2 * i])? * 16 + d(b[2 * i + 1])?) as u8;
+        *o = u8::try_from(d(b[2 * i])? * 16 + d(b[2 * i + 1])?).ok()?;
     }
     Some(out)
 }

@@ -376,6 +376,20 @@ pub struct NodeId(pub u32);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct InodeId(pub u32);
 
+impl NodeId {
+    /// The id of position `index` of [`Tree::nodes`].
+    pub fn at(index: usize) -> Self {
+        NodeId(id_at(index))
+    }
+}
+
+impl InodeId {
+    /// The id of position `index` of [`Tree::inodes`].
+    pub fn at(index: usize) -> Self {
+        InodeId(id_at(index))
+    }
+}
+
 /// One path of the tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Node {
@@ -552,13 +566,13 @@ impl Tree {
     /// Adds an inode and returns its id.
     pub fn add_inode(&mut self, inode: Inode) -> InodeId {
         self.inodes.push(inode);
-        InodeId((self.inodes.len() - 1) as u32)
+        InodeId(id_at(self.inodes.len() - 1))
     }
 
     /// Appends a child to `parent` without re-sorting (callers add children in name order,
     /// or call [`Tree::sort_children`]).
     pub fn push_child(&mut self, parent: NodeId, name: Vec<u8>, inode: InodeId) -> NodeId {
-        let id = NodeId(self.nodes.len() as u32);
+        let id = NodeId(id_at(self.nodes.len()));
         self.nodes.push(Node {
             name,
             parent: Some(parent),
@@ -691,7 +705,7 @@ impl Tree {
         }
         let mut first_index_of_inode = vec![0u32; self.inodes.len()];
         let mut assign = |io: &mut IndexOrder, id: NodeId| {
-            let index = io.order.len() as u32 + 1;
+            let index = id_at(io.order.len()) + 1;
             io.order.push(id);
             io.index[id.0 as usize] = index;
             let slot = &mut first_index_of_inode[self.node(id).inode.0 as usize];
@@ -703,7 +717,7 @@ impl Tree {
         assign(&mut io, ROOT);
         let mut stack = vec![ROOT];
         while let Some(dir) = stack.pop() {
-            io.first_child[dir.0 as usize] = io.order.len() as u32 + 1;
+            io.first_child[dir.0 as usize] = id_at(io.order.len()) + 1;
             let children = &self.node(dir).children;
             for c in children {
                 assign(&mut io, *c);
@@ -947,4 +961,15 @@ impl<'a> PrefixSet<'a> {
         self.terminal[node] = true;
         true
     }
+}
+
+/// The id of the element at `position` of a tree's node or inode table.
+#[allow(
+    clippy::cast_possible_truncation,
+    reason = "ids are u32 by design: a tree of 2^32 nodes needs hundreds of GiB, and every \
+              producer stops far below (decoding at Limits::max_nodes, 2^24 by default; \
+              building at BuildLimits::max_entries)"
+)]
+fn id_at(position: usize) -> u32 {
+    position as u32
 }

@@ -33,7 +33,10 @@ pub(crate) fn slice<'a>(
     let total = data.len() as u64;
     let end = offset.checked_add(len);
     match end {
-        Some(end) if end <= total => Ok(&data[offset as usize..end as usize]),
+        // Both within `data.len()`, a usize.
+        Some(end) if end <= total => {
+            Ok(&data[crate::common::index(offset)..crate::common::index(end)])
+        }
         _ => Err(derr(
             structure,
             offset,

@@ -97,7 +97,7 @@ fn relaid(original: &Image, per_blob: &[Vec<ChunkInfo>]) -> (Image, Moves) {
             let mut next = 0u64;
             for c in chunks {
                 // Blob indexes come from the image's blob table, at most 255 long.
-                moved.insert((i as u32, c.uncompressed_offset), next);
+                moved.insert((c.blob_index, c.uncompressed_offset), next);
                 next += u64::from(c.uncompressed_size).div_ceil(4096) * 4096;
             }
             image.blobs[i].uncompressed_size = next;
@@ -136,7 +136,8 @@ impl<W: Write> Padded<W> {
 
     fn pad_to(&mut self, to: u64) -> Result<()> {
         while self.pos < to {
-            let n = (to - self.pos).min(self.zeros.len() as u64) as usize;
+            let n = usize::try_from(to - self.pos)
+                .map_or(self.zeros.len(), |n| n.min(self.zeros.len()));
             self.out
                 .write_all(&self.zeros[..n])
                 .map_err(io("writing the image"))?;
@@ -180,7 +181,7 @@ fn write_blob<W: Write>(
         let off = if image.superblock.tarfs {
             c.uncompressed_offset
         } else {
-            moved[&(place.index as u32, c.uncompressed_offset)]
+            moved[&(c.blob_index, c.uncompressed_offset)]
         };
         let at = place.start + off;
         if at < w.pos || at + data.len() as u64 > place.end {

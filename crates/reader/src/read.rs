@@ -192,7 +192,12 @@ impl ImageReader {
             let data = self.chunk_data(node, c, self.verify)?;
             let from = offset.max(lo) - lo;
             let to = end.min(hi) - lo;
-            out.extend_from_slice(&data[from as usize..to as usize]);
+            let range = usize::try_from(from).ok().zip(usize::try_from(to).ok());
+            let part = range.and_then(|(from, to)| data.get(from..to));
+            out.extend_from_slice(part.ok_or_else(|| Error::Path {
+                path: self.image.tree.display_path(node),
+                reason: format!("chunk {} is shorter than its record says", c.index),
+            })?);
         }
         Ok(out)
     }
@@ -219,7 +224,7 @@ impl ImageReader {
         let tree = &self.image.tree;
         let mut seen = std::collections::HashSet::new();
         for i in 0..tree.nodes.len() {
-            let node = NodeId(i as u32);
+            let node = NodeId::at(i);
             let inode = tree.inode_of(node);
             if !inode.is_reg() || !seen.insert(tree.node(node).inode) {
                 continue;
@@ -248,7 +253,7 @@ impl ImageReader {
             let mut buf = vec![0u8; 1 << 20];
             let mut at = 0u64;
             while at < src.size() {
-                let n = (src.size() - at).min(buf.len() as u64) as usize;
+                let n = usize::try_from(src.size() - at).map_or(buf.len(), |n| n.min(buf.len()));
                 src.read_exact_at(&mut buf[..n], at)
                     .map_err(|e| format!("reading the tar: {e}"))?;
                 hasher.update(&buf[..n]);

@@ -9,6 +9,13 @@
 //! succeeds, and the unpacked tar converts to the same listing. Mutated bootstraps that still
 //! pass the check unpack into a directory.
 
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::too_many_lines,
+    reason = "tests: fixture offsets and sizes are small known values, and a scenario reads \
+              best top to bottom in one function"
+)]
+
 use proptest::prelude::*;
 use rafs_format::check::Finding;
 use rafs_format::model::{Compressor, FsVersion, Image};

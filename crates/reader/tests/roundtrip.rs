@@ -2,6 +2,13 @@
 //! listed by the corpus' `treelist.py tar`, equals the layer's ground-truth listing), and for
 //! random trees (a proptest comparing normalised entries of both tars).
 
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::too_many_lines,
+    reason = "tests: fixture offsets and sizes are small known values, and a scenario reads \
+              best top to bottom in one function"
+)]
+
 use proptest::prelude::*;
 use rafs_format::model::{Compressor, FsVersion};
 use rafs_reader::{unpack_to_tar, BlobSource, ImageReader};

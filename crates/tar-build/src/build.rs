@@ -414,7 +414,9 @@ impl<'a, 'o, W: Write> Run<'a, 'o, W> {
         let mut chunks = Vec::new();
         let mut off = 0;
         while off < size {
-            let len = (size - off).min(chunk_size) as u32;
+            // At most the chunk size, which is a u32.
+            let len =
+                u32::try_from((size - off).min(chunk_size)).unwrap_or(self.options.chunk_size);
             chunks.push(ChunkInfo {
                 digest: [0; 32],
                 blob_index: 0,

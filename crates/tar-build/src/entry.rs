@@ -277,6 +277,10 @@ fn check_xattr(name: &[u8], value: &[u8]) -> Result<(), K> {
 }
 
 /// glibc `makedev`, truncated to the 32 bits RAFS stores.
+#[allow(
+    clippy::cast_possible_truncation,
+    reason = "truncating to the 32 bits RAFS stores is the point, as the reference does"
+)]
 pub fn makedev(major: u64, minor: u64) -> u32 {
     ((minor & 0xff) | ((major & 0xfff) << 8) | ((minor & !0xff) << 12)) as u32
 }

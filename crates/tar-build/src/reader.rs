@@ -183,7 +183,9 @@ impl<R: Read> TarStream<R> {
                 "extension header of {size} bytes"
             )));
         }
-        let mut data = vec![0u8; size as usize];
+        let len = usize::try_from(size)
+            .map_err(|_| StreamError::Malformed(format!("extension header of {size} bytes")))?;
+        let mut data = vec![0u8; len];
         self.inner.read_exact(&mut data)?;
         self.pos += size;
         self.skip(size.div_ceil(BLOCK) * BLOCK - size)?;
@@ -371,9 +373,7 @@ impl<R: Read> Read for TarStream<R> {
         if self.remaining == 0 || buf.is_empty() {
             return Ok(0);
         }
-        let want = buf
-            .len()
-            .min(self.remaining.min(usize::MAX as u64) as usize);
+        let want = usize::try_from(self.remaining).map_or(buf.len(), |r| buf.len().min(r));
         let n = self.inner.read(&mut buf[..want])?;
         if n == 0 {
             return Err(io::Error::new(

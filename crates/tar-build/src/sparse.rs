@@ -243,7 +243,7 @@ impl<R: Read> Read for SparseReader<R> {
         match self.segments.get(self.next).copied() {
             Some((off, len)) if self.pos >= off => {
                 let left = off + len - self.pos;
-                let want = buf.len().min(left as usize);
+                let want = usize::try_from(left).map_or(buf.len(), |l| buf.len().min(l));
                 let n = self.inner.read(&mut buf[..want])?;
                 if n == 0 {
                     return Err(io::Error::new(
@@ -259,7 +259,8 @@ impl<R: Read> Read for SparseReader<R> {
             }
             other => {
                 let hole_end = other.map_or(self.real, |(off, _)| off);
-                let n = buf.len().min((hole_end - self.pos) as usize);
+                let n =
+                    usize::try_from(hole_end - self.pos).map_or(buf.len(), |h| buf.len().min(h));
                 buf[..n].fill(0);
                 self.pos += n as u64;
                 Ok(n)

@@ -311,7 +311,7 @@ impl BuildTree {
         }
         for (i, inode) in tree.inodes.iter_mut().enumerate() {
             if inode.is_dir() {
-                inode.nlink = 2 + subdirs.get(&InodeId(i as u32)).copied().unwrap_or(0);
+                inode.nlink = 2 + subdirs.get(&InodeId::at(i)).copied().unwrap_or(0);
             }
         }
         tree

@@ -1,5 +1,12 @@
 //! The same layer and options give the same bytes: run twice, and on 1, 2 or 4 worker threads.
 
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::too_many_lines,
+    reason = "tests: fixture offsets and sizes are small known values, and a scenario reads \
+              best top to bottom in one function"
+)]
+
 use rafs_format::model::{Compressor, FsVersion};
 use rafs_tar_build::{build_layer, BuildOptions};
 

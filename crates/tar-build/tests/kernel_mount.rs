@@ -9,6 +9,13 @@
 //!
 //! Needs root, loop devices and EROFS; where any is missing the test prints SKIPPED and why.
 
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::too_many_lines,
+    reason = "tests: fixture offsets and sizes are small known values, and a scenario reads \
+              best top to bottom in one function"
+)]
+
 use rafs_chunker::{BlobReader, Verify};
 use rafs_format::model::FsVersion;
 use rafs_tar_build::{build_layer, BuildOptions};

@@ -5,6 +5,13 @@
 //! Where the reference is wrong we differ, and the comparison first corrects the reference's
 //! image for exactly that fault (named in `FAULTS`), then requires byte identity for the rest.
 
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::too_many_lines,
+    reason = "tests: fixture offsets and sizes are small known values, and a scenario reads \
+              best top to bottom in one function"
+)]
+
 use rafs_format::model::{ChunkInfo, Compressor, Digester, FsVersion, Image};
 use rafs_tar_build::{build_layer, BuildOptions, ConversionType};
 use std::collections::HashMap;

@@ -1,5 +1,12 @@
 //! The spec's worked examples of real reference output (blob.md §12), reproduced exactly.
 
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::too_many_lines,
+    reason = "tests: fixture offsets and sizes are small known values, and a scenario reads \
+              best top to bottom in one function"
+)]
+
 use rafs_format::model::FsVersion;
 use rafs_tar_build::{build_layer, BuildOptions};
 use sha2::{Digest, Sha256};

@@ -371,9 +371,9 @@ fn type_and_extra(
                         };
                         reader.unwrap().read_chunk(c, *comp, verify).unwrap()
                     }
-                    Data::Tar(t) => {
-                        t[c.uncompressed_offset as usize..][..c.uncompressed_size as usize].to_vec()
-                    }
+                    Data::Tar(t) => t[usize::try_from(c.uncompressed_offset).unwrap()..]
+                        [..c.uncompressed_size as usize]
+                        .to_vec(),
                 };
                 len += bytes.len() as u64;
                 h.update(&bytes);

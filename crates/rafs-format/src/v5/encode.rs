@@ -12,29 +12,34 @@ use crate::ondisk::{U16, U32, U64};
 use zerocopy::{FromZeros, IntoBytes};
 
 fn a8(x: usize) -> usize {
-    align_up(x as u64, 8) as usize
+    x.next_multiple_of(8)
 }
 
 fn err(reason: impl Into<String>) -> Error {
     Error::encode("v5", reason)
 }
 
+/// `value` in the type of the on-disk field `field`.
+fn fit<T: TryFrom<U>, U: Copy + std::fmt::Display>(field: &'static str, value: U) -> Result<T> {
+    crate::common::fit("v5", field, value)
+}
+
 /// Bytes of the xattr pair list (`Σ 4 + name + 1 + value`); `check_encodable` has bounded it
 /// to what a reader accepts, far below `usize`.
 fn xattr_pairs_size(x: &[Xattr]) -> usize {
-    crate::rules::v5_xattr_pairs(x) as usize
+    crate::common::index(crate::rules::v5_xattr_pairs(x))
 }
 
 /// Encodes the model as a v5 bootstrap.
 pub fn encode(image: &Image) -> Result<Vec<u8>> {
     let plan = Plan::new(image)?;
     let mut out = vec![0u8; plan.total];
-    write_tables(&mut out, image, &plan);
+    write_tables(&mut out, image, &plan)?;
     let mut has_xattr = false;
     for id in &plan.pre {
-        has_xattr |= write_record(&mut out, image, &plan, *id);
+        has_xattr |= write_record(&mut out, image, &plan, *id)?;
     }
-    let sb = superblock(image, &plan, has_xattr);
+    let sb = superblock(image, &plan, has_xattr)?;
     out[..raw::SUPERBLOCK_SIZE].copy_from_slice(sb.as_bytes());
     Ok(out)
 }
@@ -186,12 +191,12 @@ fn inode_digests(image: &Image, pre: &[NodeId]) -> Vec<[u8; 32]> {
 }
 
 /// The superblock; table sizes and counts were bounded by [`Plan::new`] (at most 2 GiB).
-fn superblock(image: &Image, plan: &Plan, has_xattr: bool) -> raw::SuperBlock {
+fn superblock(image: &Image, plan: &Plan, has_xattr: bool) -> Result<raw::SuperBlock> {
     let (io, n) = (&plan.order, image.tree.nodes.len());
     let mut s = raw::SuperBlock::new_zeroed();
     s.s_magic = U32::new(raw::MAGIC);
     s.s_fs_version = U32::new(raw::VERSION);
-    s.s_sb_size = U32::new(raw::SUPERBLOCK_SIZE as u32);
+    s.s_sb_size = U32::new(fit("s_sb_size", raw::SUPERBLOCK_SIZE)?);
     s.s_block_size = U32::new(image.superblock.chunk_size);
     s.s_flags = U64::new(flags::common(
         &image.superblock,
@@ -202,21 +207,21 @@ fn superblock(image: &Image, plan: &Plan, has_xattr: bool) -> raw::SuperBlock {
     s.s_inode_table_offset = U64::new(plan.inode_table as u64);
     s.s_prefetch_table_offset = U64::new(plan.prefetch_table as u64);
     s.s_blob_table_offset = U64::new(plan.blob_table as u64);
-    s.s_inode_table_entries = U32::new(n as u32);
-    s.s_prefetch_table_entries = U32::new(image.prefetch.len() as u32);
-    s.s_blob_table_size = U32::new(plan.blob_table_size as u32);
-    s.s_extended_blob_table_entries = U32::new(image.blobs.len() as u32);
+    s.s_inode_table_entries = U32::new(fit("s_inode_table_entries", n)?);
+    s.s_prefetch_table_entries = U32::new(fit("s_prefetch_table_entries", image.prefetch.len())?);
+    s.s_blob_table_size = U32::new(fit("s_blob_table_size", plan.blob_table_size)?);
+    s.s_extended_blob_table_entries =
+        U32::new(fit("s_extended_blob_table_entries", image.blobs.len())?);
     s.s_extended_blob_table_offset = U64::new(plan.ext_blob_table as u64);
-    s
+    Ok(s)
 }
 
 /// Inode table (record offsets / 8, by index), prefetch table (inode numbers), blob tables.
-fn write_tables(out: &mut [u8], image: &Image, plan: &Plan) {
+fn write_tables(out: &mut [u8], image: &Image, plan: &Plan) -> Result<()> {
     let io = &plan.order;
     for id in &io.order {
         let index = io.index[id.0 as usize] as usize;
-        // Records lie below 2 GiB, so offset / 8 fits.
-        let v = (plan.record_at[id.0 as usize] >> 3) as u32;
+        let v: u32 = fit("inode table entry", plan.record_at[id.0 as usize] >> 3)?;
         out[plan.inode_table + 4 * (index - 1)..][..4].copy_from_slice(&v.to_le_bytes());
     }
     for (i, id) in image.prefetch.iter().enumerate() {
@@ -238,6 +243,7 @@ fn write_tables(out: &mut [u8], image: &Image, plan: &Plan) {
         out[plan.ext_blob_table + i * raw::EXT_BLOB_ENTRY_SIZE..][..raw::EXT_BLOB_ENTRY_SIZE]
             .copy_from_slice(e.as_bytes());
     }
+    Ok(())
 }
 
 /// A directory's `i_size`: its names plus 8 bytes each, in 4 KiB units, at least one.
@@ -255,7 +261,7 @@ fn dir_size(tree: &Tree, node: &Node) -> u64 {
 }
 
 /// The record head of node `id`.
-fn record_head(image: &Image, plan: &Plan, id: NodeId) -> raw::Inode {
+fn record_head(image: &Image, plan: &Plan, id: NodeId) -> Result<raw::Inode> {
     let (tree, io, i) = (&image.tree, &plan.order, id.0 as usize);
     let node = tree.node(id);
     let inode = tree.inode(node.inode);
@@ -290,35 +296,33 @@ fn record_head(image: &Image, plan: &Plan, id: NodeId) -> raw::Inode {
     }
     h.i_flags = U64::new(f);
     h.i_nlink = U32::new(inode.nlink);
-    // Counts are below the node count (u32, checked) or the record size (2 GiB, checked).
     if inode.is_dir() {
         h.i_child_index = U32::new(io.first_child[i]);
-        h.i_child_count = U32::new(node.children.len() as u32);
+        h.i_child_count = U32::new(fit("i_child_count", node.children.len())?);
     } else if inode.is_reg() {
-        h.i_child_count = U32::new(inode.chunks.len() as u32);
+        h.i_child_count = U32::new(fit("i_child_count", inode.chunks.len())?);
     }
-    // Both at most 65535: `record_size` checked.
-    h.i_name_size = U16::new(node.name.len() as u16);
-    h.i_symlink_size = U16::new(inode.symlink.len() as u16);
+    h.i_name_size = U16::new(fit("i_name_size", node.name.len())?);
+    h.i_symlink_size = U16::new(fit("i_symlink_size", inode.symlink.len())?);
     h.i_rdev = U32::new(inode.rdev);
     h.i_mtime_nsec = U32::new(inode.mtime_nsec);
     h.i_mtime = U64::new(inode.mtime);
-    h
+    Ok(h)
 }
 
 /// Node `id`'s record; returns whether it has xattrs.
-fn write_record(out: &mut [u8], image: &Image, plan: &Plan, id: NodeId) -> bool {
+fn write_record(out: &mut [u8], image: &Image, plan: &Plan, id: NodeId) -> Result<bool> {
     let node = image.tree.node(id);
     let inode = image.tree.inode(node.inode);
     let mut p = plan.record_at[id.0 as usize];
-    out[p..p + raw::INODE_SIZE].copy_from_slice(record_head(image, plan, id).as_bytes());
+    out[p..p + raw::INODE_SIZE].copy_from_slice(record_head(image, plan, id)?.as_bytes());
     p += raw::INODE_SIZE;
     out[p..p + node.name.len()].copy_from_slice(&node.name);
     p += a8(node.name.len());
     out[p..p + inode.symlink.len()].copy_from_slice(&inode.symlink);
     p += a8(inode.symlink.len());
     if !inode.xattrs.is_empty() {
-        p = write_xattr_table(out, p, &inode.xattrs);
+        p = write_xattr_table(out, p, &inode.xattrs)?;
     }
     if inode.is_reg() {
         for c in &inode.chunks {
@@ -326,17 +330,16 @@ fn write_record(out: &mut [u8], image: &Image, plan: &Plan, id: NodeId) -> bool 
             p += 80;
         }
     }
-    !inode.xattrs.is_empty()
+    Ok(!inode.xattrs.is_empty())
 }
 
 /// The xattr table at `p` (`u64 size`, then `u32 size, name, NUL, value` pairs); returns its end.
-fn write_xattr_table(out: &mut [u8], p: usize, xattrs: &[Xattr]) -> usize {
+fn write_xattr_table(out: &mut [u8], p: usize, xattrs: &[Xattr]) -> Result<usize> {
     let xsize = xattr_pairs_size(xattrs);
     out[p..p + 8].copy_from_slice(&(xsize as u64).to_le_bytes());
     let mut q = p + 8;
     for x in xattrs {
-        // Each pair is bounded by the table, which check_encodable bounded.
-        let pair = (x.name.len() + 1 + x.value.len()) as u32;
+        let pair: u32 = fit("xattr pair size", x.name.len() + 1 + x.value.len())?;
         out[q..q + 4].copy_from_slice(&pair.to_le_bytes());
         q += 4;
         out[q..q + x.name.len()].copy_from_slice(&x.name);
@@ -344,5 +347,5 @@ fn write_xattr_table(out: &mut [u8], p: usize, xattrs: &[Xattr]) -> usize {
         out[q..q + x.value.len()].copy_from_slice(&x.value);
         q += x.value.len();
     }
-    p + 8 + a8(xsize)
+    Ok(p + 8 + a8(xsize))
 }

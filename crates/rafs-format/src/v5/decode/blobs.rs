@@ -84,7 +84,7 @@ mod tests {
     fn a_blob_id_that_is_not_utf8_is_reported_at_its_record() {
         let mut record = 0;
         let e = decode_corrupted(FsVersion::V5, |b| {
-            record = u64_at(b, 48) as usize;
+            record = usize::try_from(u64_at(b, 48)).unwrap();
             b[record + 8] = 0xff;
         });
         assert_eq!((e.structure, e.offset), ("v5 blob table", record as u64));

@@ -277,7 +277,7 @@ mod tests {
     fn a_zero_link_count_is_reported_at_i_nlink() {
         let mut root = 0;
         let e = decode_corrupted(FsVersion::V5, |b| {
-            let table = u64_at(b, 32) as usize;
+            let table = usize::try_from(u64_at(b, 32)).unwrap();
             root = (u32::from_le_bytes(b[table..table + 4].try_into().unwrap()) as usize) << 3;
             b[root + 88..root + 92].fill(0);
         });

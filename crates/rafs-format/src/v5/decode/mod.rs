@@ -55,7 +55,7 @@ fn read_prefetch(data: &[u8], layout: &Layout, node_of_index: &[u32]) -> Result<
             let at = At::new("v5 prefetch table", pf.offset + 4 * i as u64);
             return Err(at.invalid(0, "inode number", ino, "no such inode"));
         }
-        prefetch.push(NodeId(node_of_index[ino as usize]));
+        prefetch.push(NodeId(node_of_index[crate::common::index(ino)]));
     }
     Ok(prefetch)
 }

@@ -3,6 +3,7 @@
 
 use super::inode::{read_record, to_inode, Record};
 use super::superblock::Layout;
+use crate::common::index as idx;
 use crate::error::{derr, with_path, DecodeErrorKind as K, Result};
 use crate::model::*;
 use crate::ondisk::v5 as raw;
@@ -43,7 +44,8 @@ impl<'a> Walker<'a> {
     ) -> Result<Self> {
         let it = layout.inode_table;
         let inode_table = crate::read::slice(data, it.offset, it.size, "v5 inode table")?;
-        let slots = layout.entries as usize + 1;
+        // Entries are at most `Limits::max_nodes`, checked with the superblock.
+        let slots = idx(layout.entries).saturating_add(1);
         Ok(Self {
             data,
             layout,
@@ -65,7 +67,7 @@ impl<'a> Walker<'a> {
             stack.extend(subdirs.into_iter().rev());
         }
         if let Some(index) =
-            (1..=self.layout.entries).find(|i| self.node_of_index[*i as usize] == UNSEEN)
+            (1..=self.layout.entries).find(|i| self.node_of_index[idx(*i)] == UNSEEN)
         {
             return Err(derr(
                 "v5 inode table",
@@ -83,7 +85,7 @@ impl<'a> Walker<'a> {
 
     /// Offset of the record of index `index`, checked to lie in the inode area.
     fn offset_of(&self, index: u64) -> Result<u64> {
-        let at = ((index - 1) * 4) as usize;
+        let at = idx((index - 1) * 4);
         let t = self.inode_table;
         let v = u64::from(u32::from_le_bytes([t[at], t[at + 1], t[at + 2], t[at + 3]]));
         let off = v << 3;
@@ -126,7 +128,7 @@ impl<'a> Walker<'a> {
 
     /// Reads one directory's children into the tree; returns its subdirectories to visit.
     fn visit_dir(&mut self, dir: &PendingDir) -> Result<Vec<PendingDir>> {
-        let dir_node = NodeId(self.node_of_index[dir.index as usize]);
+        let dir_node = NodeId(self.node_of_index[idx(dir.index)]);
         if dir.child_count == 0 {
             return Ok(Vec::new());
         }
@@ -136,7 +138,7 @@ impl<'a> Walker<'a> {
         let mut prev: Option<&[u8]> = None;
         let mut subdirs = Vec::new();
         for index in dir.first_child..dir.first_child + dir.child_count {
-            if self.node_of_index[index as usize] != UNSEEN {
+            if self.node_of_index[idx(index)] != UNSEEN {
                 let e = derr(
                     "v5 inode table",
                     self.table_slot(index),
@@ -229,8 +231,8 @@ impl<'a> Walker<'a> {
             self.shared_inode(rec, index)?
         };
         let node = self.tree.push_child(dir_node, rec.name.to_vec(), inode_id);
-        self.node_of_index[index as usize] = node.0;
-        self.inode_of_index[index as usize] = inode_id.0;
+        self.node_of_index[idx(index)] = node.0;
+        self.inode_of_index[idx(index)] = inode_id.0;
         if rec.file_type() != mode::S_IFDIR {
             return Ok(None);
         }
@@ -243,14 +245,14 @@ impl<'a> Walker<'a> {
     /// The inode a hard link's later path shares: an earlier non-directory with equal attributes.
     fn shared_inode(&self, rec: &Record<'_>, index: u64) -> Result<InodeId> {
         let ino = rec.head.i_ino.get();
-        let is_primary = ino >= 1 && ino < index && self.inode_of_index[ino as usize] != UNSEEN;
+        let is_primary = ino >= 1 && ino < index && self.inode_of_index[idx(ino)] != UNSEEN;
         if rec.file_type() == mode::S_IFDIR || !is_primary {
             let reason = "neither the record's own index nor an earlier hard-linked file";
             return Err(rec
                 .at
                 .invalid(offset_in!(raw::Inode, i_ino), "i_ino", ino, reason));
         }
-        let id = InodeId(self.inode_of_index[ino as usize]);
+        let id = InodeId(self.inode_of_index[idx(ino)]);
         if &to_inode(rec, self.blobs)? != self.tree.inode(id) {
             return Err(rec.at.err(0, K::HardLinkMismatch { ino }));
         }

@@ -240,7 +240,10 @@ pub(super) fn read_chunk_table(data: &[u8], layout: &Layout, tarfs: bool) -> Res
         if tarfs {
             continue;
         }
-        let block = (r.uncompressed_offset.get() / layout.block) as u32;
+        // A record beyond 32-bit block addresses is one no chunk index can name.
+        let Ok(block) = u32::try_from(r.uncompressed_offset.get() / layout.block) else {
+            continue;
+        };
         match table
             .by_address
             .entry((r.blob_index.get(), r.index.get(), block))
@@ -264,7 +267,7 @@ mod tests {
     fn a_misnumbered_blob_record_is_reported_at_its_blob_index() {
         let mut record = 0;
         let e = decode_corrupted(FsVersion::V6, |b| {
-            record = u64_at(b, 1152 + 8) as usize;
+            record = usize::try_from(u64_at(b, 1152 + 8)).unwrap();
             b[record + 64] = 5;
         });
         assert_eq!(

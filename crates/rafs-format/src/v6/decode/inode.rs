@@ -242,7 +242,7 @@ fn read_symlink(ctx: &Ctx<'_>, at: At, d: &DataLoc) -> Result<Vec<u8>> {
             "symlink target must be 1..=4096 bytes, flat"
         ));
     }
-    let mut target = Vec::with_capacity(size as usize);
+    let mut target = Vec::with_capacity(crate::common::index(size));
     for k in 0..size.div_ceil(ctx.block) {
         target.extend_from_slice(super::tree::data_block(ctx, d, k)?);
     }
@@ -294,16 +294,18 @@ fn read_chunks(ctx: &Ctx<'_>, d: &DataLoc) -> Result<Vec<ChunkInfo>> {
         let at = At::new("v6 chunk index", start + 8 * k as u64);
         let a: raw::ChunkAddr = record(c, 0, at.structure)?;
         let hi = a.c_blob_addr_hi.get();
-        let device = usize::from(hi & 0xff);
-        if device == 0 || device > ctx.nblobs {
+        let device = u32::from(hi & 0xff);
+        if device == 0 || device as usize > ctx.nblobs {
             let field_at = offset_in!(raw::ChunkAddr, c_blob_addr_hi);
-            return Err(at.invalid(field_at, "device_id", device as u64, "names no blob"));
+            return Err(at.invalid(field_at, "device_id", u64::from(device), "names no blob"));
         }
-        let blob_index = (device - 1) as u32;
+        let blob_index = device - 1;
         let index = (u32::from(hi >> 8) << 16) | u32::from(a.c_blob_addr_lo.get());
         let file_offset = k as u64 * ctx.chunk_size;
         let chunk = if ctx.tarfs {
-            let size = (d.size - file_offset).min(ctx.chunk_size) as u32;
+            // At most the chunk size, 16 MiB.
+            let size =
+                u32::try_from((d.size - file_offset).min(ctx.chunk_size)).unwrap_or(u32::MAX);
             tarfs_chunk(
                 ctx,
                 blob_index,

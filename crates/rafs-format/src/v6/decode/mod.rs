@@ -136,8 +136,7 @@ fn superblock_of(layout: &Layout, tree: &Tree) -> Superblock {
     let f = layout.flags;
     Superblock {
         fs_version: FsVersion::V6,
-        // Checked by `valid_chunk_size`: at most 16 MiB.
-        chunk_size: layout.chunk_size as u32,
+        chunk_size: layout.sb_chunk_size,
         compressor: flags::compressor(f),
         digester: flags::digester(f),
         explicit_uid_gid: f & flags::EXPLICIT_UID_GID != 0,

@@ -14,6 +14,8 @@ pub(super) struct Layout {
     pub block: u64,
     pub meta_addr: u64,
     pub chunk_size: u64,
+    /// The chunk size as stored.
+    pub sb_chunk_size: u32,
     pub inos: u64,
     pub blob_table: Range,
     pub nblobs: usize,
@@ -82,6 +84,7 @@ pub(super) fn read_layout(data: &[u8], limits: &Limits) -> Result<Layout> {
         block,
         meta_addr: u64::from(sb.s_meta_blkaddr.get()) * block,
         chunk_size,
+        sb_chunk_size: ext.s_chunk_size.get(),
         inos: sb.s_inos.get(),
         blob_table,
         nblobs,
@@ -315,7 +318,7 @@ fn check_blob_table(len: u64, sb: &raw::SuperBlock, bt: Range) -> Result<usize> 
         };
         return Err(At::new("v6 device table", devt).err(0, kind));
     }
-    Ok(nblobs as usize)
+    Ok(crate::common::index(nblobs))
 }
 
 /// The chunk table's range, record size, and that it does not overlap the blob table.

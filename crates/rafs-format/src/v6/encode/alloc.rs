@@ -51,7 +51,7 @@ impl Allocator {
         let lo = size.div_ceil(32);
         let hi = self.block.div_ceil(32);
         for i in lo..hi {
-            if let Some(blk) = self.avail[i as usize].pop_front() {
+            if let Some(blk) = self.avail[crate::common::index(i)].pop_front() {
                 let r = blk + self.block - i * 32;
                 self.note_partial(r + lo * 32);
                 return Some(r);

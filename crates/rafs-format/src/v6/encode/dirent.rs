@@ -41,7 +41,7 @@ pub(super) fn dirent_data(
     dir: NodeId,
     b: u64,
     nid_of: &dyn Fn(NodeId) -> u64,
-) -> Vec<u8> {
+) -> crate::Result<Vec<u8>> {
     let entries = dir_entries(tree, dir);
     let self_nid = nid_of(dir);
     let parent_nid = tree.node(dir).parent.map_or(self_nid, nid_of);
@@ -50,7 +50,7 @@ pub(super) fn dirent_data(
     while i < entries.len() {
         let j = block_end(&entries, i, b);
         let start = out.len();
-        // Names follow the block's records; every offset is below `b` <= 4096.
+        // Names follow the block's records.
         let mut nameoff = raw::DIRENT_SIZE * (j - i);
         for (name, node) in &entries[i..j] {
             let (nid, ft) = match node {
@@ -63,7 +63,7 @@ pub(super) fn dirent_data(
             };
             let d = raw::Dirent {
                 e_nid: U64::new(nid),
-                e_nameoff: U16::new(nameoff as u16),
+                e_nameoff: U16::new(crate::common::fit("v6", "e_nameoff", nameoff)?),
                 e_file_type: ft,
                 e_reserved: 0,
             };
@@ -74,11 +74,11 @@ pub(super) fn dirent_data(
             out.extend_from_slice(name);
         }
         if j < entries.len() {
-            out.resize(start + b as usize, 0);
+            out.resize(start + crate::common::index(b), 0);
         }
         i = j;
     }
-    out
+    Ok(out)
 }
 
 /// The end of the block of entries starting at `i`: as many as fit in `b` bytes, at least one

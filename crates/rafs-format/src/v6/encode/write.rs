@@ -11,12 +11,18 @@ use crate::ondisk::v6 as raw;
 use crate::ondisk::{U16, U32, U64};
 use zerocopy::{FromZeros, IntoBytes};
 
+/// `value` in the type of the on-disk field `field`.
+fn fit<T: TryFrom<U>, U: Copy + std::fmt::Display>(field: &'static str, value: U) -> Result<T> {
+    crate::common::fit("v6", field, value)
+}
+
 /// The output buffer, written at absolute offsets.
 struct Out(Vec<u8>);
 
 impl Out {
     fn put(&mut self, at: u64, bytes: &[u8]) {
-        let at = at as usize;
+        // Every place is inside the buffer, whose length is a usize.
+        let at = crate::common::index(at);
         self.0[at..at + bytes.len()].copy_from_slice(bytes);
     }
 }
@@ -36,21 +42,21 @@ pub(super) fn encode_planned(image: &Image, plan: &Plan) -> Result<Vec<u8>> {
             crate::common::encode_chunk_record(c).as_bytes(),
         );
     }
-    let all_inlined_digest = write_blob_tables(&mut out, image, plan);
+    let all_inlined_digest = write_blob_tables(&mut out, image, plan)?;
     if !image.blobs.is_empty() {
         for (i, id) in image.prefetch.iter().enumerate() {
             // nids of the prefetch table are 32-bit; the root's fits 16 and others follow it.
-            let nid = plan.nids[id.0 as usize] as u32;
+            let nid: u32 = fit("prefetch nid", plan.nids[id.0 as usize])?;
             out.put(plan.prefetch_table + 4 * i as u64, &nid.to_le_bytes());
         }
     }
-    let has_xattr = write_inodes(&mut out, image, plan);
-    write_superblocks(&mut out, image, plan, has_xattr, all_inlined_digest);
+    let has_xattr = write_inodes(&mut out, image, plan)?;
+    write_superblocks(&mut out, image, plan, has_xattr, all_inlined_digest)?;
     Ok(out.0)
 }
 
 /// Device slots and blob records; returns whether every blob has INLINED_CHUNK_DIGEST.
-fn write_blob_tables(out: &mut Out, image: &Image, plan: &Plan) -> bool {
+fn write_blob_tables(out: &mut Out, image: &Image, plan: &Plan) -> Result<bool> {
     let mut all_inlined_digest = true;
     for (k, (b, span)) in image.blobs.iter().zip(&plan.devices).enumerate() {
         let mut id = [0u8; 64];
@@ -70,13 +76,19 @@ fn write_blob_tables(out: &mut Out, image: &Image, plan: &Plan) -> bool {
         }
         all_inlined_digest &= features.contains(BlobFeatures::INLINED_CHUNK_DIGEST);
         // At most 254 blobs: `plan` checked.
-        let record = blob_record(b, id, k as u32, features, image.superblock.chunk_size);
+        let record = blob_record(
+            b,
+            id,
+            fit("blob_index", k)?,
+            features,
+            image.superblock.chunk_size,
+        );
         out.put(
             plan.blob_table + (k * raw::BLOB_RECORD_SIZE) as u64,
             record.as_bytes(),
         );
     }
-    all_inlined_digest
+    Ok(all_inlined_digest)
 }
 
 fn blob_record(
@@ -110,7 +122,7 @@ fn blob_record(
 }
 
 /// Every inode once, in numbering order; returns whether any has xattrs.
-fn write_inodes(out: &mut Out, image: &Image, plan: &Plan) -> bool {
+fn write_inodes(out: &mut Out, image: &Image, plan: &Plan) -> Result<bool> {
     let tree = &image.tree;
     let mut has_xattr = false;
     let mut written = vec![false; tree.inodes.len()];
@@ -121,13 +133,13 @@ fn write_inodes(out: &mut Out, image: &Image, plan: &Plan) -> bool {
         }
         let inode = &tree.inodes[ii];
         has_xattr |= !inode.xattrs.is_empty();
-        write_inode(out, image, plan, *id, ii);
+        write_inode(out, image, plan, *id, ii)?;
     }
-    has_xattr
+    Ok(has_xattr)
 }
 
 /// One inode at its place: the extended head, xattrs, then its data by type.
-fn write_inode(out: &mut Out, image: &Image, plan: &Plan, id: NodeId, ii: usize) {
+fn write_inode(out: &mut Out, image: &Image, plan: &Plan, id: NodeId, ii: usize) -> Result<()> {
     let inode = &image.tree.inodes[ii];
     let p = plan.placed[ii];
     let at = plan.meta_addr + p.off;
@@ -138,28 +150,28 @@ fn write_inode(out: &mut Out, image: &Image, plan: &Plan, id: NodeId, ii: usize)
         (plan.inode_size[ii] - 64 - 12) / 4 + 1
     };
     h.i_format = U16::new(1 | (p.layout << 1));
-    // Bounded by MAX_V6_XATTR_AREA, which check_encodable enforced.
-    h.i_xattr_icount = U16::new(icount as u16);
-    // Mode bits are 16 bits wide in every format; the model keeps them in a u32.
-    h.i_mode = U16::new(inode.mode as u16);
+    h.i_xattr_icount = U16::new(fit("i_xattr_icount", icount)?);
+    // Mode bits are 16 bits wide in v6; the model keeps them in a u32.
+    h.i_mode = U16::new(fit("i_mode", inode.mode)?);
     h.i_ino = U32::new(plan.order.ino[id.0 as usize]);
     h.i_uid = U32::new(inode.uid);
     h.i_gid = U32::new(inode.gid);
     h.i_mtime = U64::new(inode.mtime);
     h.i_mtime_nsec = U32::new(inode.mtime_nsec);
     h.i_nlink = U32::new(inode.nlink);
-    write_xattrs(out, at + 64, &inode.xattrs);
+    write_xattrs(out, at + 64, &inode.xattrs)?;
     let tail_at = at + plan.inode_size[ii];
-    let data_block = || U32::new(((p.data_off + plan.meta_addr) / plan.block) as u32);
+    let data_block =
+        || fit::<u32, _>("i_u", (p.data_off + plan.meta_addr) / plan.block).map(U32::new);
     if inode.is_dir() {
         h.i_size = U64::new(p.dir_size);
-        h.i_u = data_block();
+        h.i_u = data_block()?;
         let data =
-            super::dirent::dirent_data(&image.tree, id, plan.block, &|n| plan.nids[n.0 as usize]);
+            super::dirent::dirent_data(&image.tree, id, plan.block, &|n| plan.nids[n.0 as usize])?;
         write_flat(out, &data, p, plan, tail_at);
     } else if inode.is_symlink() {
         h.i_size = U64::new(inode.symlink.len() as u64);
-        h.i_u = data_block();
+        h.i_u = data_block()?;
         write_flat(out, &inode.symlink, p, plan, tail_at);
     } else if inode.is_reg() {
         h.i_size = U64::new(inode.size);
@@ -170,29 +182,31 @@ fn write_inode(out: &mut Out, image: &Image, plan: &Plan, id: NodeId, ii: usize)
             plan,
             chunk_size,
             align_up(tail_at, 8),
-        ));
+        )?);
     } else {
         h.i_u = U32::new(inode.rdev);
     }
     out.put(at, h.as_bytes());
+    Ok(())
 }
 
 /// The inline xattr area at `body`: a zeroed header, then entries.
-fn write_xattrs(out: &mut Out, body: u64, xattrs: &[Xattr]) {
+fn write_xattrs(out: &mut Out, body: u64, xattrs: &[Xattr]) -> Result<()> {
     let mut q = body + raw::XATTR_IBODY_HEADER_SIZE as u64;
     for x in xattrs {
         // check_encodable refused names without a prefix and over-long names and values.
         let (index, suffix) = xattr::split(&x.name).unwrap_or((0, &[]));
         let e = raw::XattrEntry {
-            e_name_len: suffix.len() as u8,
+            e_name_len: fit("e_name_len", suffix.len())?,
             e_name_index: index,
-            e_value_size: U16::new(x.value.len() as u16),
+            e_value_size: U16::new(fit("e_value_size", x.value.len())?),
         };
         out.put(q, e.as_bytes());
         out.put(q + 4, suffix);
         out.put(q + 4 + suffix.len() as u64, &x.value);
         q += xattr::entry_size(suffix.len(), x.value.len()) as u64;
     }
+    Ok(())
 }
 
 /// A file's chunk indexes at `q`; returns its `i_u` (chunk format: INDEXES and size bits).
@@ -202,7 +216,7 @@ fn write_chunk_indexes(
     plan: &Plan,
     chunk_size: u64,
     mut q: u64,
-) -> u32 {
+) -> Result<u32> {
     let c = &inode.chunks;
     // The reference describes one contiguous run of chunks as a single chunk of the file's
     // size rounded up to a power of two.
@@ -218,25 +232,26 @@ fn write_chunk_indexes(
     };
     let bits = chunk_size.trailing_zeros() - plan.block.trailing_zeros();
     for ch in &inode.chunks {
-        // plan checked: blob index < 254, chunk index < 2^24, block address < 2^32.
+        // The low 16 bits of the chunk index, then the device (blob index + 1) and the
+        // index's next 8 bits; plan checked blob index < 254 and chunk index < 2^24.
+        let device: u16 = fit("device_id", ch.blob_index + 1)?;
+        let index_high: u16 = fit("chunk index", ch.index >> 16)?;
         let a = raw::ChunkAddr {
-            c_blob_addr_lo: U16::new(ch.index as u16),
-            c_blob_addr_hi: U16::new(
-                ((ch.blob_index + 1) as u16 & 0xff) | (((ch.index >> 16) as u16 & 0xff) << 8),
-            ),
-            c_blk_addr: U32::new((ch.uncompressed_offset / plan.block) as u32),
+            c_blob_addr_lo: U16::new(fit("c_blob_addr_lo", ch.index & 0xffff)?),
+            c_blob_addr_hi: U16::new((device & 0xff) | ((index_high & 0xff) << 8)),
+            c_blk_addr: U32::new(fit("c_blk_addr", ch.uncompressed_offset / plan.block)?),
         };
         out.put(q, a.as_bytes());
         q += 8;
     }
-    raw::CHUNK_FORMAT_INDEXES | bits
+    Ok(raw::CHUNK_FORMAT_INDEXES | bits)
 }
 
 /// Writes directory or symlink data: full blocks at `data_off`, the tail after the inode when
 /// inline.
 fn write_flat(out: &mut Out, data: &[u8], p: Placed, plan: &Plan, tail_at: u64) {
     let tail_len = if p.layout == raw::LAYOUT_FLAT_INLINE {
-        data.len() % plan.block as usize
+        data.len() % crate::common::index(plan.block)
     } else {
         0
     };
@@ -252,7 +267,7 @@ fn write_superblocks(
     plan: &Plan,
     has_xattr: bool,
     all_inlined_digest: bool,
-) {
+) -> Result<()> {
     let sb = &image.superblock;
     let mut fl = flags::common(sb, has_xattr || sb.xattr_flag_without_xattrs);
     if all_inlined_digest {
@@ -271,40 +286,39 @@ fn write_superblocks(
     e.s_flags = U64::new(fl);
     e.s_blob_table_offset = U64::new(plan.blob_table);
     // At most 254 records of 256 bytes.
-    e.s_blob_table_size = U32::new((raw::BLOB_RECORD_SIZE * nblobs) as u32);
+    e.s_blob_table_size = U32::new(fit("s_blob_table_size", raw::BLOB_RECORD_SIZE * nblobs)?);
     e.s_chunk_size = U32::new(sb.chunk_size);
     e.s_chunk_table_offset = U64::new(plan.chunk_table);
     e.s_chunk_table_size = U64::new(80 * plan.chunks.len() as u64);
     if nblobs > 0 && !image.prefetch.is_empty() {
         e.s_prefetch_table_offset = U64::new(plan.prefetch_table);
-        e.s_prefetch_table_size =
-            U32::new(u32::try_from(4 * image.prefetch.len()).unwrap_or(u32::MAX));
+        e.s_prefetch_table_size = U32::new(fit("s_prefetch_table_size", 4 * image.prefetch.len())?);
     }
     out.put(raw::EXT_SUPERBLOCK_OFFSET as u64, e.as_bytes());
     out.put(
         raw::SUPERBLOCK_OFFSET as u64,
-        superblock(image, plan).as_bytes(),
+        superblock(image, plan)?.as_bytes(),
     );
+    Ok(())
 }
 
-fn superblock(image: &Image, plan: &Plan) -> raw::SuperBlock {
+fn superblock(image: &Image, plan: &Plan) -> Result<raw::SuperBlock> {
     let sb = &image.superblock;
     let total_blocks: u64 = plan.devices.iter().map(|d| u64::from(d.blocks)).sum();
     let mut s = raw::SuperBlock::new_zeroed();
     s.s_magic = U32::new(raw::MAGIC);
     s.s_feature_compat = U32::new(raw::FEATURE_COMPAT_RAFS_V6);
-    s.s_blkszbits = plan.block.trailing_zeros() as u8;
-    s.s_root_nid = U16::new(plan.nids[ROOT.0 as usize] as u16);
+    s.s_blkszbits = fit("s_blkszbits", plan.block.trailing_zeros())?;
+    s.s_root_nid = U16::new(fit("s_root_nid", plan.nids[ROOT.0 as usize])?);
     s.s_inos = U64::new(image.tree.nodes.len() as u64);
     s.s_build_time = U64::new(sb.build_time);
     s.s_build_time_nsec = U32::new(sb.build_time_nsec);
-    // `plan` checked that the blobs' blocks fit.
-    s.s_blocks = U32::new(total_blocks as u32);
-    s.s_meta_blkaddr = U32::new((plan.meta_addr / plan.block) as u32);
+    s.s_blocks = U32::new(fit("s_blocks", total_blocks)?);
+    s.s_meta_blkaddr = U32::new(fit("s_meta_blkaddr", plan.meta_addr / plan.block)?);
     s.s_uuid = sb.uuid;
     s.s_volume_name = sb.volume_name;
     s.s_feature_incompat = U32::new(raw::FEATURE_INCOMPAT_VALUE);
-    s.s_extra_devices = U16::new(image.blobs.len() as u16);
+    s.s_extra_devices = U16::new(fit("s_extra_devices", image.blobs.len())?);
     s.s_devt_slotoff = U16::new(raw::DEVT_SLOTOFF);
-    s
+    Ok(s)
 }
