@@ -150,3 +150,24 @@ where
 pub(crate) fn index(value: u64) -> usize {
     usize::try_from(value).unwrap_or(usize::MAX)
 }
+
+/// The model superblock's settings that both versions keep in their flag word; the caller
+/// sets what only its version stores (build time, uuid, volume name, tarfs, encryption).
+pub(crate) fn superblock_from_flags(
+    fs_version: crate::model::FsVersion,
+    f: u64,
+    chunk_size: u32,
+    tree: &crate::model::Tree,
+) -> crate::model::Superblock {
+    crate::model::Superblock {
+        fs_version,
+        chunk_size,
+        compressor: flags::compressor(f),
+        digester: flags::digester(f),
+        explicit_uid_gid: f & flags::EXPLICIT_UID_GID != 0,
+        preserved_flags: f & flags::PRESERVED_COMPAT,
+        xattr_flag_without_xattrs: f & flags::HAS_XATTR != 0
+            && tree.inodes.iter().all(|i| i.xattrs.is_empty()),
+        ..crate::model::Superblock::new(fs_version)
+    }
+}

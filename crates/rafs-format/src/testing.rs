@@ -4,6 +4,9 @@
 use crate::model::*;
 use crate::Image;
 
+/// What the phase tests use, in one import.
+pub(crate) use crate::{model::FsVersion, DecodeErrorKind as K};
+
 /// The sample image in `version`.
 pub(crate) fn sample(version: FsVersion) -> Image {
     let mut sb = Superblock::new(version);

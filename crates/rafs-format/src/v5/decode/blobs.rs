@@ -76,9 +76,7 @@ fn read_extended(data: &[u8], layout: &Layout, blobs: &mut [Blob]) -> Result<()>
 
 #[cfg(test)]
 mod tests {
-    use crate::model::FsVersion;
-    use crate::testing::{decode_corrupted, u64_at};
-    use crate::DecodeErrorKind as K;
+    use crate::testing::*;
 
     #[test]
     fn a_blob_id_that_is_not_utf8_is_reported_at_its_record() {

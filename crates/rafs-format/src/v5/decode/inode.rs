@@ -269,9 +269,7 @@ fn read_chunks(rec: &Record<'_>, blobs: &[Blob]) -> Result<Vec<ChunkInfo>> {
 
 #[cfg(test)]
 mod tests {
-    use crate::model::FsVersion;
-    use crate::testing::{decode_corrupted, u64_at};
-    use crate::DecodeErrorKind as K;
+    use crate::testing::*;
 
     #[test]
     fn a_zero_link_count_is_reported_at_i_nlink() {

@@ -9,7 +9,6 @@ mod inode;
 mod superblock;
 mod tree;
 
-use crate::common::flags;
 use crate::error::Result;
 use crate::model::*;
 use crate::read::{slice, At};
@@ -62,21 +61,5 @@ fn read_prefetch(data: &[u8], layout: &Layout, node_of_index: &[u32]) -> Result<
 
 /// The model's superblock; v5 stores no build time, uuid or volume name.
 fn superblock_of(layout: &Layout, tree: &Tree) -> Superblock {
-    let f = layout.flags;
-    Superblock {
-        fs_version: FsVersion::V5,
-        chunk_size: layout.chunk_size,
-        compressor: flags::compressor(f),
-        digester: flags::digester(f),
-        explicit_uid_gid: f & flags::EXPLICIT_UID_GID != 0,
-        tarfs: false,
-        encrypted: false,
-        preserved_flags: f & flags::PRESERVED_COMPAT,
-        build_time: 0,
-        build_time_nsec: 0,
-        uuid: [0; 16],
-        volume_name: [0; 16],
-        xattr_flag_without_xattrs: f & flags::HAS_XATTR != 0
-            && tree.inodes.iter().all(|i| i.xattrs.is_empty()),
-    }
+    crate::common::superblock_from_flags(FsVersion::V5, layout.flags, layout.chunk_size, tree)
 }

@@ -220,9 +220,7 @@ fn check_range(t: Table, len: u64, others: &[Table]) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use crate::model::FsVersion;
-    use crate::testing::decode_corrupted;
-    use crate::DecodeErrorKind as K;
+    use crate::testing::*;
 
     #[test]
     fn a_wrong_superblock_size_is_reported_at_s_sb_size() {

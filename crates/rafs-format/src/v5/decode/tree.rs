@@ -272,26 +272,27 @@ fn pending(index: u64, rec: &Record<'_>, depth: u32) -> PendingDir {
 
 #[cfg(test)]
 mod tests {
-    use crate::model::FsVersion;
-    use crate::{DecodeErrorKind as K, Error, Limits};
+    use crate::testing::*;
 
     #[test]
-    fn children_below_the_depth_limit_are_refused_at_their_directory() {
-        let bytes = crate::encode(&crate::testing::sample(FsVersion::V5)).unwrap();
-        let limits = Limits {
-            max_depth: 0,
-            ..Limits::default()
-        };
-        let Err(Error::Decode(e)) = super::super::decode_with_limits(&bytes, &limits) else {
-            panic!("a root with children exceeds depth 0");
-        };
-        assert_eq!((e.structure, e.path.as_deref()), ("v5 inode", Some("/")));
+    fn a_child_naming_another_parent_is_reported_at_its_i_parent() {
+        let mut child = 0;
+        let e = decode_corrupted(FsVersion::V5, |b| {
+            let table = usize::try_from(u64_at(b, 32)).unwrap();
+            // Index 2 is the root's first child, `/f`.
+            child = (u32::from_le_bytes(b[table + 4..table + 8].try_into().unwrap()) as usize) << 3;
+            b[child + 32..child + 40].copy_from_slice(&5u64.to_le_bytes());
+        });
+        assert_eq!(
+            (e.structure, e.offset, e.path.as_deref()),
+            ("v5 inode", child as u64 + 32, Some("/f"))
+        );
         assert!(matches!(
             e.kind,
-            K::LimitExceeded {
-                limit: "max_depth",
-                value: 1,
-                max: 0
+            K::InvalidField {
+                field: "i_parent",
+                value: 5,
+                ..
             }
         ));
     }

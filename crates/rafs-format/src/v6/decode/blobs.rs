@@ -259,9 +259,7 @@ pub(super) fn read_chunk_table(data: &[u8], layout: &Layout, tarfs: bool) -> Res
 
 #[cfg(test)]
 mod tests {
-    use crate::model::FsVersion;
-    use crate::testing::{decode_corrupted, u64_at};
-    use crate::DecodeErrorKind as K;
+    use crate::testing::*;
 
     #[test]
     fn a_misnumbered_blob_record_is_reported_at_its_blob_index() {

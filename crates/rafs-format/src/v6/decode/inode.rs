@@ -348,9 +348,7 @@ fn tarfs_chunk(
 
 #[cfg(test)]
 mod tests {
-    use crate::model::FsVersion;
-    use crate::testing::decode_corrupted;
-    use crate::DecodeErrorKind as K;
+    use crate::testing::*;
 
     #[test]
     fn unknown_format_bits_are_reported_at_the_root_inodes_i_format() {

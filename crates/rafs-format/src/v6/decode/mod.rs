@@ -135,20 +135,13 @@ fn read_prefetch(
 fn superblock_of(layout: &Layout, tree: &Tree) -> Superblock {
     let f = layout.flags;
     Superblock {
-        fs_version: FsVersion::V6,
-        chunk_size: layout.sb_chunk_size,
-        compressor: flags::compressor(f),
-        digester: flags::digester(f),
-        explicit_uid_gid: f & flags::EXPLICIT_UID_GID != 0,
         tarfs: f & flags::TARFS_MODE != 0,
         encrypted: f & flags::ENCRYPTION_AES_128_XTS != 0,
-        preserved_flags: f & flags::PRESERVED_COMPAT,
         build_time: layout.sb.s_build_time.get(),
         build_time_nsec: layout.sb.s_build_time_nsec.get(),
         uuid: layout.sb.s_uuid,
         volume_name: layout.sb.s_volume_name,
-        xattr_flag_without_xattrs: f & flags::HAS_XATTR != 0
-            && tree.inodes.iter().all(|i| i.xattrs.is_empty()),
+        ..crate::common::superblock_from_flags(FsVersion::V6, f, layout.sb_chunk_size, tree)
     }
 }
 

@@ -352,9 +352,7 @@ fn check_chunk_table(len: u64, ct: Range, bt: Range) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use crate::model::FsVersion;
-    use crate::testing::decode_corrupted;
-    use crate::DecodeErrorKind as K;
+    use crate::testing::*;
 
     #[test]
     fn a_bad_block_size_is_reported_at_s_blkszbits() {
