@@ -2,7 +2,7 @@
 //! tree built alongside, then the bootstrap.
 
 use crate::entry::{full_mode, makedev, normalise, Globals, Kind, Pax, MAX_SYMLINK};
-use crate::error::{EntryError, EntryErrorKind as K, Error, Result, TarErrorKind};
+use crate::error::{EntryError, EntryErrorKind as K, Error, OptionsError, Result, TarErrorKind};
 use crate::input::{self, Counting, DecodeFailure, Hashing};
 use crate::limits::Budget;
 use crate::options::{BuildOptions, ConversionType, WhiteoutSpec};
@@ -100,6 +100,21 @@ pub fn build_layer<R: Read, W: Write>(
     build_layer_with_progress(input, options, sink, &mut |_| {})
 }
 
+/// Converts one OCI layer into a tarfs bootstrap (`nydus-image create -t tar-tarfs`): files
+/// point into the layer tar itself, so there is no blob to write and no sink to give.
+pub fn build_tarfs_layer<R: Read>(input: R, options: &BuildOptions) -> Result<BuildOutput<()>> {
+    if options.conversion != ConversionType::TarTarfs {
+        return Err(OptionsError::NotTarfs.into());
+    }
+    let out = build_layer(input, options, std::io::sink())?;
+    Ok(BuildOutput {
+        bootstrap: out.bootstrap,
+        image: out.image,
+        sink: (),
+        report: out.report,
+    })
+}
+
 /// [`build_layer`], calling `progress` after every entry.
 pub fn build_layer_with_progress<R: Read, W: Write>(
     input: R,
@@ -115,6 +130,45 @@ pub fn build_layer_with_progress<R: Read, W: Write>(
         progress(run.progress());
     }
     run.finish(started)
+}
+
+/// tarfs: the file's chunks point at its bytes in the tar.
+fn tarfs_data(
+    options: &BuildOptions,
+    next_index: &mut u32,
+    entry: &Entry,
+    content: &Content,
+    size: u64,
+    at: &Where,
+) -> Result<(u64, Data)> {
+    if !matches!(content, Content::Plain) {
+        return Err(at.fail(K::Unrepresentable(
+            "tarfs cannot point into a sparse file's data".into(),
+        )));
+    }
+    let chunk_size = u64::from(options.chunk_size);
+    let pos = entry.data_pos;
+    let mut chunks = Vec::new();
+    let mut off = 0;
+    while off < size {
+        // At most the chunk size, which is a u32.
+        let len = u32::try_from((size - off).min(chunk_size)).unwrap_or(options.chunk_size);
+        chunks.push(ChunkInfo {
+            digest: [0; 32],
+            blob_index: 0,
+            index: *next_index,
+            flags: ChunkFlags::empty(),
+            compressed_offset: pos + off,
+            compressed_size: len,
+            uncompressed_offset: pos + off,
+            uncompressed_size: len,
+            file_offset: off,
+            crc32: 0,
+        });
+        *next_index += 1;
+        off += u64::from(len);
+    }
+    Ok((size, Data::Tarfs(chunks)))
 }
 
 /// Where one entry is, for its errors (the path is escaped only if one happens).
@@ -144,15 +198,19 @@ struct Run<'a, 'o, W: Write> {
     stream: Stream<'a>,
     input_count: Rc<Cell<u64>>,
     tar_count: Rc<Cell<u64>>,
-    /// The blob writer (`None` for tarfs, whose sink is kept untouched in `tarfs_sink`).
-    writer: Option<BlobWriter<W>>,
-    tarfs_sink: Option<W>,
-    tarfs_chunks: u32,
+    out: Out<W>,
     report: BuildReport,
     tree: BuildTree,
     globals: Globals,
     budget: Budget,
     index: u64,
+}
+
+/// Where file data goes: a data blob, or nowhere (tarfs files point into the tar, whose
+/// sink is handed back untouched).
+enum Out<W: Write> {
+    Rafs(Box<BlobWriter<W>>),
+    Tarfs { sink: W, chunks: u32 },
 }
 
 /// What an entry's header and PAX records say, read before anything is stored.
@@ -173,19 +231,17 @@ impl<'a, 'o, W: Write> Run<'a, 'o, W> {
         let (decoded, compression) =
             input::open(Counting::new(input, input_count.clone())).map_err(|e| tar_error(e, 0))?;
         let hashing = Hashing::new(Counting::new(decoded, tar_count.clone()), tarfs);
-        let (writer, tarfs_sink) = if tarfs {
-            (None, Some(sink))
+        let out = if tarfs {
+            Out::Tarfs { sink, chunks: 0 }
         } else {
-            (Some(blob_writer(options, sink)?), None)
+            Out::Rafs(Box::new(blob_writer(options, sink)?))
         };
         Ok(Run {
             options,
             stream: TarStream::new(hashing),
             input_count,
             tar_count,
-            writer,
-            tarfs_sink,
-            tarfs_chunks: 0,
+            out,
             report: BuildReport {
                 compression: compression.name(),
                 ..Default::default()
@@ -370,9 +426,12 @@ impl<'a, 'o, W: Write> Run<'a, 'o, W> {
         self.budget.file(size, chunk_size).map_err(|k| at.fail(k))?;
         self.report.files += 1;
         self.report.file_bytes += size;
-        if self.writer.is_none() {
-            return self.tarfs_data(entry, &content, size, at);
-        }
+        let writer = match &mut self.out {
+            Out::Rafs(w) => w,
+            Out::Tarfs { chunks, .. } => {
+                return tarfs_data(self.options, chunks, entry, &content, size, at)
+            }
+        };
         let read = Rc::new(Cell::new(0u64));
         let result = {
             let stream = &mut self.stream;
@@ -386,53 +445,11 @@ impl<'a, 'o, W: Write> Run<'a, 'o, W> {
                 }
             };
             let mut counted = Counting::new(&mut source, read.clone());
-            match self.writer.as_mut() {
-                Some(w) => w.add_file(&mut counted, size),
-                None => return Err(Error::Internal("no blob writer")),
-            }
+            writer.add_file(&mut counted, size)
         };
         let fid = result
             .map_err(|e| data_error(e, size, read.get(), &|k| at.fail(k), self.tar_count.get()))?;
         Ok((size, Data::Blob(fid.0)))
-    }
-
-    /// tarfs: the file's chunks point at its bytes in the tar.
-    fn tarfs_data(
-        &mut self,
-        entry: &Entry,
-        content: &Content,
-        size: u64,
-        at: &Where,
-    ) -> Result<(u64, Data)> {
-        if !matches!(content, Content::Plain) {
-            return Err(at.fail(K::Unrepresentable(
-                "tarfs cannot point into a sparse file's data".into(),
-            )));
-        }
-        let chunk_size = u64::from(self.options.chunk_size);
-        let pos = entry.data_pos;
-        let mut chunks = Vec::new();
-        let mut off = 0;
-        while off < size {
-            // At most the chunk size, which is a u32.
-            let len =
-                u32::try_from((size - off).min(chunk_size)).unwrap_or(self.options.chunk_size);
-            chunks.push(ChunkInfo {
-                digest: [0; 32],
-                blob_index: 0,
-                index: self.tarfs_chunks,
-                flags: ChunkFlags::empty(),
-                compressed_offset: pos + off,
-                compressed_size: len,
-                uncompressed_offset: pos + off,
-                uncompressed_size: len,
-                file_offset: off,
-                crc32: 0,
-            });
-            self.tarfs_chunks += 1;
-            off += u64::from(len);
-        }
-        Ok((size, Data::Tarfs(chunks)))
     }
 
     /// The stream is done: the blob is finished and the bootstrap encoded.
@@ -442,9 +459,7 @@ impl<'a, 'o, W: Write> Run<'a, 'o, W> {
             stream,
             input_count,
             tar_count,
-            writer,
-            tarfs_sink,
-            tarfs_chunks,
+            out,
             mut report,
             tree,
             ..
@@ -458,9 +473,12 @@ impl<'a, 'o, W: Write> Run<'a, 'o, W> {
         report.stream_time = started.elapsed();
         let finishing = Instant::now();
         let superblock = superblock_of(options);
-        let (bootstrap, image, sink) = match (writer, tarfs_sink) {
-            (Some(w), _) => finish_blob(w, tree, superblock, options, &mut report)?,
-            (None, Some(sink)) => {
+        let (bootstrap, image, sink) = match out {
+            Out::Rafs(w) => finish_blob(*w, tree, superblock, options, &mut report)?,
+            Out::Tarfs {
+                sink,
+                chunks: tarfs_chunks,
+            } => {
                 let digest = tar_digest.ok_or(Error::Internal("tarfs input was not hashed"))?;
                 let blob = tarfs_blob(options, &digest, tarfs_chunks, report.tar_bytes);
                 report.blob_id = Some(blob.blob_id.clone());
@@ -471,7 +489,6 @@ impl<'a, 'o, W: Write> Run<'a, 'o, W> {
                 let image = finish_image(superblock, vec![blob], model, options);
                 (rafs_format::encode(&image)?, image, sink)
             }
-            (None, None) => return Err(Error::Internal("no blob sink")),
         };
         report.chunk_refs = image
             .tree

@@ -46,6 +46,10 @@ pub enum OptionsError {
     /// tarfs is a v6 format.
     #[error("tar-tarfs needs --fs-version 6")]
     TarfsNeedsV6,
+    /// [`build_tarfs_layer`](crate::build_tarfs_layer) was given options of another
+    /// conversion, which needs a blob sink.
+    #[error("a tarfs build needs tar-tarfs options; other conversions write a blob")]
+    NotTarfs,
     /// tarfs has no blob of its own to inline into, digest or align.
     #[error("tar-tarfs conflicts with --blob-inline-meta, --features blob-toc, --chunk-dict and --aligned-chunk")]
     TarfsConflict,

@@ -61,7 +61,9 @@ mod reader;
 mod sparse;
 mod tree;
 
-pub use build::{build_layer, build_layer_with_progress, BuildOutput, BuildReport, Progress};
+pub use build::{
+    build_layer, build_layer_with_progress, build_tarfs_layer, BuildOutput, BuildReport, Progress,
+};
 pub use error::{EntryError, EntryErrorKind, Error, OptionsError, Result, TarErrorKind};
 pub use limits::BuildLimits;
 pub use options::{BuildOptions, ConversionType, WhiteoutSpec};

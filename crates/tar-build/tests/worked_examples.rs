@@ -164,3 +164,19 @@ fn xattr_values_may_contain_newlines() {
         (&b"security.capability"[..], &cap[..])
     );
 }
+
+#[test]
+fn a_tarfs_build_needs_no_sink_and_refuses_other_conversions() {
+    let tar = tiny_tar();
+    let without = rafs_tar_build::build_tarfs_layer(&tar[..], &BuildOptions::tarfs()).unwrap();
+    let with = build_layer(&tar[..], &BuildOptions::tarfs(), Vec::new()).unwrap();
+    assert_eq!(without.bootstrap, with.bootstrap);
+    assert!(with.sink.is_empty(), "tarfs writes no blob");
+    let refused = rafs_tar_build::build_tarfs_layer(&tar[..], &BuildOptions::new(FsVersion::V6));
+    assert!(matches!(
+        refused,
+        Err(rafs_tar_build::Error::InvalidOptions(
+            rafs_tar_build::OptionsError::NotTarfs
+        ))
+    ));
+}
