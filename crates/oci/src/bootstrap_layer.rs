@@ -1,0 +1,117 @@
+//! The bootstrap layer (Go `Merge` with `WithTar`, spec image.md §2): the layers' bootstraps
+//! merged with each layer's blob id set to its Nydus blob layer's digest, in a gzip tar holding
+//! `image/image.boot` and, for v6, each layer's `image/<hex>.blob.meta`.
+
+use crate::error::{json, Result};
+use rafs_format::model::FsVersion;
+use rafs_merge::{merge, Layer, MergeOptions};
+use sha2::{Digest as _, Sha256};
+use std::io::Write;
+
+/// Where consumers look for the merged bootstrap in the layer.
+pub const BOOTSTRAP_PATH: &str = "image/image.boot";
+
+/// One Nydus blob layer as the merge sees it.
+#[derive(Debug, Clone)]
+pub struct MergeInput {
+    /// `sha256:` digest of the Nydus blob layer; its hex becomes the blob id.
+    pub digest: String,
+    /// The layer's own bootstrap.
+    pub bootstrap: Vec<u8>,
+    /// Its `.blob.meta` file (v6; `None` when the layer stores no chunk).
+    pub blob_meta: Option<Vec<u8>>,
+}
+
+/// The bootstrap layer [`merge_layers`] made.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct BootstrapLayer {
+    /// The merged bootstrap.
+    pub bootstrap: Vec<u8>,
+    /// The gzip-compressed tar: the layer's bytes.
+    pub gzip: Vec<u8>,
+    /// `sha256:` of the uncompressed tar: the layer's diff_id.
+    pub diff_id: String,
+    /// `sha256:` of `gzip`: the layer's digest.
+    pub digest: String,
+}
+
+/// Merges the layers (lowest first) and packs the result as the bootstrap layer.
+pub fn merge_layers(layers: &[MergeInput], fs_version: FsVersion) -> Result<BootstrapLayer> {
+    let mut inputs = Vec::with_capacity(layers.len());
+    for l in layers {
+        let hex = crate::layout::sha256_hex(&l.digest)
+            .ok_or_else(|| json("layer digest", format!("{} is not sha256", l.digest)))?;
+        inputs.push(Layer {
+            image: rafs_format::decode(&l.bootstrap)?,
+            blob_id: Some(hex.to_owned()),
+        });
+    }
+    let mut options = MergeOptions::default();
+    options.prefetch_patterns = Some(vec!["/".into()]);
+    options.fs_version = Some(fs_version);
+    let image = merge(inputs, &options)?;
+    let bootstrap = rafs_format::encode(&image)?;
+    let tar = layer_tar(&bootstrap, layers, fs_version)?;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&tar)
+        .and_then(|()| gz.try_finish())
+        .map_err(|e| json("bootstrap layer", e))?;
+    let gzip = gz.finish().map_err(|e| json("bootstrap layer", e))?;
+    Ok(BootstrapLayer {
+        diff_id: crate::layout::digest_of(&tar),
+        digest: format!("sha256:{}", rafs_format::hex(&Sha256::digest(&gzip))),
+        bootstrap,
+        gzip,
+    })
+}
+
+/// The uncompressed tar: `image/`, `image/image.boot`, then the v6 `.blob.meta` files.
+fn layer_tar(bootstrap: &[u8], layers: &[MergeInput], fs_version: FsVersion) -> Result<Vec<u8>> {
+    let mut tar = tar::Builder::new(Vec::new());
+    let fail = |e: std::io::Error| json("bootstrap layer tar", e);
+    let mut dir = entry_header(tar::EntryType::Directory, 0o755, 0);
+    tar.append_data(&mut dir, "image", std::io::empty())
+        .map_err(fail)?;
+    let mut boot = entry_header(tar::EntryType::Regular, 0o444, bootstrap.len() as u64);
+    tar.append_data(&mut boot, BOOTSTRAP_PATH, bootstrap)
+        .map_err(fail)?;
+    if fs_version == FsVersion::V6 {
+        for l in layers {
+            let (Some(meta), Some(hex)) = (&l.blob_meta, crate::layout::sha256_hex(&l.digest))
+            else {
+                continue;
+            };
+            let mut h = entry_header(tar::EntryType::Regular, 0o444, meta.len() as u64);
+            tar.append_data(&mut h, format!("image/{hex}.blob.meta"), meta.as_slice())
+                .map_err(fail)?;
+        }
+    }
+    tar.into_inner().map_err(fail)
+}
+
+/// A USTAR header as Go's `archive/tar` writes for these entries: root-owned, mtime 0.
+fn entry_header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(kind);
+    h.set_mode(mode);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
+    h.set_size(size);
+    h
+}
+
+/// A v6 layer's `.blob.meta` file, as nydusd caches it: the uncompressed chunk-info array
+/// zero-padded to 4096 bytes, then the 4096-byte header; `None` when the layer stores no chunk.
+pub fn blob_meta_file<S: rafs_chunker::ReadAt>(blob: S) -> Result<Option<Vec<u8>>> {
+    use rafs_chunker::toc::{ENTRY_BLOB_META, ENTRY_BLOB_META_HEADER};
+    let reader = rafs_chunker::BlobReader::open(blob)?;
+    if reader.meta().is_none_or(|m| m.entries.is_empty()) {
+        return Ok(None);
+    }
+    let mut file = reader.entry(ENTRY_BLOB_META)?;
+    file.resize(file.len().next_multiple_of(4096), 0);
+    file.extend_from_slice(&reader.entry(ENTRY_BLOB_META_HEADER)?);
+    Ok(Some(file))
+}

@@ -1,0 +1,329 @@
+//! Whole images (Go `Convert` with its post-convert hook, spec image.md §1-§3): every layer of
+//! a source manifest packed into a Nydus blob layer, the bootstraps merged into a bootstrap
+//! layer, the config's `diff_ids` and history and the manifest rewritten, the target layout's
+//! `index.json` updated last, atomically. Documents are edited as JSON values, so fields this
+//! converter does not know are kept.
+
+use crate::bootstrap_layer::{blob_meta_file, merge_layers, MergeInput};
+use crate::error::{json, unsupported, Error, Result};
+use crate::layout::{Layout, REF_NAME};
+use crate::pack::{pack_layer, pack_options, MEDIA_TYPE_NYDUS_BLOB};
+use oci_spec::image::Descriptor;
+use rafs_format::model::FsVersion;
+use serde_json::{json, Map, Value};
+
+/// Manifest media types.
+pub const MEDIA_TYPE_OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+/// Docker's manifest media type.
+pub const MEDIA_TYPE_DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+/// OCI index media type.
+pub const MEDIA_TYPE_OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+/// Docker manifest list media type.
+pub const MEDIA_TYPE_DOCKER_LIST: &str =
+    "application/vnd.docker.distribution.manifest.list.v2+json";
+/// Marks a Nydus blob layer.
+pub const ANNOTATION_NYDUS_BLOB: &str = "containerd.io/snapshot/nydus-blob";
+/// Marks the bootstrap layer.
+pub const ANNOTATION_NYDUS_BOOTSTRAP: &str = "containerd.io/snapshot/nydus-bootstrap";
+/// The filesystem version, on the bootstrap layer and the manifest.
+pub const ANNOTATION_FS_VERSION: &str = "containerd.io/snapshot/nydus-fs-version";
+/// The source manifest's digest, on the manifest.
+pub const ANNOTATION_SOURCE_DIGEST: &str = "containerd.io/snapshot/nydus-source-digest";
+
+/// How to convert.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ConvertOptions {
+    /// The options each layer is packed with ([`pack_options`] by default).
+    pub build: rafs_tar_build::BuildOptions,
+}
+
+impl ConvertOptions {
+    /// The Go converter's defaults for `fs_version`: zstd, blake3, 1 MiB chunks.
+    pub fn new(fs_version: FsVersion) -> Self {
+        ConvertOptions {
+            build: pack_options(fs_version),
+        }
+    }
+}
+
+/// What one converted layer was and became.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct LayerReport {
+    /// The source layer's digest.
+    pub source_digest: String,
+    /// Its size.
+    pub source_size: u64,
+    /// The Nydus blob layer's digest.
+    pub digest: String,
+    /// Its size.
+    pub size: u64,
+    /// Seconds spent converting it.
+    pub seconds: f64,
+}
+
+/// What [`convert_image`] did.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct ConvertReport {
+    /// The source manifest's digest.
+    pub source_manifest: String,
+    /// The target manifest's digest.
+    pub target_manifest: String,
+    /// Per converted layer, in manifest order.
+    pub layers: Vec<LayerReport>,
+    /// The bootstrap layer's digest.
+    pub bootstrap_layer: String,
+}
+
+/// Converts the image `source_ref` (tag or digest; `None`: the only one) of `source` into a
+/// Nydus image tagged `target_tag` in `target`. Blobs are written as they are made; the
+/// target's `index.json` changes only at the very end, so a failure leaves the target's
+/// images as they were.
+pub fn convert_image(
+    source: &Layout,
+    source_ref: Option<&str>,
+    target: &Layout,
+    target_tag: &str,
+    options: &ConvertOptions,
+) -> Result<ConvertReport> {
+    let desc = source.resolve(source_ref)?;
+    let media = desc.media_type().to_string();
+    if media != MEDIA_TYPE_OCI_MANIFEST && media != MEDIA_TYPE_DOCKER_MANIFEST {
+        return Err(unsupported(
+            format!("image {}", desc.digest()),
+            format!("media type {media}: only single manifests are converted so far"),
+        ));
+    }
+    let (new_desc, report) = convert_manifest(source, &desc, target, options)?;
+    tag(target, new_desc, target_tag)?;
+    Ok(report)
+}
+
+/// Points `tag` in `layout`'s index at `desc`, replacing an entry with that tag.
+fn tag(layout: &Layout, desc: Value, tag: &str) -> Result<()> {
+    let mut index = serde_json::to_value(layout.index()?).map_err(|e| json("index.json", e))?;
+    let mut desc = desc;
+    desc["annotations"] = json!({ REF_NAME: tag });
+    let manifests = index["manifests"]
+        .as_array_mut()
+        .ok_or_else(|| json("index.json", "no manifests"))?;
+    manifests.retain(|d| d["annotations"][REF_NAME].as_str() != Some(tag));
+    manifests.push(desc);
+    let index = serde_json::from_value(index).map_err(|e| json("index.json", e))?;
+    layout.write_index(&index)
+}
+
+/// Converts one manifest; returns the new manifest's descriptor (as JSON) and the report.
+fn convert_manifest(
+    source: &Layout,
+    desc: &Descriptor,
+    target: &Layout,
+    options: &ConvertOptions,
+) -> Result<(Value, ConvertReport)> {
+    let source_digest = desc.digest().to_string();
+    let manifest: Value = source.read_json(&source_digest, "manifest")?;
+    let what = format!("manifest {source_digest}");
+    let layers = manifest["layers"]
+        .as_array()
+        .ok_or_else(|| json(&what, "no layers"))?;
+    let mut merge_inputs = Vec::with_capacity(layers.len());
+    let mut reports = Vec::with_capacity(layers.len());
+    for (index, layer) in layers.iter().enumerate() {
+        let (input, report) = convert_layer(source, target, index, layer, options)?;
+        merge_inputs.push(input);
+        reports.push(report);
+    }
+    let fs_version = options.build.fs_version;
+    let boot = merge_layers(&merge_inputs, fs_version)?;
+    let boot_digest = target.write_blob(&boot.gzip)?;
+    let config = rewrite_config(source, &manifest, &reports, &boot.diff_id, target)?;
+    let new_manifest = rewrite_manifest(
+        &manifest,
+        &source_digest,
+        config,
+        &reports,
+        &boot_digest,
+        boot.gzip.len() as u64,
+        fs_version,
+    );
+    let (digest, size) = target.write_json(&new_manifest)?;
+    let media = manifest["mediaType"]
+        .as_str()
+        .unwrap_or(MEDIA_TYPE_OCI_MANIFEST);
+    let mut new_desc = json!({ "mediaType": media, "digest": digest, "size": size });
+    if let Some(p) = desc.platform() {
+        new_desc["platform"] = serde_json::to_value(p).map_err(|e| json(&what, e))?;
+    }
+    let report = ConvertReport {
+        source_manifest: source_digest,
+        target_manifest: digest,
+        layers: reports,
+        bootstrap_layer: boot_digest,
+    };
+    Ok((new_desc, report))
+}
+
+/// The layer media types that are converted: OCI and Docker tar layers, any compression.
+fn check_layer_type(media: &str, what: &str) -> Result<()> {
+    const CONVERTED: [&str; 5] = [
+        "application/vnd.oci.image.layer.v1.tar",
+        "application/vnd.oci.image.layer.v1.tar+gzip",
+        "application/vnd.oci.image.layer.v1.tar+zstd",
+        "application/vnd.docker.image.rootfs.diff.tar",
+        "application/vnd.docker.image.rootfs.diff.tar.gzip",
+    ];
+    if CONVERTED.contains(&media) {
+        return Ok(());
+    }
+    if media.contains("nondistributable") || media.contains("foreign") {
+        return Err(unsupported(
+            what,
+            format!("{media}: a foreign (non-distributable) layer is not in the image to convert"),
+        ));
+    }
+    Err(unsupported(
+        what,
+        format!("unknown layer media type {media}"),
+    ))
+}
+
+/// Packs one source layer into the target: streamed from the source blob (verified when the
+/// stream ends) into a blob of the target named by its digest.
+fn convert_layer(
+    source: &Layout,
+    target: &Layout,
+    index: usize,
+    layer: &Value,
+    options: &ConvertOptions,
+) -> Result<(MergeInput, LayerReport)> {
+    let started = std::time::Instant::now();
+    let digest = layer["digest"].as_str().unwrap_or_default().to_owned();
+    let what = format!("layer {index} ({digest})");
+    check_layer_type(layer["mediaType"].as_str().unwrap_or_default(), &what)?;
+    let size = layer["size"]
+        .as_u64()
+        .ok_or_else(|| json(&what, "no size"))?;
+    let mut input = source.open_blob(&digest, size)?;
+    let writer = target.blob_writer()?;
+    let layer_error = |source| Error::Layer {
+        index,
+        digest: digest.clone(),
+        source,
+    };
+    let (packed, writer) = match pack_layer(&mut input, &options.build, writer) {
+        Ok(done) => done,
+        Err(Error::Layer { source, .. }) => return Err(layer_error(source)),
+        Err(e) => return Err(e),
+    };
+    // The builder may stop at the tar's end marker; the rest must still match the digest.
+    std::io::copy(&mut input, &mut std::io::sink()).map_err(|e| Error::Blob {
+        digest: digest.clone(),
+        reason: e.to_string(),
+    })?;
+    let (blob_digest, blob_size) = writer.commit()?;
+    debug_assert_eq!(blob_digest, packed.digest);
+    let blob_meta = if options.build.fs_version == FsVersion::V6 {
+        let file = rafs_chunker::FileSource::open(target.blob_path(&blob_digest)?)
+            .map_err(crate::error::io(target.root()))?;
+        blob_meta_file(file)?
+    } else {
+        None
+    };
+    let report = LayerReport {
+        source_digest: digest,
+        source_size: size,
+        digest: blob_digest.clone(),
+        size: blob_size,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    Ok((
+        MergeInput {
+            digest: blob_digest,
+            bootstrap: packed.bootstrap,
+            blob_meta,
+        },
+        report,
+    ))
+}
+
+/// The config with the Nydus layers' diff_ids (each its own digest), the bootstrap layer's,
+/// and the converter's history entry; every other field kept. Returns its descriptor.
+fn rewrite_config(
+    source: &Layout,
+    manifest: &Value,
+    layers: &[LayerReport],
+    boot_diff_id: &str,
+    target: &Layout,
+) -> Result<Value> {
+    let mut desc = manifest["config"].clone();
+    let digest = desc["digest"].as_str().unwrap_or_default().to_owned();
+    let mut config: Value = source.read_json(&digest, "config")?;
+    let what = format!("config {digest}");
+    let obj = config
+        .as_object_mut()
+        .ok_or_else(|| json(&what, "not an object"))?;
+    let mut diff_ids: Vec<Value> = layers
+        .iter()
+        .map(|l| Value::from(l.digest.clone()))
+        .collect();
+    diff_ids.push(Value::from(boot_diff_id));
+    let rootfs = obj
+        .entry("rootfs")
+        .or_insert_with(|| json!({"type": "layers"}));
+    rootfs["diff_ids"] = Value::Array(diff_ids);
+    let history = obj
+        .entry("history")
+        .or_insert_with(|| Value::Array(Vec::new()));
+    history
+        .as_array_mut()
+        .ok_or_else(|| json(&what, "history is not a list"))?
+        .push(json!({"created_by": "Nydus Converter", "comment": "Nydus Bootstrap Layer"}));
+    let (new_digest, size) = target.write_json(&config)?;
+    desc["digest"] = Value::from(new_digest);
+    desc["size"] = Value::from(size);
+    Ok(desc)
+}
+
+/// The Nydus manifest: the source's fields, the new config, the blob layers and the bootstrap
+/// layer, and the converter's annotations.
+fn rewrite_manifest(
+    manifest: &Value,
+    source_digest: &str,
+    config: Value,
+    layers: &[LayerReport],
+    boot_digest: &str,
+    boot_size: u64,
+    fs_version: FsVersion,
+) -> Value {
+    let version = fs_version.number().to_string();
+    let docker = manifest["mediaType"].as_str() == Some(MEDIA_TYPE_DOCKER_MANIFEST);
+    let boot_media = if docker {
+        "application/vnd.docker.image.rootfs.diff.tar.gzip"
+    } else {
+        "application/vnd.oci.image.layer.v1.tar+gzip"
+    };
+    let mut new_layers: Vec<Value> = layers
+        .iter()
+        .map(|l| json!({ "mediaType": MEDIA_TYPE_NYDUS_BLOB, "digest": l.digest, "size": l.size, "annotations": { ANNOTATION_NYDUS_BLOB: "true" } }))
+        .collect();
+    new_layers.push(json!({
+        "mediaType": boot_media,
+        "digest": boot_digest,
+        "size": boot_size,
+        "annotations": { ANNOTATION_NYDUS_BOOTSTRAP: "true", ANNOTATION_FS_VERSION: version },
+    }));
+    let mut m = manifest.clone();
+    m["config"] = config;
+    m["layers"] = Value::Array(new_layers);
+    let annotations = m.as_object_mut().map(|o| {
+        o.entry("annotations")
+            .or_insert_with(|| Value::Object(Map::new()))
+    });
+    if let Some(Value::Object(a)) = annotations {
+        a.insert(ANNOTATION_SOURCE_DIGEST.into(), Value::from(source_digest));
+        a.insert(ANNOTATION_FS_VERSION.into(), Value::from(version));
+    }
+    m
+}

@@ -1,0 +1,338 @@
+//! An OCI image layout directory (image-spec `image-layout.md`): `oci-layout`, `index.json`,
+//! and blobs at `blobs/sha256/<hex>`. A digest from the input is checked to be `sha256:` and 64
+//! lowercase hex digits before it names a file, so it can never be a path. Every blob read is
+//! verified against its name; every write goes to a temporary file in the layout that is
+//! renamed to its digest, so a blob is complete or absent. `index.json` is replaced atomically.
+
+use crate::error::{io, json, Error, Result};
+use oci_spec::image::{Descriptor, ImageIndex};
+use sha2::{Digest as _, Sha256};
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+/// Largest JSON document (index, manifest, config) read into memory.
+pub const MAX_JSON: u64 = 16 << 20;
+
+/// The `org.opencontainers.image.ref.name` annotation: a tag in `index.json`.
+pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
+
+/// An OCI image layout on disk.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    root: PathBuf,
+}
+
+/// The hex part of a `sha256:` digest, if that is what `digest` is.
+pub fn sha256_hex(digest: &str) -> Option<&str> {
+    let hex = digest.strip_prefix("sha256:")?;
+    (hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))).then_some(hex)
+}
+
+/// `sha256:<hex>` of `bytes`.
+pub fn digest_of(bytes: &[u8]) -> String {
+    format!("sha256:{}", rafs_format::hex(&Sha256::digest(bytes)))
+}
+
+impl Layout {
+    /// Opens an existing layout: `oci-layout` must say version 1.0.0.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
+        let root = root.into();
+        let marker = root.join("oci-layout");
+        let text = read_limited(&marker, 4096)?;
+        let v: serde_json::Value =
+            serde_json::from_slice(&text).map_err(|e| json("oci-layout", e))?;
+        if v.get("imageLayoutVersion").and_then(|v| v.as_str()) != Some("1.0.0") {
+            return Err(json("oci-layout", "imageLayoutVersion is not 1.0.0"));
+        }
+        Ok(Layout { root })
+    }
+
+    /// Opens the layout at `root`, creating an empty one (no images) if there is none.
+    pub fn create(root: impl Into<PathBuf>) -> Result<Self> {
+        let root = root.into();
+        let blobs = root.join("blobs").join("sha256");
+        std::fs::create_dir_all(&blobs).map_err(io(&blobs))?;
+        let layout = Layout { root };
+        if !layout.root.join("oci-layout").exists() {
+            layout.replace_file("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+        }
+        if !layout.root.join("index.json").exists() {
+            let empty = serde_json::json!({"schemaVersion": 2, "manifests": []});
+            layout.replace_file("index.json", &canonical(&empty))?;
+        }
+        Layout::open(layout.root)
+    }
+
+    /// The layout's directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where the blob `digest` is; refuses anything but `sha256:` and 64 hex digits.
+    pub fn blob_path(&self, digest: &str) -> Result<PathBuf> {
+        let hex = sha256_hex(digest).ok_or_else(|| Error::Blob {
+            digest: digest.into(),
+            reason: "not sha256 and 64 lowercase hex digits".into(),
+        })?;
+        Ok(self.root.join("blobs").join("sha256").join(hex))
+    }
+
+    /// Whether the layout has the blob `digest`.
+    pub fn has_blob(&self, digest: &str) -> bool {
+        self.blob_path(digest).is_ok_and(|p| p.is_file())
+    }
+
+    /// Reads the whole blob `digest` of at most `max` bytes, verified.
+    pub fn read_blob(&self, digest: &str, max: u64) -> Result<Vec<u8>> {
+        let path = self.blob_path(digest)?;
+        let bytes = read_limited(&path, max).map_err(|e| match e {
+            Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                Error::Blob {
+                    digest: digest.into(),
+                    reason: "missing from the layout".into(),
+                }
+            }
+            other => other,
+        })?;
+        if digest_of(&bytes) != digest {
+            return Err(Error::Blob {
+                digest: digest.into(),
+                reason: "bytes do not match the digest".into(),
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// Opens the blob `digest` for streaming; the reader fails at its end if the bytes did not
+    /// match the digest or the expected size, so nothing built from them may be kept before
+    /// the stream ended cleanly.
+    pub fn open_blob(&self, digest: &str, size: u64) -> Result<VerifiedReader<File>> {
+        let path = self.blob_path(digest)?;
+        let file = File::open(&path).map_err(|e| Error::Blob {
+            digest: digest.into(),
+            reason: e.to_string(),
+        })?;
+        Ok(VerifiedReader {
+            inner: file,
+            hash: Sha256::new(),
+            expected: digest.to_owned(),
+            size,
+            read: 0,
+        })
+    }
+
+    /// Reads and parses a JSON blob, verified.
+    pub fn read_json<T: serde::de::DeserializeOwned>(&self, digest: &str, what: &str) -> Result<T> {
+        let bytes = self.read_blob(digest, MAX_JSON)?;
+        serde_json::from_slice(&bytes).map_err(|e| json(format!("{what} {digest}"), e))
+    }
+
+    /// Writes `bytes` as a blob; returns its digest.
+    pub fn write_blob(&self, bytes: &[u8]) -> Result<String> {
+        let mut w = self.blob_writer()?;
+        w.write_all(bytes).map_err(io(&w.path))?;
+        Ok(w.commit()?.0)
+    }
+
+    /// Writes `value` as canonical JSON (sorted keys, no spaces); returns digest and size.
+    pub fn write_json<T: serde::Serialize>(&self, value: &T) -> Result<(String, u64)> {
+        let v = serde_json::to_value(value).map_err(|e| json("document", e))?;
+        let bytes = canonical(&v);
+        Ok((self.write_blob(&bytes)?, bytes.len() as u64))
+    }
+
+    /// A blob being written: a temporary file in the layout, named by its digest on commit.
+    pub fn blob_writer(&self) -> Result<BlobWriter> {
+        let dir = self.root.join("blobs").join("sha256");
+        let (file, path) = temp_file(&dir)?;
+        Ok(BlobWriter {
+            file: std::io::BufWriter::new(file),
+            path,
+            hash: Sha256::new(),
+            size: 0,
+            layout: self.clone(),
+        })
+    }
+
+    /// The parsed `index.json`.
+    pub fn index(&self) -> Result<ImageIndex> {
+        let bytes = read_limited(&self.root.join("index.json"), MAX_JSON)?;
+        serde_json::from_slice(&bytes).map_err(|e| json("index.json", e))
+    }
+
+    /// Replaces `index.json` atomically.
+    pub fn write_index(&self, index: &ImageIndex) -> Result<()> {
+        let v = serde_json::to_value(index).map_err(|e| json("index.json", e))?;
+        self.replace_file("index.json", &canonical(&v))
+    }
+
+    /// The descriptor `reference` names in `index.json`: a tag (`ref.name`), a digest, or,
+    /// with no reference, the only entry.
+    pub fn resolve(&self, reference: Option<&str>) -> Result<Descriptor> {
+        let index = self.index()?;
+        let found: Vec<&Descriptor> = index
+            .manifests()
+            .iter()
+            .filter(|d| match reference {
+                None => true,
+                Some(r) if r.starts_with("sha256:") => d.digest().to_string() == r,
+                Some(r) => d
+                    .annotations()
+                    .as_ref()
+                    .and_then(|a| a.get(REF_NAME))
+                    .is_some_and(|t| t == r),
+            })
+            .collect();
+        match found.as_slice() {
+            [one] => Ok((*one).clone()),
+            [] => Err(crate::error::unsupported(
+                format!("{}", self.root.display()),
+                format!("no image {}", reference.unwrap_or("(the layout is empty)")),
+            )),
+            _ => Err(crate::error::unsupported(
+                format!("{}", self.root.display()),
+                format!(
+                    "{} entries match {}; name one by tag or digest",
+                    found.len(),
+                    reference.unwrap_or("nothing")
+                ),
+            )),
+        }
+    }
+
+    /// Writes `name` in the layout's root through a temporary file and a rename.
+    fn replace_file(&self, name: &str, bytes: &[u8]) -> Result<()> {
+        let (mut file, tmp) = temp_file(&self.root)?;
+        file.write_all(bytes)
+            .and_then(|()| file.sync_all())
+            .map_err(io(&tmp))?;
+        let dest = self.root.join(name);
+        std::fs::rename(&tmp, &dest).map_err(io(&dest))
+    }
+}
+
+/// A blob being written into a layout. Dropped without [`BlobWriter::commit`], it leaves
+/// nothing behind.
+pub struct BlobWriter {
+    file: std::io::BufWriter<File>,
+    path: PathBuf,
+    hash: Sha256,
+    size: u64,
+    layout: Layout,
+}
+
+impl Write for BlobWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.hash.update(&buf[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl BlobWriter {
+    /// Bytes written so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Names the blob by its digest; returns digest and size.
+    pub fn commit(mut self) -> Result<(String, u64)> {
+        self.file.flush().map_err(io(&self.path))?;
+        self.file.get_ref().sync_all().map_err(io(&self.path))?;
+        let digest = format!("sha256:{}", rafs_format::hex(&self.hash.clone().finalize()));
+        let dest = self.layout.blob_path(&digest)?;
+        std::fs::rename(&self.path, &dest).map_err(io(&dest))?;
+        self.path = PathBuf::new();
+        Ok((digest, self.size))
+    }
+}
+
+impl Drop for BlobWriter {
+    fn drop(&mut self) {
+        if !self.path.as_os_str().is_empty() {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// A blob stream checked against its digest and size when it ends.
+pub struct VerifiedReader<R> {
+    inner: R,
+    hash: Sha256,
+    expected: String,
+    size: u64,
+    read: u64,
+}
+
+impl<R: Read> Read for VerifiedReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hash.update(&buf[..n]);
+        self.read += n as u64;
+        if self.read > self.size {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("blob {} is longer than its descriptor says", self.expected),
+            ));
+        }
+        if n == 0 && !buf.is_empty() {
+            let got = format!("sha256:{}", rafs_format::hex(&self.hash.clone().finalize()));
+            if got != self.expected || self.read != self.size {
+                let reason = format!(
+                    "blob {} does not match its digest and size ({} bytes read, {} expected)",
+                    self.expected, self.read, self.size
+                );
+                return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, reason));
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// JSON with sorted keys and no whitespace, so the same document always has the same digest
+/// (serde_json's map is ordered by key).
+pub fn canonical(v: &serde_json::Value) -> Vec<u8> {
+    serde_json::to_vec(v).unwrap_or_default()
+}
+
+/// A new file with a unique name in `dir`.
+fn temp_file(dir: &Path) -> Result<(File, PathBuf)> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    for _ in 0..100 {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let path = dir.join(format!(".rafs-tmp-{}-{n}", std::process::id()));
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
+            Ok(f) => return Ok((f, path)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(io(&path)(e)),
+        }
+    }
+    Err(io(dir)(std::io::Error::other("no free temporary name")))
+}
+
+/// Reads a file of at most `max` bytes.
+fn read_limited(path: &Path, max: u64) -> Result<Vec<u8>> {
+    let file = File::open(path).map_err(io(path))?;
+    let mut bytes = Vec::new();
+    file.take(max + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io(path))?;
+    if bytes.len() as u64 > max {
+        return Err(Error::Io {
+            path: path.display().to_string(),
+            source: std::io::Error::other(format!("larger than {max} bytes")),
+        });
+    }
+    Ok(bytes)
+}

@@ -1,0 +1,25 @@
+//! Whole OCI images to Nydus images, in-process: the Go converter's verbs
+//! (`Pack`, `UnpackEntry`, `Merge`, `Convert`) over OCI image layouts.
+//!
+//! This crate owns the image level: the layout on disk ([`layout`]), one layer to a Nydus blob
+//! layer ([`pack::pack_layer`]) and back to its bootstrap ([`pack::bootstrap_of`]), the
+//! bootstrap layer ([`bootstrap_layer::merge_layers`]), and the manifest, config and index
+//! rewrite ([`convert::convert_image`]). It does not own the formats: layers are built by
+//! `rafs-tar-build`, bootstraps merged by `rafs-merge`, blobs read by `rafs-chunker`.
+//!
+//! Dependencies: `oci-spec` (its `image` feature only) for the index and descriptor types;
+//! `serde_json` to edit manifests and configs as values, so unknown fields survive and keys
+//! are written sorted (stable digests); `sha2` for digests; `tar` and `flate2` for the
+//! bootstrap layer's gzip tar.
+
+pub mod bootstrap_layer;
+pub mod convert;
+pub mod error;
+pub mod layout;
+pub mod pack;
+
+pub use bootstrap_layer::{merge_layers, BootstrapLayer, MergeInput};
+pub use convert::{convert_image, ConvertOptions, ConvertReport, LayerReport};
+pub use error::{Error, Result};
+pub use layout::Layout;
+pub use pack::{bootstrap_of, pack_layer, PackedLayer};
