@@ -423,3 +423,111 @@ fn the_converted_filesystem_is_what_umoci_unpacks() {
     assert_eq!(ours, truth);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A registry process on 127.0.0.1, stopped when dropped.
+struct Registry {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts Debian's docker-registry with the config in testdata/, storing under `dir`.
+fn start_registry(dir: &Path) -> Option<Registry> {
+    if Command::new("docker-registry")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("SKIPPED: docker-registry is not installed");
+        return None;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/registry/config.yml");
+    let child = Command::new("docker-registry")
+        .arg("serve")
+        .arg(config)
+        .env("REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY", dir)
+        .env("REGISTRY_HTTP_ADDR", format!("127.0.0.1:{port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let registry = Registry { child, port };
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Some(registry);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("docker-registry did not listen on port {port}");
+}
+
+#[test]
+fn a_real_registry_takes_the_converted_image_byte_for_byte() {
+    if !have_umoci() {
+        return;
+    }
+    let dir = tempdir("registry");
+    let source = umoci_image(&dir);
+    let target = Layout::create(dir.join("out")).unwrap();
+    convert_image(
+        &source,
+        Some("v1"),
+        &target,
+        "v1-nydus",
+        &ConvertOptions::new(FsVersion::V6),
+    )
+    .unwrap();
+    let Some(registry) = start_registry(&dir.join("registry")) else {
+        return;
+    };
+    let remote = format!("docker://127.0.0.1:{}/rafs/x:v1-nydus", registry.port);
+    sh(
+        &dir,
+        &format!(
+            "skopeo copy -q --dest-tls-verify=false --preserve-digests oci:out:v1-nydus {remote}"
+        ),
+    );
+    let raw = Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false", "--raw", &remote])
+        .output()
+        .unwrap();
+    assert!(
+        raw.status.success(),
+        "{}",
+        String::from_utf8_lossy(&raw.stderr)
+    );
+    let (digest, _) = manifest_of(&target, "v1-nydus");
+    assert_eq!(
+        digest_of(&raw.stdout),
+        digest,
+        "the registry serves our manifest byte for byte"
+    );
+    // Back into a new layout: every blob arrives under its digest and verifies.
+    sh(
+        &dir,
+        &format!(
+            "skopeo copy -q --src-tls-verify=false --preserve-digests {remote} oci:back:v1-nydus"
+        ),
+    );
+    let back = Layout::open(dir.join("back")).unwrap();
+    let (back_digest, manifest) = manifest_of(&back, "v1-nydus");
+    assert_eq!(back_digest, digest);
+    for l in manifest.layers() {
+        back.read_blob(l.digest().as_ref(), 1 << 30).unwrap();
+    }
+    back.read_blob(manifest.config().digest().as_ref(), 1 << 20)
+        .unwrap();
+    drop(registry);
+    let _ = std::fs::remove_dir_all(&dir);
+}
