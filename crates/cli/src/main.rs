@@ -9,6 +9,7 @@
 
 mod check;
 mod convert;
+mod image;
 mod images;
 mod inspect;
 mod output;
@@ -51,6 +52,8 @@ enum Command {
     },
     /// Overlay per-layer bootstraps (lowest first) into one, as `nydus-image merge` does.
     Merge(Box<images::MergeArgs>),
+    /// Convert a whole OCI image (layout, oci-archive or docker-archive) into a Nydus image.
+    ConvertImage(Box<image::ConvertImageArgs>),
     /// Write an image back out as an OCI layer tar, or into a directory.
     Unpack(images::UnpackArgs),
     /// List a directory of an image (or the whole image).
@@ -83,6 +86,7 @@ fn main() -> ExitCode {
             json,
         } => check::run(&bootstrap, blob_dir.as_deref(), json),
         Command::Merge(args) => images::merge(&args),
+        Command::ConvertImage(args) => image::run(&args),
         Command::Unpack(args) => images::unpack(&args),
         Command::Ls(args) => images::ls(&args),
         Command::Cat(args) => images::cat(&args),

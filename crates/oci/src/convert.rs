@@ -88,6 +88,37 @@ pub fn convert_image(
     target_tag: &str,
     options: &ConvertOptions,
 ) -> Result<ConvertReport> {
+    convert_image_with_progress(source, source_ref, target, target_tag, options, &mut |_| {})
+}
+
+/// A step of a conversion, for progress displays.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Progress<'a> {
+    /// Layer `index` of `total` is starting; `size` is its stored size.
+    LayerStarted {
+        /// Position in the manifest.
+        index: usize,
+        /// Layers in the manifest.
+        total: usize,
+        /// The source layer's size.
+        size: u64,
+    },
+    /// A layer is done.
+    LayerDone(&'a LayerReport),
+    /// The layers' bootstraps are being merged.
+    Merging,
+}
+
+/// [`convert_image`], calling `progress` at each step.
+pub fn convert_image_with_progress(
+    source: &Layout,
+    source_ref: Option<&str>,
+    target: &Layout,
+    target_tag: &str,
+    options: &ConvertOptions,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Result<ConvertReport> {
     let desc = source.resolve(source_ref)?;
     let media = desc.media_type().to_string();
     if media != MEDIA_TYPE_OCI_MANIFEST && media != MEDIA_TYPE_DOCKER_MANIFEST {
@@ -96,7 +127,7 @@ pub fn convert_image(
             format!("media type {media}: only single manifests are converted so far"),
         ));
     }
-    let (new_desc, report) = convert_manifest(source, &desc, target, options)?;
+    let (new_desc, report) = convert_manifest(source, &desc, target, options, progress)?;
     tag(target, new_desc, target_tag)?;
     Ok(report)
 }
@@ -121,6 +152,7 @@ fn convert_manifest(
     desc: &Descriptor,
     target: &Layout,
     options: &ConvertOptions,
+    progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<(Value, ConvertReport)> {
     let source_digest = desc.digest().to_string();
     let manifest: Value = source.read_json(&source_digest, "manifest")?;
@@ -131,11 +163,19 @@ fn convert_manifest(
     let mut merge_inputs = Vec::with_capacity(layers.len());
     let mut reports = Vec::with_capacity(layers.len());
     for (index, layer) in layers.iter().enumerate() {
+        let size = layer["size"].as_u64().unwrap_or(0);
+        progress(Progress::LayerStarted {
+            index,
+            total: layers.len(),
+            size,
+        });
         let (input, report) = convert_layer(source, target, index, layer, options)?;
+        progress(Progress::LayerDone(&report));
         merge_inputs.push(input);
         reports.push(report);
     }
     let fs_version = options.build.fs_version;
+    progress(Progress::Merging);
     let boot = merge_layers(&merge_inputs, fs_version)?;
     let boot_digest = target.write_blob(&boot.gzip)?;
     let config = rewrite_config(source, &manifest, &reports, &boot.diff_id, target)?;

@@ -17,9 +17,14 @@ pub mod convert;
 pub mod error;
 pub mod layout;
 pub mod pack;
+pub mod source;
 
 pub use bootstrap_layer::{merge_layers, BootstrapLayer, MergeInput};
-pub use convert::{convert_image, ConvertOptions, ConvertReport, LayerReport};
+pub use convert::{
+    convert_image, convert_image_with_progress, ConvertOptions, ConvertReport, LayerReport,
+    Progress,
+};
 pub use error::{Error, Result};
 pub use layout::Layout;
 pub use pack::{bootstrap_of, pack_layer, PackedLayer};
+pub use source::ImageRef;

@@ -531,3 +531,87 @@ fn a_real_registry_takes_the_converted_image_byte_for_byte() {
     drop(registry);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The bootstrap layer's diff_id of the image tagged `tag`.
+fn bootstrap_diff_id(layout: &Layout, tag: &str) -> String {
+    let (_, manifest) = manifest_of(layout, tag);
+    let config: Value = layout
+        .read_json(manifest.config().digest().as_ref(), "config")
+        .unwrap();
+    config["rootfs"]["diff_ids"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn oci_archive_and_docker_archive_inputs_made_by_skopeo_convert_to_the_same_filesystem() {
+    if !have_umoci() {
+        return;
+    }
+    let dir = tempdir("archives");
+    let source = umoci_image(&dir);
+    sh(&dir, "skopeo copy -q oci:img:v1 oci-archive:o.tar:v1 && skopeo copy -q oci:img:v1 docker-archive:d.tar:rafs/x:v1");
+    let target = Layout::create(dir.join("out")).unwrap();
+    let options = ConvertOptions::new(FsVersion::V6);
+    convert_image(&source, Some("v1"), &target, "from-dir", &options).unwrap();
+    let archives = [
+        (
+            format!("oci-archive:{}:v1", dir.join("o.tar").display()),
+            "from-oci-archive",
+        ),
+        (
+            format!("docker-archive:{}", dir.join("d.tar").display()),
+            "from-docker-archive",
+        ),
+    ];
+    for (name, tag) in archives {
+        let image_ref: rafs_oci::ImageRef = name.parse().unwrap();
+        let scratch = dir.join(format!("scratch-{tag}"));
+        let (layout, reference) = image_ref.open(&scratch).unwrap();
+        convert_image(&layout, reference.as_deref(), &target, tag, &options).unwrap();
+    }
+    // The same layers give the same Nydus blob layers, so the same bootstrap layer.
+    let expected = bootstrap_diff_id(&target, "from-dir");
+    assert_eq!(bootstrap_diff_id(&target, "from-oci-archive"), expected);
+    assert_eq!(bootstrap_diff_id(&target, "from-docker-archive"), expected);
+    assert_eq!(
+        manifest_of(&target, "from-oci-archive").0,
+        manifest_of(&target, "from-dir").0
+    );
+    let (_, docker) = manifest_of(&target, "from-docker-archive");
+    assert_eq!(
+        docker.layers().last().unwrap().media_type().to_string(),
+        "application/vnd.docker.image.rootfs.diff.tar.gzip"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn an_archive_member_leaving_the_archive_is_refused_before_anything_is_written() {
+    let dir = tempdir("dotdot");
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(3);
+    h.set_mode(0o644);
+    h.set_entry_type(tar::EntryType::Regular);
+    // The tar crate refuses to write `..` through set_path; the raw name field takes it.
+    h.as_gnu_mut().unwrap().name[..14].copy_from_slice(b"../escaped.txt");
+    h.set_cksum();
+    tar.append(&h, &b"bad"[..]).unwrap();
+    std::fs::write(dir.join("evil.tar"), tar.into_inner().unwrap()).unwrap();
+    let image_ref: rafs_oci::ImageRef = format!("oci-archive:{}", dir.join("evil.tar").display())
+        .parse()
+        .unwrap();
+    let scratch = dir.join("scratch");
+    std::fs::create_dir_all(&scratch).unwrap();
+    let e = image_ref.open(&scratch).unwrap_err();
+    assert!(matches!(e, rafs_oci::Error::Unsupported { .. }), "{e}");
+    assert!(e.to_string().contains("leaves the archive"), "{e}");
+    assert!(!dir.join("escaped.txt").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}

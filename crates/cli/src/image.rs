@@ -1,0 +1,167 @@
+//! `rafs convert-image`: whole OCI images to Nydus images (rafs-oci), with progress and a
+//! `--json` report.
+
+use crate::CliResult;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use rafs_format::model::{Compressor, Digester, FsVersion};
+use rafs_oci::{ConvertOptions, ImageRef, Layout, Progress};
+use serde::Serialize;
+use std::process::ExitCode;
+
+/// Arguments of `rafs convert-image`.
+#[derive(Args)]
+pub struct ConvertImageArgs {
+    /// The source image: oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE.
+    source: String,
+    /// The target: oci:DIR:TAG (the layout is created if missing; index.json changes last).
+    target: String,
+    /// RAFS version.
+    #[arg(long = "fs-version", default_value = "6", value_parser = ["5", "6"])]
+    fs_version: String,
+    /// Chunk compressor.
+    #[arg(long, short = 'c', default_value = "zstd", value_parser = ["none", "lz4_block", "zstd"])]
+    compressor: String,
+    /// Chunk digester.
+    #[arg(long, default_value = "blake3", value_parser = ["blake3", "sha256"])]
+    digester: String,
+    /// Chunk size: a power of two from 0x1000 to 0x1000000 (hex with 0x, or decimal).
+    #[arg(long = "chunk-size", short = 'S', default_value = "0x100000")]
+    chunk_size: String,
+    /// Worker threads per layer; 0: one per core.
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Print the report as JSON on standard output.
+    #[arg(long)]
+    json: bool,
+    /// No progress display.
+    #[arg(long, short = 'q')]
+    quiet: bool,
+}
+
+/// The `--json` report.
+#[derive(Serialize)]
+struct Report {
+    source_manifest: String,
+    target_manifest: String,
+    bootstrap_layer: String,
+    layers: Vec<LayerJson>,
+}
+
+#[derive(Serialize)]
+struct LayerJson {
+    source_digest: String,
+    source_size: u64,
+    nydus_digest: String,
+    nydus_size: u64,
+    seconds: f64,
+}
+
+fn options(a: &ConvertImageArgs) -> CliResult<ConvertOptions> {
+    let mut o = ConvertOptions::new(if a.fs_version == "5" {
+        FsVersion::V5
+    } else {
+        FsVersion::V6
+    });
+    o.build.compressor = match a.compressor.as_str() {
+        "none" => Compressor::None,
+        "lz4_block" => Compressor::Lz4Block,
+        _ => Compressor::Zstd,
+    };
+    o.build.digester = if a.digester == "sha256" {
+        Digester::Sha256
+    } else {
+        Digester::Blake3
+    };
+    let cs = &a.chunk_size;
+    let v = match cs.strip_prefix("0x").or_else(|| cs.strip_prefix("0X")) {
+        Some(hex) => u32::from_str_radix(hex, 16),
+        None => cs.parse(),
+    };
+    o.build.chunk_size = v.map_err(|_| format!("--chunk-size {cs:?} is not a number"))?;
+    o.build.threads = a.threads;
+    o.build.validate().map_err(|e| e.to_string())?;
+    Ok(o)
+}
+
+/// Runs `rafs convert-image`.
+pub fn run(a: &ConvertImageArgs) -> CliResult<ExitCode> {
+    let options = options(a)?;
+    let source: ImageRef = a.source.parse()?;
+    let Ok(ImageRef::Oci {
+        dir,
+        reference: Some(tag),
+    }) = a.target.parse::<ImageRef>()
+    else {
+        return Err(format!("target {:?}: expected oci:DIR:TAG", a.target).into());
+    };
+    let scratch = std::env::temp_dir().join(format!("rafs-convert-image-{}", std::process::id()));
+    let _cleanup = RemoveOnDrop(scratch.clone());
+    let (layout, reference) = source.open(&scratch)?;
+    let target = Layout::create(&dir)?;
+    let bar = bar(a.quiet || a.json);
+    let report = rafs_oci::convert_image_with_progress(
+        &layout,
+        reference.as_deref(),
+        &target,
+        &tag,
+        &options,
+        &mut |p| show(&bar, &p),
+    )?;
+    bar.finish_and_clear();
+    if a.json {
+        let r = Report {
+            source_manifest: report.source_manifest,
+            target_manifest: report.target_manifest,
+            bootstrap_layer: report.bootstrap_layer,
+            layers: report
+                .layers
+                .into_iter()
+                .map(|l| LayerJson {
+                    source_digest: l.source_digest,
+                    source_size: l.source_size,
+                    nydus_digest: l.digest,
+                    nydus_size: l.size,
+                    seconds: l.seconds,
+                })
+                .collect(),
+        };
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        eprintln!("{} -> {}", report.source_manifest, report.target_manifest);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn bar(hidden: bool) -> ProgressBar {
+    if hidden {
+        return ProgressBar::hidden();
+    }
+    let b = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    b.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {pos}/{len} layers {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    b
+}
+
+fn show(bar: &ProgressBar, p: &Progress<'_>) {
+    match p {
+        Progress::LayerStarted { index, total, size } => {
+            bar.set_length(*total as u64);
+            bar.set_message(format!("layer {} ({size} bytes)", index + 1));
+        }
+        Progress::LayerDone(_) => bar.inc(1),
+        Progress::Merging => bar.set_message("merging bootstraps"),
+        _ => {}
+    }
+}
+
+/// Removes a scratch directory when the command ends, however it ends.
+struct RemoveOnDrop(std::path::PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
