@@ -42,9 +42,17 @@ pub struct ConvertImageArgs {
 /// The `--json` report.
 #[derive(Serialize)]
 struct Report {
+    source: String,
+    target: String,
+    manifests: Vec<ManifestJson>,
+}
+
+#[derive(Serialize)]
+struct ManifestJson {
     source_manifest: String,
     target_manifest: String,
     bootstrap_layer: String,
+    already_nydus: bool,
     layers: Vec<LayerJson>,
 }
 
@@ -110,25 +118,9 @@ pub fn run(a: &ConvertImageArgs) -> CliResult<ExitCode> {
     )?;
     bar.finish_and_clear();
     if a.json {
-        let r = Report {
-            source_manifest: report.source_manifest,
-            target_manifest: report.target_manifest,
-            bootstrap_layer: report.bootstrap_layer,
-            layers: report
-                .layers
-                .into_iter()
-                .map(|l| LayerJson {
-                    source_digest: l.source_digest,
-                    source_size: l.source_size,
-                    nydus_digest: l.digest,
-                    nydus_size: l.size,
-                    seconds: l.seconds,
-                })
-                .collect(),
-        };
-        println!("{}", serde_json::to_string_pretty(&r)?);
-    } else {
-        eprintln!("{} -> {}", report.source_manifest, report.target_manifest);
+        println!("{}", serde_json::to_string_pretty(&json_report(report))?);
+    } else if !a.quiet {
+        eprintln!("{} -> {}", report.source, report.target);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -163,5 +155,34 @@ struct RemoveOnDrop(std::path::PathBuf);
 impl Drop for RemoveOnDrop {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn json_report(report: rafs_oci::ConvertReport) -> Report {
+    let manifests = report
+        .manifests
+        .into_iter()
+        .map(|m| ManifestJson {
+            source_manifest: m.source_manifest,
+            target_manifest: m.target_manifest,
+            bootstrap_layer: m.bootstrap_layer,
+            already_nydus: m.already_nydus,
+            layers: m
+                .layers
+                .into_iter()
+                .map(|l| LayerJson {
+                    source_digest: l.source_digest,
+                    source_size: l.source_size,
+                    nydus_digest: l.digest,
+                    nydus_size: l.size,
+                    seconds: l.seconds,
+                })
+                .collect(),
+        })
+        .collect();
+    Report {
+        source: report.source,
+        target: report.target,
+        manifests,
     }
 }

@@ -63,10 +63,10 @@ pub struct LayerReport {
     pub seconds: f64,
 }
 
-/// What [`convert_image`] did.
+/// What converting one manifest did.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
-pub struct ConvertReport {
+pub struct ManifestReport {
     /// The source manifest's digest.
     pub source_manifest: String,
     /// The target manifest's digest.
@@ -75,6 +75,20 @@ pub struct ConvertReport {
     pub layers: Vec<LayerReport>,
     /// The bootstrap layer's digest.
     pub bootstrap_layer: String,
+    /// Whether the source already was a Nydus image, copied unchanged.
+    pub already_nydus: bool,
+}
+
+/// What [`convert_image`] did.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct ConvertReport {
+    /// The source's digest (a manifest or an index).
+    pub source: String,
+    /// The target's digest (a manifest, or an index for several platforms).
+    pub target: String,
+    /// Per converted manifest, in index order.
+    pub manifests: Vec<ManifestReport>,
 }
 
 /// Converts the image `source_ref` (tag or digest; `None`: the only one) of `source` into a
@@ -121,15 +135,69 @@ pub fn convert_image_with_progress(
 ) -> Result<ConvertReport> {
     let desc = source.resolve(source_ref)?;
     let media = desc.media_type().to_string();
-    if media != MEDIA_TYPE_OCI_MANIFEST && media != MEDIA_TYPE_DOCKER_MANIFEST {
-        return Err(unsupported(
-            format!("image {}", desc.digest()),
-            format!("media type {media}: only single manifests are converted so far"),
-        ));
-    }
-    let (new_desc, report) = convert_manifest(source, &desc, target, options, progress)?;
+    let digest = desc.digest().to_string();
+    let (new_desc, manifests) =
+        if media == MEDIA_TYPE_OCI_MANIFEST || media == MEDIA_TYPE_DOCKER_MANIFEST {
+            let (new_desc, report) = convert_manifest(source, &desc, target, options, progress)?;
+            (new_desc, vec![report])
+        } else if media == MEDIA_TYPE_OCI_INDEX || media == MEDIA_TYPE_DOCKER_LIST {
+            convert_index(source, &digest, target, options, progress)?
+        } else {
+            return Err(unsupported(
+                format!("image {digest}"),
+                format!("media type {media} is not an image"),
+            ));
+        };
+    let report = ConvertReport {
+        source: digest,
+        target: new_desc["digest"].as_str().unwrap_or_default().to_owned(),
+        manifests,
+    };
     tag(target, new_desc, target_tag)?;
     Ok(report)
+}
+
+/// Converts every manifest of an index. One manifest gives that manifest (as the Go converter
+/// does); several give a new index with each converted manifest under its platform.
+fn convert_index(
+    source: &Layout,
+    digest: &str,
+    target: &Layout,
+    options: &ConvertOptions,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Result<(Value, Vec<ManifestReport>)> {
+    let index: Value = source.read_json(digest, "index")?;
+    let what = format!("index {digest}");
+    let entries: Vec<Descriptor> =
+        serde_json::from_value(index["manifests"].clone()).map_err(|e| json(&what, e))?;
+    let mut descs = Vec::with_capacity(entries.len());
+    let mut reports = Vec::with_capacity(entries.len());
+    for entry in &entries {
+        let media = entry.media_type().to_string();
+        if media != MEDIA_TYPE_OCI_MANIFEST && media != MEDIA_TYPE_DOCKER_MANIFEST {
+            return Err(unsupported(
+                &what,
+                format!(
+                    "entry {} has media type {media}; nested indexes are not converted",
+                    entry.digest()
+                ),
+            ));
+        }
+        let (d, r) = convert_manifest(source, entry, target, options, progress)?;
+        descs.push(d);
+        reports.push(r);
+    }
+    if let [one] = descs.as_slice() {
+        return Ok((one.clone(), reports));
+    }
+    let mut new_index = index.clone();
+    new_index["manifests"] = Value::Array(descs);
+    let (new_digest, size) = target.write_json(&new_index)?;
+    let media = index["mediaType"].as_str().unwrap_or(MEDIA_TYPE_OCI_INDEX);
+    Ok((
+        json!({"mediaType": media, "digest": new_digest, "size": size}),
+        reports,
+    ))
 }
 
 /// Points `tag` in `layout`'s index at `desc`, replacing an entry with that tag.
@@ -153,10 +221,13 @@ fn convert_manifest(
     target: &Layout,
     options: &ConvertOptions,
     progress: &mut dyn FnMut(Progress<'_>),
-) -> Result<(Value, ConvertReport)> {
+) -> Result<(Value, ManifestReport)> {
     let source_digest = desc.digest().to_string();
     let manifest: Value = source.read_json(&source_digest, "manifest")?;
     let what = format!("manifest {source_digest}");
+    if is_nydus(&manifest) {
+        return copy_unchanged(source, desc, &manifest, target);
+    }
     let layers = manifest["layers"]
         .as_array()
         .ok_or_else(|| json(&what, "no layers"))?;
@@ -196,13 +267,72 @@ fn convert_manifest(
     if let Some(p) = desc.platform() {
         new_desc["platform"] = serde_json::to_value(p).map_err(|e| json(&what, e))?;
     }
-    let report = ConvertReport {
+    let report = ManifestReport {
         source_manifest: source_digest,
         target_manifest: digest,
         layers: reports,
         bootstrap_layer: boot_digest,
+        already_nydus: false,
     };
     Ok((new_desc, report))
+}
+
+/// Whether a manifest is already Nydus: its last layer is a bootstrap layer (`isNydusImage`).
+fn is_nydus(manifest: &Value) -> bool {
+    let last = manifest["layers"].as_array().and_then(|l| l.last());
+    last.is_some_and(|l| l["annotations"][ANNOTATION_NYDUS_BOOTSTRAP].is_string())
+}
+
+/// A Nydus manifest passes unchanged: its blobs are copied (verified) into the target.
+fn copy_unchanged(
+    source: &Layout,
+    desc: &Descriptor,
+    manifest: &Value,
+    target: &Layout,
+) -> Result<(Value, ManifestReport)> {
+    let digest = desc.digest().to_string();
+    let config = &manifest["config"];
+    let mut blobs: Vec<(&str, u64)> = vec![(
+        config["digest"].as_str().unwrap_or_default(),
+        config["size"].as_u64().unwrap_or(0),
+    )];
+    let layers = manifest["layers"].as_array().map_or(&[][..], Vec::as_slice);
+    blobs.extend(layers.iter().map(|l| {
+        (
+            l["digest"].as_str().unwrap_or_default(),
+            l["size"].as_u64().unwrap_or(0),
+        )
+    }));
+    for (blob, size) in blobs {
+        if !target.has_blob(blob) {
+            let mut w = target.blob_writer()?;
+            let mut r = source.open_blob(blob, size)?;
+            std::io::copy(&mut r, &mut w).map_err(|e| Error::Blob {
+                digest: blob.to_owned(),
+                reason: e.to_string(),
+            })?;
+            w.commit()?;
+        }
+    }
+    let bytes = source.read_blob(&digest, crate::layout::MAX_JSON)?;
+    target.write_blob(&bytes)?;
+    let mut d = serde_json::to_value(desc).map_err(|e| json("descriptor", e))?;
+    if let Some(a) = d.get_mut("annotations").and_then(Value::as_object_mut) {
+        a.remove(REF_NAME);
+    }
+    let boot = layers
+        .last()
+        .and_then(|l| l["digest"].as_str())
+        .unwrap_or_default()
+        .to_owned();
+    let report = ManifestReport {
+        source_manifest: digest.clone(),
+        target_manifest: digest,
+        layers: Vec::new(),
+        bootstrap_layer: boot,
+        already_nydus: true,
+    };
+    Ok((d, report))
 }
 
 /// The layer media types that are converted: OCI and Docker tar layers, any compression.

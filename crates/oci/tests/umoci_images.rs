@@ -115,8 +115,15 @@ fn a_umoci_image_converts_to_a_nydus_image_that_meets_every_rule() {
     .unwrap();
     let (src_digest, src_manifest) = manifest_of(&source, "v1");
     let (digest, manifest) = manifest_of(&target, "v1-nydus");
-    assert_eq!(report.source_manifest, src_digest);
-    assert_eq!(report.target_manifest, digest);
+    assert_eq!(
+        (report.source.as_str(), report.target.as_str()),
+        (src_digest.as_str(), digest.as_str())
+    );
+    assert_eq!(report.manifests.len(), 1);
+    assert_eq!(
+        report.manifests[0].layers.len(),
+        src_manifest.layers().len()
+    );
     let layers = manifest.layers();
     assert_eq!(
         layers.len(),
@@ -613,5 +620,61 @@ fn an_archive_member_leaving_the_archive_is_refused_before_anything_is_written()
     assert!(matches!(e, rafs_oci::Error::Unsupported { .. }), "{e}");
     assert!(e.to_string().contains("leaves the archive"), "{e}");
     assert!(!dir.join("escaped.txt").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn an_index_of_two_platforms_converts_each_and_a_nydus_image_passes_unchanged() {
+    if !have_umoci() {
+        return;
+    }
+    let dir = tempdir("index");
+    let source = umoci_image(&dir);
+    let (digest, _) = manifest_of(&source, "v1");
+    let entry = |arch: &str| {
+        serde_json::json!({
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": digest,
+            "size": std::fs::metadata(source.blob_path(&digest).unwrap()).unwrap().len(),
+            "platform": {"os": "linux", "architecture": arch},
+        })
+    };
+    let index = serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [entry("amd64"), entry("arm64")]});
+    let (index_digest, index_size) = source.write_json(&index).unwrap();
+    let mut top: Value = serde_json::to_value(source.index().unwrap()).unwrap();
+    top["manifests"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "digest": index_digest,
+            "size": index_size,
+            "annotations": {"org.opencontainers.image.ref.name": "multi"},
+        }));
+    source
+        .write_index(&serde_json::from_value(top).unwrap())
+        .unwrap();
+    let target = Layout::create(dir.join("out")).unwrap();
+    let options = ConvertOptions::new(FsVersion::V6);
+    let report = convert_image(&source, Some("multi"), &target, "multi-nydus", &options).unwrap();
+    assert_eq!(report.manifests.len(), 2);
+    let new_index: Value = target.read_json(&report.target, "index").unwrap();
+    let platforms: Vec<&str> = new_index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["platform"]["architecture"].as_str().unwrap())
+        .collect();
+    assert_eq!(platforms, ["amd64", "arm64"]);
+    // A Nydus image passes unchanged: same manifest digest, blobs copied.
+    let single = convert_image(&source, Some("v1"), &target, "v1-nydus", &options).unwrap();
+    let again = Layout::create(dir.join("again")).unwrap();
+    let copied = convert_image(&target, Some("v1-nydus"), &again, "same", &options).unwrap();
+    assert!(copied.manifests[0].already_nydus);
+    assert_eq!(copied.target, single.target);
+    let (_, manifest) = manifest_of(&again, "same");
+    for l in manifest.layers() {
+        again.read_blob(l.digest().as_ref(), 1 << 30).unwrap();
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
