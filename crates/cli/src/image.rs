@@ -186,3 +186,81 @@ fn json_report(report: rafs_oci::ConvertReport) -> Report {
         manifests,
     }
 }
+
+/// Arguments of `rafs check-image`.
+#[derive(Args)]
+pub struct CheckImageArgs {
+    /// The Nydus image: oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE.
+    image: String,
+    /// The source image, to compare every path of the filesystem with.
+    #[arg(long)]
+    source: Option<String>,
+    /// Print the rules' results as JSON on standard output.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct CheckJson {
+    manifest: String,
+    ok: bool,
+    rules: Vec<RuleJson>,
+}
+
+#[derive(Serialize)]
+struct RuleJson {
+    rule: &'static str,
+    ok: bool,
+    problems: Vec<String>,
+}
+
+/// Runs `rafs check-image`: exit 0 only when every rule holds.
+pub fn check(a: &CheckImageArgs) -> CliResult<ExitCode> {
+    let scratch = std::env::temp_dir().join(format!("rafs-check-image-{}", std::process::id()));
+    let _cleanup = RemoveOnDrop(scratch.clone());
+    let image: ImageRef = a.image.parse()?;
+    let (layout, reference) = image.open(&scratch.join("image"))?;
+    let source = match &a.source {
+        Some(s) => Some(s.parse::<ImageRef>()?.open(&scratch.join("source"))?),
+        None => None,
+    };
+    let source_arg = source.as_ref().map(|(l, r)| (l, r.as_deref()));
+    let report = rafs_oci::check_image(&layout, reference.as_deref(), source_arg)?;
+    if a.json {
+        let rules = report
+            .rules
+            .iter()
+            .map(|r| RuleJson {
+                rule: r.rule,
+                ok: r.problems.is_empty(),
+                problems: r.problems.clone(),
+            })
+            .collect();
+        let j = CheckJson {
+            manifest: report.manifest.clone(),
+            ok: report.ok(),
+            rules,
+        };
+        println!("{}", serde_json::to_string_pretty(&j)?);
+    } else {
+        for r in &report.rules {
+            println!(
+                "{} rule: {}",
+                r.rule,
+                if r.problems.is_empty() {
+                    "ok"
+                } else {
+                    "FAILED"
+                }
+            );
+            for p in &r.problems {
+                println!("  {p}");
+            }
+        }
+    }
+    Ok(if report.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}

@@ -54,6 +54,9 @@ enum Command {
     Merge(Box<images::MergeArgs>),
     /// Convert a whole OCI image (layout, oci-archive or docker-archive) into a Nydus image.
     ConvertImage(Box<image::ConvertImageArgs>),
+    /// Check a Nydus image as `nydusify check` does: manifest, bootstrap and (with --source)
+    /// filesystem rules; exit 0 only when all hold.
+    CheckImage(image::CheckImageArgs),
     /// Write an image back out as an OCI layer tar, or into a directory.
     Unpack(images::UnpackArgs),
     /// List a directory of an image (or the whole image).
@@ -87,6 +90,7 @@ fn main() -> ExitCode {
         } => check::run(&bootstrap, blob_dir.as_deref(), json),
         Command::Merge(args) => images::merge(&args),
         Command::ConvertImage(args) => image::run(&args),
+        Command::CheckImage(args) => image::check(&args),
         Command::Unpack(args) => images::unpack(&args),
         Command::Ls(args) => images::ls(&args),
         Command::Cat(args) => images::cat(&args),

@@ -13,13 +13,16 @@
 //! bootstrap layer's gzip tar.
 
 pub mod bootstrap_layer;
+pub mod check;
 pub mod convert;
 pub mod error;
 pub mod layout;
+mod overlay;
 pub mod pack;
 pub mod source;
 
 pub use bootstrap_layer::{merge_layers, BootstrapLayer, MergeInput};
+pub use check::{check_image, CheckReport, RuleResult};
 pub use convert::{
     convert_image, convert_image_with_progress, ConvertOptions, ConvertReport, LayerReport,
     Progress,

@@ -678,3 +678,133 @@ fn an_index_of_two_platforms_converts_each_and_a_nydus_image_passes_unchanged() 
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Rewrites the image tagged `tag` as `new_tag`, after `edit` changed its manifest and config.
+fn edited(
+    layout: &Layout,
+    tag: &str,
+    new_tag: &str,
+    edit: impl FnOnce(&Layout, &mut Value, &mut Value),
+) {
+    let (_, manifest) = manifest_of(layout, tag);
+    let mut manifest = serde_json::to_value(&manifest).unwrap();
+    let mut config: Value = layout
+        .read_json(manifest["config"]["digest"].as_str().unwrap(), "config")
+        .unwrap();
+    edit(layout, &mut manifest, &mut config);
+    let (cd, cs) = layout.write_json(&config).unwrap();
+    manifest["config"]["digest"] = Value::from(cd);
+    manifest["config"]["size"] = Value::from(cs);
+    let (md, ms) = layout.write_json(&manifest).unwrap();
+    let mut index = serde_json::to_value(layout.index().unwrap()).unwrap();
+    index["manifests"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+            "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md, "size": ms,
+            "annotations": {"org.opencontainers.image.ref.name": new_tag},
+        }));
+    layout
+        .write_index(&serde_json::from_value(index).unwrap())
+        .unwrap();
+}
+
+/// The rules of `check_image` that fail, by name.
+fn failing(layout: &Layout, tag: &str, source: &Layout) -> Vec<&'static str> {
+    let report = rafs_oci::check_image(layout, Some(tag), Some((source, Some("v1")))).unwrap();
+    report
+        .rules
+        .iter()
+        .filter(|r| !r.problems.is_empty())
+        .map(|r| r.rule)
+        .collect()
+}
+
+/// A new bootstrap layer holding `bootstrap`, put in place of the manifest's last layer.
+fn replace_bootstrap(layout: &Layout, manifest: &mut Value, config: &mut Value, bootstrap: &[u8]) {
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_mode(0o444);
+    h.set_size(bootstrap.len() as u64);
+    tar.append_data(&mut h, "image/image.boot", bootstrap)
+        .unwrap();
+    let tar = tar.into_inner().unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, &tar).unwrap();
+    let gz = gz.finish().unwrap();
+    let digest = layout.write_blob(&gz).unwrap();
+    let last = manifest["layers"]
+        .as_array_mut()
+        .unwrap()
+        .last_mut()
+        .unwrap();
+    last["digest"] = Value::from(digest);
+    last["size"] = Value::from(gz.len());
+    let ids = config["rootfs"]["diff_ids"].as_array_mut().unwrap();
+    *ids.last_mut().unwrap() = Value::from(digest_of(&tar));
+}
+
+#[test]
+fn check_image_passes_a_converted_image_and_names_the_rule_each_fault_breaks() {
+    if !have_umoci() {
+        return;
+    }
+    let dir = tempdir("check");
+    let source = umoci_image(&dir);
+    let target = Layout::create(dir.join("out")).unwrap();
+    convert_image(
+        &source,
+        Some("v1"),
+        &target,
+        "good",
+        &ConvertOptions::new(FsVersion::V6),
+    )
+    .unwrap();
+    let report = rafs_oci::check_image(&target, Some("good"), Some((&source, Some("v1")))).unwrap();
+    assert!(report.ok(), "{report:?}");
+    assert_eq!(report.rules.len(), 3);
+    // A diff_id that is not its layer's digest, and a layer without its annotation.
+    edited(&target, "good", "bad-diff-id", |_, _, c| {
+        c["rootfs"]["diff_ids"][0] = Value::from(format!("sha256:{}", "0".repeat(64)))
+    });
+    assert_eq!(failing(&target, "bad-diff-id", &source), ["manifest"]);
+    edited(&target, "good", "no-annotation", |_, m, _| {
+        m["layers"][0]["annotations"]
+            .as_object_mut()
+            .unwrap()
+            .remove(ANNOTATION_NYDUS_BLOB);
+    });
+    assert_eq!(failing(&target, "no-annotation", &source), ["manifest"]);
+    // A blob id renamed in the merged bootstrap: no layer of the manifest has it.
+    edited(&target, "good", "renamed-blob", |l, m, c| {
+        let boot = rafs_oci::check::bootstrap_of_manifest(l, m).unwrap();
+        let mut image = rafs_format::decode(&boot).unwrap();
+        image.blobs[0].blob_id = "f".repeat(64);
+        replace_bootstrap(l, m, c, &rafs_format::encode(&image).unwrap());
+    });
+    // (Its files then cannot be read either, so the filesystem rule fails too.)
+    assert_eq!(failing(&target, "renamed-blob", &source)[0], "bootstrap");
+    // One flipped byte in a chunk of a blob layer: its chunk no longer matches its digest.
+    let (_, manifest) = manifest_of(&target, "good");
+    let boot =
+        rafs_oci::check::bootstrap_of_manifest(&target, &serde_json::to_value(&manifest).unwrap())
+            .unwrap();
+    let image = rafs_format::decode(&boot).unwrap();
+    let big = image
+        .tree
+        .lookup_components([b"data".as_slice(), b"big"])
+        .unwrap();
+    let chunk = image.tree.inode_of(big).chunks[0];
+    let path = target
+        .blob_path(&format!(
+            "sha256:{}",
+            image.blobs[chunk.blob_index as usize].blob_id
+        ))
+        .unwrap();
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[usize::try_from(chunk.compressed_offset).unwrap() + 10] ^= 1;
+    std::fs::write(&path, &bytes).unwrap();
+    assert_eq!(failing(&target, "good", &source)[0], "bootstrap");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -69,3 +69,11 @@ pub use limits::BuildLimits;
 pub use options::{BuildOptions, ConversionType, WhiteoutSpec};
 /// The model types a caller names when building (re-exported so one dependency suffices).
 pub use rafs_format::model::{Compressor, Digester, FsVersion};
+
+/// A layer stream decompressed as the builder reads it: gzip, zstd or a plain tar, told apart
+/// by its first bytes. For callers that read a source layer themselves (image checks).
+pub fn decompress_layer<'a, R: std::io::Read + 'a>(
+    input: R,
+) -> std::io::Result<Box<dyn std::io::Read + 'a>> {
+    input::open(input).map(|(reader, _)| reader)
+}

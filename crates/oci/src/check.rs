@@ -1,0 +1,383 @@
+//! `check-image` (spec image.md §5.1, what `nydusify check` verifies, done in-process):
+//! the manifest rule, the bootstrap rule (every blob id a layer of the manifest, every chunk
+//! read back and verified), and, given the source image, the filesystem rule (every path's
+//! type, mode, owner, size, device, link target, xattrs and content equal to the overlay of
+//! the source's layers).
+
+use crate::bootstrap_layer::BOOTSTRAP_PATH;
+use crate::convert::{
+    ANNOTATION_NYDUS_BLOB, ANNOTATION_NYDUS_BOOTSTRAP, MEDIA_TYPE_DOCKER_MANIFEST,
+    MEDIA_TYPE_OCI_MANIFEST,
+};
+use crate::error::{json, unsupported, Result};
+use crate::layout::{digest_of, sha256_hex, Layout};
+use crate::pack::MEDIA_TYPE_NYDUS_BLOB;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::io::Read;
+
+/// The outcome of one rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RuleResult {
+    /// `"manifest"`, `"bootstrap"` or `"filesystem"`.
+    pub rule: &'static str,
+    /// What does not hold; empty when the rule holds.
+    pub problems: Vec<String>,
+}
+
+/// The outcome of [`check_image`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CheckReport {
+    /// The manifest checked.
+    pub manifest: String,
+    /// Each rule, in order.
+    pub rules: Vec<RuleResult>,
+}
+
+impl CheckReport {
+    /// Whether every rule holds.
+    pub fn ok(&self) -> bool {
+        self.rules.iter().all(|r| r.problems.is_empty())
+    }
+}
+
+/// Checks the Nydus image `reference` of `layout` (a single manifest), and with `source` its
+/// filesystem against the source image's.
+pub fn check_image(
+    layout: &Layout,
+    reference: Option<&str>,
+    source: Option<(&Layout, Option<&str>)>,
+) -> Result<CheckReport> {
+    let desc = layout.resolve(reference)?;
+    let digest = desc.digest().to_string();
+    let media = desc.media_type().to_string();
+    if media != MEDIA_TYPE_OCI_MANIFEST && media != MEDIA_TYPE_DOCKER_MANIFEST {
+        return Err(unsupported(
+            format!("image {digest}"),
+            format!("{media}: check one platform's manifest"),
+        ));
+    }
+    let manifest: Value = layout.read_json(&digest, "manifest")?;
+    let config: Value = layout.read_json(
+        manifest["config"]["digest"].as_str().unwrap_or_default(),
+        "config",
+    )?;
+    let source_image = match source {
+        Some((l, r)) => Some(source_manifest(l, r)?),
+        None => None,
+    };
+    let mut rules = vec![manifest_rule(
+        layout,
+        &manifest,
+        &config,
+        source_image.as_ref().map(|s| &s.2),
+    )];
+    let bootstrap = bootstrap_bytes(layout, &manifest);
+    rules.push(bootstrap_rule(layout, &manifest, bootstrap.as_deref()));
+    if let (Some((src_layout, src_manifest, _)), Ok(boot)) = (&source_image, &bootstrap) {
+        rules.push(filesystem_rule(layout, boot, src_layout, src_manifest));
+    }
+    Ok(CheckReport {
+        manifest: digest,
+        rules,
+    })
+}
+
+/// The source's layout, manifest and config.
+fn source_manifest(layout: &Layout, reference: Option<&str>) -> Result<(Layout, Value, Value)> {
+    let desc = layout.resolve(reference)?;
+    let manifest: Value = layout.read_json(desc.digest().as_ref(), "source manifest")?;
+    let config: Value = layout.read_json(
+        manifest["config"]["digest"].as_str().unwrap_or_default(),
+        "source config",
+    )?;
+    Ok((layout.clone(), manifest, config))
+}
+
+fn layers(manifest: &Value) -> &[Value] {
+    manifest["layers"].as_array().map_or(&[][..], Vec::as_slice)
+}
+
+/// The manifest rule: the last layer the annotated gzip bootstrap layer, every other a Nydus
+/// blob layer, one diff_id per layer (a blob layer's its digest, the bootstrap layer's its
+/// uncompressed tar's), and with a source the same runtime config.
+fn manifest_rule(
+    layout: &Layout,
+    manifest: &Value,
+    config: &Value,
+    source_config: Option<&Value>,
+) -> RuleResult {
+    let mut p = Vec::new();
+    let layers = layers(manifest);
+    let diff_ids = config["rootfs"]["diff_ids"]
+        .as_array()
+        .map_or(&[][..], Vec::as_slice);
+    if diff_ids.len() != layers.len() {
+        p.push(format!(
+            "{} diff_ids for {} layers",
+            diff_ids.len(),
+            layers.len()
+        ));
+    }
+    let Some((boot, blobs)) = layers.split_last() else {
+        p.push("no layers".into());
+        return RuleResult {
+            rule: "manifest",
+            problems: p,
+        };
+    };
+    if boot["annotations"][ANNOTATION_NYDUS_BOOTSTRAP].as_str() != Some("true") {
+        p.push(format!(
+            "the last layer lacks {ANNOTATION_NYDUS_BOOTSTRAP}=true"
+        ));
+    }
+    let boot_media = boot["mediaType"].as_str().unwrap_or_default();
+    if !matches!(
+        boot_media,
+        "application/vnd.oci.image.layer.v1.tar+gzip"
+            | "application/vnd.docker.image.rootfs.diff.tar.gzip"
+    ) {
+        p.push(format!(
+            "the bootstrap layer's media type {boot_media} is not a gzip layer type"
+        ));
+    }
+    for (i, l) in blobs.iter().enumerate() {
+        if l["mediaType"].as_str() != Some(MEDIA_TYPE_NYDUS_BLOB)
+            || l["annotations"][ANNOTATION_NYDUS_BLOB].as_str() != Some("true")
+        {
+            p.push(format!(
+                "layer {i} ({}) is not an annotated Nydus blob layer",
+                l["digest"]
+            ));
+        }
+        if diff_ids.get(i) != Some(&l["digest"]) {
+            p.push(format!(
+                "layer {i}: diff_id {} is not its digest {}",
+                diff_ids.get(i).unwrap_or(&Value::Null),
+                l["digest"]
+            ));
+        }
+    }
+    match bootstrap_tar(layout, boot) {
+        Ok(tar) if diff_ids.last() != Some(&Value::from(digest_of(&tar))) => {
+            p.push(format!(
+                "the bootstrap layer's diff_id is not the digest of its uncompressed tar ({})",
+                digest_of(&tar)
+            ));
+        }
+        Ok(_) => {}
+        Err(e) => p.push(format!("the bootstrap layer: {e}")),
+    }
+    if let Some(src) = source_config {
+        let strip = |v: &Value| {
+            let mut c = v["config"].clone();
+            if let Some(o) = c.as_object_mut() {
+                o.remove("ArgsEscaped");
+            }
+            c
+        };
+        if strip(config) != strip(src) {
+            p.push("the runtime config (config.config) differs from the source's".into());
+        }
+    }
+    RuleResult {
+        rule: "manifest",
+        problems: p,
+    }
+}
+
+/// The bootstrap layer's uncompressed tar.
+fn bootstrap_tar(layout: &Layout, boot: &Value) -> Result<Vec<u8>> {
+    let digest = boot["digest"].as_str().unwrap_or_default();
+    let gz = layout.read_blob(digest, 1 << 30)?;
+    let mut tar = Vec::new();
+    flate2::read::GzDecoder::new(gz.as_slice())
+        .take(1 << 31)
+        .read_to_end(&mut tar)
+        .map_err(|e| json(format!("bootstrap layer {digest}"), e))?;
+    Ok(tar)
+}
+
+/// `image/image.boot` of a Nydus manifest's bootstrap layer.
+pub fn bootstrap_of_manifest(layout: &Layout, manifest: &Value) -> Result<Vec<u8>> {
+    bootstrap_bytes(layout, manifest)
+}
+
+/// `image/image.boot` of the bootstrap layer.
+fn bootstrap_bytes(layout: &Layout, manifest: &Value) -> Result<Vec<u8>> {
+    let boot = layers(manifest)
+        .last()
+        .ok_or_else(|| json("manifest", "no layers"))?;
+    let tar = bootstrap_tar(layout, boot)?;
+    let mut archive = tar::Archive::new(tar.as_slice());
+    for entry in archive.entries().map_err(|e| json("bootstrap layer", e))? {
+        let mut entry = entry.map_err(|e| json("bootstrap layer", e))?;
+        if entry.path_bytes().as_ref() == BOOTSTRAP_PATH.as_bytes() {
+            let mut out = Vec::new();
+            entry
+                .read_to_end(&mut out)
+                .map_err(|e| json("bootstrap layer", e))?;
+            return Ok(out);
+        }
+    }
+    Err(json("bootstrap layer", format!("no {BOOTSTRAP_PATH}")))
+}
+
+/// The bootstrap rule: a valid bootstrap whose every blob id is a blob layer of the manifest,
+/// and whose every chunk reads back from those layers and matches its digest.
+fn bootstrap_rule(
+    layout: &Layout,
+    manifest: &Value,
+    bootstrap: std::result::Result<&[u8], &crate::Error>,
+) -> RuleResult {
+    let mut p = Vec::new();
+    let image = match bootstrap
+        .map_err(ToString::to_string)
+        .and_then(|b| rafs_format::decode(b).map_err(|e| e.to_string()))
+    {
+        Ok(i) => i,
+        Err(e) => {
+            p.push(e);
+            return RuleResult {
+                rule: "bootstrap",
+                problems: p,
+            };
+        }
+    };
+    let layers = layers(manifest);
+    let hexes: Vec<&str> = layers[..layers.len().saturating_sub(1)]
+        .iter()
+        .filter_map(|l| sha256_hex(l["digest"].as_str().unwrap_or_default()))
+        .collect();
+    for b in &image.blobs {
+        if !hexes.contains(&b.blob_id.as_str()) {
+            p.push(format!(
+                "blob id {} is not a layer of the manifest",
+                b.blob_id
+            ));
+        }
+    }
+    if p.is_empty() {
+        match rafs_reader::ImageReader::open_dir(image, &layout.root().join("blobs").join("sha256"))
+            .and_then(|r| r.verify_digests(true).verify_all())
+        {
+            Ok(_) => {}
+            Err(e) => p.push(format!("reading the chunks back: {e}")),
+        }
+    }
+    RuleResult {
+        rule: "bootstrap",
+        problems: p,
+    }
+}
+
+/// One path's attributes as both sides list them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Attrs {
+    pub kind: &'static str,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub size: u64,
+    pub rdev: u32,
+    pub link: Vec<u8>,
+    pub xattrs: BTreeMap<Vec<u8>, Vec<u8>>,
+    pub sha256: String,
+}
+
+/// The filesystem rule: the Nydus image's tree against the overlay of the source's layers.
+fn filesystem_rule(
+    layout: &Layout,
+    bootstrap: &[u8],
+    source: &Layout,
+    source_manifest: &Value,
+) -> RuleResult {
+    let mut p = Vec::new();
+    let ours = match nydus_listing(layout, bootstrap) {
+        Ok(l) => l,
+        Err(e) => {
+            return RuleResult {
+                rule: "filesystem",
+                problems: vec![e],
+            }
+        }
+    };
+    let theirs = match crate::overlay::overlay_listing(source, layers(source_manifest)) {
+        Ok(l) => l,
+        Err(e) => {
+            return RuleResult {
+                rule: "filesystem",
+                problems: vec![format!("the source: {e}")],
+            }
+        }
+    };
+    for (path, a) in &theirs {
+        match ours.get(path) {
+            None => p.push(format!("{} is missing", String::from_utf8_lossy(path))),
+            Some(b) if b != a => p.push(format!(
+                "{} differs: ours {b:?}, the source's {a:?}",
+                String::from_utf8_lossy(path)
+            )),
+            Some(_) => {}
+        }
+    }
+    for path in ours.keys().filter(|k| !theirs.contains_key(*k)) {
+        p.push(format!(
+            "{} is not in the source",
+            String::from_utf8_lossy(path)
+        ));
+    }
+    p.truncate(50);
+    RuleResult {
+        rule: "filesystem",
+        problems: p,
+    }
+}
+
+/// Every path of the Nydus image but the root, read through the layout's blobs.
+fn nydus_listing(
+    layout: &Layout,
+    bootstrap: &[u8],
+) -> std::result::Result<BTreeMap<Vec<u8>, Attrs>, String> {
+    use rafs_format::model::mode;
+    let image = rafs_format::decode(bootstrap).map_err(|e| e.to_string())?;
+    let reader =
+        rafs_reader::ImageReader::open_dir(image, &layout.root().join("blobs").join("sha256"))
+            .map_err(|e| e.to_string())?;
+    let mut out = BTreeMap::new();
+    for e in reader.image().tree.entries() {
+        if e.node == rafs_format::model::ROOT {
+            continue;
+        }
+        let i = e.inode;
+        let kind = crate::overlay::kind_of_mode(i.mode);
+        let sha256 = if i.file_type() == mode::S_IFREG {
+            digest_of(&reader.read_file(e.node).map_err(|err| err.to_string())?)
+        } else {
+            String::new()
+        };
+        let attrs = Attrs {
+            kind,
+            mode: i.mode & 0o7777,
+            uid: i.uid,
+            gid: i.gid,
+            size: if i.is_reg() { i.size } else { 0 },
+            rdev: if matches!(kind, "chr" | "blk") {
+                i.rdev
+            } else {
+                0
+            },
+            link: i.symlink.clone(),
+            xattrs: i
+                .xattrs
+                .iter()
+                .map(|x| (x.name.clone(), x.value.clone()))
+                .collect(),
+            sha256,
+        };
+        out.insert(e.path, attrs);
+    }
+    Ok(out)
+}
