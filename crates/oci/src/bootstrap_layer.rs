@@ -20,6 +20,9 @@ pub struct MergeInput {
     pub bootstrap: Vec<u8>,
     /// Its `.blob.meta` file (v6; `None` when the layer stores no chunk).
     pub blob_meta: Option<Vec<u8>>,
+    /// Directories its tar left out, which take the attributes of the same directory in the
+    /// layers below (as containerd's overlay unpack shows them), not the builder's defaults.
+    pub implicit_dirs: Vec<Vec<u8>>,
 }
 
 /// The bootstrap layer [`merge_layers`] made.
@@ -39,18 +42,23 @@ pub struct BootstrapLayer {
 /// Merges the layers (lowest first) and packs the result as the bootstrap layer.
 pub fn merge_layers(layers: &[MergeInput], fs_version: FsVersion) -> Result<BootstrapLayer> {
     let mut inputs = Vec::with_capacity(layers.len());
+    let mut images = Vec::with_capacity(layers.len());
     for l in layers {
         let hex = crate::layout::sha256_hex(&l.digest)
             .ok_or_else(|| json("layer digest", format!("{} is not sha256", l.digest)))?;
+        let image = rafs_format::decode(&l.bootstrap)?;
         inputs.push(Layer {
-            image: rafs_format::decode(&l.bootstrap)?,
+            image: image.clone(),
             blob_id: Some(hex.to_owned()),
         });
+        images.push(image);
     }
     let mut options = MergeOptions::default();
     options.prefetch_patterns = Some(vec!["/".into()]);
     options.fs_version = Some(fs_version);
-    let image = merge(inputs, &options)?;
+    let mut image = merge(inputs, &options)?;
+    let implicit: Vec<&[Vec<u8>]> = layers.iter().map(|l| l.implicit_dirs.as_slice()).collect();
+    crate::implicit::inherit_implicit_dirs(&mut image, &images, &implicit);
     let bootstrap = rafs_format::encode(&image)?;
     let tar = layer_tar(&bootstrap, layers, fs_version)?;
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());

@@ -413,6 +413,7 @@ fn convert_layer(
             digest: blob_digest,
             bootstrap: packed.bootstrap,
             blob_meta,
+            implicit_dirs: packed.implicit_dirs,
         },
         report,
     ))

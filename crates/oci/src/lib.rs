@@ -16,6 +16,7 @@ pub mod bootstrap_layer;
 pub mod check;
 pub mod convert;
 pub mod error;
+mod implicit;
 pub mod layout;
 mod overlay;
 pub mod pack;

@@ -19,6 +19,8 @@ pub struct PackedLayer {
     pub size: u64,
     /// The layer's own bootstrap (its blob id is the inline placeholder until merged).
     pub bootstrap: Vec<u8>,
+    /// Directories the layer's tar left out (see `BuildOutput::implicit_dirs`).
+    pub implicit_dirs: Vec<Vec<u8>>,
 }
 
 /// The options of the Go converter's `Pack` for a filesystem version: blob meta and bootstrap
@@ -60,6 +62,7 @@ pub fn pack_layer<R: Read, W: Write>(
             digest,
             size,
             bootstrap: built.bootstrap,
+            implicit_dirs: built.implicit_dirs,
         },
         inner,
     ))

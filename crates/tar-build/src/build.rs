@@ -88,6 +88,9 @@ pub struct BuildOutput<W> {
     pub sink: W,
     /// Figures.
     pub report: BuildReport,
+    /// Directories the tar did not list (its root without `./`, parents it left out), made
+    /// with default attributes: at image level they stand for the lower layers' directories.
+    pub implicit_dirs: Vec<Vec<u8>>,
 }
 
 /// Converts one OCI layer (plain, gzip or zstd tar, read once front to back) into a RAFS
@@ -112,6 +115,7 @@ pub fn build_tarfs_layer<R: Read>(input: R, options: &BuildOptions) -> Result<Bu
         image: out.image,
         sink: (),
         report: out.report,
+        implicit_dirs: out.implicit_dirs,
     })
 }
 
@@ -473,6 +477,7 @@ impl<'a, 'o, W: Write> Run<'a, 'o, W> {
         report.stream_time = started.elapsed();
         let finishing = Instant::now();
         let superblock = superblock_of(options);
+        let implicit_dirs = tree.implicit_dirs();
         let (bootstrap, image, sink) = match out {
             Out::Rafs(w) => finish_blob(*w, tree, superblock, options, &mut report)?,
             Out::Tarfs {
@@ -504,6 +509,7 @@ impl<'a, 'o, W: Write> Run<'a, 'o, W> {
             image,
             sink,
             report,
+            implicit_dirs,
         })
     }
 }

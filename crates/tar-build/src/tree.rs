@@ -45,6 +45,8 @@ struct BuildNode {
     children: BTreeMap<Vec<u8>, usize>,
     inode: usize,
     attrs: NameAttrs,
+    /// Whether the tar listed this path (false for the implicit root and parents).
+    listed: bool,
 }
 
 /// The tree under construction.
@@ -93,6 +95,7 @@ impl BuildTree {
                 children: BTreeMap::new(),
                 inode: 0,
                 attrs,
+                listed: false,
             }],
             inodes: vec![BuildInode {
                 inode: root,
@@ -103,6 +106,28 @@ impl BuildTree {
 
     fn is_dir(&self, node: usize) -> bool {
         self.inodes[self.nodes[node].inode].inode.is_dir()
+    }
+
+    /// Absolute paths of the directories the tar did not list (the root when it has no `./`
+    /// entry, parents it left out), which the builder made with default attributes. At image
+    /// level they stand for the lower layers' directories.
+    pub fn implicit_dirs(&self) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut stack = vec![(0usize, Vec::new())];
+        while let Some((n, path)) = stack.pop() {
+            if !self.nodes[n].listed {
+                out.push(if path.is_empty() {
+                    b"/".to_vec()
+                } else {
+                    path.clone()
+                });
+            }
+            for (name, &c) in &self.nodes[n].children {
+                stack.push((c, [path.as_slice(), b"/", name].concat()));
+            }
+        }
+        out.sort();
+        out
     }
 
     /// Paths in the tree, the root and implicit parents included.
@@ -152,6 +177,7 @@ impl BuildTree {
                         children: BTreeMap::new(),
                         inode,
                         attrs,
+                        listed: false,
                     });
                     self.nodes[cur].children.insert(c.clone(), n);
                     n
@@ -173,6 +199,7 @@ impl BuildTree {
             // The root entry replaces the implicit root's attributes.
             self.nodes[0].inode = inode;
             self.nodes[0].attrs = attrs;
+            self.nodes[0].listed = true;
             if !self.inodes[inode].inode.is_dir() {
                 return Err(K::BadField {
                     field: "type",
@@ -192,6 +219,7 @@ impl BuildTree {
                 let node = &mut self.nodes[n];
                 node.inode = inode;
                 node.attrs = attrs;
+                node.listed = true;
                 if !keep_children {
                     node.children.clear();
                 }
@@ -202,6 +230,7 @@ impl BuildTree {
                     children: BTreeMap::new(),
                     inode,
                     attrs,
+                    listed: true,
                 });
                 self.nodes[parent].children.insert(name, n);
             }

@@ -1,0 +1,99 @@
+//! Directories a layer's tar leaves out. The builder makes them `0755 0:0` with mtime 0, and
+//! the reference's merge lets those defaults win over the real directory below. containerd's
+//! overlay unpack shows the lower directory instead, so at image level, where the lower layers
+//! are known, such a directory takes the attributes of the nearest layer below that lists it,
+//! unless a whiteout or an opaque marker in between hides that one.
+
+use rafs_format::model::{Image, NodeId};
+
+const OPAQUE: &[u8] = b".wh..wh..opq";
+
+/// Components of an absolute path (`/` has none).
+fn components(path: &[u8]) -> Vec<&[u8]> {
+    path.split(|b| *b == b'/')
+        .filter(|c| !c.is_empty())
+        .collect()
+}
+
+/// Whether `layer` hides what lower layers hold at `path`: an opaque marker in a directory
+/// above it, or a whiteout of it or of a directory above it.
+fn hides(layer: &Image, path: &[&[u8]]) -> bool {
+    let tree = &layer.tree;
+    for depth in 0..path.len() {
+        let dir = &path[..depth];
+        let Some(d) = tree.lookup_components(dir.iter().copied()) else {
+            continue;
+        };
+        if tree.child(d, OPAQUE).is_some() {
+            return true;
+        }
+        let whiteout = [b".wh.".as_slice(), path[depth]].concat();
+        if tree.child(d, &whiteout).is_some() {
+            return true;
+        }
+    }
+    false
+}
+
+/// The attributes the directory at `path` should show, found below `top` (the topmost layer
+/// holding it, where it is implicit); `None` keeps the builder's defaults.
+fn lower_dir(
+    images: &[Image],
+    implicit: &[&[Vec<u8>]],
+    path: &[u8],
+    top: usize,
+) -> Option<(usize, NodeId)> {
+    let comps = components(path);
+    let mut j = top;
+    while j > 0 {
+        if hides(&images[j], &comps) {
+            return None;
+        }
+        j -= 1;
+        let Some(n) = images[j].tree.lookup_components(comps.iter().copied()) else {
+            continue;
+        };
+        if !images[j].tree.inode_of(n).is_dir() {
+            return None;
+        }
+        if !implicit[j].iter().any(|p| p.as_slice() == path) {
+            return Some((j, n));
+        }
+    }
+    None
+}
+
+/// Gives every directory of `merged` whose topmost layer left it out the attributes (mode,
+/// owner, times, xattrs) of the directory a lower layer lists.
+pub(crate) fn inherit_implicit_dirs(merged: &mut Image, images: &[Image], implicit: &[&[Vec<u8>]]) {
+    let mut fixes = Vec::new();
+    for e in merged.tree.entries() {
+        if !e.inode.is_dir() {
+            continue;
+        }
+        let path = e.path.clone();
+        let comps = components(&path);
+        let top = (0..images.len()).rev().find(|&k| {
+            images[k]
+                .tree
+                .lookup_components(comps.iter().copied())
+                .is_some()
+        });
+        let Some(top) = top.filter(|&k| implicit[k].contains(&path)) else {
+            continue;
+        };
+        if let Some((j, n)) = lower_dir(images, implicit, &path, top) {
+            fixes.push((e.node, images[j].tree.inode_of(n).clone()));
+        }
+    }
+    for (node, lower) in fixes {
+        let id = merged.tree.node(node).inode;
+        let inode = &mut merged.tree.inodes[id.0 as usize];
+        inode.mode = lower.mode;
+        inode.uid = lower.uid;
+        inode.gid = lower.gid;
+        inode.mtime = lower.mtime;
+        inode.mtime_nsec = lower.mtime_nsec;
+        inode.xattrs = lower.xattrs;
+    }
+}

@@ -1,0 +1,149 @@
+//! Filesystem truth for whole images: the converted image, exported as one EROFS block image
+//! and mounted by the kernel, lists exactly as the kernel's overlayfs mount of the source
+//! layers, each extracted by GNU tar (not by us) with its OCI whiteouts turned into
+//! overlayfs ones. Needs root, loop devices, EROFS, overlayfs, umoci and GNU tar; where one
+//! is missing the test prints SKIPPED.
+
+use rafs_format::model::FsVersion;
+use rafs_oci::layout::Layout;
+use rafs_oci::{convert_image, ConvertOptions};
+use rafs_testkit::{mount_erofs, mount_unavailable, run, treelist_dir};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn sh(dir: &Path, script: &str) {
+    let o = Command::new("bash")
+        .arg("-euc")
+        .arg(script)
+        .current_dir(dir)
+        .output()
+        .expect("bash");
+    assert!(
+        o.status.success(),
+        "{script}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// Why the comparison cannot run here, if it cannot.
+fn unavailable() -> Option<String> {
+    if let Some(why) = mount_unavailable() {
+        return Some(why);
+    }
+    let fs = std::fs::read_to_string("/proc/filesystems").unwrap_or_default();
+    if !fs.contains("overlay") && run("modprobe", &["overlay"]).is_err() {
+        return Some("the kernel has no overlayfs".into());
+    }
+    if run("umoci", &["--version"]).is_err() {
+        return Some("umoci is not installed".into());
+    }
+    None
+}
+
+/// Source layers with OCI whiteouts, extracted by GNU tar, whiteouts made overlayfs ones.
+fn extract_layers(layout: &Layout, tag: &str, dir: &Path) -> Vec<PathBuf> {
+    let d = layout.resolve(Some(tag)).unwrap();
+    let manifest: serde_json::Value = layout.read_json(d.digest().as_ref(), "manifest").unwrap();
+    let mut dirs = Vec::new();
+    for (i, l) in manifest["layers"].as_array().unwrap().iter().enumerate() {
+        let blob = layout.blob_path(l["digest"].as_str().unwrap()).unwrap();
+        let out = dir.join(format!("layer{i}"));
+        std::fs::create_dir_all(&out).unwrap();
+        sh(
+            dir,
+            &format!(
+                "tar -xpzf {} --xattrs --xattrs-include='*' --numeric-owner -C {}",
+                blob.display(),
+                out.display()
+            ),
+        );
+        let listed = Command::new("tar")
+            .args(["-tzf", blob.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let listed_file = dir.join(format!("layer{i}.listed"));
+        std::fs::write(&listed_file, listed.stdout).unwrap();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/as_overlay_layer.py");
+        let mut args = vec![
+            script.display().to_string(),
+            listed_file.display().to_string(),
+            out.display().to_string(),
+        ];
+        args.extend(dirs.iter().map(|d: &PathBuf| d.display().to_string()));
+        let o = Command::new("python3").args(&args).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        dirs.push(out);
+    }
+    dirs
+}
+
+#[test]
+fn the_exported_image_mounted_by_the_kernel_lists_as_overlayfs_of_the_source_layers() {
+    if let Some(why) = unavailable() {
+        println!("SKIPPED: kernel comparison of whole images: {why}");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("rafs-oci-kernel-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    sh(&dir, include_str!("umoci_image.sh"));
+    let source = Layout::open(dir.join("img")).unwrap();
+    let target = Layout::create(dir.join("out")).unwrap();
+    convert_image(
+        &source,
+        Some("v1"),
+        &target,
+        "n",
+        &ConvertOptions::new(FsVersion::V6),
+    )
+    .unwrap();
+    // The converted image, exported whole and mounted by the kernel's EROFS.
+    let d = target.resolve(Some("n")).unwrap();
+    let manifest: serde_json::Value = target.read_json(d.digest().as_ref(), "manifest").unwrap();
+    let boot = rafs_oci::check::bootstrap_of_manifest(&target, &manifest).unwrap();
+    let image = rafs_format::decode(&boot).unwrap();
+    let reader =
+        rafs_reader::ImageReader::open_dir(image, &target.root().join("blobs/sha256")).unwrap();
+    let exported = dir.join("export.img");
+    rafs_reader::export_block(&reader, std::fs::File::create(&exported).unwrap()).unwrap();
+    let erofs = mount_erofs(&exported, &[], &dir.join("erofs")).unwrap();
+    let ours = treelist_dir(erofs.dir()).unwrap();
+    drop(erofs);
+    // The source layers stacked by overlayfs.
+    let layers = extract_layers(&source, "v1", &dir);
+    let lower: Vec<String> = layers
+        .iter()
+        .rev()
+        .map(|d| d.display().to_string())
+        .collect();
+    let mnt = dir.join("overlay");
+    std::fs::create_dir_all(&mnt).unwrap();
+    run(
+        "mount",
+        &[
+            "-t",
+            "overlay",
+            "overlay",
+            "-o",
+            &format!("lowerdir={}", lower.join(":")),
+            mnt.to_str().unwrap(),
+        ],
+    )
+    .unwrap();
+    let theirs = treelist_dir(&mnt);
+    let _ = run("umount", &[mnt.to_str().unwrap()]);
+    // overlayfs reports a merged directory's st_nlink as 1; that is not a tree difference.
+    let normal = |s: &str| {
+        s.lines()
+            .map(|l| l.split("(st_nlink=").next().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    let (ours, theirs) = (normal(&ours), normal(&theirs.unwrap()));
+    assert!(ours.len() > 10, "{ours:?}");
+    assert_eq!(ours, theirs);
+    println!(
+        "{} paths: the kernel's EROFS mount of the converted image equals overlayfs of the source",
+        ours.len()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
