@@ -231,20 +231,7 @@ fn convert_manifest(
     let layers = manifest["layers"]
         .as_array()
         .ok_or_else(|| json(&what, "no layers"))?;
-    let mut merge_inputs = Vec::with_capacity(layers.len());
-    let mut reports = Vec::with_capacity(layers.len());
-    for (index, layer) in layers.iter().enumerate() {
-        let size = layer["size"].as_u64().unwrap_or(0);
-        progress(Progress::LayerStarted {
-            index,
-            total: layers.len(),
-            size,
-        });
-        let (input, report) = convert_layer(source, target, index, layer, options)?;
-        progress(Progress::LayerDone(&report));
-        merge_inputs.push(input);
-        reports.push(report);
-    }
+    let (merge_inputs, reports) = convert_layers(source, target, layers, options, progress)?;
     let fs_version = options.build.fs_version;
     progress(Progress::Merging);
     let boot = merge_layers(&merge_inputs, fs_version)?;
@@ -333,6 +320,62 @@ fn copy_unchanged(
         already_nydus: true,
     };
     Ok((d, report))
+}
+
+/// Converts the layers concurrently, as many at a time as there are cores (each streams its
+/// source once and writes its blob; their outputs do not depend on one another, so the
+/// result is the same in any order); reports come back in manifest order, and the first
+/// failure in manifest order is returned.
+fn convert_layers(
+    source: &Layout,
+    target: &Layout,
+    layers: &[Value],
+    options: &ConvertOptions,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Result<(Vec<MergeInput>, Vec<LayerReport>)> {
+    let at_once = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 8);
+    let mut merge_inputs = Vec::with_capacity(layers.len());
+    let mut reports = Vec::with_capacity(layers.len());
+    for (batch_no, batch) in layers.chunks(at_once).enumerate() {
+        let first = batch_no * at_once;
+        for (k, layer) in batch.iter().enumerate() {
+            let size = layer["size"].as_u64().unwrap_or(0);
+            progress(Progress::LayerStarted {
+                index: first + k,
+                total: layers.len(),
+                size,
+            });
+        }
+        let results: Vec<Result<(MergeInput, LayerReport)>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = batch
+                .iter()
+                .enumerate()
+                .map(|(k, layer)| {
+                    scope.spawn(move || convert_layer(source, target, first + k, layer, options))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(unsupported(
+                            "layer conversion",
+                            "a conversion thread panicked",
+                        ))
+                    })
+                })
+                .collect()
+        });
+        for result in results {
+            let (input, report) = result?;
+            progress(Progress::LayerDone(&report));
+            merge_inputs.push(input);
+            reports.push(report);
+        }
+    }
+    Ok((merge_inputs, reports))
 }
 
 /// The layer media types that are converted: OCI and Docker tar layers, any compression.
