@@ -170,22 +170,22 @@ fn manifest_rule(
         Ok(_) => {}
         Err(e) => p.push(format!("the bootstrap layer: {e}")),
     }
-    if let Some(src) = source_config {
-        let strip = |v: &Value| {
-            let mut c = v["config"].clone();
-            if let Some(o) = c.as_object_mut() {
-                o.remove("ArgsEscaped");
-            }
-            c
-        };
-        if strip(config) != strip(src) {
-            p.push("the runtime config (config.config) differs from the source's".into());
-        }
+    if source_config.is_some_and(|src| runtime_config(config) != runtime_config(src)) {
+        p.push("the runtime config (config.config) differs from the source's".into());
     }
     RuleResult {
         rule: "manifest",
         problems: p,
     }
+}
+
+/// The part of a config `nydusify check` compares: `config`, without `ArgsEscaped`.
+fn runtime_config(v: &Value) -> Value {
+    let mut c = v["config"].clone();
+    if let Some(o) = c.as_object_mut() {
+        o.remove("ArgsEscaped");
+    }
+    c
 }
 
 /// The bootstrap layer's uncompressed tar.
