@@ -354,7 +354,10 @@ fn nydus_listing(
         let i = e.inode;
         let kind = crate::overlay::kind_of_mode(i.mode);
         let sha256 = if i.file_type() == mode::S_IFREG {
-            digest_of(&reader.read_file(e.node).map_err(|err| err.to_string())?)
+            let file = reader.file_reader(e.node).map_err(|err| err.to_string())?;
+            crate::overlay::stream_digest(file)
+                .map_err(|err| err.to_string())?
+                .1
         } else {
             String::new()
         };

@@ -5,8 +5,9 @@
 
 use crate::check::Attrs;
 use crate::error::{json, Result};
-use crate::layout::{digest_of, Layout};
+use crate::layout::Layout;
 use serde_json::Value;
+use sha2::Digest as _;
 use std::collections::BTreeMap;
 use std::io::Read;
 
@@ -155,19 +156,20 @@ fn attrs_of<R: Read>(entry: &mut tar::Entry<'_, R>) -> std::io::Result<Attrs> {
             }
         }
     }
-    let (major, minor) = (
-        u64::from(h.device_major()?.unwrap_or(0)),
-        u64::from(h.device_minor()?.unwrap_or(0)),
-    );
+    // Only devices have meaningful device numbers (other headers may leave the fields blank).
     let rdev = if matches!(kind, "chr" | "blk") {
+        let major = u64::from(h.device_major()?.unwrap_or(0));
+        let minor = u64::from(h.device_minor()?.unwrap_or(0));
         makedev(major, minor)
     } else {
         0
     };
-    let mut data = Vec::new();
-    if kind == "reg" {
-        entry.read_to_end(&mut data)?;
-    }
+    // Streamed through the digest: memory does not grow with the file.
+    let (size, sha256) = if kind == "reg" {
+        stream_digest(&mut *entry)?
+    } else {
+        (0, String::new())
+    };
     let link = if kind == "sym" {
         entry
             .link_name_bytes()
@@ -181,20 +183,91 @@ fn attrs_of<R: Read>(entry: &mut tar::Entry<'_, R>) -> std::io::Result<Attrs> {
         mode: h.mode()? & 0o7777,
         uid: u32::try_from(h.uid()?).unwrap_or(u32::MAX),
         gid: u32::try_from(h.gid()?).unwrap_or(u32::MAX),
-        size: if kind == "reg" { data.len() as u64 } else { 0 },
+        size,
         rdev,
         link,
         xattrs,
-        sha256: if kind == "reg" {
-            digest_of(&data)
-        } else {
-            String::new()
-        },
+        sha256,
     })
+}
+
+/// Size and `sha256:` digest of everything `r` yields.
+pub(crate) fn stream_digest(mut r: impl Read) -> std::io::Result<(u64, String)> {
+    let mut hash = sha2::Sha256::new();
+    let size = std::io::copy(&mut r, &mut hash)?;
+    Ok((
+        size,
+        format!("sha256:{}", rafs_format::hex(&sha2::Digest::finalize(hash))),
+    ))
 }
 
 /// glibc `makedev` in the 32 bits RAFS keeps.
 fn makedev(major: u64, minor: u64) -> u32 {
     let v = (minor & 0xff) | ((major & 0xfff) << 8) | ((minor & !0xff) << 12);
     u32::try_from(v & 0xffff_ffff).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tar_of(entries: &[(&str, tar::EntryType, &[u8])], header: fn() -> tar::Header) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, kind, data) in entries {
+            let mut h = header();
+            h.set_entry_type(*kind);
+            h.set_mode(0o644);
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(0);
+            h.set_size(data.len() as u64);
+            b.append_data(&mut h, name, *data).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn file_headers_with_blank_device_fields_are_read() {
+        // Builders leave the device fields of files blank: only devices may need them.
+        let layer = tar_of(
+            &[("a/f", tar::EntryType::Regular, b"abc")],
+            tar::Header::new_old,
+        );
+        let mut fs = BTreeMap::new();
+        apply_layer(&mut fs, layer.as_slice()).unwrap();
+        assert_eq!(fs[b"/a/f".as_slice()].size, 3);
+        assert_eq!(fs[b"/a/f".as_slice()].sha256, digest_of_bytes(b"abc"));
+    }
+
+    #[test]
+    fn whiteouts_and_opaque_markers_hide_only_lower_layers() {
+        let dir = tar::EntryType::Directory;
+        let reg = tar::EntryType::Regular;
+        let lower = tar_of(
+            &[
+                ("d/", dir, b""),
+                ("d/x", reg, b"1"),
+                ("e/", dir, b""),
+                ("e/y", reg, b"2"),
+            ],
+            tar::Header::new_gnu,
+        );
+        let upper = tar_of(
+            &[
+                ("d/.wh..wh..opq", reg, b""),
+                ("d/z", reg, b"3"),
+                (".wh.e", reg, b""),
+            ],
+            tar::Header::new_gnu,
+        );
+        let mut fs = BTreeMap::new();
+        apply_layer(&mut fs, lower.as_slice()).unwrap();
+        apply_layer(&mut fs, upper.as_slice()).unwrap();
+        let paths: Vec<&[u8]> = fs.keys().map(Vec::as_slice).collect();
+        assert_eq!(paths, [b"/d".as_slice(), b"/d/z"]);
+    }
+
+    fn digest_of_bytes(b: &[u8]) -> String {
+        crate::layout::digest_of(b)
+    }
 }

@@ -856,3 +856,40 @@ fn bad_sources_get_typed_errors_and_leave_the_target_index_as_it_was() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn each_nydus_blob_layer_is_what_a_single_layer_convert_writes() {
+    if !have_umoci() {
+        return;
+    }
+    let dir = tempdir("per-layer");
+    let source = umoci_image(&dir);
+    let target = Layout::create(dir.join("out")).unwrap();
+    let report = convert_image(
+        &source,
+        Some("v1"),
+        &target,
+        "n",
+        &ConvertOptions::new(FsVersion::V6),
+    )
+    .unwrap();
+    // `rafs convert --blob-inline-meta --features blob-toc --whiteout-spec none` with prefetch
+    // `/`, i.e. the Go converter's options, on each source layer alone.
+    for layer in &report.manifests[0].layers {
+        let gz = source.read_blob(&layer.source_digest, 1 << 30).unwrap();
+        let alone = rafs_tar_build::build_layer(
+            gz.as_slice(),
+            &rafs_tar_build::BuildOptions::go_converter(),
+            Vec::new(),
+        )
+        .unwrap();
+        assert_eq!(
+            digest_of(&alone.sink),
+            layer.digest,
+            "layer {}",
+            layer.source_digest
+        );
+        assert_eq!(alone.sink.len() as u64, layer.size);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
