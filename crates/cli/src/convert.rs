@@ -109,6 +109,15 @@ struct Seconds {
     total: f64,
 }
 
+/// `--chunk-size`: hex with `0x`, or decimal.
+pub(crate) fn parse_chunk_size(cs: &str) -> CliResult<u32> {
+    let v = match cs.strip_prefix("0x").or_else(|| cs.strip_prefix("0X")) {
+        Some(hex) => u32::from_str_radix(hex, 16),
+        None => cs.parse(),
+    };
+    Ok(v.map_err(|_| format!("--chunk-size {cs:?} is not a number"))?)
+}
+
 fn options(a: &ConvertArgs) -> CliResult<BuildOptions> {
     let tarfs = a.conversion == "tar-tarfs";
     let mut o = if tarfs {
@@ -138,11 +147,7 @@ fn options(a: &ConvertArgs) -> CliResult<BuildOptions> {
         };
     }
     if let Some(cs) = &a.chunk_size {
-        let v = match cs.strip_prefix("0x").or_else(|| cs.strip_prefix("0X")) {
-            Some(hex) => u32::from_str_radix(hex, 16),
-            None => cs.parse(),
-        };
-        o.chunk_size = v.map_err(|_| format!("--chunk-size {cs:?} is not a number"))?;
+        o.chunk_size = parse_chunk_size(cs)?;
     }
     o.whiteout_spec = match a.whiteout_spec.as_str() {
         "overlayfs" => WhiteoutSpec::Overlayfs,

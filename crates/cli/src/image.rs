@@ -81,12 +81,7 @@ fn options(a: &ConvertImageArgs) -> CliResult<ConvertOptions> {
     } else {
         Digester::Blake3
     };
-    let cs = &a.chunk_size;
-    let v = match cs.strip_prefix("0x").or_else(|| cs.strip_prefix("0X")) {
-        Some(hex) => u32::from_str_radix(hex, 16),
-        None => cs.parse(),
-    };
-    o.build.chunk_size = v.map_err(|_| format!("--chunk-size {cs:?} is not a number"))?;
+    o.build.chunk_size = crate::convert::parse_chunk_size(&a.chunk_size)?;
     o.build.threads = a.threads;
     o.build.validate().map_err(|e| e.to_string())?;
     Ok(o)

@@ -43,8 +43,12 @@ pub(crate) fn overlay_listing(
 /// Removes `path` and everything below it.
 fn remove_tree(fs: &mut BTreeMap<Vec<u8>, Attrs>, path: &[u8]) {
     fs.remove(path);
-    let mut prefix = path.to_vec();
-    prefix.push(b'/');
+    remove_below(fs, path);
+}
+
+/// Removes everything below `path` (an opaque directory keeps itself).
+fn remove_below(fs: &mut BTreeMap<Vec<u8>, Attrs>, path: &[u8]) {
+    let prefix = [path, b"/"].concat();
     let below: Vec<Vec<u8>> = fs
         .range(prefix.clone()..)
         .take_while(|(k, _)| k.starts_with(&prefix))
@@ -103,16 +107,7 @@ fn apply_layer(fs: &mut BTreeMap<Vec<u8>, Attrs>, stream: impl Read) -> std::io:
     }
     for (path, opaque) in hidden {
         if opaque {
-            let mut prefix = path.clone();
-            prefix.push(b'/');
-            let below: Vec<Vec<u8>> = fs
-                .range(prefix.clone()..)
-                .take_while(|(k, _)| k.starts_with(&prefix))
-                .map(|(k, _)| k.clone())
-                .collect();
-            for k in below {
-                fs.remove(&k);
-            }
+            remove_below(fs, &path);
         } else {
             remove_tree(fs, &path);
         }

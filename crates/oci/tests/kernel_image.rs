@@ -4,26 +4,14 @@
 //! overlayfs ones. Needs root, loop devices, EROFS, overlayfs, umoci and GNU tar; where one
 //! is missing the test prints SKIPPED.
 
+mod common;
+use common::{sh, tempdir};
 use rafs_format::model::FsVersion;
 use rafs_oci::layout::Layout;
 use rafs_oci::{convert_image, ConvertOptions};
 use rafs_testkit::{mount_erofs, mount_unavailable, run, treelist_dir};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-fn sh(dir: &Path, script: &str) {
-    let o = Command::new("bash")
-        .arg("-euc")
-        .arg(script)
-        .current_dir(dir)
-        .output()
-        .expect("bash");
-    assert!(
-        o.status.success(),
-        "{script}\n{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
 
 /// Why the comparison cannot run here, if it cannot.
 fn unavailable() -> Option<String> {
@@ -83,9 +71,7 @@ fn the_exported_image_mounted_by_the_kernel_lists_as_overlayfs_of_the_source_lay
         println!("SKIPPED: kernel comparison of whole images: {why}");
         return;
     }
-    let dir = std::env::temp_dir().join(format!("rafs-oci-kernel-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = tempdir("kernel");
     sh(&dir, include_str!("umoci_image.sh"));
     let source = Layout::open(dir.join("img")).unwrap();
     let target = Layout::create(dir.join("out")).unwrap();

@@ -3,6 +3,8 @@
 //! replaced by a directory. Each converted image is checked rule by rule (spec image.md §4.3),
 //! against an independent merge of its layers' own bootstraps, and for determinism.
 
+mod common;
+use common::{sh, tempdir};
 use oci_spec::image::ImageManifest;
 use rafs_format::model::FsVersion;
 use rafs_oci::convert::{ANNOTATION_FS_VERSION, ANNOTATION_NYDUS_BLOB, ANNOTATION_NYDUS_BOOTSTRAP};
@@ -12,29 +14,6 @@ use rafs_oci::{convert_image, ConvertOptions};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-fn tempdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("rafs-oci-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-/// Runs a bash script in `dir`; panics with its output on failure.
-fn sh(dir: &Path, script: &str) {
-    let o = Command::new("bash")
-        .arg("-euc")
-        .arg(script)
-        .current_dir(dir)
-        .output()
-        .expect("bash");
-    assert!(
-        o.status.success(),
-        "{script}\n{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
 
 /// Whether umoci is here; CI installs it, so its absence elsewhere is reported, not hidden.
 fn have_umoci() -> bool {
@@ -52,6 +31,26 @@ fn have_umoci() -> bool {
 fn umoci_image(dir: &Path) -> Layout {
     sh(dir, include_str!("umoci_image.sh"));
     Layout::open(dir.join("img")).unwrap()
+}
+
+/// A umoci image in a fresh directory, converted (v6) into its `out` layout under `tag`;
+/// `None`, after saying SKIPPED, where umoci is missing.
+fn converted(name: &str, tag: &str) -> Option<(PathBuf, Layout, Layout, rafs_oci::ConvertReport)> {
+    if !have_umoci() {
+        return None;
+    }
+    let dir = tempdir(name);
+    let source = umoci_image(&dir);
+    let target = Layout::create(dir.join("out")).unwrap();
+    let report = convert_image(
+        &source,
+        Some("v1"),
+        &target,
+        tag,
+        &ConvertOptions::new(FsVersion::V6),
+    )
+    .unwrap();
+    Some((dir, source, target, report))
 }
 
 fn manifest_of(layout: &Layout, tag: &str) -> (String, ImageManifest) {
@@ -72,20 +71,9 @@ fn annotation<'a>(d: &'a oci_spec::image::Descriptor, key: &str) -> Option<&'a s
 
 #[test]
 fn a_umoci_image_converts_to_a_nydus_image_that_meets_every_rule() {
-    if !have_umoci() {
+    let Some((dir, source, target, report)) = converted("rules", "v1-nydus") else {
         return;
-    }
-    let dir = tempdir("rules");
-    let source = umoci_image(&dir);
-    let target = Layout::create(dir.join("out")).unwrap();
-    let report = convert_image(
-        &source,
-        Some("v1"),
-        &target,
-        "v1-nydus",
-        &ConvertOptions::new(FsVersion::V6),
-    )
-    .unwrap();
+    };
     let (src_digest, src_manifest) = manifest_of(&source, "v1");
     let (digest, manifest) = manifest_of(&target, "v1-nydus");
     assert_eq!(
@@ -376,20 +364,9 @@ fn listing_of_image(target: &Layout, merged: &[u8]) -> Vec<String> {
 
 #[test]
 fn the_converted_filesystem_is_what_umoci_unpacks() {
-    if !have_umoci() {
+    let Some((dir, _, target, _)) = converted("filesystem", "n") else {
         return;
-    }
-    let dir = tempdir("filesystem");
-    let source = umoci_image(&dir);
-    let target = Layout::create(dir.join("out")).unwrap();
-    convert_image(
-        &source,
-        Some("v1"),
-        &target,
-        "n",
-        &ConvertOptions::new(FsVersion::V6),
-    )
-    .unwrap();
+    };
     sh(&dir, "umoci unpack --image img:v1 truth >/dev/null");
     let (_, manifest) = manifest_of(&target, "n");
     let gz = target
@@ -465,20 +442,9 @@ fn start_registry(dir: &Path) -> Option<Registry> {
 
 #[test]
 fn a_real_registry_takes_the_converted_image_byte_for_byte() {
-    if !have_umoci() {
+    let Some((dir, _, target, _)) = converted("registry", "v1-nydus") else {
         return;
-    }
-    let dir = tempdir("registry");
-    let source = umoci_image(&dir);
-    let target = Layout::create(dir.join("out")).unwrap();
-    convert_image(
-        &source,
-        Some("v1"),
-        &target,
-        "v1-nydus",
-        &ConvertOptions::new(FsVersion::V6),
-    )
-    .unwrap();
+    };
     let Some(registry) = start_registry(&dir.join("registry")) else {
         return;
     };
@@ -731,20 +697,9 @@ fn replace_bootstrap(layout: &Layout, manifest: &mut Value, config: &mut Value, 
 
 #[test]
 fn check_image_passes_a_converted_image_and_names_the_rule_each_fault_breaks() {
-    if !have_umoci() {
+    let Some((dir, source, target, _)) = converted("check", "good") else {
         return;
-    }
-    let dir = tempdir("check");
-    let source = umoci_image(&dir);
-    let target = Layout::create(dir.join("out")).unwrap();
-    convert_image(
-        &source,
-        Some("v1"),
-        &target,
-        "good",
-        &ConvertOptions::new(FsVersion::V6),
-    )
-    .unwrap();
+    };
     let report = rafs_oci::check_image(&target, Some("good"), Some((&source, Some("v1")))).unwrap();
     assert!(report.ok(), "{report:?}");
     assert_eq!(report.rules.len(), 3);
@@ -859,20 +814,9 @@ fn bad_sources_get_typed_errors_and_leave_the_target_index_as_it_was() {
 
 #[test]
 fn each_nydus_blob_layer_is_what_a_single_layer_convert_writes() {
-    if !have_umoci() {
+    let Some((dir, source, _, report)) = converted("per-layer", "n") else {
         return;
-    }
-    let dir = tempdir("per-layer");
-    let source = umoci_image(&dir);
-    let target = Layout::create(dir.join("out")).unwrap();
-    let report = convert_image(
-        &source,
-        Some("v1"),
-        &target,
-        "n",
-        &ConvertOptions::new(FsVersion::V6),
-    )
-    .unwrap();
+    };
     // `rafs convert --blob-inline-meta --features blob-toc --whiteout-spec none` with prefetch
     // `/`, i.e. the Go converter's options, on each source layer alone.
     for layer in &report.manifests[0].layers {
