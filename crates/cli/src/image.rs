@@ -28,6 +28,9 @@ pub struct ConvertImageArgs {
     /// Chunk size: a power of two from 0x1000 to 0x1000000 (hex with 0x, or decimal).
     #[arg(long = "chunk-size", short = 'S', default_value = "0x100000")]
     chunk_size: String,
+    /// Convert only these platforms of an index (os/arch[/variant]; repeatable); default: all.
+    #[arg(long = "platform")]
+    platforms: Vec<String>,
     /// Worker threads per layer; 0: one per core.
     #[arg(long, default_value_t = 0)]
     threads: usize,
@@ -83,6 +86,7 @@ fn options(a: &ConvertImageArgs) -> CliResult<ConvertOptions> {
     };
     o.build.chunk_size = crate::convert::parse_chunk_size(&a.chunk_size)?;
     o.build.threads = a.threads;
+    o.platforms = a.platforms.clone();
     o.build.validate().map_err(|e| e.to_string())?;
     Ok(o)
 }

@@ -36,6 +36,8 @@ pub const ANNOTATION_SOURCE_DIGEST: &str = "containerd.io/snapshot/nydus-source-
 pub struct ConvertOptions {
     /// The options each layer is packed with ([`pack_options`] by default).
     pub build: rafs_tar_build::BuildOptions,
+    /// Platforms of an index to convert, as `os/architecture[/variant]`; empty: all of them.
+    pub platforms: Vec<String>,
 }
 
 impl ConvertOptions {
@@ -43,6 +45,7 @@ impl ConvertOptions {
     pub fn new(fs_version: FsVersion) -> Self {
         ConvertOptions {
             build: pack_options(fs_version),
+            platforms: Vec::new(),
         }
     }
 }
@@ -170,6 +173,16 @@ fn convert_index(
     let what = format!("index {digest}");
     let entries: Vec<Descriptor> =
         serde_json::from_value(index["manifests"].clone()).map_err(|e| json(&what, e))?;
+    let entries: Vec<Descriptor> = entries
+        .into_iter()
+        .filter(|d| wanted(d, &options.platforms))
+        .collect();
+    if entries.is_empty() {
+        return Err(unsupported(
+            &what,
+            format!("no manifest for the platforms {:?}", options.platforms),
+        ));
+    }
     let mut descs = Vec::with_capacity(entries.len());
     let mut reports = Vec::with_capacity(entries.len());
     for entry in &entries {
@@ -262,6 +275,22 @@ fn convert_manifest(
         already_nydus: false,
     };
     Ok((new_desc, report))
+}
+
+/// Whether an index entry's platform is one of `platforms` (all are, when none is named).
+fn wanted(d: &Descriptor, platforms: &[String]) -> bool {
+    if platforms.is_empty() {
+        return true;
+    }
+    let Some(p) = d.platform() else {
+        return false;
+    };
+    // `os/arch` names every variant of it; `os/arch/variant` only that one.
+    let base = format!("{}/{}", p.os(), p.architecture());
+    let full = p.variant().as_ref().map(|v| format!("{base}/{v}"));
+    platforms
+        .iter()
+        .any(|w| *w == base || Some(w) == full.as_ref())
 }
 
 /// Whether a manifest is already Nydus: its last layer is a bootstrap layer (`isNydusImage`).

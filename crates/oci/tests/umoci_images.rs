@@ -616,6 +616,17 @@ fn an_index_of_two_platforms_converts_each_and_a_nydus_image_passes_unchanged() 
         .map(|d| d["platform"]["architecture"].as_str().unwrap())
         .collect();
     assert_eq!(platforms, ["amd64", "arm64"]);
+    // One platform chosen: that manifest alone, not an index.
+    let mut arm = ConvertOptions::new(FsVersion::V6);
+    arm.platforms = vec!["linux/arm64".into()];
+    let one = convert_image(&source, Some("multi"), &target, "arm64-nydus", &arm).unwrap();
+    assert_eq!(one.manifests.len(), 1);
+    assert_eq!(manifest_of(&target, "arm64-nydus").0, one.target);
+    arm.platforms = vec!["linux/s390x".into()];
+    assert!(matches!(
+        convert_image(&source, Some("multi"), &target, "none", &arm),
+        Err(rafs_oci::Error::Unsupported { .. })
+    ));
     // A Nydus image passes unchanged: same manifest digest, blobs copied.
     let single = convert_image(&source, Some("v1"), &target, "v1-nydus", &options).unwrap();
     let again = Layout::create(dir.join("again")).unwrap();
