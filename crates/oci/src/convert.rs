@@ -351,10 +351,14 @@ fn copy_unchanged(
     Ok((d, report))
 }
 
-/// Converts the layers concurrently, as many at a time as there are cores (each streams its
-/// source once and writes its blob; their outputs do not depend on one another, so the
-/// result is the same in any order); reports come back in manifest order, and the first
-/// failure in manifest order is returned.
+/// A layer's position and what converting it gave.
+type Converted = (usize, Result<(MergeInput, LayerReport)>);
+
+/// Converts the layers concurrently: one slot per core takes the next layer from a queue when
+/// done with one, and the cores' workers are shared out among the slots (each layer streams
+/// its source once and writes its blob; outputs do not depend on one another, so the result
+/// is the same in any order). Reports come back in manifest order, and the first failure in
+/// manifest order is returned.
 fn convert_layers(
     source: &Layout,
     target: &Layout,
@@ -362,47 +366,63 @@ fn convert_layers(
     options: &ConvertOptions,
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<(Vec<MergeInput>, Vec<LayerReport>)> {
-    let at_once = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, 8);
-    let mut merge_inputs = Vec::with_capacity(layers.len());
-    let mut reports = Vec::with_capacity(layers.len());
-    for (batch_no, batch) in layers.chunks(at_once).enumerate() {
-        let first = batch_no * at_once;
-        for (k, layer) in batch.iter().enumerate() {
-            let size = layer["size"].as_u64().unwrap_or(0);
-            progress(Progress::LayerStarted {
-                index: first + k,
-                total: layers.len(),
-                size,
-            });
-        }
-        let results: Vec<Result<(MergeInput, LayerReport)>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = batch
-                .iter()
-                .enumerate()
-                .map(|(k, layer)| {
-                    scope.spawn(move || convert_layer(source, target, first + k, layer, options))
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let slots = cores.clamp(1, 8).min(layers.len().max(1));
+    // Layers side by side share the cores: each gets its part of the workers unless asked.
+    let mut shared = options.clone();
+    if shared.build.threads == 0 {
+        shared.build.threads = (cores / slots).max(1);
+    }
+    let options = &shared;
+    for (index, layer) in layers.iter().enumerate() {
+        let size = layer["size"].as_u64().unwrap_or(0);
+        progress(Progress::LayerStarted {
+            index,
+            total: layers.len(),
+            size,
+        });
+    }
+    // A work queue: each slot takes the next layer when it is done with one.
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<Vec<Converted>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..slots)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(layer) = layers.get(index) else {
+                            break done;
+                        };
+                        done.push((index, convert_layer(source, target, index, layer, options)));
+                    }
                 })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join().unwrap_or_else(|_| {
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    vec![(
+                        0,
                         Err(unsupported(
                             "layer conversion",
                             "a conversion thread panicked",
-                        ))
-                    })
+                        )),
+                    )]
                 })
-                .collect()
-        });
-        for result in results {
-            let (input, report) = result?;
-            progress(Progress::LayerDone(&report));
-            merge_inputs.push(input);
-            reports.push(report);
-        }
+            })
+            .collect()
+    });
+    let mut ordered: Vec<Converted> = results.into_iter().flatten().collect();
+    ordered.sort_by_key(|(i, _)| *i);
+    let mut merge_inputs = Vec::with_capacity(layers.len());
+    let mut reports = Vec::with_capacity(layers.len());
+    for (_, result) in ordered {
+        let (input, report) = result?;
+        progress(Progress::LayerDone(&report));
+        merge_inputs.push(input);
+        reports.push(report);
     }
     Ok((merge_inputs, reports))
 }
