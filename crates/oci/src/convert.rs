@@ -7,7 +7,7 @@
 use crate::bootstrap_layer::{blob_meta_file, merge_layers, MergeInput};
 use crate::error::{json, unsupported, Error, Result};
 use crate::layout::{Layout, REF_NAME};
-use crate::pack::{pack_layer, pack_options, MEDIA_TYPE_NYDUS_BLOB};
+use crate::pack::{pack_options, MEDIA_TYPE_NYDUS_BLOB};
 use oci_spec::image::Descriptor;
 use rafs_format::model::FsVersion;
 use serde_json::{json, Map, Value};
@@ -136,6 +136,12 @@ pub fn convert_image_with_progress(
     options: &ConvertOptions,
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<ConvertReport> {
+    if !options.build.inline_bootstrap {
+        return Err(unsupported(
+            "convert options",
+            "a Nydus blob layer inlines its bootstrap",
+        ));
+    }
     let desc = source.resolve(source_ref)?;
     let media = desc.media_type().to_string();
     let digest = desc.digest().to_string();
@@ -474,18 +480,17 @@ fn convert_layer(
         digest: digest.clone(),
         source,
     };
-    let (packed, writer) = match pack_layer(&mut input, &options.build, writer) {
-        Ok(done) => done,
-        Err(Error::Layer { source, .. }) => return Err(layer_error(source)),
-        Err(e) => return Err(e),
-    };
+    // The layout's blob writer hashes what it stores, so the blob is built straight into it
+    // (not through `pack_layer`, which would hash every byte a second time).
+    let built =
+        rafs_tar_build::build_layer(&mut input, &options.build, writer).map_err(layer_error)?;
+    let writer = built.sink;
     // The builder may stop at the tar's end marker; the rest must still match the digest.
     std::io::copy(&mut input, &mut std::io::sink()).map_err(|e| Error::Blob {
         digest: digest.clone(),
         reason: e.to_string(),
     })?;
     let (blob_digest, blob_size) = writer.commit()?;
-    debug_assert_eq!(blob_digest, packed.digest);
     let blob_meta = if options.build.fs_version == FsVersion::V6 {
         let file = rafs_chunker::FileSource::open(target.blob_path(&blob_digest)?)
             .map_err(crate::error::io(target.root()))?;
@@ -503,9 +508,9 @@ fn convert_layer(
     Ok((
         MergeInput {
             digest: blob_digest,
-            bootstrap: packed.bootstrap,
+            bootstrap: built.bootstrap,
             blob_meta,
-            implicit_dirs: packed.implicit_dirs,
+            implicit_dirs: built.implicit_dirs,
         },
         report,
     ))
