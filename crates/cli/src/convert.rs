@@ -109,6 +109,24 @@ struct Seconds {
     total: f64,
 }
 
+/// `--compressor` (clap has limited it to these names).
+pub(crate) fn compressor_named(name: &str) -> Compressor {
+    match name {
+        "none" => Compressor::None,
+        "lz4_block" => Compressor::Lz4Block,
+        _ => Compressor::Zstd,
+    }
+}
+
+/// `--digester` (clap has limited it to these names).
+pub(crate) fn digester_named(name: &str) -> Digester {
+    if name == "sha256" {
+        Digester::Sha256
+    } else {
+        Digester::Blake3
+    }
+}
+
 /// `--chunk-size`: hex with `0x`, or decimal.
 pub(crate) fn parse_chunk_size(cs: &str) -> CliResult<u32> {
     let v = match cs.strip_prefix("0x").or_else(|| cs.strip_prefix("0X")) {
@@ -133,18 +151,10 @@ fn options(a: &ConvertArgs) -> CliResult<BuildOptions> {
         return Err("tar-tarfs needs --fs-version 6".into());
     }
     if let Some(c) = &a.compressor {
-        o.compressor = match c.as_str() {
-            "none" => Compressor::None,
-            "lz4_block" => Compressor::Lz4Block,
-            _ => Compressor::Zstd,
-        };
+        o.compressor = compressor_named(c);
     }
     if let Some(d) = &a.digester {
-        o.digester = if d == "sha256" {
-            Digester::Sha256
-        } else {
-            Digester::Blake3
-        };
+        o.digester = digester_named(d);
     }
     if let Some(cs) = &a.chunk_size {
         o.chunk_size = parse_chunk_size(cs)?;

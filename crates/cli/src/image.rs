@@ -4,7 +4,7 @@
 use crate::CliResult;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use rafs_format::model::{Compressor, Digester, FsVersion};
+use rafs_format::model::FsVersion;
 use rafs_oci::{ConvertOptions, ImageRef, Layout, Progress};
 use serde::Serialize;
 use std::process::ExitCode;
@@ -74,16 +74,8 @@ fn options(a: &ConvertImageArgs) -> CliResult<ConvertOptions> {
     } else {
         FsVersion::V6
     });
-    o.build.compressor = match a.compressor.as_str() {
-        "none" => Compressor::None,
-        "lz4_block" => Compressor::Lz4Block,
-        _ => Compressor::Zstd,
-    };
-    o.build.digester = if a.digester == "sha256" {
-        Digester::Sha256
-    } else {
-        Digester::Blake3
-    };
+    o.build.compressor = crate::convert::compressor_named(&a.compressor);
+    o.build.digester = crate::convert::digester_named(&a.digester);
     o.build.chunk_size = crate::convert::parse_chunk_size(&a.chunk_size)?;
     o.build.threads = a.threads;
     o.platforms = a.platforms.clone();
