@@ -3,14 +3,15 @@
 
 use rafs_format::model::{Blob, ChunkInfo, Digester, Image};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// Chunks of an existing image, keyed by digest and uncompressed size (the reference matches
-/// on both).
+/// on both). Cloning is cheap: every layer built against one dictionary shares its tables.
 #[derive(Debug, Clone)]
 pub struct ChunkDict {
     digester: Digester,
-    blobs: Vec<Blob>,
-    chunks: HashMap<([u8; 32], u32), ChunkInfo>,
+    blobs: Arc<Vec<Blob>>,
+    chunks: Arc<HashMap<([u8; 32], u32), ChunkInfo>>,
 }
 
 impl ChunkDict {
@@ -29,8 +30,8 @@ impl ChunkDict {
         }
         ChunkDict {
             digester: image.superblock.digester,
-            blobs: image.blobs.clone(),
-            chunks,
+            blobs: Arc::new(image.blobs.clone()),
+            chunks: Arc::new(chunks),
         }
     }
 
@@ -52,6 +53,11 @@ impl ChunkDict {
     /// Whether the dictionary holds no chunk.
     pub fn is_empty(&self) -> bool {
         self.chunks.is_empty()
+    }
+
+    /// The dictionary's blobs, in its image's blob table order.
+    pub fn blobs(&self) -> &[Blob] {
+        &self.blobs
     }
 
     /// The dictionary's blob at `index`.

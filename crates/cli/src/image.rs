@@ -3,11 +3,13 @@
 
 use crate::CliResult;
 use clap::Args;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rafs_format::model::FsVersion;
-use rafs_oci::{ConvertOptions, ImageRef, Layout, Progress};
+use rafs_oci::{ChunkDictionary, ConvertOptions, ImageRef, Layout, Progress};
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::process::ExitCode;
+use std::sync::Mutex;
 
 /// Arguments of `rafs convert-image`.
 #[derive(Args)]
@@ -31,6 +33,10 @@ pub struct ConvertImageArgs {
     /// Convert only these platforms of an index (os/arch[/variant]; repeatable); default: all.
     #[arg(long = "platform")]
     platforms: Vec<String>,
+    /// Chunk dictionary: bootstrap=PATH (its blobs must be in the target layout), or a Nydus
+    /// image oci:DIR[:TAG], oci-archive:FILE[:TAG] (its referenced blobs are copied).
+    #[arg(long = "chunk-dict")]
+    chunk_dict: Option<String>,
     /// Worker threads per layer; 0: one per core.
     #[arg(long, default_value_t = 0)]
     threads: usize,
@@ -57,6 +63,7 @@ struct ManifestJson {
     bootstrap_layer: String,
     already_nydus: bool,
     layers: Vec<LayerJson>,
+    dict_blobs: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -66,6 +73,19 @@ struct LayerJson {
     nydus_digest: String,
     nydus_size: u64,
     seconds: f64,
+}
+
+/// Loads `--chunk-dict`; an archive is extracted under `scratch`.
+fn chunk_dict(spec: &str, scratch: &std::path::Path) -> CliResult<ChunkDictionary> {
+    if let Some(path) = spec.strip_prefix("bootstrap=") {
+        let bytes = std::fs::read(path).map_err(|e| format!("--chunk-dict {path}: {e}"))?;
+        return Ok(ChunkDictionary::from_bootstrap(&bytes)?);
+    }
+    let image: ImageRef = spec
+        .parse()
+        .map_err(|e| format!("--chunk-dict {spec:?}: expected bootstrap=PATH or an image: {e}"))?;
+    let (layout, reference) = image.open(scratch)?;
+    Ok(ChunkDictionary::from_image(&layout, reference.as_deref())?)
 }
 
 fn options(a: &ConvertImageArgs) -> CliResult<ConvertOptions> {
@@ -96,18 +116,22 @@ pub fn run(a: &ConvertImageArgs) -> CliResult<ExitCode> {
     };
     let scratch = std::env::temp_dir().join(format!("rafs-convert-image-{}", std::process::id()));
     let _cleanup = RemoveOnDrop(scratch.clone());
-    let (layout, reference) = source.open(&scratch)?;
+    let mut options = options;
+    if let Some(spec) = &a.chunk_dict {
+        options.chunk_dict = Some(chunk_dict(spec, &scratch.join("dict"))?);
+    }
+    let (layout, reference) = source.open(&scratch.join("source"))?;
     let target = Layout::create(&dir)?;
-    let bar = bar(a.quiet || a.json);
+    let bars = Bars::new(a.quiet || a.json);
     let report = rafs_oci::convert_image_with_progress(
         &layout,
         reference.as_deref(),
         &target,
         &tag,
         &options,
-        &mut |p| show(&bar, &p),
+        &|p| bars.show(&p),
     )?;
-    bar.finish_and_clear();
+    bars.finish();
     if a.json {
         println!("{}", serde_json::to_string_pretty(&json_report(report))?);
     } else if !a.quiet {
@@ -116,28 +140,74 @@ pub fn run(a: &ConvertImageArgs) -> CliResult<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn bar(hidden: bool) -> ProgressBar {
-    if hidden {
-        return ProgressBar::hidden();
-    }
-    let b = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-    b.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {pos}/{len} layers {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    b
+/// One bar per layer (bytes of the source layer read) under a total of layers done.
+struct Bars {
+    multi: MultiProgress,
+    total: ProgressBar,
+    layers: Mutex<BTreeMap<usize, ProgressBar>>,
 }
 
-fn show(bar: &ProgressBar, p: &Progress<'_>) {
-    match p {
-        Progress::LayerStarted { index, total, size } => {
-            bar.set_length(*total as u64);
-            bar.set_message(format!("layer {} ({size} bytes)", index + 1));
+impl Bars {
+    fn new(hidden: bool) -> Self {
+        let target = if hidden {
+            ProgressDrawTarget::hidden()
+        } else {
+            ProgressDrawTarget::stderr()
+        };
+        let multi = MultiProgress::with_draw_target(target);
+        let total = multi.add(ProgressBar::new(0));
+        total.set_style(style(
+            "{spinner} [{elapsed_precise}] {pos}/{len} layers {msg}",
+        ));
+        Bars {
+            multi,
+            total,
+            layers: Mutex::new(BTreeMap::new()),
         }
-        Progress::LayerDone(_) => bar.inc(1),
-        Progress::Merging => bar.set_message("merging bootstraps"),
-        _ => {}
     }
+
+    fn show(&self, p: &Progress<'_>) {
+        let mut layers = self
+            .layers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match p {
+            Progress::LayerStarted { index, total, size } => {
+                self.total.set_length(*total as u64);
+                let bar = self.multi.add(ProgressBar::new(*size));
+                bar.set_style(style(
+                    "  layer {prefix:>3} {bar:30} {bytes}/{total_bytes} {bytes_per_sec}",
+                ));
+                bar.set_prefix((index + 1).to_string());
+                layers.insert(*index, bar);
+            }
+            Progress::LayerRead { index, read } => {
+                if let Some(bar) = layers.get(index) {
+                    bar.set_position(*read);
+                }
+            }
+            Progress::LayerDone { index, .. } => {
+                if let Some(bar) = layers.remove(index) {
+                    bar.finish_and_clear();
+                    self.multi.remove(&bar);
+                }
+                self.total.inc(1);
+            }
+            Progress::Merging => {
+                self.total.set_message("merging bootstraps");
+            }
+            _ => {}
+        }
+    }
+
+    fn finish(&self) {
+        self.total.finish_and_clear();
+        let _ = self.multi.clear();
+    }
+}
+
+fn style(template: &str) -> ProgressStyle {
+    ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar())
 }
 
 /// Removes a scratch directory when the command ends, however it ends.
@@ -158,6 +228,7 @@ fn json_report(report: rafs_oci::ConvertReport) -> Report {
             target_manifest: m.target_manifest,
             bootstrap_layer: m.bootstrap_layer,
             already_nydus: m.already_nydus,
+            dict_blobs: m.dict_blobs,
             layers: m
                 .layers
                 .into_iter()

@@ -37,10 +37,19 @@ pub struct BootstrapLayer {
     pub diff_id: String,
     /// `sha256:` of `gzip`: the layer's digest.
     pub digest: String,
+    /// Ids of the chunk dictionary's blobs the merged bootstrap references, in its blob table
+    /// order: the manifest lists them after the layer blobs.
+    pub dict_blobs: Vec<String>,
 }
 
 /// Merges the layers (lowest first) and packs the result as the bootstrap layer.
-pub fn merge_layers(layers: &[MergeInput], fs_version: FsVersion) -> Result<BootstrapLayer> {
+/// `dict_blob_ids` are the blobs of the chunk dictionary the layers were built with (empty:
+/// none); each layer's other blob is its own.
+pub fn merge_layers(
+    layers: &[MergeInput],
+    fs_version: FsVersion,
+    dict_blob_ids: &[String],
+) -> Result<BootstrapLayer> {
     let mut inputs = Vec::with_capacity(layers.len());
     let mut images = Vec::with_capacity(layers.len());
     for l in layers {
@@ -56,7 +65,14 @@ pub fn merge_layers(layers: &[MergeInput], fs_version: FsVersion) -> Result<Boot
     let mut options = MergeOptions::default();
     options.prefetch_patterns = Some(vec!["/".into()]);
     options.fs_version = Some(fs_version);
+    options.dict_blob_ids = dict_blob_ids.to_vec();
     let mut image = merge(inputs, &options)?;
+    let dict_blobs = image
+        .blobs
+        .iter()
+        .filter(|b| dict_blob_ids.contains(&b.blob_id))
+        .map(|b| b.blob_id.clone())
+        .collect();
     let implicit: Vec<&[Vec<u8>]> = layers.iter().map(|l| l.implicit_dirs.as_slice()).collect();
     crate::implicit::inherit_implicit_dirs(&mut image, &images, &implicit);
     let bootstrap = rafs_format::encode(&image)?;
@@ -71,6 +87,7 @@ pub fn merge_layers(layers: &[MergeInput], fs_version: FsVersion) -> Result<Boot
         digest: format!("sha256:{}", rafs_format::hex(&Sha256::digest(&gzip))),
         bootstrap,
         gzip,
+        dict_blobs,
     })
 }
 

@@ -5,6 +5,7 @@
 //! converter does not know are kept.
 
 use crate::bootstrap_layer::{blob_meta_file, merge_layers, MergeInput};
+use crate::dict::ChunkDictionary;
 use crate::error::{json, unsupported, Error, Result};
 use crate::layout::{Layout, REF_NAME};
 use crate::pack::{pack_options, MEDIA_TYPE_NYDUS_BLOB};
@@ -38,6 +39,8 @@ pub struct ConvertOptions {
     pub build: rafs_tar_build::BuildOptions,
     /// Platforms of an index to convert, as `os/architecture[/variant]`; empty: all of them.
     pub platforms: Vec<String>,
+    /// Chunks of an existing Nydus image that layers reference instead of storing again.
+    pub chunk_dict: Option<ChunkDictionary>,
 }
 
 impl ConvertOptions {
@@ -46,6 +49,7 @@ impl ConvertOptions {
         ConvertOptions {
             build: pack_options(fs_version),
             platforms: Vec::new(),
+            chunk_dict: None,
         }
     }
 }
@@ -80,6 +84,8 @@ pub struct ManifestReport {
     pub bootstrap_layer: String,
     /// Whether the source already was a Nydus image, copied unchanged.
     pub already_nydus: bool,
+    /// The chunk dictionary's blobs the image references (listed after its layer blobs).
+    pub dict_blobs: Vec<String>,
 }
 
 /// What [`convert_image`] did.
@@ -105,10 +111,11 @@ pub fn convert_image(
     target_tag: &str,
     options: &ConvertOptions,
 ) -> Result<ConvertReport> {
-    convert_image_with_progress(source, source_ref, target, target_tag, options, &mut |_| {})
+    convert_image_with_progress(source, source_ref, target, target_tag, options, &|_| {})
 }
 
-/// A step of a conversion, for progress displays.
+/// A step of a conversion, for progress displays. Layer steps come from the threads that
+/// convert the layers, so the callback must be `Sync`.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Progress<'a> {
@@ -121,11 +128,26 @@ pub enum Progress<'a> {
         /// The source layer's size.
         size: u64,
     },
-    /// A layer is done.
-    LayerDone(&'a LayerReport),
+    /// `read` bytes of layer `index` have been read (reported about every MiB).
+    LayerRead {
+        /// Position in the manifest.
+        index: usize,
+        /// Bytes of the source layer read so far.
+        read: u64,
+    },
+    /// Layer `index` is done.
+    LayerDone {
+        /// Position in the manifest.
+        index: usize,
+        /// What it became.
+        report: &'a LayerReport,
+    },
     /// The layers' bootstraps are being merged.
     Merging,
 }
+
+/// A progress callback; called from the layer threads.
+pub type ProgressFn<'f> = &'f (dyn Fn(Progress<'_>) + Sync);
 
 /// [`convert_image`], calling `progress` at each step.
 pub fn convert_image_with_progress(
@@ -134,7 +156,7 @@ pub fn convert_image_with_progress(
     target: &Layout,
     target_tag: &str,
     options: &ConvertOptions,
-    progress: &mut dyn FnMut(Progress<'_>),
+    progress: ProgressFn<'_>,
 ) -> Result<ConvertReport> {
     if !options.build.inline_bootstrap {
         return Err(unsupported(
@@ -173,7 +195,7 @@ fn convert_index(
     digest: &str,
     target: &Layout,
     options: &ConvertOptions,
-    progress: &mut dyn FnMut(Progress<'_>),
+    progress: ProgressFn<'_>,
 ) -> Result<(Value, Vec<ManifestReport>)> {
     let index: Value = source.read_json(digest, "index")?;
     let what = format!("index {digest}");
@@ -239,7 +261,7 @@ fn convert_manifest(
     desc: &Descriptor,
     target: &Layout,
     options: &ConvertOptions,
-    progress: &mut dyn FnMut(Progress<'_>),
+    progress: ProgressFn<'_>,
 ) -> Result<(Value, ManifestReport)> {
     let source_digest = desc.digest().to_string();
     let manifest: Value = source.read_json(&source_digest, "manifest")?;
@@ -253,14 +275,26 @@ fn convert_manifest(
     let (merge_inputs, reports) = convert_layers(source, target, layers, options, progress)?;
     let fs_version = options.build.fs_version;
     progress(Progress::Merging);
-    let boot = merge_layers(&merge_inputs, fs_version)?;
+    let dict_ids = options
+        .chunk_dict
+        .as_ref()
+        .map(ChunkDictionary::blob_ids)
+        .unwrap_or_default();
+    let boot = merge_layers(&merge_inputs, fs_version, &dict_ids)?;
+    let mut blobs: Vec<(String, u64)> =
+        reports.iter().map(|l| (l.digest.clone(), l.size)).collect();
+    if let Some(dict) = &options.chunk_dict {
+        for id in &boot.dict_blobs {
+            blobs.push(dict.provide(id, target)?);
+        }
+    }
     let boot_digest = target.write_blob(&boot.gzip)?;
-    let config = rewrite_config(source, &manifest, &reports, &boot.diff_id, target)?;
+    let config = rewrite_config(source, &manifest, &blobs, &boot.diff_id, target)?;
     let new_manifest = rewrite_manifest(
         &manifest,
         &source_digest,
         config,
-        &reports,
+        &blobs,
         &boot_digest,
         boot.gzip.len() as u64,
         fs_version,
@@ -279,6 +313,10 @@ fn convert_manifest(
         layers: reports,
         bootstrap_layer: boot_digest,
         already_nydus: false,
+        dict_blobs: blobs[layers.len()..]
+            .iter()
+            .map(|(d, _)| d.clone())
+            .collect(),
     };
     Ok((new_desc, report))
 }
@@ -300,7 +338,7 @@ fn wanted(d: &Descriptor, platforms: &[String]) -> bool {
 }
 
 /// Whether a manifest is already Nydus: its last layer is a bootstrap layer (`isNydusImage`).
-fn is_nydus(manifest: &Value) -> bool {
+pub(crate) fn is_nydus(manifest: &Value) -> bool {
     let last = manifest["layers"].as_array().and_then(|l| l.last());
     last.is_some_and(|l| l["annotations"][ANNOTATION_NYDUS_BOOTSTRAP].is_string())
 }
@@ -326,15 +364,7 @@ fn copy_unchanged(
         )
     }));
     for (blob, size) in blobs {
-        if !target.has_blob(blob) {
-            let mut w = target.blob_writer()?;
-            let mut r = source.open_blob(blob, size)?;
-            std::io::copy(&mut r, &mut w).map_err(|e| Error::Blob {
-                digest: blob.to_owned(),
-                reason: e.to_string(),
-            })?;
-            w.commit()?;
-        }
+        target.copy_blob_from(source, blob, size)?;
     }
     let bytes = source.read_blob(&digest, crate::layout::MAX_JSON)?;
     target.write_blob(&bytes)?;
@@ -353,6 +383,7 @@ fn copy_unchanged(
         layers: Vec::new(),
         bootstrap_layer: boot,
         already_nydus: true,
+        dict_blobs: Vec::new(),
     };
     Ok((d, report))
 }
@@ -370,7 +401,7 @@ fn convert_layers(
     target: &Layout,
     layers: &[Value],
     options: &ConvertOptions,
-    progress: &mut dyn FnMut(Progress<'_>),
+    progress: ProgressFn<'_>,
 ) -> Result<(Vec<MergeInput>, Vec<LayerReport>)> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let slots = cores.clamp(1, 8).min(layers.len().max(1));
@@ -379,15 +410,10 @@ fn convert_layers(
     if shared.build.threads == 0 {
         shared.build.threads = (cores / slots).max(1);
     }
-    let options = &shared;
-    for (index, layer) in layers.iter().enumerate() {
-        let size = layer["size"].as_u64().unwrap_or(0);
-        progress(Progress::LayerStarted {
-            index,
-            total: layers.len(),
-            size,
-        });
+    if let Some(dict) = &options.chunk_dict {
+        shared.build.chunk_dict = Some(dict.chunks().clone());
     }
+    let options = &shared;
     // A work queue: each slot takes the next layer when it is done with one.
     let next = std::sync::atomic::AtomicUsize::new(0);
     let results: Vec<Vec<Converted>> = std::thread::scope(|scope| {
@@ -400,7 +426,14 @@ fn convert_layers(
                         let Some(layer) = layers.get(index) else {
                             break done;
                         };
-                        done.push((index, convert_layer(source, target, index, layer, options)));
+                        let at = LayerAt {
+                            index,
+                            total: layers.len(),
+                        };
+                        done.push((
+                            index,
+                            convert_layer(source, target, at, layer, options, progress),
+                        ));
                     }
                 })
             })
@@ -426,7 +459,6 @@ fn convert_layers(
     let mut reports = Vec::with_capacity(layers.len());
     for (_, result) in ordered {
         let (input, report) = result?;
-        progress(Progress::LayerDone(&report));
         merge_inputs.push(input);
         reports.push(report);
     }
@@ -457,23 +489,42 @@ fn check_layer_type(media: &str, what: &str) -> Result<()> {
     ))
 }
 
+/// Where a layer is in its manifest.
+#[derive(Clone, Copy)]
+struct LayerAt {
+    index: usize,
+    total: usize,
+}
+
 /// Packs one source layer into the target: streamed from the source blob (verified when the
 /// stream ends) into a blob of the target named by its digest.
 fn convert_layer(
     source: &Layout,
     target: &Layout,
-    index: usize,
+    at: LayerAt,
     layer: &Value,
     options: &ConvertOptions,
+    progress: ProgressFn<'_>,
 ) -> Result<(MergeInput, LayerReport)> {
     let started = std::time::Instant::now();
+    let index = at.index;
     let digest = layer["digest"].as_str().unwrap_or_default().to_owned();
     let what = format!("layer {index} ({digest})");
     check_layer_type(layer["mediaType"].as_str().unwrap_or_default(), &what)?;
     let size = layer["size"]
         .as_u64()
         .ok_or_else(|| json(&what, "no size"))?;
-    let mut input = source.open_blob(&digest, size)?;
+    progress(Progress::LayerStarted {
+        index,
+        total: at.total,
+        size,
+    });
+    let mut input = Counting {
+        inner: source.open_blob(&digest, size)?,
+        read: 0,
+        reported: 0,
+        report: &|read| progress(Progress::LayerRead { index, read }),
+    };
     let writer = target.blob_writer()?;
     let layer_error = |source| Error::Layer {
         index,
@@ -505,6 +556,10 @@ fn convert_layer(
         size: blob_size,
         seconds: started.elapsed().as_secs_f64(),
     };
+    progress(Progress::LayerDone {
+        index,
+        report: &report,
+    });
     Ok((
         MergeInput {
             digest: blob_digest,
@@ -516,12 +571,32 @@ fn convert_layer(
     ))
 }
 
-/// The config with the Nydus layers' diff_ids (each its own digest), the bootstrap layer's,
-/// and the converter's history entry; every other field kept. Returns its descriptor.
+/// A reader that reports how much was read, about every MiB.
+struct Counting<'a, R> {
+    inner: R,
+    read: u64,
+    reported: u64,
+    report: &'a dyn Fn(u64),
+}
+
+impl<R: std::io::Read> std::io::Read for Counting<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        if self.read - self.reported >= 1 << 20 || (n == 0 && self.read > self.reported) {
+            self.reported = self.read;
+            (self.report)(self.read);
+        }
+        Ok(n)
+    }
+}
+
+/// The config with the Nydus blob layers' diff_ids (each its own digest), the bootstrap
+/// layer's, and the converter's history entry; every other field kept. Returns its descriptor.
 fn rewrite_config(
     source: &Layout,
     manifest: &Value,
-    layers: &[LayerReport],
+    blobs: &[(String, u64)],
     boot_diff_id: &str,
     target: &Layout,
 ) -> Result<Value> {
@@ -532,10 +607,7 @@ fn rewrite_config(
     let obj = config
         .as_object_mut()
         .ok_or_else(|| json(&what, "not an object"))?;
-    let mut diff_ids: Vec<Value> = layers
-        .iter()
-        .map(|l| Value::from(l.digest.clone()))
-        .collect();
+    let mut diff_ids: Vec<Value> = blobs.iter().map(|(d, _)| Value::from(d.clone())).collect();
     diff_ids.push(Value::from(boot_diff_id));
     let rootfs = obj
         .entry("rootfs")
@@ -554,13 +626,14 @@ fn rewrite_config(
     Ok(desc)
 }
 
-/// The Nydus manifest: the source's fields, the new config, the blob layers and the bootstrap
-/// layer, and the converter's annotations.
+/// The Nydus manifest: the source's fields, the new config, the blob layers (one per source
+/// layer, then the chunk dictionary's referenced blobs) and the bootstrap layer, and the
+/// converter's annotations.
 fn rewrite_manifest(
     manifest: &Value,
     source_digest: &str,
     config: Value,
-    layers: &[LayerReport],
+    blobs: &[(String, u64)],
     boot_digest: &str,
     boot_size: u64,
     fs_version: FsVersion,
@@ -572,9 +645,9 @@ fn rewrite_manifest(
     } else {
         "application/vnd.oci.image.layer.v1.tar+gzip"
     };
-    let mut new_layers: Vec<Value> = layers
+    let mut new_layers: Vec<Value> = blobs
         .iter()
-        .map(|l| json!({ "mediaType": MEDIA_TYPE_NYDUS_BLOB, "digest": l.digest, "size": l.size, "annotations": { ANNOTATION_NYDUS_BLOB: "true" } }))
+        .map(|(digest, size)| json!({ "mediaType": MEDIA_TYPE_NYDUS_BLOB, "digest": digest, "size": size, "annotations": { ANNOTATION_NYDUS_BLOB: "true" } }))
         .collect();
     new_layers.push(json!({
         "mediaType": boot_media,

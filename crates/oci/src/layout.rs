@@ -155,6 +155,32 @@ impl Layout {
         })
     }
 
+    /// Copies the blob `digest` of `size` bytes from `source` unless this layout has it; the
+    /// copy is verified as it streams and committed only when it matched.
+    pub fn copy_blob_from(&self, source: &Layout, digest: &str, size: u64) -> Result<()> {
+        if self.has_blob(digest) {
+            return Ok(());
+        }
+        let mut w = self.blob_writer()?;
+        let mut r = source.open_blob(digest, size)?;
+        std::io::copy(&mut r, &mut w).map_err(|e| Error::Blob {
+            digest: digest.to_owned(),
+            reason: e.to_string(),
+        })?;
+        w.commit()?;
+        Ok(())
+    }
+
+    /// The size of the blob `digest` in this layout (not verified).
+    pub fn blob_size(&self, digest: &str) -> Result<u64> {
+        let path = self.blob_path(digest)?;
+        let meta = std::fs::metadata(&path).map_err(|e| Error::Blob {
+            digest: digest.into(),
+            reason: format!("missing from the layout: {e}"),
+        })?;
+        Ok(meta.len())
+    }
+
     /// The parsed `index.json`.
     pub fn index(&self) -> Result<ImageIndex> {
         let bytes = read_limited(&self.root.join("index.json"), MAX_JSON)?;

@@ -15,6 +15,7 @@
 pub mod bootstrap_layer;
 pub mod check;
 pub mod convert;
+pub mod dict;
 pub mod error;
 mod implicit;
 pub mod layout;
@@ -26,8 +27,9 @@ pub use bootstrap_layer::{merge_layers, BootstrapLayer, MergeInput};
 pub use check::{check_image, CheckReport, RuleResult};
 pub use convert::{
     convert_image, convert_image_with_progress, ConvertOptions, ConvertReport, LayerReport,
-    Progress,
+    Progress, ProgressFn,
 };
+pub use dict::ChunkDictionary;
 pub use error::{Error, Result};
 pub use layout::Layout;
 pub use pack::{bootstrap_of, pack_layer, PackedLayer};

@@ -8,7 +8,7 @@ mod common;
 use common::{sh, tempdir};
 use rafs_format::model::FsVersion;
 use rafs_oci::layout::Layout;
-use rafs_oci::{convert_image, ConvertOptions};
+use rafs_oci::{convert_image, ChunkDictionary, ConvertOptions};
 use rafs_testkit::{mount_erofs, mount_unavailable, run, treelist_dir};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -65,6 +65,28 @@ fn extract_layers(layout: &Layout, tag: &str, dir: &Path) -> Vec<PathBuf> {
     dirs
 }
 
+/// A one-layer image `img:base` whose only file is a copy of `img:v1`'s `/data/big`.
+const DICT_BASE: &str = "umoci new --image img:base
+umoci unpack --image img:base c >/dev/null
+cp b/rootfs/data/big c/rootfs/big-copy
+umoci repack --image img:base c";
+
+/// The converted image `tag`, exported whole as one EROFS image and listed through the
+/// kernel's mount of it.
+fn kernel_listing(target: &Layout, tag: &str, dir: &Path) -> String {
+    std::fs::create_dir_all(dir).unwrap();
+    let d = target.resolve(Some(tag)).unwrap();
+    let manifest: serde_json::Value = target.read_json(d.digest().as_ref(), "manifest").unwrap();
+    let boot = rafs_oci::check::bootstrap_of_manifest(target, &manifest).unwrap();
+    let image = rafs_format::decode(&boot).unwrap();
+    let reader =
+        rafs_reader::ImageReader::open_dir(image, &target.root().join("blobs/sha256")).unwrap();
+    let exported = dir.join("export.img");
+    rafs_reader::export_block(&reader, std::fs::File::create(&exported).unwrap()).unwrap();
+    let erofs = mount_erofs(&exported, &[], &dir.join("erofs")).unwrap();
+    treelist_dir(erofs.dir()).unwrap()
+}
+
 #[test]
 fn the_exported_image_mounted_by_the_kernel_lists_as_overlayfs_of_the_source_layers() {
     if let Some(why) = unavailable() {
@@ -73,28 +95,19 @@ fn the_exported_image_mounted_by_the_kernel_lists_as_overlayfs_of_the_source_lay
     }
     let dir = tempdir("kernel");
     sh(&dir, include_str!("umoci_image.sh"));
+    sh(&dir, DICT_BASE);
     let source = Layout::open(dir.join("img")).unwrap();
     let target = Layout::create(dir.join("out")).unwrap();
-    convert_image(
-        &source,
-        Some("v1"),
-        &target,
-        "n",
-        &ConvertOptions::new(FsVersion::V6),
-    )
-    .unwrap();
-    // The converted image, exported whole and mounted by the kernel's EROFS.
-    let d = target.resolve(Some("n")).unwrap();
-    let manifest: serde_json::Value = target.read_json(d.digest().as_ref(), "manifest").unwrap();
-    let boot = rafs_oci::check::bootstrap_of_manifest(&target, &manifest).unwrap();
-    let image = rafs_format::decode(&boot).unwrap();
-    let reader =
-        rafs_reader::ImageReader::open_dir(image, &target.root().join("blobs/sha256")).unwrap();
-    let exported = dir.join("export.img");
-    rafs_reader::export_block(&reader, std::fs::File::create(&exported).unwrap()).unwrap();
-    let erofs = mount_erofs(&exported, &[], &dir.join("erofs")).unwrap();
-    let ours = treelist_dir(erofs.dir()).unwrap();
-    drop(erofs);
+    let options = ConvertOptions::new(FsVersion::V6);
+    convert_image(&source, Some("v1"), &target, "n", &options).unwrap();
+    let ours = kernel_listing(&target, "n", &dir.join("plain"));
+    // The same image built against a chunk dictionary: /data/big's chunks are in the
+    // dictionary image's blob, which the export reads as one more device.
+    convert_image(&source, Some("base"), &target, "dict", &options).unwrap();
+    let mut with_dict = options.clone();
+    with_dict.chunk_dict = Some(ChunkDictionary::from_image(&target, Some("dict")).unwrap());
+    convert_image(&source, Some("v1"), &target, "d", &with_dict).unwrap();
+    let ours_with_dict = kernel_listing(&target, "d", &dir.join("dict"));
     // The source layers stacked by overlayfs.
     let layers = extract_layers(&source, "v1", &dir);
     let lower: Vec<String> = layers
@@ -127,6 +140,7 @@ fn the_exported_image_mounted_by_the_kernel_lists_as_overlayfs_of_the_source_lay
     let (ours, theirs) = (normal(&ours), normal(&theirs.unwrap()));
     assert!(ours.len() > 10, "{ours:?}");
     assert_eq!(ours, theirs);
+    assert_eq!(normal(&ours_with_dict), theirs, "with a chunk dictionary");
     println!(
         "{} paths: the kernel's EROFS mount of the converted image equals overlayfs of the source",
         ours.len()

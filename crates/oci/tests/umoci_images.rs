@@ -848,3 +848,79 @@ fn each_nydus_blob_layer_is_what_a_single_layer_convert_writes() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A one-layer image `img:base` whose only file is a copy of `img:v1`'s `/data/big`.
+const DICT_BASE: &str = "umoci new --image img:base
+umoci unpack --image img:base c >/dev/null
+cp b/rootfs/data/big c/rootfs/big-copy
+umoci repack --image img:base c";
+
+#[test]
+fn a_chunk_dictionary_image_stores_shared_chunks_once_and_its_blob_follows_the_layers() {
+    if !have_umoci() {
+        return;
+    }
+    let dir = tempdir("dict");
+    let source = umoci_image(&dir);
+    sh(&dir, DICT_BASE);
+    let dict_layout = Layout::create(dir.join("dict")).unwrap();
+    let options = ConvertOptions::new(FsVersion::V6);
+    let base = convert_image(&source, Some("base"), &dict_layout, "dict", &options).unwrap();
+    let base_blob = base.manifests[0].layers[0].digest.clone();
+    let base_size = base.manifests[0].layers[0].size;
+    assert!(base_size > 3_000_000, "the dictionary stores /big-copy");
+
+    let target = Layout::create(dir.join("out")).unwrap();
+    let mut with_dict = options.clone();
+    with_dict.chunk_dict =
+        Some(rafs_oci::ChunkDictionary::from_image(&dict_layout, Some("dict")).unwrap());
+    let report = convert_image(&source, Some("v1"), &target, "n", &with_dict).unwrap();
+    let m = &report.manifests[0];
+    assert_eq!(m.dict_blobs, std::slice::from_ref(&base_blob));
+    assert!(
+        m.layers[0].size < 100_000,
+        "layer 0 refers to /data/big's chunks in the dictionary: {} bytes",
+        m.layers[0].size
+    );
+    // Spec §1.5/§6.2: the dictionary blob comes after the layer blobs, as a Nydus blob layer
+    // whose diff_id is its digest, and it is in the target layout.
+    let (_, manifest) = manifest_of(&target, "n");
+    let layers = manifest.layers();
+    assert_eq!(layers.len(), 5);
+    assert_eq!(layers[3].digest().to_string(), base_blob);
+    assert_eq!(layers[3].size(), base_size);
+    assert_eq!(layers[3].media_type().to_string(), MEDIA_TYPE_NYDUS_BLOB);
+    assert_eq!(annotation(&layers[3], ANNOTATION_NYDUS_BLOB), Some("true"));
+    target.read_blob(&base_blob, 1 << 30).unwrap();
+    let config: Value = target
+        .read_json(manifest.config().digest().as_ref(), "config")
+        .unwrap();
+    assert_eq!(config["rootfs"]["diff_ids"][3], base_blob.as_str());
+    // Every chunk reads back, from the layer blobs and the dictionary's, and every file is
+    // the source's.
+    let check = rafs_oci::check_image(&target, Some("n"), Some((&source, Some("v1")))).unwrap();
+    assert!(check.ok(), "{:?}", check.rules);
+
+    // A bootstrap-file dictionary brings no blobs: into a layout without them the conversion
+    // fails naming the blob, and the layout's index is as it was.
+    let fresh = Layout::create(dir.join("fresh")).unwrap();
+    let index_before = std::fs::read(fresh.root().join("index.json")).unwrap();
+    let dict_manifest: Value = dict_layout.read_json(&base.target, "manifest").unwrap();
+    let boot = rafs_oci::check::bootstrap_of_manifest(&dict_layout, &dict_manifest).unwrap();
+    with_dict.chunk_dict = Some(rafs_oci::ChunkDictionary::from_bootstrap(&boot).unwrap());
+    match convert_image(&source, Some("v1"), &fresh, "n", &with_dict) {
+        Err(rafs_oci::Error::Blob { digest, .. }) => assert_eq!(digest, base_blob),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        std::fs::read(fresh.root().join("index.json")).unwrap(),
+        index_before
+    );
+    // With the blob there, it gives the same image as the image dictionary did.
+    fresh
+        .copy_blob_from(&dict_layout, &base_blob, base_size)
+        .unwrap();
+    let again = convert_image(&source, Some("v1"), &fresh, "n", &with_dict).unwrap();
+    assert_eq!(again.target, report.target);
+    let _ = std::fs::remove_dir_all(&dir);
+}
