@@ -37,6 +37,10 @@ pub struct ConvertImageArgs {
     /// image oci:DIR[:TAG], oci-archive:FILE[:TAG] (its referenced blobs are copied).
     #[arg(long = "chunk-dict")]
     chunk_dict: Option<String>,
+    /// Write one index with the source manifests (an empty layer prepended) and then the
+    /// Nydus manifests (artifactType application/vnd.nydus.image.manifest.v1+json).
+    #[arg(long = "merge-platform")]
+    merge_platform: bool,
     /// Worker threads per layer; 0: one per core.
     #[arg(long, default_value_t = 0)]
     threads: usize,
@@ -99,6 +103,7 @@ fn options(a: &ConvertImageArgs) -> CliResult<ConvertOptions> {
     o.build.chunk_size = crate::convert::parse_chunk_size(&a.chunk_size)?;
     o.build.threads = a.threads;
     o.platforms = a.platforms.clone();
+    o.merge_platform = a.merge_platform;
     o.build.validate().map_err(|e| e.to_string())?;
     Ok(o)
 }

@@ -6,12 +6,13 @@
 
 use crate::bootstrap_layer::BOOTSTRAP_PATH;
 use crate::convert::{
-    ANNOTATION_NYDUS_BLOB, ANNOTATION_NYDUS_BOOTSTRAP, MEDIA_TYPE_DOCKER_MANIFEST,
-    MEDIA_TYPE_OCI_MANIFEST,
+    ANNOTATION_NYDUS_BLOB, ANNOTATION_NYDUS_BOOTSTRAP, ARTIFACT_TYPE_NYDUS_IMAGE,
+    MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_OCI_INDEX, MEDIA_TYPE_OCI_MANIFEST,
 };
 use crate::error::{json, unsupported, Result};
 use crate::layout::{digest_of, sha256_hex, Layout};
 use crate::pack::MEDIA_TYPE_NYDUS_BLOB;
+use oci_spec::image::{Descriptor, ImageIndex};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -50,7 +51,7 @@ pub fn check_image(
     reference: Option<&str>,
     source: Option<(&Layout, Option<&str>)>,
 ) -> Result<CheckReport> {
-    let desc = layout.resolve(reference)?;
+    let desc = nydus_entry(layout, layout.resolve(reference)?)?;
     let digest = desc.digest().to_string();
     let media = desc.media_type().to_string();
     if media != MEDIA_TYPE_OCI_MANIFEST && media != MEDIA_TYPE_DOCKER_MANIFEST {
@@ -83,6 +84,35 @@ pub fn check_image(
         manifest: digest,
         rules,
     })
+}
+
+/// `desc`, or for an index with exactly one entry marked as a Nydus image (merge-platform,
+/// spec §3.5), that entry: the one nydus-snapshotter's index detection runs.
+fn nydus_entry(layout: &Layout, desc: Descriptor) -> Result<Descriptor> {
+    if desc.media_type().to_string() != MEDIA_TYPE_OCI_INDEX {
+        return Ok(desc);
+    }
+    let digest = desc.digest().to_string();
+    let index: ImageIndex = layout.read_json(&digest, "index")?;
+    let marked: Vec<&Descriptor> = index
+        .manifests()
+        .iter()
+        .filter(|d| {
+            d.artifact_type()
+                .as_ref()
+                .is_some_and(|t| t.to_string() == ARTIFACT_TYPE_NYDUS_IMAGE)
+        })
+        .collect();
+    match marked.as_slice() {
+        [one] => Ok((*one).clone()),
+        _ => Err(unsupported(
+            format!("index {digest}"),
+            format!(
+                "{} entries marked as Nydus images; check one platform's manifest",
+                marked.len()
+            ),
+        )),
+    }
 }
 
 /// The source's layout, manifest and config.

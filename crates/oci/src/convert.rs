@@ -28,6 +28,10 @@ pub const ANNOTATION_NYDUS_BLOB: &str = "containerd.io/snapshot/nydus-blob";
 pub const ANNOTATION_NYDUS_BOOTSTRAP: &str = "containerd.io/snapshot/nydus-bootstrap";
 /// The filesystem version, on the bootstrap layer and the manifest.
 pub const ANNOTATION_FS_VERSION: &str = "containerd.io/snapshot/nydus-fs-version";
+/// The config media type of a Nydus manifest in a merge-platform index.
+pub const MEDIA_TYPE_NYDUS_CONFIG: &str = "application/vnd.nydus.image.config.v1+json";
+/// The `artifactType` of a Nydus manifest's entry in a merge-platform index.
+pub const ARTIFACT_TYPE_NYDUS_IMAGE: &str = "application/vnd.nydus.image.manifest.v1+json";
 /// The source manifest's digest, on the manifest.
 pub const ANNOTATION_SOURCE_DIGEST: &str = "containerd.io/snapshot/nydus-source-digest";
 
@@ -41,6 +45,10 @@ pub struct ConvertOptions {
     pub platforms: Vec<String>,
     /// Chunks of an existing Nydus image that layers reference instead of storing again.
     pub chunk_dict: Option<ChunkDictionary>,
+    /// Write one index holding the source manifests (each with an empty layer prepended, so
+    /// containerd never shares their layers with the unconverted image) and then the Nydus
+    /// manifests marked by `artifactType` (spec image.md §3.5, `nydusify --merge-platform`).
+    pub merge_platform: bool,
 }
 
 impl ConvertOptions {
@@ -50,6 +58,7 @@ impl ConvertOptions {
             build: pack_options(fs_version),
             platforms: Vec::new(),
             chunk_dict: None,
+            merge_platform: false,
         }
     }
 }
@@ -167,18 +176,30 @@ pub fn convert_image_with_progress(
     let desc = source.resolve(source_ref)?;
     let media = desc.media_type().to_string();
     let digest = desc.digest().to_string();
-    let (new_desc, manifests) =
+    let (entries, index) =
         if media == MEDIA_TYPE_OCI_MANIFEST || media == MEDIA_TYPE_DOCKER_MANIFEST {
-            let (new_desc, report) = convert_manifest(source, &desc, target, options, progress)?;
-            (new_desc, vec![report])
+            (vec![desc], None)
         } else if media == MEDIA_TYPE_OCI_INDEX || media == MEDIA_TYPE_DOCKER_LIST {
-            convert_index(source, &digest, target, options, progress)?
+            let (entries, index) = index_entries(source, &digest, &options.platforms)?;
+            (entries, Some(index))
         } else {
             return Err(unsupported(
                 format!("image {digest}"),
                 format!("media type {media} is not an image"),
             ));
         };
+    let mut descs = Vec::with_capacity(entries.len());
+    let mut manifests = Vec::with_capacity(entries.len());
+    for entry in &entries {
+        let (d, r) = convert_manifest(source, entry, target, options, progress)?;
+        descs.push(d);
+        manifests.push(r);
+    }
+    let new_desc = if options.merge_platform {
+        crate::merge_platform::merged_index(source, &entries, descs, target)?
+    } else {
+        target_descriptor(index, descs, target)?
+    };
     let report = ConvertReport {
         source: digest,
         target: new_desc["digest"].as_str().unwrap_or_default().to_owned(),
@@ -188,31 +209,26 @@ pub fn convert_image_with_progress(
     Ok(report)
 }
 
-/// Converts every manifest of an index. One manifest gives that manifest (as the Go converter
-/// does); several give a new index with each converted manifest under its platform.
-fn convert_index(
+/// The entries of an index to convert: manifests of the wanted platforms; and the index.
+fn index_entries(
     source: &Layout,
     digest: &str,
-    target: &Layout,
-    options: &ConvertOptions,
-    progress: ProgressFn<'_>,
-) -> Result<(Value, Vec<ManifestReport>)> {
+    platforms: &[String],
+) -> Result<(Vec<Descriptor>, Value)> {
     let index: Value = source.read_json(digest, "index")?;
     let what = format!("index {digest}");
     let entries: Vec<Descriptor> =
         serde_json::from_value(index["manifests"].clone()).map_err(|e| json(&what, e))?;
     let entries: Vec<Descriptor> = entries
         .into_iter()
-        .filter(|d| wanted(d, &options.platforms))
+        .filter(|d| wanted(d, platforms))
         .collect();
     if entries.is_empty() {
         return Err(unsupported(
             &what,
-            format!("no manifest for the platforms {:?}", options.platforms),
+            format!("no manifest for the platforms {platforms:?}"),
         ));
     }
-    let mut descs = Vec::with_capacity(entries.len());
-    let mut reports = Vec::with_capacity(entries.len());
     for entry in &entries {
         let media = entry.media_type().to_string();
         if media != MEDIA_TYPE_OCI_MANIFEST && media != MEDIA_TYPE_DOCKER_MANIFEST {
@@ -224,21 +240,27 @@ fn convert_index(
                 ),
             ));
         }
-        let (d, r) = convert_manifest(source, entry, target, options, progress)?;
-        descs.push(d);
-        reports.push(r);
     }
-    if let [one] = descs.as_slice() {
-        return Ok((one.clone(), reports));
-    }
-    let mut new_index = index.clone();
+    Ok((entries, index))
+}
+
+/// What the target tag names: one converted manifest alone (as the Go converter does), or a
+/// copy of the source index with each converted manifest under its platform.
+fn target_descriptor(index: Option<Value>, descs: Vec<Value>, target: &Layout) -> Result<Value> {
+    let (Some(index), false) = (index, descs.len() == 1) else {
+        return descs
+            .into_iter()
+            .next()
+            .ok_or_else(|| json("index", "no manifests"));
+    };
+    let mut new_index = index;
+    let media = new_index["mediaType"]
+        .as_str()
+        .unwrap_or(MEDIA_TYPE_OCI_INDEX)
+        .to_owned();
     new_index["manifests"] = Value::Array(descs);
     let (new_digest, size) = target.write_json(&new_index)?;
-    let media = index["mediaType"].as_str().unwrap_or(MEDIA_TYPE_OCI_INDEX);
-    Ok((
-        json!({"mediaType": media, "digest": new_digest, "size": size}),
-        reports,
-    ))
+    Ok(json!({"mediaType": media, "digest": new_digest, "size": size}))
 }
 
 /// Points `tag` in `layout`'s index at `desc`, replacing an entry with that tag.
@@ -295,9 +317,8 @@ fn convert_manifest(
         &source_digest,
         config,
         &blobs,
-        &boot_digest,
-        boot.gzip.len() as u64,
-        fs_version,
+        (&boot_digest, boot.gzip.len() as u64),
+        options,
     );
     let (digest, size) = target.write_json(&new_manifest)?;
     let media = manifest["mediaType"]
@@ -634,11 +655,10 @@ fn rewrite_manifest(
     source_digest: &str,
     config: Value,
     blobs: &[(String, u64)],
-    boot_digest: &str,
-    boot_size: u64,
-    fs_version: FsVersion,
+    (boot_digest, boot_size): (&str, u64),
+    options: &ConvertOptions,
 ) -> Value {
-    let version = fs_version.number().to_string();
+    let version = options.build.fs_version.number().to_string();
     let docker = manifest["mediaType"].as_str() == Some(MEDIA_TYPE_DOCKER_MANIFEST);
     let boot_media = if docker {
         "application/vnd.docker.image.rootfs.diff.tar.gzip"
@@ -657,6 +677,10 @@ fn rewrite_manifest(
     }));
     let mut m = manifest.clone();
     m["config"] = config;
+    if options.merge_platform {
+        // So that a plain containerd never unpacks the Nydus entry (spec §3.1).
+        m["config"]["mediaType"] = Value::from(MEDIA_TYPE_NYDUS_CONFIG);
+    }
     m["layers"] = Value::Array(new_layers);
     let annotations = m.as_object_mut().map(|o| {
         o.entry("annotations")

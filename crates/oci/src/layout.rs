@@ -4,6 +4,7 @@
 //! verified against its name; every write goes to a temporary file in the layout that is
 //! renamed to its digest, so a blob is complete or absent. `index.json` is replaced atomically.
 
+pub use crate::canonical::canonical;
 use crate::error::{io, json, Error, Result};
 use oci_spec::image::{Descriptor, ImageIndex};
 use sha2::{Digest as _, Sha256};
@@ -319,12 +320,6 @@ impl<R: Read> Read for VerifiedReader<R> {
         }
         Ok(n)
     }
-}
-
-/// JSON with sorted keys and no whitespace, so the same document always has the same digest
-/// (serde_json's map is ordered by key).
-pub fn canonical(v: &serde_json::Value) -> Vec<u8> {
-    serde_json::to_vec(v).unwrap_or_default()
 }
 
 /// A new file with a unique name in `dir`.

@@ -13,12 +13,14 @@
 //! bootstrap layer's gzip tar.
 
 pub mod bootstrap_layer;
+mod canonical;
 pub mod check;
 pub mod convert;
 pub mod dict;
 pub mod error;
 mod implicit;
 pub mod layout;
+pub mod merge_platform;
 mod overlay;
 pub mod pack;
 pub mod source;

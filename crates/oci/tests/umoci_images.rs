@@ -7,7 +7,10 @@ mod common;
 use common::{sh, tempdir};
 use oci_spec::image::ImageManifest;
 use rafs_format::model::FsVersion;
-use rafs_oci::convert::{ANNOTATION_FS_VERSION, ANNOTATION_NYDUS_BLOB, ANNOTATION_NYDUS_BOOTSTRAP};
+use rafs_oci::convert::{
+    ANNOTATION_FS_VERSION, ANNOTATION_NYDUS_BLOB, ANNOTATION_NYDUS_BOOTSTRAP,
+    ANNOTATION_SOURCE_DIGEST,
+};
 use rafs_oci::layout::{digest_of, sha256_hex, Layout};
 use rafs_oci::pack::MEDIA_TYPE_NYDUS_BLOB;
 use rafs_oci::{convert_image, ConvertOptions};
@@ -616,6 +619,20 @@ fn an_index_of_two_platforms_converts_each_and_a_nydus_image_passes_unchanged() 
         .map(|d| d["platform"]["architecture"].as_str().unwrap())
         .collect();
     assert_eq!(platforms, ["amd64", "arm64"]);
+    // skopeo reads an index into Go structs and writes it again before pushing; it keeps our
+    // digest only if that gives back our bytes (field order, escaping), which it does.
+    if let Some(registry) = start_registry(&dir.join("registry")) {
+        let remote = format!("docker://127.0.0.1:{}/rafs/multi:n", registry.port);
+        sh(
+            &dir,
+            &format!("skopeo copy -q --all --dest-tls-verify=false --preserve-digests oci:out:multi-nydus {remote}"),
+        );
+        let raw = Command::new("skopeo")
+            .args(["inspect", "--tls-verify=false", "--raw", &remote])
+            .output()
+            .unwrap();
+        assert_eq!(digest_of(&raw.stdout), report.target);
+    }
     // One platform chosen: that manifest alone, not an index.
     let mut arm = ConvertOptions::new(FsVersion::V6);
     arm.platforms = vec!["linux/arm64".into()];
@@ -923,4 +940,201 @@ fn a_chunk_dictionary_image_stores_shared_chunks_once_and_its_blob_follows_the_l
     let again = convert_image(&source, Some("v1"), &fresh, "n", &with_dict).unwrap();
     assert_eq!(again.target, report.target);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn merge_platform_lists_the_oci_manifest_first_then_the_nydus_one_and_a_registry_takes_it() {
+    if !have_umoci() {
+        return;
+    }
+    let dir = tempdir("merge-platform");
+    let source = umoci_image(&dir);
+    let (original, _) = manifest_of(&source, "v1");
+    let src_manifest: Value = source.read_json(&original, "manifest").unwrap();
+    let src_config: Value = source
+        .read_json(src_manifest["config"]["digest"].as_str().unwrap(), "config")
+        .unwrap();
+    let target = Layout::create(dir.join("out")).unwrap();
+    let mut options = ConvertOptions::new(FsVersion::V6);
+    options.merge_platform = true;
+    let report = convert_image(&source, Some("v1"), &target, "merged", &options).unwrap();
+    let index: Value = target.read_json(&report.target, "index").unwrap();
+    assert_eq!(
+        index["mediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
+    let entries = index["manifests"].as_array().unwrap();
+    assert_eq!(entries.len(), 2);
+    let (oci, nydus) = (&entries[0], &entries[1]);
+    // The source has no platform in index.json: both entries take its config's.
+    let platform =
+        serde_json::json!({"os": src_config["os"], "architecture": src_config["architecture"]});
+    assert_eq!(oci["platform"], platform);
+    assert_eq!(nydus["platform"], platform);
+    assert_eq!(
+        nydus["artifactType"],
+        "application/vnd.nydus.image.manifest.v1+json"
+    );
+    assert!(oci.get("artifactType").is_none());
+    assert_eq!(
+        oci["annotations"][ANNOTATION_SOURCE_DIGEST],
+        original.as_str()
+    );
+    assert_eq!(
+        nydus["digest"],
+        report.manifests[0].target_manifest.as_str()
+    );
+    let nydus_manifest: Value = target
+        .read_json(nydus["digest"].as_str().unwrap(), "manifest")
+        .unwrap();
+    assert_eq!(
+        nydus_manifest["config"]["mediaType"],
+        "application/vnd.nydus.image.config.v1+json"
+    );
+    check_oci_entry(&target, oci, &original, &src_manifest, &src_config);
+    // check-image takes the entry marked Nydus, as the snapshotter's index detection does.
+    let check =
+        rafs_oci::check_image(&target, Some("merged"), Some((&source, Some("v1")))).unwrap();
+    assert!(check.ok(), "{:?}", check.rules);
+    assert_eq!(check.manifest, report.manifests[0].target_manifest);
+    push_through_a_registry(&dir, &target, &report.target, oci, nydus);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The OCI entry of a merge-platform index: the empty layer, then the source's layers, all in
+/// the target; its config has the empty layer's diff_id and history entry first.
+fn check_oci_entry(
+    target: &Layout,
+    oci: &Value,
+    original: &str,
+    src_manifest: &Value,
+    src_config: &Value,
+) {
+    let oci_manifest: Value = target
+        .read_json(oci["digest"].as_str().unwrap(), "manifest")
+        .unwrap();
+    let layers = oci_manifest["layers"].as_array().unwrap();
+    let src_layers = src_manifest["layers"].as_array().unwrap();
+    assert_eq!(&layers[1..], src_layers.as_slice());
+    for l in src_layers {
+        target
+            .read_blob(l["digest"].as_str().unwrap(), 1 << 30)
+            .unwrap();
+    }
+    assert_eq!(
+        layers[0]["digest"],
+        "sha256:4f4fb700ef54461cfa02571ae0db9a0dc1e0cdb5577484a6d75e68dc38e8acc1"
+    );
+    assert_eq!(layers[0]["size"], 32);
+    assert_eq!(
+        layers[0]["mediaType"],
+        "application/vnd.oci.image.layer.v1.tar+gzip"
+    );
+    assert_eq!(
+        layers[0]["annotations"]["containerd.io/snapshot/nydus-empty-layer"],
+        "true"
+    );
+    assert_eq!(
+        oci_manifest["annotations"][ANNOTATION_SOURCE_DIGEST],
+        original
+    );
+    // The empty layer, unpacked here by flate2: an empty tar (1024 zero bytes), whose sha256
+    // is the diff_id put first in the config.
+    let gz = target
+        .read_blob(layers[0]["digest"].as_str().unwrap(), 64)
+        .unwrap();
+    let mut tar = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(gz.as_slice()), &mut tar).unwrap();
+    assert_eq!(tar, vec![0u8; 1024]);
+    let config: Value = target
+        .read_json(oci_manifest["config"]["digest"].as_str().unwrap(), "config")
+        .unwrap();
+    let diff_ids = config["rootfs"]["diff_ids"].as_array().unwrap();
+    assert_eq!(diff_ids[0], digest_of(&tar).as_str());
+    assert_eq!(
+        &diff_ids[1..],
+        src_config["rootfs"]["diff_ids"]
+            .as_array()
+            .unwrap()
+            .as_slice()
+    );
+    let history = config["history"].as_array().unwrap();
+    assert_eq!(
+        history[0],
+        serde_json::json!({"created_by": "Nydus Converter", "comment": "Nydus Empty Layer"})
+    );
+    assert_eq!(
+        &history[1..],
+        src_config["history"].as_array().unwrap().as_slice()
+    );
+}
+
+/// Pushes a merge-platform index to a real registry and reads it back.
+fn push_through_a_registry(dir: &Path, target: &Layout, index: &str, oci: &Value, nydus: &Value) {
+    // A real registry takes the whole index and serves it back byte for byte. Debian's
+    // skopeo (1.9) reads an index into image-spec 1.0 structs, which have no artifactType,
+    // so it cannot copy this index with its digest kept: it pushes the two manifests, and the
+    // index goes up as any client puts a manifest (PUT /v2/<name>/manifests/<tag>).
+    let Some(registry) = start_registry(&dir.join("registry")) else {
+        return;
+    };
+    let repo = format!("127.0.0.1:{}/rafs/x", registry.port);
+    let mut top: Value = serde_json::to_value(target.index().unwrap()).unwrap();
+    for (i, d) in [oci, nydus].into_iter().enumerate() {
+        let mut d = d.clone();
+        d["annotations"] =
+            serde_json::json!({"org.opencontainers.image.ref.name": format!("part{i}")});
+        top["manifests"].as_array_mut().unwrap().push(d);
+    }
+    target
+        .write_index(&serde_json::from_value(top).unwrap())
+        .unwrap();
+    for i in 0..2 {
+        sh(
+            dir,
+            &format!(
+                "skopeo copy -q --dest-tls-verify=false --preserve-digests oci:out:part{i} docker://{repo}:part{i}"
+            ),
+        );
+    }
+    let index_file = target.blob_path(index).unwrap();
+    sh(
+        dir,
+        &format!(
+            "curl -sSf -X PUT -H 'Content-Type: application/vnd.oci.image.index.v1+json' \
+             --data-binary @{} http://{}/manifests/merged",
+            index_file.display(),
+            repo.replacen('/', "/v2/", 1)
+        ),
+    );
+    let raw = Command::new("skopeo")
+        .args([
+            "inspect",
+            "--tls-verify=false",
+            "--raw",
+            &format!("docker://{repo}:merged"),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        raw.status.success(),
+        "{}",
+        String::from_utf8_lossy(&raw.stderr)
+    );
+    assert_eq!(digest_of(&raw.stdout), index);
+    // The Nydus entry, pulled back by its digest, arrives whole.
+    sh(
+        dir,
+        &format!(
+            "skopeo copy -q --src-tls-verify=false --preserve-digests docker://{repo}@{} oci:back:n",
+            nydus["digest"].as_str().unwrap()
+        ),
+    );
+    let back = Layout::open(dir.join("back")).unwrap();
+    let (back_digest, m) = manifest_of(&back, "n");
+    assert_eq!(back_digest, nydus["digest"].as_str().unwrap());
+    for l in m.layers() {
+        back.read_blob(l.digest().as_ref(), 1 << 30).unwrap();
+    }
+    drop(registry);
 }
