@@ -57,6 +57,10 @@ pub struct ConvertArgs {
     /// Deduplicate against an existing image: `bootstrap=PATH`.
     #[arg(long = "chunk-dict")]
     chunk_dict: Option<String>,
+    /// Apply the layer onto this bootstrap (same version, compressor, digester and chunk
+    /// size): the new bootstrap holds the whole stack, the parent's blobs first.
+    #[arg(long = "parent-bootstrap")]
+    parent_bootstrap: Option<PathBuf>,
     /// File of prefetch patterns, one absolute path per line (`--prefetch-policy fs`).
     #[arg(long = "prefetch-patterns")]
     prefetch_patterns: Option<PathBuf>,
@@ -176,6 +180,10 @@ fn options(a: &ConvertArgs) -> CliResult<BuildOptions> {
             .ok_or_else(|| format!("--chunk-dict {spec:?}: expected bootstrap=PATH"))?;
         let src = rafs_format::source::Bootstrap::open(Path::new(path))?;
         o.chunk_dict = Some(rafs_chunker::ChunkDict::from_bootstrap(src.bytes())?);
+    }
+    if let Some(p) = &a.parent_bootstrap {
+        let src = rafs_format::source::Bootstrap::open(p)?;
+        o.parent = Some(std::sync::Arc::new(rafs_format::decode(src.bytes())?));
     }
     if let Some(p) = &a.prefetch_patterns {
         let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
@@ -315,6 +323,9 @@ fn commit(
 fn inputs(a: &ConvertArgs) -> Vec<&Path> {
     let mut v = vec![Path::new(a.layer.as_str())];
     if let Some(p) = &a.prefetch_patterns {
+        v.push(p);
+    }
+    if let Some(p) = &a.parent_bootstrap {
         v.push(p);
     }
     if let Some(d) = a

@@ -20,8 +20,10 @@
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod implicit;
 mod merge;
 
 pub use error::{Error, Result};
+pub use implicit::inherit_implicit_dirs;
 pub use merge::{merge, Layer, MergeOptions};
 pub use rafs_format::model::WhiteoutSpec;

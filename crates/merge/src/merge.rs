@@ -37,6 +37,10 @@ pub struct MergeOptions {
     pub fs_version: Option<FsVersion>,
     /// Which whiteout markers upper layers carry (the reference's merge always uses OCI).
     pub whiteout_spec: WhiteoutSpec,
+    /// Keep every blob in the order collected (the parent's table, then each layer's), as
+    /// `create --parent-bootstrap` writes its table; `false` (the reference's merge): blobs in
+    /// order of first use, unused ones dropped.
+    pub keep_blob_order: bool,
     /// Most paths the merged image may have; `None` = what a decoder accepts by default
     /// ([`rafs_format::Limits`]), so every merged image reads back.
     pub max_paths: Option<u64>,
@@ -234,7 +238,11 @@ pub fn merge(layers: Vec<Layer>, options: &MergeOptions) -> Result<Image> {
     }
     let mut tree = to_model(&ov.tree, &layer_inodes);
     check_path_budget(&tree, options)?;
-    let blobs = blobs_in_order_of_use(&mut tree, &table.blobs);
+    let blobs = if options.keep_blob_order {
+        table.blobs
+    } else {
+        blobs_in_order_of_use(&mut tree, &table.blobs)
+    };
     let superblock = Superblock {
         fs_version: first.fs_version,
         compressor: last_sb.compressor,

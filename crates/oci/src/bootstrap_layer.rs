@@ -74,7 +74,7 @@ pub fn merge_layers(
         .map(|b| b.blob_id.clone())
         .collect();
     let implicit: Vec<&[Vec<u8>]> = layers.iter().map(|l| l.implicit_dirs.as_slice()).collect();
-    crate::implicit::inherit_implicit_dirs(&mut image, &images, &implicit);
+    rafs_merge::inherit_implicit_dirs(&mut image, &images, &implicit, options.whiteout_spec);
     let bootstrap = rafs_format::encode(&image)?;
     let tar = layer_tar(&bootstrap, layers, fs_version)?;
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());

@@ -18,7 +18,6 @@ pub mod check;
 pub mod convert;
 pub mod dict;
 pub mod error;
-mod implicit;
 pub mod layout;
 pub mod merge_platform;
 mod overlay;

@@ -14,6 +14,7 @@ use rafs_format::model::{
     Blob, BlobFeatures, ChunkFlags, ChunkInfo, Compressor, Digester, FsVersion, Image, Inode,
     Superblock, NON_DEVICE_RDEV,
 };
+use rafs_merge::{inherit_implicit_dirs, merge, Layer, MergeOptions};
 use std::cell::Cell;
 use std::io::{self, Read, Write};
 use std::rc::Rc;
@@ -479,7 +480,13 @@ impl<'a, 'o, W: Write> Run<'a, 'o, W> {
         let superblock = superblock_of(options);
         let implicit_dirs = tree.implicit_dirs();
         let (bootstrap, image, sink) = match out {
-            Out::Rafs(w) => finish_blob(*w, tree, superblock, options, &mut report)?,
+            Out::Rafs(w) => {
+                let onto = OntoParent {
+                    options,
+                    implicit_dirs: &implicit_dirs,
+                };
+                finish_blob(*w, tree, superblock, &onto, &mut report)?
+            }
             Out::Tarfs {
                 sink,
                 chunks: tarfs_chunks,
@@ -668,14 +675,55 @@ fn tarfs_blob(options: &BuildOptions, digest: &[u8; 32], chunks: u32, tar_bytes:
     blob
 }
 
+/// The options and what applying the layer onto a parent needs.
+struct OntoParent<'a> {
+    options: &'a BuildOptions,
+    implicit_dirs: &'a [Vec<u8>],
+}
+
+impl OntoParent<'_> {
+    /// The layer's image applied onto `--parent-bootstrap` (as is without one): the parent's
+    /// blob table kept whole and first, the layer's markers applied as the whiteout spec says,
+    /// and directories the tar left out showing the parent's.
+    fn apply(&self, image: Image) -> Result<Image> {
+        let Some(parent) = &self.options.parent else {
+            return Ok(image);
+        };
+        let mut m = MergeOptions::default();
+        m.parent = Some(Image::clone(parent));
+        m.whiteout_spec = self.options.whiteout_spec;
+        m.prefetch_patterns = self.options.prefetch_patterns.clone();
+        m.keep_blob_order = true;
+        if let Some(d) = &self.options.chunk_dict {
+            m.dict_blob_ids = d.blobs().iter().map(|b| b.blob_id.clone()).collect();
+        }
+        let mut merged = merge(
+            vec![Layer {
+                image: image.clone(),
+                blob_id: None,
+            }],
+            &m,
+        )?;
+        let parent = m
+            .parent
+            .take()
+            .ok_or(Error::Internal("the parent went missing"))?;
+        let layers = [parent, image];
+        let implicit: [&[Vec<u8>]; 2] = [&[], self.implicit_dirs];
+        inherit_implicit_dirs(&mut merged, &layers, &implicit, self.options.whiteout_spec);
+        Ok(merged)
+    }
+}
+
 /// Finishes the data blob and encodes the bootstrap around it.
 fn finish_blob<W: Write>(
     w: BlobWriter<W>,
     tree: BuildTree,
     superblock: Superblock,
-    options: &BuildOptions,
+    onto: &OntoParent<'_>,
     report: &mut BuildReport,
 ) -> Result<(Vec<u8>, Image, W)> {
+    let options = onto.options;
     let mut data = w.finish_data()?;
     // The chunk records move into the model; the finished blob does not need them.
     let files = std::mem::take(&mut data.files);
@@ -711,7 +759,7 @@ fn finish_blob<W: Write>(
     // A layer without stored chunks has no blob: the table keeps only dictionary blobs its
     // chunks refer to.
     let blobs = own_entry(own.clone());
-    let image = finish_image(superblock, blobs, model, options);
+    let image = onto.apply(finish_image(superblock, blobs, model, options))?;
     let bootstrap = rafs_format::encode(&image)?;
     if finished.size > 0 {
         report.blob_id = Some(own.blob_id.clone());

@@ -24,6 +24,9 @@ pub enum Error {
     /// The options cannot produce a valid image.
     #[error("invalid build options: {0}")]
     InvalidOptions(#[from] OptionsError),
+    /// Applying the layer onto its parent bootstrap failed.
+    #[error("applying the layer onto the parent bootstrap: {0}")]
+    Parent(#[from] rafs_merge::Error),
     /// An invariant of the conversion itself broke (a bug, never the input's fault).
     #[error("internal error: {0}")]
     Internal(&'static str),
@@ -51,7 +54,7 @@ pub enum OptionsError {
     #[error("a tarfs build needs tar-tarfs options; other conversions write a blob")]
     NotTarfs,
     /// tarfs has no blob of its own to inline into, digest or align.
-    #[error("tar-tarfs conflicts with --blob-inline-meta, --features blob-toc, --chunk-dict and --aligned-chunk")]
+    #[error("tar-tarfs conflicts with --blob-inline-meta, --features blob-toc, --chunk-dict, --aligned-chunk and --parent-bootstrap")]
     TarfsConflict,
     /// tarfs stores the tar's bytes as they are.
     #[error("tar-tarfs stores data as is: compressor none, digester sha256")]
@@ -64,6 +67,20 @@ pub enum OptionsError {
         /// The rule it breaks.
         reason: &'static str,
     },
+    /// The parent bootstrap was not made with the build's options.
+    #[error("parent bootstrap: {field} is {parent}, the build's {build}")]
+    Parent {
+        /// What differs: `"fs version"`, `"compressor"`, `"digester"`, `"chunk size"`,
+        /// `"type"`.
+        field: &'static str,
+        /// The parent's.
+        parent: String,
+        /// The build's.
+        build: String,
+    },
+    /// An inlined bootstrap describes its own layer; a parent's stack goes in a separate one.
+    #[error("--parent-bootstrap needs a separate bootstrap, not --blob-inline-meta")]
+    ParentInline,
     /// More worker threads than a writer starts.
     #[error("{given} threads; at most {max}")]
     Threads {

@@ -4,7 +4,8 @@ use crate::error::OptionsError;
 use crate::limits::BuildLimits;
 use rafs_chunker::ChunkDict;
 pub use rafs_format::model::WhiteoutSpec;
-use rafs_format::model::{Compressor, Digester, FsVersion};
+use rafs_format::model::{Compressor, Digester, FsVersion, Image};
+use std::sync::Arc;
 
 /// `--type`: what the image's data is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +45,10 @@ pub struct BuildOptions {
     pub prefetch_patterns: Option<Vec<String>>,
     /// `--chunk-dict bootstrap=PATH`, already loaded.
     pub chunk_dict: Option<ChunkDict>,
+    /// `--parent-bootstrap`, decoded: the image the layer is applied onto (its whiteouts
+    /// and opaque markers, spelled as [`Self::whiteout_spec`] says, take effect); the
+    /// bootstrap then holds the whole stack, the parent's blobs first.
+    pub parent: Option<Arc<Image>>,
     /// `--blob-id` (tarfs: otherwise the sha256 of the tar).
     pub blob_id: Option<String>,
     /// Worker threads for digest and compression; 0 = one per core (at most
@@ -68,6 +73,7 @@ impl std::fmt::Debug for BuildOptions {
             .field("repeatable", &self.repeatable)
             .field("prefetch_patterns", &self.prefetch_patterns)
             .field("chunk_dict", &self.chunk_dict.as_ref().map(|d| d.len()))
+            .field("parent", &self.parent.as_ref().map(|p| p.tree.nodes.len()))
             .field("blob_id", &self.blob_id)
             .field("threads", &self.threads)
             .field("limits", &self.limits)
@@ -92,6 +98,7 @@ impl BuildOptions {
             repeatable: false,
             prefetch_patterns: None,
             chunk_dict: None,
+            parent: None,
             blob_id: None,
             threads: 0,
             limits: BuildLimits::default(),
@@ -129,6 +136,9 @@ impl BuildOptions {
         if self.conversion == ConversionType::TarTarfs {
             self.validate_tarfs()?;
         }
+        if let Some(parent) = &self.parent {
+            self.validate_parent(parent)?;
+        }
         if let Some(id) = &self.blob_id {
             rafs_format::rules::check_blob_id(id).map_err(|reason| OptionsError::BlobId {
                 id: id.clone(),
@@ -157,11 +167,52 @@ impl BuildOptions {
         Ok(())
     }
 
+    /// A parent must be an image this build could have made: same version, compressor,
+    /// digester and chunk size, not tarfs; and the layer's bootstrap stays out of its blob
+    /// (an inlined bootstrap describes its own layer, as the Go converter merges images).
+    fn validate_parent(&self, parent: &Image) -> Result<(), OptionsError> {
+        let sb = &parent.superblock;
+        let mismatch = |field: &'static str, parent: String, build: String| {
+            Err(OptionsError::Parent {
+                field,
+                parent,
+                build,
+            })
+        };
+        if self.inline_bootstrap {
+            return Err(OptionsError::ParentInline);
+        }
+        if sb.tarfs {
+            return mismatch("type", "tar-tarfs".into(), "tar-rafs".into());
+        }
+        if sb.fs_version != self.fs_version {
+            let v = |v: FsVersion| v.number().to_string();
+            return mismatch("fs version", v(sb.fs_version), v(self.fs_version));
+        }
+        if sb.compressor != self.compressor {
+            let c = |c: Compressor| c.name().to_string();
+            return mismatch("compressor", c(sb.compressor), c(self.compressor));
+        }
+        if sb.digester != self.digester {
+            let d = |d: Digester| d.name().to_string();
+            return mismatch("digester", d(sb.digester), d(self.digester));
+        }
+        if sb.chunk_size != self.chunk_size {
+            let c = |c: u32| format!("{c:#x}");
+            return mismatch("chunk size", c(sb.chunk_size), c(self.chunk_size));
+        }
+        Ok(())
+    }
+
     fn validate_tarfs(&self) -> Result<(), OptionsError> {
         if self.fs_version != FsVersion::V6 {
             return Err(OptionsError::TarfsNeedsV6);
         }
-        if self.inline_bootstrap || self.blob_toc || self.chunk_dict.is_some() || self.aligned_chunk
+        if self.inline_bootstrap
+            || self.blob_toc
+            || self.chunk_dict.is_some()
+            || self.aligned_chunk
+            || self.parent.is_some()
         {
             return Err(OptionsError::TarfsConflict);
         }
@@ -211,6 +262,12 @@ impl BuildOptions {
     /// `--chunk-dict bootstrap=PATH`, already loaded.
     pub fn with_chunk_dict(mut self, dict: ChunkDict) -> Self {
         self.chunk_dict = Some(dict);
+        self
+    }
+
+    /// `--parent-bootstrap`, decoded.
+    pub fn with_parent(mut self, parent: Image) -> Self {
+        self.parent = Some(Arc::new(parent));
         self
     }
 

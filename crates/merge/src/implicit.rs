@@ -1,10 +1,11 @@
 //! Directories a layer's tar leaves out. The builder makes them `0755 0:0` with mtime 0, and
 //! the reference's merge lets those defaults win over the real directory below. containerd's
-//! overlay unpack shows the lower directory instead, so at image level, where the lower layers
-//! are known, such a directory takes the attributes of the nearest layer below that lists it,
-//! unless a whiteout or an opaque marker in between hides that one.
+//! overlay unpack shows the lower directory instead, so where the lower layers are known (a
+//! whole image, a build onto a parent bootstrap) such a directory takes the attributes of the
+//! nearest layer below that lists it, unless a whiteout or an opaque marker in between hides
+//! that one.
 
-use rafs_format::model::{Image, NodeId};
+use rafs_format::model::{Image, NodeId, WhiteoutSpec};
 
 const OPAQUE: &[u8] = b".wh..wh..opq";
 
@@ -16,19 +17,34 @@ fn components(path: &[u8]) -> Vec<&[u8]> {
 }
 
 /// Whether `layer` hides what lower layers hold at `path`: an opaque marker in a directory
-/// above it, or a whiteout of it or of a directory above it.
-fn hides(layer: &Image, path: &[&[u8]]) -> bool {
+/// above it, or a whiteout of it or of a directory above it, as `spec` spells them.
+fn hides(layer: &Image, path: &[&[u8]], spec: WhiteoutSpec) -> bool {
     let tree = &layer.tree;
     for depth in 0..path.len() {
         let dir = &path[..depth];
         let Some(d) = tree.lookup_components(dir.iter().copied()) else {
             continue;
         };
-        if tree.child(d, OPAQUE).is_some() {
-            return true;
-        }
-        let whiteout = [b".wh.".as_slice(), path[depth]].concat();
-        if tree.child(d, &whiteout).is_some() {
+        let hidden = match spec {
+            WhiteoutSpec::Oci => {
+                let whiteout = [b".wh.".as_slice(), path[depth]].concat();
+                tree.child(d, OPAQUE).is_some() || tree.child(d, &whiteout).is_some()
+            }
+            WhiteoutSpec::Overlayfs => {
+                let opaque = tree
+                    .inode_of(d)
+                    .xattrs
+                    .iter()
+                    .any(|x| x.name == b"trusted.overlay.opaque" && x.value == b"y");
+                let whiteout = tree.child(d, path[depth]).is_some_and(|c| {
+                    let i = tree.inode_of(c);
+                    i.file_type() == rafs_format::model::mode::S_IFCHR && i.rdev == 0
+                });
+                opaque || whiteout
+            }
+            WhiteoutSpec::None => false,
+        };
+        if hidden {
             return true;
         }
     }
@@ -42,11 +58,12 @@ fn lower_dir(
     implicit: &[&[Vec<u8>]],
     path: &[u8],
     top: usize,
+    spec: WhiteoutSpec,
 ) -> Option<(usize, NodeId)> {
     let comps = components(path);
     let mut j = top;
     while j > 0 {
-        if hides(&images[j], &comps) {
+        if hides(&images[j], &comps, spec) {
             return None;
         }
         j -= 1;
@@ -64,8 +81,15 @@ fn lower_dir(
 }
 
 /// Gives every directory of `merged` whose topmost layer left it out the attributes (mode,
-/// owner, times, xattrs) of the directory a lower layer lists.
-pub(crate) fn inherit_implicit_dirs(merged: &mut Image, images: &[Image], implicit: &[&[Vec<u8>]]) {
+/// owner, times, xattrs) of the directory a lower layer lists. `images` are the layers merged
+/// (lowest first), `implicit` the directories each one's tar left out
+/// (`rafs_tar_build::BuildOutput::implicit_dirs`), `spec` how their markers are spelled.
+pub fn inherit_implicit_dirs(
+    merged: &mut Image,
+    images: &[Image],
+    implicit: &[&[Vec<u8>]],
+    spec: WhiteoutSpec,
+) {
     let mut fixes = Vec::new();
     for e in merged.tree.entries() {
         if !e.inode.is_dir() {
@@ -82,7 +106,7 @@ pub(crate) fn inherit_implicit_dirs(merged: &mut Image, images: &[Image], implic
         let Some(top) = top.filter(|&k| implicit[k].contains(&path)) else {
             continue;
         };
-        if let Some((j, n)) = lower_dir(images, implicit, &path, top) {
+        if let Some((j, n)) = lower_dir(images, implicit, &path, top, spec) {
             fixes.push((e.node, images[j].tree.inode_of(n).clone()));
         }
     }
