@@ -12,8 +12,9 @@
 //! sparse files, hard links to symlinks and devices, and FIFOs with empty device fields are
 //! honoured, `..` is a typed error rather than a panic, and xattrs have a fixed order.
 //!
-//! It does **not** own the formats (`rafs-format`), blob layout (`rafs-chunker`), merging or
-//! unpacking (`rafs-merge`), or files and terminals (the CLI): [`build_layer`] reads from any
+//! It does **not** own the formats (`rafs-format`), blob layout (`rafs-chunker`), merging
+//! (`rafs-merge`, which it calls to apply a layer onto `--parent-bootstrap`), unpacking, or
+//! files and terminals (the CLI): [`build_layer`] reads from any
 //! `Read` and writes the blob to any `Write`, so a program converts a layer in memory.
 //!
 //! ```
@@ -43,8 +44,8 @@
 //! Dependencies: `tar` parses single headers (fields, numbers, the ustar prefix) as the
 //! reference's parser does; the stream around them (long names, PAX records read by their
 //! length prefix, old-GNU sparse maps) is read here; `flate2` and `zstd` decompress the layer; `base64` decodes
-//! `LIBARCHIVE.xattr.*` values; `sha2` hashes the tar for a tarfs blob id; `thiserror`
-//! derives the errors.
+//! `LIBARCHIVE.xattr.*` values; `sha2` hashes the tar for a tarfs blob id; `rafs-merge` applies a layer onto its
+//! parent bootstrap (the same overlay rules as a merge); `thiserror` derives the errors.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
