@@ -165,6 +165,19 @@ pub struct BatchContext {
     pub uncompressed_size: u32,
 }
 
+impl BatchContext {
+    /// The 40-byte on-disk context.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        BatchContextRecord {
+            compressed_size: U32::new(self.compressed_size),
+            uncompressed_batch_size: U32::new(self.uncompressed_size),
+            reserved: [0; 32],
+        }
+        .as_bytes()
+        .to_vec()
+    }
+}
+
 /// The 4096-byte chunk-info header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct CiHeader {

@@ -8,11 +8,16 @@
 //! nor `'static` (a `&mut Vec<u8>` or a borrowed file will do). The pool holds
 //! [`BlobOptions::max_in_flight`] buffers, so memory is bounded by that many chunks whatever
 //! the size of a file or layer, and the output is the same for any number of threads.
+//!
+//! With [`BlobOptions::batch_size`], a file of one chunk under half the batch size is only
+//! digested by the workers; the writer thread gathers such chunks into a batch and writes it
+//! as one compressed unit when the next one would fill it or a chunk is stored on its own
+//! (blob.md §10), so batches, like everything else, depend only on the input order.
 
 use crate::compress::{CompressContext, MAX_CHUNK_SIZE};
 use crate::dict::ChunkDict;
 use crate::error::{Error, Result};
-use crate::meta::{ci_flags, encode_entries, CiEntry, CiFormat, CiHeader};
+use crate::meta::{ci_flags, encode_entries, BatchContext, CiEntry, CiFormat, CiHeader};
 use crate::toc::{
     tar_header, TocEntry, ENTRY_BLOB_DATA, ENTRY_BLOB_DIGEST, ENTRY_BLOB_META,
     ENTRY_BLOB_META_HEADER, ENTRY_BOOTSTRAP, ENTRY_TOC,
@@ -61,6 +66,9 @@ pub struct BlobOptions {
     pub blob_toc: bool,
     /// Record CRC-32C of each chunk (the reference does since v2.3.2).
     pub crc32: bool,
+    /// v6 `--batch-size`: a file of one chunk smaller than half of it shares a compressed
+    /// unit (a batch) with its neighbours; 0 = off.
+    pub batch_size: u32,
     /// Worker threads for digest and compression; 0 means one per core.
     pub threads: usize,
     /// Chunks in flight (read but not yet written); 0 means `2 * threads + 2`.
@@ -80,6 +88,7 @@ impl BlobOptions {
             inline_bootstrap: false,
             blob_toc: false,
             crc32: true,
+            batch_size: 0,
             threads: 0,
             max_in_flight: 0,
         }
@@ -98,6 +107,7 @@ impl BlobOptions {
                 "gzip is not a chunk compressor".into(),
             ));
         }
+        self.validate_batch()?;
         if self.threads > MAX_THREADS {
             return Err(Error::InvalidOptions(format!(
                 "{} threads; at most {MAX_THREADS}",
@@ -111,6 +121,29 @@ impl BlobOptions {
             )));
         }
         Ok(())
+    }
+
+    /// `--batch-size`: v6 only, a power of two from 4 KiB to the chunk size.
+    fn validate_batch(&self) -> Result<()> {
+        let b = self.batch_size;
+        if b == 0 {
+            return Ok(());
+        }
+        if self.fs_version != FsVersion::V6 {
+            return Err(Error::InvalidOptions("batch chunks need RAFS v6".into()));
+        }
+        if !b.is_power_of_two() || b < 0x1000 || b > self.chunk_size {
+            return Err(Error::InvalidOptions(format!(
+                "batch size {b:#x} is not a power of two from 0x1000 to the chunk size {:#x}",
+                self.chunk_size
+            )));
+        }
+        Ok(())
+    }
+
+    /// Whether a chunk of `len` bytes, its file's only one, goes into a batch.
+    fn batchable(&self, chunks_in_file: u64, len: usize) -> bool {
+        self.batch_size > 0 && chunks_in_file == 1 && len < (self.batch_size / 2) as usize
     }
 
     fn effective_threads(&self) -> usize {
@@ -158,6 +191,8 @@ struct Job {
     seq: u64,
     file: u32,
     file_offset: u64,
+    /// Goes into a batch, which is compressed as a whole: the worker only digests it.
+    batchable: bool,
     buf: Buffers,
 }
 
@@ -165,6 +200,7 @@ struct Done {
     seq: u64,
     file: u32,
     file_offset: u64,
+    batchable: bool,
     buf: Buffers,
     digest: [u8; 32],
     crc32: u32,
@@ -187,6 +223,12 @@ struct Placement<W: Write> {
     table: Vec<BlobTableEntry>,
     own_index: Option<u32>,
     files: Vec<Vec<ChunkInfo>>,
+    /// Bytes of the batch being filled (`--batch-size`).
+    batch: Vec<u8>,
+    /// Batches written so far.
+    batches: Vec<BatchContext>,
+    /// Scratch for compressing a batch.
+    batch_out: Vec<u8>,
 }
 
 impl<W: Write> Placement<W> {
@@ -205,6 +247,9 @@ impl<W: Write> Placement<W> {
             table: Vec::new(),
             own_index: None,
             files: Vec::new(),
+            batch: Vec::new(),
+            batches: Vec::new(),
+            batch_out: Vec::new(),
         }
     }
 
@@ -258,14 +303,107 @@ impl<W: Write> Placement<W> {
         Ok(())
     }
 
-    /// Appends a new chunk's stored bytes and records it.
-    fn store(&mut self, d: &Done) -> Result<ChunkInfo> {
+    /// The next chunk index and the uncompressed range of a new chunk of `usize_` bytes.
+    fn next_chunk(&mut self, usize_: u32) -> Result<(u32, u64)> {
         let index = field_u32("chunk index", self.entries.len())?;
         if index >= MAX_CHUNKS_PER_BLOB {
             return Err(Error::Unrepresentable(format!(
                 "more than {MAX_CHUNKS_PER_BLOB} chunks in one blob"
             )));
         }
+        let uncompressed_offset = self.uncompressed_offset;
+        let advance = if self.opts.aligned() {
+            u64::from(usize_).div_ceil(4096) * 4096
+        } else {
+            u64::from(usize_)
+        };
+        if uncompressed_offset + advance >= 1 << 44 {
+            return Err(Error::Unrepresentable(
+                "uncompressed blob exceeds 2^44 bytes".into(),
+            ));
+        }
+        self.uncompressed_offset += advance;
+        Ok((index, uncompressed_offset))
+    }
+
+    /// Adds a new chunk to the current batch (after writing the batch out if the chunk would
+    /// fill it) and records it as the reference does (blob.md §10): the chunk-info entry
+    /// names the batch and the place in it; the bootstrap record has no stored range.
+    fn store_batched(&mut self, d: &Done) -> Result<ChunkInfo> {
+        let usize_ = field_u32("chunk size", d.buf.data.len())?;
+        if !self.batch.is_empty()
+            && self.batch.len() + d.buf.data.len() >= self.opts.batch_size as usize
+        {
+            self.flush_batch()?;
+        }
+        let own = self.own_index()?;
+        let (index, uncompressed_offset) = self.next_chunk(usize_)?;
+        let batch_index = u64::try_from(self.batches.len()).unwrap_or(u64::MAX);
+        self.entries.push(CiEntry {
+            uncompressed_offset,
+            uncompressed_size: usize_,
+            compressed_offset: self.pos,
+            compressed_size: 0,
+            flags: ci_flags::COMPRESSED | ci_flags::BATCH,
+            data: batch_index << 32 | self.batch.len() as u64,
+        });
+        self.batch.extend_from_slice(&d.buf.data);
+        let crc32 = if self.opts.crc32 { d.crc32 } else { 0 };
+        let flags = if self.opts.crc32 {
+            ChunkFlags::HAS_CRC32
+        } else {
+            ChunkFlags::empty()
+        };
+        let info = ChunkInfo {
+            digest: d.digest,
+            blob_index: own,
+            index,
+            flags,
+            compressed_offset: 0,
+            compressed_size: 0,
+            uncompressed_offset,
+            uncompressed_size: usize_,
+            file_offset: d.file_offset,
+            crc32,
+        };
+        self.digests.push(d.digest);
+        self.seen.insert((d.digest, usize_), info);
+        Ok(info)
+    }
+
+    /// Writes the current batch as one unit, compressed unless that does not shrink it.
+    fn flush_batch(&mut self) -> Result<()> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let mut out = std::mem::take(&mut self.batch_out);
+        let mut raw = std::mem::take(&mut self.batch);
+        let compressed = crate::compress::compress(self.opts.compressor, &raw, &mut out)?;
+        let stored = if compressed { &out } else { &raw };
+        if self.pos + stored.len() as u64 >= 1 << 40 {
+            return Err(Error::Unrepresentable(
+                "blob data exceeds 2^40 bytes".into(),
+            ));
+        }
+        let context = BatchContext {
+            compressed_size: field_u32("batch size", stored.len())?,
+            uncompressed_size: field_u32("batch size", raw.len())?,
+        };
+        self.write(stored, true)?;
+        self.batches.push(context);
+        raw.clear();
+        self.batch = raw;
+        self.batch_out = out;
+        Ok(())
+    }
+
+    /// Appends a new chunk's stored bytes and records it.
+    fn store(&mut self, d: &Done) -> Result<ChunkInfo> {
+        if d.batchable {
+            return self.store_batched(d);
+        }
+        // A chunk stored on its own ends the batch being filled (the reference's order).
+        self.flush_batch()?;
         let own = self.own_index()?;
         let usize_ = field_u32("chunk size", d.buf.data.len())?;
         let stored: &[u8] = if d.compressed {
@@ -280,23 +418,12 @@ impl<W: Write> Placement<W> {
                 "blob data exceeds 2^40 bytes".into(),
             ));
         }
-        let uncompressed_offset = self.uncompressed_offset;
-        let advance = if self.opts.aligned() {
-            u64::from(usize_).div_ceil(4096) * 4096
-        } else {
-            u64::from(usize_)
-        };
-        if uncompressed_offset + advance >= 1 << 44 {
-            return Err(Error::Unrepresentable(
-                "uncompressed blob exceeds 2^44 bytes".into(),
-            ));
-        }
+        let (index, uncompressed_offset) = self.next_chunk(usize_)?;
         self.sink
             .write_all(stored)
             .map_err(|e| Error::io("writing the blob", e))?;
         self.hash.update(stored);
         self.pos += u64::from(csize);
-        self.uncompressed_offset += advance;
         let crc32 = if self.opts.crc32 { d.crc32 } else { 0 };
         let (flags, ci) = self.chunk_flags(d.compressed);
         let info = ChunkInfo {
@@ -375,7 +502,14 @@ impl<W: Write> Placement<W> {
         toc: &mut Vec<TocEntry>,
     ) -> Result<BlobMetaLocation> {
         let opts = self.opts.clone();
-        let raw = encode_entries(&self.entries, CiFormat::V1);
+        let batched = opts.batch_size > 0;
+        let format = if batched { CiFormat::V2 } else { CiFormat::V1 };
+        let mut raw = encode_entries(&self.entries, format);
+        // Batch contexts follow the entries in the same (compressed) array (blob.md §10).
+        let (zran_offset, zran_count) = (raw.len() as u64, self.batches.len());
+        for b in &self.batches {
+            raw.extend_from_slice(&b.to_bytes());
+        }
         let mut stored = Vec::new();
         let compressed = crate::compress::compress(opts.compressor, &raw, &mut stored)?;
         let ci_compressor = if compressed {
@@ -390,7 +524,9 @@ impl<W: Write> Placement<W> {
             ci_offset: self.pos,
             ci_compressed_size: stored.len() as u64,
             ci_uncompressed_size: raw.len() as u64,
-            ..Default::default()
+            zran_offset: if batched { zran_offset } else { 0 },
+            zran_size: raw.len() as u64 - zran_offset,
+            zran_count: field_u32("batch count", zran_count)?,
         };
         let hbytes = header.to_bytes();
         self.write(&stored, true)?;
@@ -451,6 +587,9 @@ fn sealed_features(opts: &BlobOptions, chunks: usize) -> BlobFeatures {
     }
     if opts.tar_headers() {
         features |= BlobFeatures::HAS_TAR_HEADER;
+    }
+    if opts.batch_size > 0 {
+        features |= BlobFeatures::BATCH | BlobFeatures::CHUNK_INFO_V2;
     }
     if opts.blob_toc {
         features |= BlobFeatures::HAS_TOC;
@@ -604,6 +743,7 @@ impl<W: Write> BlobWriter<W> {
                 seq: self.next_seq,
                 file,
                 file_offset,
+                batchable: self.opts.batchable(nchunks, len),
                 buf,
             };
             let jobs = self
@@ -696,14 +836,19 @@ fn process(
     } else {
         0
     };
-    let (compressed, failure) = match ctx.compress(compressor, &job.buf.data, &mut job.buf.out) {
-        Ok(c) => (c, None),
-        Err(e) => (false, Some(e)),
+    let (compressed, failure) = if job.batchable {
+        (false, None)
+    } else {
+        match ctx.compress(compressor, &job.buf.data, &mut job.buf.out) {
+            Ok(c) => (c, None),
+            Err(e) => (false, Some(e)),
+        }
     };
     Done {
         seq: job.seq,
         file: job.file,
         file_offset: job.file_offset,
+        batchable: job.batchable,
         buf: job.buf,
         digest,
         crc32,
@@ -728,6 +873,7 @@ pub struct BlobData<W: Write> {
 
 impl<W: Write> BlobData<W> {
     fn seal(mut p: Placement<W>) -> Result<Self> {
+        p.flush_batch()?;
         let opts = p.opts.clone();
         let chunks = p.entries.len();
         let mut toc = Vec::new();

@@ -398,3 +398,96 @@ fn bad_blob_meta_headers_are_refused() {
         .unwrap();
     assert_eq!(kind(&e), "BadMagic", "{e}");
 }
+
+/// A v6 batch blob (`--batch-size 0x1000`), everything stored raw so the chunk-info array,
+/// the batch table and the batch bytes can be edited in place: three small files share
+/// batch 0, a large one is stored on its own.
+fn batch_base() -> FinishedBlob<Vec<u8>> {
+    let mut o = BlobOptions::new(FsVersion::V6);
+    o.compressor = Compressor::None;
+    o.chunk_size = 0x4000;
+    o.batch_size = 0x1000;
+    let mut w = BlobWriter::new(Vec::new(), o).unwrap();
+    w.add_bytes(b"first small file\n").unwrap();
+    w.add_bytes(b"second\n").unwrap();
+    w.add_bytes(&pseudo_random(900, 3)).unwrap();
+    w.add_bytes(&pseudo_random(9000, 5)).unwrap();
+    w.finish_data().unwrap().finish(None).unwrap()
+}
+
+/// Where entry `index` of the raw v2 array is, and where batch context `k` is.
+fn v2_entry_at(blob: &[u8], index: usize) -> usize {
+    let h = BlobReader::open(blob).unwrap().meta().unwrap().header;
+    assert_eq!(h.ci_compressor, 0, "array must be raw to edit");
+    h.ci_offset as usize + index * 24
+}
+
+fn batch_context_at(blob: &[u8], k: usize) -> usize {
+    let h = BlobReader::open(blob).unwrap().meta().unwrap().header;
+    h.ci_offset as usize + h.zran_offset as usize + k * 40
+}
+
+fn edit_v2(blob: &mut [u8], index: usize, f: impl FnOnce(&mut CiEntry)) {
+    use zerocopy::{FromBytes, IntoBytes};
+    let at = v2_entry_at(blob, index);
+    let rec = rafs_chunker::ondisk::CiEntryV2Record::read_from_bytes(&blob[at..at + 24]).unwrap();
+    let mut e = CiEntry::decode_v2(&rec);
+    f(&mut e);
+    blob[at..at + 24].copy_from_slice(e.encode_v2().as_bytes());
+}
+
+#[test]
+fn a_batch_blob_reads_back_and_its_damage_is_named() {
+    let b = batch_base();
+    let chunks = all_chunks(&b);
+    let r = BlobReader::open(b.sink.as_slice()).unwrap();
+    let meta = r.meta().unwrap();
+    assert_eq!(meta.batches.len(), 1, "{:?}", meta.batches);
+    assert_eq!(meta.batches[0].uncompressed_size, 17 + 7 + 900);
+    for c in &chunks {
+        r.read_chunk(c, Compressor::None, Verify::default())
+            .unwrap();
+    }
+    let open_error = |blob: &[u8]| kind(&BlobReader::open(blob).map(|_| ()).unwrap_err());
+    // A member that claims to reach past its batch.
+    let mut blob = b.sink.clone();
+    edit_v2(&mut blob, 1, |e| e.data = 920);
+    assert_eq!(open_error(&blob), "InvalidField");
+    // A member naming a batch that does not exist.
+    let mut blob = b.sink.clone();
+    edit_v2(&mut blob, 0, |e| e.data = 7 << 32);
+    assert_eq!(open_error(&blob), "InvalidField");
+    // A batch whose stored bytes would run past the chunk data.
+    let mut blob = b.sink.clone();
+    let at = batch_context_at(&blob, 0);
+    blob[at..at + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+    assert_eq!(open_error(&blob), "InvalidField");
+    // A batch that claims more bytes than a chunk may hold is refused before allocating.
+    let mut blob = b.sink.clone();
+    let at = batch_context_at(&blob, 0);
+    blob[at + 4..at + 8].copy_from_slice(&u32::MAX.to_le_bytes());
+    let read = BlobReader::open(blob.as_slice())
+        .and_then(|r| r.read_chunk(&chunks[0], Compressor::Zstd, Verify::default()));
+    assert_eq!(kind(&read.unwrap_err()), "LimitExceeded");
+    // Damaged batch bytes fail the member's digest.
+    let mut blob = b.sink.clone();
+    let first = meta.entries[0].compressed_offset as usize;
+    blob[first] ^= 0xff;
+    let r = BlobReader::open(blob.as_slice()).unwrap();
+    let digest = Verify {
+        digest: Some(b.blob.digester),
+        crc32: false,
+    };
+    let e = r
+        .read_chunk(&chunks[0], Compressor::None, digest)
+        .unwrap_err();
+    assert_eq!(kind(&e), "DigestMismatch");
+    // The bootstrap record of a batch member keeps its CRC (the entry's data word holds the
+    // batch position instead), so the CRC catches it too.
+    let crc = Verify {
+        digest: None,
+        crc32: true,
+    };
+    let e = r.read_chunk(&chunks[0], Compressor::None, crc).unwrap_err();
+    assert_eq!(kind(&e), "CrcMismatch");
+}

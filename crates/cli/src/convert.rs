@@ -57,6 +57,10 @@ pub struct ConvertArgs {
     /// Deduplicate against an existing image: `bootstrap=PATH`.
     #[arg(long = "chunk-dict")]
     chunk_dict: Option<String>,
+    /// v6: files of one chunk under half this size are compressed together in batches of up
+    /// to this size (a power of two from 0x1000 to the chunk size; hex with 0x, or decimal).
+    #[arg(long = "batch-size")]
+    batch_size: Option<String>,
     /// Apply the layer onto this bootstrap (same version, compressor, digester and chunk
     /// size): the new bootstrap holds the whole stack, the parent's blobs first.
     #[arg(long = "parent-bootstrap")]
@@ -133,11 +137,16 @@ pub(crate) fn digester_named(name: &str) -> Digester {
 
 /// `--chunk-size`: hex with `0x`, or decimal.
 pub(crate) fn parse_chunk_size(cs: &str) -> CliResult<u32> {
-    let v = match cs.strip_prefix("0x").or_else(|| cs.strip_prefix("0X")) {
+    parse_size(cs, "--chunk-size")
+}
+
+/// A size option: hex with `0x`, or decimal.
+fn parse_size(text: &str, option: &str) -> CliResult<u32> {
+    let v = match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
         Some(hex) => u32::from_str_radix(hex, 16),
-        None => cs.parse(),
+        None => text.parse(),
     };
-    Ok(v.map_err(|_| format!("--chunk-size {cs:?} is not a number"))?)
+    Ok(v.map_err(|_| format!("{option} {text:?} is not a number"))?)
 }
 
 fn options(a: &ConvertArgs) -> CliResult<BuildOptions> {
@@ -174,6 +183,9 @@ fn options(a: &ConvertArgs) -> CliResult<BuildOptions> {
     o.repeatable = a.repeatable;
     o.blob_id = a.blob_id.clone();
     o.threads = a.threads;
+    if let Some(b) = &a.batch_size {
+        o.batch_size = parse_size(b, "--batch-size")?;
+    }
     if let Some(spec) = &a.chunk_dict {
         let path = spec
             .strip_prefix("bootstrap=")

@@ -549,6 +549,7 @@ fn blob_writer<W: Write>(options: &BuildOptions, sink: W) -> Result<BlobWriter<W
     b.inline_bootstrap = options.inline_bootstrap;
     b.blob_toc = options.blob_toc;
     b.threads = options.threads;
+    b.batch_size = options.batch_size;
     Ok(match &options.chunk_dict {
         Some(d) => BlobWriter::with_dictionary(sink, b, d.clone())?,
         None => BlobWriter::new(sink, b)?,

@@ -67,6 +67,9 @@ pub enum OptionsError {
         /// The rule it breaks.
         reason: &'static str,
     },
+    /// `--batch-size` is for v6 tar-rafs, a power of two from 4 KiB to the chunk size.
+    #[error("batch size {0:#x}: v6 tar-rafs only, a power of two from 0x1000 to the chunk size")]
+    BatchSize(u32),
     /// The parent bootstrap was not made with the build's options.
     #[error("parent bootstrap: {field} is {parent}, the build's {build}")]
     Parent {

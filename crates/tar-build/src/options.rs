@@ -45,6 +45,9 @@ pub struct BuildOptions {
     pub prefetch_patterns: Option<Vec<String>>,
     /// `--chunk-dict bootstrap=PATH`, already loaded.
     pub chunk_dict: Option<ChunkDict>,
+    /// v6 `--batch-size`: files of one chunk under half of it are compressed together in
+    /// batches of up to this many bytes; 0 = off.
+    pub batch_size: u32,
     /// `--parent-bootstrap`, decoded: the image the layer is applied onto (its whiteouts
     /// and opaque markers, spelled as [`Self::whiteout_spec`] says, take effect); the
     /// bootstrap then holds the whole stack, the parent's blobs first.
@@ -73,6 +76,7 @@ impl std::fmt::Debug for BuildOptions {
             .field("repeatable", &self.repeatable)
             .field("prefetch_patterns", &self.prefetch_patterns)
             .field("chunk_dict", &self.chunk_dict.as_ref().map(|d| d.len()))
+            .field("batch_size", &self.batch_size)
             .field("parent", &self.parent.as_ref().map(|p| p.tree.nodes.len()))
             .field("blob_id", &self.blob_id)
             .field("threads", &self.threads)
@@ -98,6 +102,7 @@ impl BuildOptions {
             repeatable: false,
             prefetch_patterns: None,
             chunk_dict: None,
+            batch_size: 0,
             parent: None,
             blob_id: None,
             threads: 0,
@@ -135,6 +140,16 @@ impl BuildOptions {
         }
         if self.conversion == ConversionType::TarTarfs {
             self.validate_tarfs()?;
+        }
+        let b = self.batch_size;
+        if b != 0
+            && (self.fs_version != FsVersion::V6
+                || self.conversion == ConversionType::TarTarfs
+                || !b.is_power_of_two()
+                || b < 0x1000
+                || b > cs)
+        {
+            return Err(OptionsError::BatchSize(b));
         }
         if let Some(parent) = &self.parent {
             self.validate_parent(parent)?;

@@ -31,8 +31,6 @@ fn cases() -> Vec<Case> {
 fn out_of_scope(c: &Case) -> Option<&'static str> {
     if c.flag("targz-ref") {
         Some("zran (targz-ref) comes later")
-    } else if c.flag("--batch-size") {
-        Some("batch chunks come later")
     } else if c.flag("--parent-bootstrap") {
         Some("layered builds (broken in the reference) come later")
     } else {
@@ -67,6 +65,9 @@ fn options(c: &Case) -> BuildOptions {
     o.inline_bootstrap = c.flag("--blob-inline-meta");
     o.blob_toc = c.value("--features") == Some("blob-toc");
     o.repeatable = c.flag("--repeatable");
+    if let Some(b) = c.value("--batch-size") {
+        o.batch_size = u32::from_str_radix(b.trim_start_matches("0x"), 16).unwrap();
+    }
     o
 }
 
