@@ -7,7 +7,8 @@ use std::io::Write;
 
 /// Input layout: byte 0 picks the framing (0 plain, 1 gzip of the rest, 2 zstd of the rest,
 /// 3 the rest as is whatever it starts with) and byte 1 the options (v5/v6/tarfs, inline
-/// bootstrap with ToC). Building must succeed or fail with a typed error; on success the
+/// bootstrap with ToC; 0x10 lz4, 0x20 batch chunks, 0x40 the layer built onto itself as its
+/// parent bootstrap). Building must succeed or fail with a typed error; on success the
 /// bootstrap must decode to the image the build reports.
 pub fn build_any(data: &[u8]) -> Result<(), String> {
     if data.len() < 2 {
@@ -34,9 +35,24 @@ pub fn build_any(data: &[u8]) -> Result<(), String> {
     }
     opts.chunk_size = 0x1000;
     opts.threads = 1;
-    let Ok(out) = build_layer(framed.as_slice(), &opts, Vec::new()) else {
+    let rafs_v6 =
+        opts.conversion == crate::ConversionType::TarRafs && opts.fs_version == FsVersion::V6;
+    if data[1] & 0x20 != 0 && rafs_v6 {
+        opts.batch_size = 0x1000;
+    }
+    let Ok(mut out) = build_layer(framed.as_slice(), &opts, Vec::new()) else {
         return Ok(());
     };
+    if data[1] & 0x40 != 0
+        && opts.conversion == crate::ConversionType::TarRafs
+        && !opts.inline_bootstrap
+    {
+        opts.parent = Some(std::sync::Arc::new(out.image.clone()));
+        let Ok(onto) = build_layer(framed.as_slice(), &opts, Vec::new()) else {
+            return Ok(());
+        };
+        out = onto;
+    }
     let back = rafs_format::decode(&out.bootstrap)
         .map_err(|e| format!("our bootstrap does not decode: {e}"))?;
     if let Some(d) = back.tree_difference(&out.image) {
