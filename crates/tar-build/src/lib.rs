@@ -43,7 +43,8 @@
 //!
 //! Dependencies: `tar` parses single headers (fields, numbers, the ustar prefix) as the
 //! reference's parser does; the stream around them (long names, PAX records read by their
-//! length prefix, old-GNU sparse maps) is read here; `flate2` and `zstd` decompress the layer; `base64` decodes
+//! length prefix, old-GNU sparse maps) is read here; `flate2` (on its `zlib-rs` backend, pure Rust and about an eighth faster end to end
+//! on a gzip'ed layer than its default `miniz_oxide`) and `zstd` decompress the layer; `base64` decodes
 //! `LIBARCHIVE.xattr.*` values; `sha2` hashes the tar for a tarfs blob id; `rafs-merge` applies a layer onto its
 //! parent bootstrap (the same overlay rules as a merge); `thiserror` derives the errors.
 
