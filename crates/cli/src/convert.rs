@@ -213,8 +213,8 @@ pub fn run(a: &ConvertArgs) -> CliResult<ExitCode> {
     // Every output location is checked (and its file started) before any work.
     let bootstrap_out = a.bootstrap.as_deref().map(Output::open).transpose()?;
     let blob_out = open_blob_output(a, tarfs)?;
-    let (input, total): (Box<dyn Read>, Option<u64>) = if a.layer == "-" {
-        (Box::new(std::io::stdin().lock()), None)
+    let (input, total): (Box<dyn Read + Send>, Option<u64>) = if a.layer == "-" {
+        (Box::new(std::io::stdin()), None)
     } else {
         let f = std::fs::File::open(&a.layer).map_err(|e| format!("{}: {e}", a.layer))?;
         let len = f.metadata().ok().map(|m| m.len());

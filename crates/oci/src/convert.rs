@@ -597,7 +597,7 @@ struct Counting<'a, R> {
     inner: R,
     read: u64,
     reported: u64,
-    report: &'a dyn Fn(u64),
+    report: &'a (dyn Fn(u64) + Sync),
 }
 
 impl<R: std::io::Read> std::io::Read for Counting<'_, R> {

@@ -34,7 +34,7 @@ pub fn pack_options(fs_version: rafs_format::model::FsVersion) -> BuildOptions {
 
 /// Converts the OCI layer `input` (plain, gzip or zstd tar) into a Nydus blob layer written
 /// to `out`, in one streaming pass; the digest is computed while writing.
-pub fn pack_layer<R: Read, W: Write>(
+pub fn pack_layer<R: Read + Send, W: Write>(
     input: R,
     options: &BuildOptions,
     out: W,

@@ -3,7 +3,7 @@
 
 use crate::entry::{full_mode, makedev, normalise, Globals, Kind, Pax, MAX_SYMLINK};
 use crate::error::{EntryError, EntryErrorKind as K, Error, OptionsError, Result, TarErrorKind};
-use crate::input::{self, Counting, DecodeFailure, Hashing};
+use crate::input::{self, Counting, DecodeFailure, Hashing, SharedCounting};
 use crate::limits::Budget;
 use crate::options::{BuildOptions, ConversionType, WhiteoutSpec};
 use crate::reader::{Entry, StreamError, TarStream};
@@ -18,6 +18,8 @@ use rafs_merge::{inherit_implicit_dirs, merge, Layer, MergeOptions};
 use std::cell::Cell;
 use std::io::{self, Read, Write};
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Paths the reference always drops (eStargz bookkeeping), at the root only.
@@ -96,7 +98,7 @@ pub struct BuildOutput<W> {
 
 /// Converts one OCI layer (plain, gzip or zstd tar, read once front to back) into a RAFS
 /// bootstrap and a data blob written to `sink`.
-pub fn build_layer<R: Read, W: Write>(
+pub fn build_layer<R: Read + Send, W: Write>(
     input: R,
     options: &BuildOptions,
     sink: W,
@@ -106,7 +108,7 @@ pub fn build_layer<R: Read, W: Write>(
 
 /// Converts one OCI layer into a tarfs bootstrap (`nydus-image create -t tar-tarfs`): files
 /// point into the layer tar itself, so there is no blob to write and no sink to give.
-pub fn build_tarfs_layer<R: Read>(input: R, options: &BuildOptions) -> Result<BuildOutput<()>> {
+pub fn build_tarfs_layer<R: Read + Send>(input: R, options: &BuildOptions) -> Result<BuildOutput<()>> {
     if options.conversion != ConversionType::TarTarfs {
         return Err(OptionsError::NotTarfs.into());
     }
@@ -120,8 +122,9 @@ pub fn build_tarfs_layer<R: Read>(input: R, options: &BuildOptions) -> Result<Bu
     })
 }
 
-/// [`build_layer`], calling `progress` after every entry.
-pub fn build_layer_with_progress<R: Read, W: Write>(
+/// [`build_layer`], calling `progress` after every entry. A compressed layer is decompressed
+/// on a thread of its own, ahead of the parser.
+pub fn build_layer_with_progress<R: Read + Send, W: Write>(
     input: R,
     options: &BuildOptions,
     sink: W,
@@ -129,12 +132,18 @@ pub fn build_layer_with_progress<R: Read, W: Write>(
 ) -> Result<BuildOutput<W>> {
     options.validate()?;
     let started = Instant::now();
-    let mut run = Run::start(input, options, sink)?;
-    while let Some(entry) = run.next_entry()? {
-        run.entry(entry)?;
-        progress(run.progress());
-    }
-    run.finish(started)
+    std::thread::scope(|scope| {
+        let input_count = Arc::new(AtomicU64::new(0));
+        let (decoded, compression) =
+            input::ahead(scope, SharedCounting::new(input, input_count.clone()))
+                .map_err(|e| tar_error(e, 0))?;
+        let mut run = Run::start(decoded, compression, input_count, options, sink)?;
+        while let Some(entry) = run.next_entry()? {
+            run.entry(entry)?;
+            progress(run.progress());
+        }
+        run.finish(started)
+    })
 }
 
 /// tarfs: the file's chunks point at its bytes in the tar.
@@ -201,7 +210,7 @@ type Stream<'a> = TarStream<Hashing<Counting<Box<dyn Read + 'a>>>>;
 struct Run<'a, 'o, W: Write> {
     options: &'o BuildOptions,
     stream: Stream<'a>,
-    input_count: Rc<Cell<u64>>,
+    input_count: Arc<AtomicU64>,
     tar_count: Rc<Cell<u64>>,
     out: Out<W>,
     report: BuildReport,
@@ -229,12 +238,15 @@ struct Header {
 }
 
 impl<'a, 'o, W: Write> Run<'a, 'o, W> {
-    fn start<R: Read + 'a>(input: R, options: &'o BuildOptions, sink: W) -> Result<Self> {
+    fn start(
+        decoded: Box<dyn Read + 'a>,
+        compression: input::Compression,
+        input_count: Arc<AtomicU64>,
+        options: &'o BuildOptions,
+        sink: W,
+    ) -> Result<Self> {
         let tarfs = options.conversion == ConversionType::TarTarfs;
-        let input_count = Rc::new(Cell::new(0u64));
         let tar_count = Rc::new(Cell::new(0u64));
-        let (decoded, compression) =
-            input::open(Counting::new(input, input_count.clone())).map_err(|e| tar_error(e, 0))?;
         let hashing = Hashing::new(Counting::new(decoded, tar_count.clone()), tarfs);
         let out = if tarfs {
             Out::Tarfs { sink, chunks: 0 }
@@ -260,7 +272,7 @@ impl<'a, 'o, W: Write> Run<'a, 'o, W> {
 
     fn progress(&self) -> Progress {
         Progress {
-            input_bytes: self.input_count.get(),
+            input_bytes: self.input_count.load(Ordering::Relaxed),
             tar_bytes: self.tar_count.get(),
             entries: self.report.entries,
         }
@@ -473,7 +485,7 @@ impl<'a, 'o, W: Write> Run<'a, 'o, W> {
             .into_inner()
             .finish()
             .map_err(|e| tar_error(e, tar_count.get()))?;
-        report.input_bytes = input_count.get();
+        report.input_bytes = input_count.load(Ordering::Relaxed);
         report.tar_bytes = tar_count.get();
         report.stream_time = started.elapsed();
         let finishing = Instant::now();

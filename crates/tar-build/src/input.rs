@@ -1,11 +1,13 @@
 //! The layer stream: compression detected from its first bytes (gzip, zstd, or a plain tar),
-//! byte counters for progress and error offsets, and an optional sha256 of the tar (the blob
-//! id of a tarfs image).
+//! decompressed on a thread of its own ahead of the tar parser, byte counters for progress
+//! and error offsets, and an optional sha256 of the tar (the blob id of a tarfs image).
 
 use sha2::{Digest as _, Sha256};
 use std::cell::Cell;
 use std::io::{self, BufRead, BufReader, Read};
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
 
 /// Compression of the layer stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,19 +127,168 @@ impl<R: Read> Read for Hashing<R> {
     }
 }
 
-/// Detects the compression from the first bytes and returns the decompressed stream.
-pub fn open<'a, R: Read + 'a>(input: R) -> io::Result<(Box<dyn Read + 'a>, Compression)> {
+/// Counts bytes read through it into a counter another thread may read.
+pub struct SharedCounting<R> {
+    inner: R,
+    count: Arc<AtomicU64>,
+}
+
+impl<R> SharedCounting<R> {
+    /// Wraps a reader; the counter is shared.
+    pub fn new(inner: R, count: Arc<AtomicU64>) -> Self {
+        SharedCounting { inner, count }
+    }
+}
+
+impl<R: Read> Read for SharedCounting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// Bytes of decompressed stream per hand-off between the decompressing thread and the parser.
+const AHEAD_BLOCK: usize = 256 * 1024;
+/// Blocks decompressed ahead of the parser at most (memory: this many blocks, twice).
+const AHEAD_BLOCKS: usize = 4;
+
+/// The decompressed stream as the parser reads it: blocks a thread of `scope` decompresses
+/// ahead. A plain tar is read in place (there is nothing to overlap but the read itself).
+pub fn ahead<'scope, 'env, R: Read + Send + 'scope>(
+    scope: &'scope std::thread::Scope<'scope, 'env>,
+    input: R,
+) -> io::Result<(Box<dyn Read + 'scope>, Compression)> {
+    let mut decoded = detect(input)?;
+    let compression = decoded.compression();
+    if compression == Compression::None {
+        return Ok((Box::new(decoded), compression));
+    }
+    let (data_tx, data_rx) = mpsc::sync_channel::<io::Result<Vec<u8>>>(AHEAD_BLOCKS);
+    let (free_tx, free_rx) = mpsc::sync_channel::<Vec<u8>>(AHEAD_BLOCKS + 2);
+    std::thread::Builder::new()
+        .name("rafs-decompress".into())
+        .spawn_scoped(scope, move || decompress_blocks(&mut decoded, &data_tx, &free_rx))?;
+    Ok((
+        Box::new(Ahead {
+            blocks: data_rx,
+            free: free_tx,
+            current: Vec::new(),
+            pos: 0,
+            done: false,
+        }),
+        compression,
+    ))
+}
+
+/// The decompressing thread: fills blocks until the stream ends, fails, or the parser stops
+/// listening (an error there ends the build, and the thread with it).
+fn decompress_blocks(
+    decoded: &mut dyn Read,
+    blocks: &mpsc::SyncSender<io::Result<Vec<u8>>>,
+    free: &mpsc::Receiver<Vec<u8>>,
+) {
+    loop {
+        let mut block = free.try_recv().unwrap_or_default();
+        block.resize(AHEAD_BLOCK, 0);
+        let mut filled = 0;
+        let result = loop {
+            match decoded.read(&mut block[filled..]) {
+                Ok(0) => break Ok(()),
+                Ok(n) => {
+                    filled += n;
+                    if filled == block.len() {
+                        break Ok(());
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(e),
+            }
+        };
+        block.truncate(filled);
+        let end = filled < AHEAD_BLOCK;
+        if filled > 0 && blocks.send(Ok(block)).is_err() {
+            return;
+        }
+        if let Err(e) = result {
+            let _ = blocks.send(Err(e));
+            return;
+        }
+        if end {
+            return;
+        }
+    }
+}
+
+/// The parser's end of [`ahead`].
+struct Ahead {
+    blocks: mpsc::Receiver<io::Result<Vec<u8>>>,
+    free: mpsc::SyncSender<Vec<u8>>,
+    current: Vec<u8>,
+    pos: usize,
+    done: bool,
+}
+
+impl Read for Ahead {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.current.len() && !self.done {
+            match self.blocks.recv() {
+                Ok(Ok(block)) => {
+                    let used = std::mem::replace(&mut self.current, block);
+                    let _ = self.free.try_send(used);
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => {
+                    self.done = true;
+                    return Err(e);
+                }
+                // The thread ended after the last block.
+                Err(_) => self.done = true,
+            }
+        }
+        let n = buf.len().min(self.current.len() - self.pos);
+        buf[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// The layer stream, decompressed as its first bytes say.
+enum Decoded<R: BufRead> {
+    Plain(R),
+    Gzip(Box<Tagged<flate2::bufread::MultiGzDecoder<R>>>),
+    Zstd(Tagged<zstd::stream::read::Decoder<'static, R>>),
+}
+
+impl<R: BufRead> Decoded<R> {
+    fn compression(&self) -> Compression {
+        match self {
+            Decoded::Plain(_) => Compression::None,
+            Decoded::Gzip(_) => Compression::Gzip,
+            Decoded::Zstd(_) => Compression::Zstd,
+        }
+    }
+}
+
+impl<R: BufRead> Read for Decoded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Decoded::Plain(r) => r.read(buf),
+            Decoded::Gzip(r) => r.read(buf),
+            Decoded::Zstd(r) => r.read(buf),
+        }
+    }
+}
+
+/// Detects the compression from the first bytes.
+fn detect<R: Read>(input: R) -> io::Result<Decoded<BufReader<R>>> {
     let mut buffered = BufReader::with_capacity(256 * 1024, input);
     let head = buffered.fill_buf()?;
     if head.starts_with(&[0x1f, 0x8b, 0x08]) {
-        let d = flate2::bufread::MultiGzDecoder::new(buffered);
-        return Ok((
-            Box::new(Tagged {
-                inner: d,
-                algorithm: "gzip",
-            }),
-            Compression::Gzip,
-        ));
+        return Ok(Decoded::Gzip(Box::new(Tagged {
+            inner: flate2::bufread::MultiGzDecoder::new(buffered),
+            algorithm: "gzip",
+        })));
     }
     // A zstd frame, or a skippable frame (magic 0x184D2A50..=0x184D2A5F) ahead of one.
     let skippable = head.len() >= 4 && head[0] & 0xf0 == 0x50 && head[1..4] == [0x2a, 0x4d, 0x18];
@@ -146,13 +297,17 @@ pub fn open<'a, R: Read + 'a>(input: R) -> io::Result<(Box<dyn Read + 'a>, Compr
         // Layers made with `zstd --long` need windows up to 2 GiB (the format's limit for
         // 64-bit decoders); libzstd refuses more than 128 MiB unless told.
         d.window_log_max(31)?;
-        return Ok((
-            Box::new(Tagged {
-                inner: d,
-                algorithm: "zstd",
-            }),
-            Compression::Zstd,
-        ));
+        return Ok(Decoded::Zstd(Tagged {
+            inner: d,
+            algorithm: "zstd",
+        }));
     }
-    Ok((Box::new(buffered), Compression::None))
+    Ok(Decoded::Plain(buffered))
+}
+
+/// Detects the compression from the first bytes and returns the decompressed stream.
+pub fn open<'a, R: Read + 'a>(input: R) -> io::Result<(Box<dyn Read + 'a>, Compression)> {
+    let decoded = detect(input)?;
+    let compression = decoded.compression();
+    Ok((Box::new(decoded), compression))
 }
