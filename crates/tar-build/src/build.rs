@@ -108,7 +108,10 @@ pub fn build_layer<R: Read + Send, W: Write>(
 
 /// Converts one OCI layer into a tarfs bootstrap (`nydus-image create -t tar-tarfs`): files
 /// point into the layer tar itself, so there is no blob to write and no sink to give.
-pub fn build_tarfs_layer<R: Read + Send>(input: R, options: &BuildOptions) -> Result<BuildOutput<()>> {
+pub fn build_tarfs_layer<R: Read + Send>(
+    input: R,
+    options: &BuildOptions,
+) -> Result<BuildOutput<()>> {
     if options.conversion != ConversionType::TarTarfs {
         return Err(OptionsError::NotTarfs.into());
     }

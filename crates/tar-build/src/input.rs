@@ -168,7 +168,9 @@ pub fn ahead<'scope, 'env, R: Read + Send + 'scope>(
     let (free_tx, free_rx) = mpsc::sync_channel::<Vec<u8>>(AHEAD_BLOCKS + 2);
     std::thread::Builder::new()
         .name("rafs-decompress".into())
-        .spawn_scoped(scope, move || decompress_blocks(&mut decoded, &data_tx, &free_rx))?;
+        .spawn_scoped(scope, move || {
+            decompress_blocks(&mut decoded, &data_tx, &free_rx)
+        })?;
     Ok((
         Box::new(Ahead {
             blocks: data_rx,
