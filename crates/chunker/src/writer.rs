@@ -43,6 +43,9 @@ pub const MAX_CHUNKS_PER_BLOB: u32 = 0xff_ffff;
 /// pipeline is bounded by the reader and the writer thread).
 pub const MAX_THREADS: usize = 1024;
 
+/// Most chunks one job gathers (small files travel to the workers together).
+const MAX_PARTS_PER_JOB: usize = 256;
+
 /// Most chunks in flight a writer allows (each holds up to two chunk-sized buffers).
 pub const MAX_IN_FLIGHT: usize = 4 * MAX_THREADS + 2;
 
@@ -187,25 +190,67 @@ struct Buffers {
     out: Vec<u8>,
 }
 
-struct Job {
-    seq: u64,
+/// One chunk of a job: which file it belongs to and where its bytes are in the job's buffer.
+#[derive(Clone, Copy)]
+struct Part {
     file: u32,
     file_offset: u64,
     /// Goes into a batch, which is compressed as a whole: the worker only digests it.
     batchable: bool,
+    start: usize,
+    len: usize,
+}
+
+/// Chunks handed to a worker together: one large chunk, or several small ones (small files
+/// one by one would cost a round trip between threads each).
+struct Job {
+    seq: u64,
+    parts: Vec<Part>,
     buf: Buffers,
+}
+
+/// What a worker found for one part; its stored bytes are `out[out_start..][..out_len]`.
+struct PartDone {
+    part: Part,
+    out_start: usize,
+    out_len: usize,
+    digest: [u8; 32],
+    crc32: u32,
+    compressed: bool,
 }
 
 struct Done {
     seq: u64,
+    parts: Vec<PartDone>,
+    buf: Buffers,
+    failure: Option<Error>,
+}
+
+/// One chunk's bytes and what the worker found, as placement sees it.
+struct Piece<'a> {
     file: u32,
     file_offset: u64,
     batchable: bool,
-    buf: Buffers,
+    data: &'a [u8],
+    out: &'a [u8],
     digest: [u8; 32],
     crc32: u32,
     compressed: bool,
-    failure: Option<Error>,
+}
+
+impl Done {
+    fn pieces(&self) -> impl Iterator<Item = Piece<'_>> {
+        self.parts.iter().map(|p| Piece {
+            file: p.part.file,
+            file_offset: p.part.file_offset,
+            batchable: p.part.batchable,
+            data: &self.buf.data[p.part.start..p.part.start + p.part.len],
+            out: &self.buf.out[p.out_start..p.out_start + p.out_len],
+            digest: p.digest,
+            crc32: p.crc32,
+            compressed: p.compressed,
+        })
+    }
 }
 
 /// What the writer thread owns and hands back at the end.
@@ -264,8 +309,8 @@ impl<W: Write> Placement<W> {
         Ok(())
     }
 
-    fn place(&mut self, d: &Done) -> Result<()> {
-        let usize_ = field_u32("chunk size", d.buf.data.len())?;
+    fn place(&mut self, d: &Piece<'_>) -> Result<()> {
+        let usize_ = field_u32("chunk size", d.data.len())?;
         let key = (d.digest, usize_);
         let mut info = if let Some((dict_blob, chunk)) =
             self.dict.as_ref().and_then(|dict| dict.lookup(&key))
@@ -329,10 +374,10 @@ impl<W: Write> Placement<W> {
     /// Adds a new chunk to the current batch (after writing the batch out if the chunk would
     /// fill it) and records it as the reference does (blob.md §10): the chunk-info entry
     /// names the batch and the place in it; the bootstrap record has no stored range.
-    fn store_batched(&mut self, d: &Done) -> Result<ChunkInfo> {
-        let usize_ = field_u32("chunk size", d.buf.data.len())?;
+    fn store_batched(&mut self, d: &Piece<'_>) -> Result<ChunkInfo> {
+        let usize_ = field_u32("chunk size", d.data.len())?;
         if !self.batch.is_empty()
-            && self.batch.len() + d.buf.data.len() >= self.opts.batch_size as usize
+            && self.batch.len() + d.data.len() >= self.opts.batch_size as usize
         {
             self.flush_batch()?;
         }
@@ -347,7 +392,7 @@ impl<W: Write> Placement<W> {
             flags: ci_flags::COMPRESSED | ci_flags::BATCH,
             data: batch_index << 32 | self.batch.len() as u64,
         });
-        self.batch.extend_from_slice(&d.buf.data);
+        self.batch.extend_from_slice(d.data);
         let crc32 = if self.opts.crc32 { d.crc32 } else { 0 };
         let flags = if self.opts.crc32 {
             ChunkFlags::HAS_CRC32
@@ -398,19 +443,15 @@ impl<W: Write> Placement<W> {
     }
 
     /// Appends a new chunk's stored bytes and records it.
-    fn store(&mut self, d: &Done) -> Result<ChunkInfo> {
+    fn store(&mut self, d: &Piece<'_>) -> Result<ChunkInfo> {
         if d.batchable {
             return self.store_batched(d);
         }
         // A chunk stored on its own ends the batch being filled (the reference's order).
         self.flush_batch()?;
         let own = self.own_index()?;
-        let usize_ = field_u32("chunk size", d.buf.data.len())?;
-        let stored: &[u8] = if d.compressed {
-            &d.buf.out
-        } else {
-            &d.buf.data
-        };
+        let usize_ = field_u32("chunk size", d.data.len())?;
+        let stored: &[u8] = if d.compressed { d.out } else { d.data };
         let csize = field_u32("stored chunk size", stored.len())?;
         let compressed_offset = self.pos;
         if compressed_offset + u64::from(csize) >= 1 << 40 {
@@ -614,10 +655,12 @@ pub struct BlobWriter<W: Write> {
     buffers: usize,
     /// Results that came back before their turn, by sequence number.
     pending: BTreeMap<u64, Done>,
-    /// Sequence number of the next chunk to place.
+    /// Sequence number of the next job to place.
     next_to_place: u64,
     next_seq: u64,
     files: u32,
+    /// Small chunks gathered for the next job.
+    packing: Option<(Buffers, Vec<Part>)>,
 }
 
 impl<W: Write> BlobWriter<W> {
@@ -661,6 +704,7 @@ impl<W: Write> BlobWriter<W> {
             next_to_place: 0,
             next_seq: 0,
             files: 0,
+            packing: None,
         })
     }
 
@@ -693,11 +737,10 @@ impl<W: Write> BlobWriter<W> {
             self.next_to_place += 1;
             let placed = match d.failure.take() {
                 Some(e) => Err(e),
-                None => self
-                    .placement
-                    .as_mut()
-                    .ok_or_else(|| Error::Pipeline("writer already finished".into()))
-                    .and_then(|p| p.place(&d)),
+                None => match self.placement.as_mut() {
+                    Some(p) => d.pieces().try_for_each(|piece| p.place(&piece)),
+                    None => Err(Error::Pipeline("writer already finished".into())),
+                },
             };
             self.free.push(d.buf);
             placed?;
@@ -730,32 +773,79 @@ impl<W: Write> BlobWriter<W> {
             // At most one chunk: 16 MiB, or the options would not have validated.
             let len = usize::try_from((size - file_offset).min(cs))
                 .map_err(|_| Error::Unrepresentable("a chunk larger than memory".into()))?;
-            let mut buf = self.buffer()?;
-            buf.data.clear();
-            buf.data.resize(len, 0);
-            reader.read_exact(&mut buf.data).map_err(|e| {
-                Error::io(
-                    format!("reading file data at offset {file_offset} of {size} bytes"),
-                    e,
-                )
-            })?;
-            let job = Job {
-                seq: self.next_seq,
-                file,
-                file_offset,
-                batchable: self.opts.batchable(nchunks, len),
-                buf,
-            };
-            let jobs = self
-                .jobs
-                .as_ref()
-                .ok_or_else(|| Error::Pipeline("writer already finished".into()))?;
-            jobs.send(job)
-                .map_err(|_| Error::Pipeline("worker threads stopped".into()))?;
-            self.next_seq += 1;
+            let batchable = self.opts.batchable(nchunks, len);
+            self.pack_chunk(reader, file, file_offset, len, batchable)
+                .map_err(|e| match e {
+                    Error::Io { source, .. } => Error::io(
+                        format!("reading file data at offset {file_offset} of {size} bytes"),
+                        source,
+                    ),
+                    other => other,
+                })?;
             file_offset += len as u64;
         }
         Ok(FileId(file))
+    }
+
+    /// Reads one chunk into the job being gathered, sending that job first if the chunk would
+    /// not fit in a chunk size's worth of buffer (so a job never holds more than one chunk
+    /// size of data, as before gathering).
+    fn pack_chunk(
+        &mut self,
+        reader: &mut dyn Read,
+        file: u32,
+        file_offset: u64,
+        len: usize,
+        batchable: bool,
+    ) -> Result<()> {
+        let limit = self.opts.chunk_size as usize;
+        if let Some((buf, parts)) = &self.packing {
+            if buf.data.len() + len > limit || parts.len() >= MAX_PARTS_PER_JOB {
+                self.send_packed()?;
+            }
+        }
+        let (mut buf, mut parts) = match self.packing.take() {
+            Some(p) => p,
+            None => {
+                let mut buf = self.buffer()?;
+                buf.data.clear();
+                (buf, Vec::new())
+            }
+        };
+        let start = buf.data.len();
+        buf.data.resize(start + len, 0);
+        reader
+            .read_exact(&mut buf.data[start..])
+            .map_err(|e| Error::io("reading file data", e))?;
+        parts.push(Part {
+            file,
+            file_offset,
+            batchable,
+            start,
+            len,
+        });
+        self.packing = Some((buf, parts));
+        Ok(())
+    }
+
+    /// Hands the gathered chunks to the workers.
+    fn send_packed(&mut self) -> Result<()> {
+        let Some((buf, parts)) = self.packing.take() else {
+            return Ok(());
+        };
+        let job = Job {
+            seq: self.next_seq,
+            parts,
+            buf,
+        };
+        let jobs = self
+            .jobs
+            .as_ref()
+            .ok_or_else(|| Error::Pipeline("writer already finished".into()))?;
+        jobs.send(job)
+            .map_err(|_| Error::Pipeline("worker threads stopped".into()))?;
+        self.next_seq += 1;
+        Ok(())
     }
 
     /// Adds a file held in memory.
@@ -767,6 +857,7 @@ impl<W: Write> BlobWriter<W> {
     /// Waits for every chunk, then writes the sections that follow the chunk data: the
     /// `image.blob` header, the blob meta and the digest array, as the options ask.
     pub fn finish_data(mut self) -> Result<BlobData<W>> {
+        self.send_packed()?;
         drop(self.jobs.take());
         while self.next_to_place < self.next_seq {
             self.place_one_result()?;
@@ -806,9 +897,17 @@ fn spawn_workers(
         let (compressor, digester, crc) = (opts.compressor, opts.digester, opts.crc32);
         let spawned = std::thread::Builder::new().spawn(move || {
             let mut ctx = CompressContext::new();
+            let mut scratch = Vec::new();
             for job in jobs {
                 if done
-                    .send(process(&mut ctx, job, compressor, digester, crc))
+                    .send(process(
+                        &mut ctx,
+                        &mut scratch,
+                        job,
+                        compressor,
+                        digester,
+                        crc,
+                    ))
                     .is_err()
                 {
                     return;
@@ -822,37 +921,55 @@ fn spawn_workers(
     Ok(workers)
 }
 
-/// One chunk's digest, CRC and compression.
+/// Each part's digest, CRC and compression; compressed bytes go one after another into the
+/// job's `out` buffer.
 fn process(
     ctx: &mut CompressContext,
+    scratch: &mut Vec<u8>,
     mut job: Job,
     compressor: Compressor,
     digester: Digester,
     crc: bool,
 ) -> Done {
-    let digest = rafs_format::digest::digest(digester, &job.buf.data);
-    let crc32 = if crc {
-        crc32c::crc32c(&job.buf.data)
-    } else {
-        0
-    };
-    let (compressed, failure) = if job.batchable {
-        (false, None)
-    } else {
-        match ctx.compress(compressor, &job.buf.data, &mut job.buf.out) {
-            Ok(c) => (c, None),
-            Err(e) => (false, Some(e)),
-        }
-    };
+    let mut parts = Vec::with_capacity(job.parts.len());
+    let mut failure = None;
+    let mut out = std::mem::take(&mut job.buf.out);
+    out.clear();
+    for part in &job.parts {
+        let data = &job.buf.data[part.start..part.start + part.len];
+        let digest = rafs_format::digest::digest(digester, data);
+        let crc32 = if crc { crc32c::crc32c(data) } else { 0 };
+        let out_start = out.len();
+        let compressed = if part.batchable || failure.is_some() {
+            false
+        } else {
+            match ctx.compress(compressor, data, scratch) {
+                Ok(c) => {
+                    if c {
+                        out.extend_from_slice(scratch);
+                    }
+                    c
+                }
+                Err(e) => {
+                    failure = Some(e);
+                    false
+                }
+            }
+        };
+        parts.push(PartDone {
+            part: *part,
+            out_start,
+            out_len: out.len() - out_start,
+            digest,
+            crc32,
+            compressed,
+        });
+    }
+    job.buf.out = out;
     Done {
         seq: job.seq,
-        file: job.file,
-        file_offset: job.file_offset,
-        batchable: job.batchable,
+        parts,
         buf: job.buf,
-        digest,
-        crc32,
-        compressed,
         failure,
     }
 }
