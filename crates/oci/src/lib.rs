@@ -3,14 +3,17 @@
 //!
 //! This crate owns the image level: the layout on disk ([`layout`]), one layer to a Nydus blob
 //! layer ([`pack::pack_layer`]) and back to its bootstrap ([`pack::bootstrap_of`]), the
-//! bootstrap layer ([`bootstrap_layer::merge_layers`]), and the manifest, config and index
-//! rewrite ([`convert::convert_image`]). It does not own the formats: layers are built by
-//! `rafs-tar-build`, bootstraps merged by `rafs-merge`, blobs read by `rafs-chunker`.
+//! bootstrap layer ([`bootstrap_layer::merge_layers`]), the manifest, config and index
+//! rewrite ([`convert::convert_image`]), chunk dictionaries ([`dict`]), merge-platform indexes
+//! ([`merge_platform`]) and the checks `nydusify check` makes ([`check`]). It does not own the
+//! formats: layers are built by `rafs-tar-build`, bootstraps merged by `rafs-merge`, blobs read
+//! by `rafs-chunker`.
 //!
 //! Dependencies: `oci-spec` (its `image` feature only) for the index and descriptor types;
-//! `serde_json` to edit manifests and configs as values, so unknown fields survive and keys
-//! are written sorted (stable digests); `sha2` for digests; `tar` and `flate2` for the
-//! bootstrap layer's gzip tar.
+//! `serde_json` to edit manifests and configs as values, so unknown fields survive (documents
+//! are written as Go writes the image-spec structs, so digests are stable and tools that
+//! re-encode them keep them); `sha2` for digests; `tar` and `flate2` for the bootstrap layer's
+//! gzip tar.
 
 pub mod bootstrap_layer;
 mod canonical;
