@@ -262,7 +262,9 @@ struct Placement<W: Write> {
     uncompressed_offset: u64,
     entries: Vec<CiEntry>,
     digests: Vec<[u8; 32]>,
-    seen: HashMap<([u8; 32], u32), ChunkInfo>,
+    /// Chunks stored so far by digest and size: where their record is in `files` (file,
+    /// position), so the map holds no copy of the record.
+    seen: HashMap<([u8; 32], u32), (u32, u32)>,
     dict: Option<ChunkDict>,
     dict_blob_slots: HashMap<u32, u32>,
     table: Vec<BlobTableEntry>,
@@ -334,17 +336,25 @@ impl<W: Write> Placement<W> {
                 blob_index: slot,
                 ..chunk
             }
-        } else if let Some(chunk) = self.seen.get(&key) {
-            *chunk
+        } else if let Some(&(f, i)) = self.seen.get(&key) {
+            self.files[f as usize][i as usize]
         } else {
-            self.store(d)?
+            let info = self.store(d)?;
+            let at = self.files.get(d.file as usize).map_or(0, Vec::len);
+            self.seen.insert(key, (d.file, field_u32("chunks of a file", at)?));
+            info
         };
         info.file_offset = d.file_offset;
         let f = d.file as usize;
         if self.files.len() <= f {
             self.files.resize_with(f + 1, Vec::new);
         }
-        self.files[f].push(info);
+        let list = &mut self.files[f];
+        // Most files have one chunk: room for one, not the four a first push reserves.
+        if list.capacity() == 0 {
+            list.reserve_exact(1);
+        }
+        list.push(info);
         Ok(())
     }
 
@@ -412,7 +422,6 @@ impl<W: Write> Placement<W> {
             crc32,
         };
         self.digests.push(d.digest);
-        self.seen.insert((d.digest, usize_), info);
         Ok(info)
     }
 
@@ -488,7 +497,6 @@ impl<W: Write> Placement<W> {
             data: u64::from(crc32),
         });
         self.digests.push(d.digest);
-        self.seen.insert((d.digest, usize_), info);
         Ok(info)
     }
 

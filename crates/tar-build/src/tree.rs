@@ -310,12 +310,19 @@ impl BuildTree {
             inode
         };
         let mut tree = Tree::with_root(make(self.nodes[0].inode));
+        // Exact room: the model is built while the build tree still exists.
+        tree.nodes.reserve_exact(self.nodes.len());
+        tree.inodes.reserve_exact(self.inodes.len());
         model_inode.insert(self.nodes[0].inode, tree.node(ROOT).inode);
         let mut model_node: HashMap<usize, NodeId> = HashMap::new();
         model_node.insert(0, ROOT);
         for &n in &order {
             let parent = model_node[&n];
-            for (name, &c) in &self.nodes[n].children {
+            let children = &self.nodes[n].children;
+            tree.nodes[parent.0 as usize]
+                .children
+                .reserve_exact(children.len());
+            for (name, &c) in children {
                 let b = self.nodes[c].inode;
                 let id = match model_inode.get(&b) {
                     Some(&id) => id,
