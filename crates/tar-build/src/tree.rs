@@ -276,25 +276,32 @@ impl BuildTree {
     /// for hard links (their attributes from the last name in breadth-first order), `nlink`
     /// computed as the reference computes it. `chunks_of` gives each regular file's chunks.
     pub fn into_model(self, mut chunks_of: impl FnMut(&Data) -> Vec<ChunkInfo>) -> Tree {
+        // Names and inodes move into the model as it grows, so the two trees do not both
+        // hold them at the end (peak memory follows one copy of the metadata).
+        let BuildTree {
+            mut nodes,
+            mut inodes,
+        } = self;
         // Breadth-first over the build nodes.
-        let mut order = Vec::with_capacity(self.nodes.len());
+        let mut order = Vec::with_capacity(nodes.len());
         let mut queue = VecDeque::from([0usize]);
         while let Some(n) = queue.pop_front() {
             order.push(n);
-            queue.extend(self.nodes[n].children.values().copied());
+            queue.extend(nodes[n].children.values().copied());
         }
         // Last name per inode in that order decides its attributes.
         let mut last_attrs: HashMap<usize, NameAttrs> = HashMap::new();
         let mut names: HashMap<usize, u32> = HashMap::new();
         for &n in &order {
-            let node = &self.nodes[n];
+            let node = &nodes[n];
             last_attrs.insert(node.inode, node.attrs);
             *names.entry(node.inode).or_insert(0) += 1;
         }
         let mut model_inode: HashMap<usize, InodeId> = HashMap::new();
         let mut make = |b: usize| -> Inode {
-            let bi = &self.inodes[b];
-            let mut inode = bi.inode.clone();
+            // Each build inode is made once (`model_inode` remembers it).
+            let bi = &mut inodes[b];
+            let mut inode = std::mem::replace(&mut bi.inode, Inode::new(0));
             let a = last_attrs[&b];
             inode.mode = a.mode;
             inode.uid = a.uid;
@@ -309,21 +316,22 @@ impl BuildTree {
             }
             inode
         };
-        let mut tree = Tree::with_root(make(self.nodes[0].inode));
+        let root_inode = nodes[0].inode;
+        let mut tree = Tree::with_root(make(root_inode));
         // Exact room: the model is built while the build tree still exists.
-        tree.nodes.reserve_exact(self.nodes.len());
-        tree.inodes.reserve_exact(self.inodes.len());
-        model_inode.insert(self.nodes[0].inode, tree.node(ROOT).inode);
+        tree.nodes.reserve_exact(nodes.len());
+        tree.inodes.reserve_exact(last_attrs.len());
+        model_inode.insert(root_inode, tree.node(ROOT).inode);
         let mut model_node: HashMap<usize, NodeId> = HashMap::new();
         model_node.insert(0, ROOT);
         for &n in &order {
             let parent = model_node[&n];
-            let children = &self.nodes[n].children;
+            let children = std::mem::take(&mut nodes[n].children);
             tree.nodes[parent.0 as usize]
                 .children
                 .reserve_exact(children.len());
-            for (name, &c) in children {
-                let b = self.nodes[c].inode;
+            for (name, c) in children {
+                let b = nodes[c].inode;
                 let id = match model_inode.get(&b) {
                     Some(&id) => id,
                     None => {
@@ -332,7 +340,7 @@ impl BuildTree {
                         id
                     }
                 };
-                let child = tree.push_child(parent, name.clone(), id);
+                let child = tree.push_child(parent, name, id);
                 model_node.insert(c, child);
             }
         }
