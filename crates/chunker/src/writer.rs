@@ -341,7 +341,8 @@ impl<W: Write> Placement<W> {
         } else {
             let info = self.store(d)?;
             let at = self.files.get(d.file as usize).map_or(0, Vec::len);
-            self.seen.insert(key, (d.file, field_u32("chunks of a file", at)?));
+            self.seen
+                .insert(key, (d.file, field_u32("chunks of a file", at)?));
             info
         };
         info.file_offset = d.file_offset;

@@ -7,7 +7,7 @@
 
 use crate::error::EntryErrorKind as K;
 use rafs_format::model::{mode, ChunkInfo, Inode, InodeId, NodeId, Tree, ROOT};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
 /// Where a regular file's chunks come from.
 #[derive(Debug, Clone)]
@@ -289,30 +289,33 @@ impl BuildTree {
             order.push(n);
             queue.extend(nodes[n].children.values().copied());
         }
-        // Last name per inode in that order decides its attributes.
-        let mut last_attrs: HashMap<usize, NameAttrs> = HashMap::new();
-        let mut names: HashMap<usize, u32> = HashMap::new();
+        // Last name per inode in that order decides its attributes. Build indexes are dense,
+        // so these maps are vectors (a few bytes per entry, not a hash table's).
+        let mut last_attrs: Vec<Option<NameAttrs>> = vec![None; inodes.len()];
+        let mut names = vec![0u32; inodes.len()];
         for &n in &order {
             let node = &nodes[n];
-            last_attrs.insert(node.inode, node.attrs);
-            *names.entry(node.inode).or_insert(0) += 1;
+            last_attrs[node.inode] = Some(node.attrs);
+            names[node.inode] += 1;
         }
-        let mut model_inode: HashMap<usize, InodeId> = HashMap::new();
+        let reachable = last_attrs.iter().flatten().count();
+        let mut model_inode: Vec<Option<InodeId>> = vec![None; inodes.len()];
         let mut make = |b: usize| -> Inode {
             // Each build inode is made once (`model_inode` remembers it).
             let bi = &mut inodes[b];
             let mut inode = std::mem::replace(&mut bi.inode, Inode::new(0));
-            let a = last_attrs[&b];
-            inode.mode = a.mode;
-            inode.uid = a.uid;
-            inode.gid = a.gid;
-            inode.mtime = a.mtime;
-            inode.mtime_nsec = a.mtime_nsec;
+            if let Some(a) = last_attrs[b] {
+                inode.mode = a.mode;
+                inode.uid = a.uid;
+                inode.gid = a.gid;
+                inode.mtime = a.mtime;
+                inode.mtime_nsec = a.mtime_nsec;
+            }
             if inode.is_reg() {
                 inode.chunks = chunks_of(&bi.data);
             }
             if !inode.is_dir() {
-                inode.nlink = names[&b];
+                inode.nlink = names[b];
             }
             inode
         };
@@ -320,44 +323,54 @@ impl BuildTree {
         let mut tree = Tree::with_root(make(root_inode));
         // Exact room: the model is built while the build tree still exists.
         tree.nodes.reserve_exact(nodes.len());
-        tree.inodes.reserve_exact(last_attrs.len());
-        model_inode.insert(root_inode, tree.node(ROOT).inode);
-        let mut model_node: HashMap<usize, NodeId> = HashMap::new();
-        model_node.insert(0, ROOT);
+        tree.inodes.reserve_exact(reachable);
+        model_inode[root_inode] = Some(tree.node(ROOT).inode);
+        let mut model_node: Vec<Option<NodeId>> = vec![None; nodes.len()];
+        model_node[0] = Some(ROOT);
         for &n in &order {
-            let parent = model_node[&n];
+            // Breadth-first: a node's parent was placed before it.
+            let Some(parent) = model_node[n] else {
+                continue;
+            };
             let children = std::mem::take(&mut nodes[n].children);
             tree.nodes[parent.0 as usize]
                 .children
                 .reserve_exact(children.len());
             for (name, c) in children {
                 let b = nodes[c].inode;
-                let id = match model_inode.get(&b) {
-                    Some(&id) => id,
+                let id = match model_inode[b] {
+                    Some(id) => id,
                     None => {
                         let id = tree.add_inode(make(b));
-                        model_inode.insert(b, id);
+                        model_inode[b] = Some(id);
                         id
                     }
                 };
-                let child = tree.push_child(parent, name, id);
-                model_node.insert(c, child);
+                model_node[c] = Some(tree.push_child(parent, name, id));
             }
         }
-        // Directories: 2 + subdirectories (the reference leaves out the parent's link).
-        let mut subdirs: HashMap<InodeId, u32> = HashMap::new();
-        for node in &tree.nodes {
-            if let Some(p) = node.parent {
-                if tree.inode(node.inode).is_dir() {
-                    *subdirs.entry(tree.node(p).inode).or_insert(0) += 1;
+        set_dir_nlinks(&mut tree);
+        tree
+    }
+}
+
+/// A directory's link count: 2 + its subdirectories (the reference leaves out the parent's
+/// link).
+fn set_dir_nlinks(tree: &mut Tree) {
+    let mut subdirs = vec![0u32; tree.inodes.len()];
+    for node in &tree.nodes {
+        if let Some(p) = node.parent {
+            if tree.inode(node.inode).is_dir() {
+                let parent = tree.node(p).inode.0 as usize;
+                if let Some(count) = subdirs.get_mut(parent) {
+                    *count += 1;
                 }
             }
         }
-        for (i, inode) in tree.inodes.iter_mut().enumerate() {
-            if inode.is_dir() {
-                inode.nlink = 2 + subdirs.get(&InodeId::at(i)).copied().unwrap_or(0);
-            }
+    }
+    for (inode, count) in tree.inodes.iter_mut().zip(subdirs) {
+        if inode.is_dir() {
+            inode.nlink = 2 + count;
         }
-        tree
     }
 }
