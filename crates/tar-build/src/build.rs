@@ -742,9 +742,11 @@ fn finish_blob<W: Write>(
     let options = onto.options;
     let mut data = w.finish_data()?;
     // The chunk records move into the model; the finished blob does not need them.
-    let files = std::mem::take(&mut data.files);
+    let mut files = std::mem::take(&mut data.files);
+    // Each file id belongs to one build inode (a hard link shares the inode, not the id), and
+    // the model asks for each inode once: its list moves, it is not copied.
     let model = tree.into_model(|d| match d {
-        Data::Blob(f) => files.get(*f as usize).cloned().unwrap_or_default(),
+        Data::Blob(f) => files.get_mut(*f as usize).map(std::mem::take).unwrap_or_default(),
         _ => Vec::new(),
     });
     let table = data.blob_table.clone();
