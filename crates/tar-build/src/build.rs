@@ -746,7 +746,10 @@ fn finish_blob<W: Write>(
     // Each file id belongs to one build inode (a hard link shares the inode, not the id), and
     // the model asks for each inode once: its list moves, it is not copied.
     let model = tree.into_model(|d| match d {
-        Data::Blob(f) => files.get_mut(*f as usize).map(std::mem::take).unwrap_or_default(),
+        Data::Blob(f) => files
+            .get_mut(*f as usize)
+            .map(std::mem::take)
+            .unwrap_or_default(),
         _ => Vec::new(),
     });
     let table = data.blob_table.clone();
