@@ -36,11 +36,13 @@ pub(crate) fn merged_index(
     let mut oci = Vec::with_capacity(entries.len());
     let mut marked = Vec::with_capacity(nydus.len());
     for (entry, mut desc) in entries.iter().zip(nydus) {
-        let platform = platform_of(source, entry)?;
         let manifest: Value = source.read_json(entry.digest().as_ref(), "manifest")?;
+        let platform = platform_of(source, entry, &manifest)?;
         // An entry that already was Nydus has no OCI form to keep.
         if !crate::convert::is_nydus(&manifest) {
-            oci.push(with_empty_layer(source, entry, &platform, target)?);
+            oci.push(with_empty_layer(
+                source, entry, manifest, &platform, target,
+            )?);
         }
         desc["platform"] = platform;
         desc["artifactType"] = Value::from(ARTIFACT_TYPE_NYDUS_IMAGE);
@@ -54,11 +56,10 @@ pub(crate) fn merged_index(
 
 /// The entry's platform, or, for a manifest without one, its config's: every entry of the
 /// index gets a real platform (accel's `{}` would match nothing).
-fn platform_of(source: &Layout, entry: &Descriptor) -> Result<Value> {
+fn platform_of(source: &Layout, entry: &Descriptor, manifest: &Value) -> Result<Value> {
     if let Some(p) = entry.platform() {
         return serde_json::to_value(p).map_err(|e| json("platform", e));
     }
-    let manifest: Value = source.read_json(entry.digest().as_ref(), "manifest")?;
     let digest = manifest["config"]["digest"].as_str().unwrap_or_default();
     let config: Value = source.read_json(digest, "config")?;
     let mut p = json!({"os": config["os"], "architecture": config["architecture"]});
@@ -74,16 +75,16 @@ fn platform_of(source: &Layout, entry: &Descriptor) -> Result<Value> {
     Ok(p)
 }
 
-/// The source manifest with the empty layer first (config: its diff_id and a history entry
-/// first), its layers copied into the target; returns its index entry.
+/// `entry`'s manifest (read by the caller) with the empty layer first (config: its diff_id
+/// and a history entry first), its layers copied into the target; returns its index entry.
 fn with_empty_layer(
     source: &Layout,
     entry: &Descriptor,
+    mut manifest: Value,
     platform: &Value,
     target: &Layout,
 ) -> Result<Value> {
     let original = entry.digest().to_string();
-    let mut manifest: Value = source.read_json(&original, "manifest")?;
     let what = format!("manifest {original}");
     let docker = manifest["mediaType"].as_str() == Some(MEDIA_TYPE_DOCKER_MANIFEST);
     let layers = manifest["layers"]
