@@ -3,7 +3,7 @@
 
 use crate::entry::{full_mode, makedev, normalise, Globals, Kind, Pax, MAX_SYMLINK};
 use crate::error::{EntryError, EntryErrorKind as K, Error, OptionsError, Result, TarErrorKind};
-use crate::input::{self, Counting, DecodeFailure, Hashing, SharedCounting};
+use crate::input::{self, ByteCount, Counting, DecodeFailure, Hashing};
 use crate::limits::Budget;
 use crate::options::{BuildOptions, ConversionType, WhiteoutSpec};
 use crate::reader::{Entry, StreamError, TarStream};
@@ -15,11 +15,7 @@ use rafs_format::model::{
     Superblock, NON_DEVICE_RDEV,
 };
 use rafs_merge::{inherit_implicit_dirs, merge, Layer, MergeOptions};
-use std::cell::Cell;
 use std::io::{self, Read, Write};
-use std::rc::Rc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Paths the reference always drops (eStargz bookkeeping), at the root only.
@@ -136,10 +132,9 @@ pub fn build_layer_with_progress<R: Read + Send, W: Write>(
     options.validate()?;
     let started = Instant::now();
     std::thread::scope(|scope| {
-        let input_count = Arc::new(AtomicU64::new(0));
-        let (decoded, compression) =
-            input::ahead(scope, SharedCounting::new(input, input_count.clone()))
-                .map_err(|e| tar_error(e, 0))?;
+        let input_count = ByteCount::default();
+        let (decoded, compression) = input::ahead(scope, Counting::new(input, input_count.clone()))
+            .map_err(|e| tar_error(e, 0))?;
         let mut run = Run::start(decoded, compression, input_count, options, sink)?;
         while let Some(entry) = run.next_entry()? {
             run.entry(entry)?;
@@ -213,8 +208,8 @@ type Stream<'a> = TarStream<Hashing<Counting<Box<dyn Read + 'a>>>>;
 struct Run<'a, 'o, W: Write> {
     options: &'o BuildOptions,
     stream: Stream<'a>,
-    input_count: Arc<AtomicU64>,
-    tar_count: Rc<Cell<u64>>,
+    input_count: ByteCount,
+    tar_count: ByteCount,
     out: Out<W>,
     report: BuildReport,
     tree: BuildTree,
@@ -244,12 +239,12 @@ impl<'a, 'o, W: Write> Run<'a, 'o, W> {
     fn start(
         decoded: Box<dyn Read + 'a>,
         compression: input::Compression,
-        input_count: Arc<AtomicU64>,
+        input_count: ByteCount,
         options: &'o BuildOptions,
         sink: W,
     ) -> Result<Self> {
         let tarfs = options.conversion == ConversionType::TarTarfs;
-        let tar_count = Rc::new(Cell::new(0u64));
+        let tar_count = ByteCount::default();
         let hashing = Hashing::new(Counting::new(decoded, tar_count.clone()), tarfs);
         let out = if tarfs {
             Out::Tarfs { sink, chunks: 0 }
@@ -275,7 +270,7 @@ impl<'a, 'o, W: Write> Run<'a, 'o, W> {
 
     fn progress(&self) -> Progress {
         Progress {
-            input_bytes: self.input_count.load(Ordering::Relaxed),
+            input_bytes: self.input_count.get(),
             tar_bytes: self.tar_count.get(),
             entries: self.report.entries,
         }
@@ -452,7 +447,7 @@ impl<'a, 'o, W: Write> Run<'a, 'o, W> {
                 return tarfs_data(self.options, chunks, entry, &content, size, at)
             }
         };
-        let read = Rc::new(Cell::new(0u64));
+        let read = ByteCount::default();
         let result = {
             let stream = &mut self.stream;
             let mut source: Box<dyn Read + '_> = match content {
@@ -488,7 +483,7 @@ impl<'a, 'o, W: Write> Run<'a, 'o, W> {
             .into_inner()
             .finish()
             .map_err(|e| tar_error(e, tar_count.get()))?;
-        report.input_bytes = input_count.load(Ordering::Relaxed);
+        report.input_bytes = input_count.get();
         report.tar_bytes = tar_count.get();
         report.stream_time = started.elapsed();
         let finishing = Instant::now();

@@ -3,9 +3,7 @@
 //! and error offsets, and an optional sha256 of the tar (the blob id of a tarfs image).
 
 use sha2::{Digest as _, Sha256};
-use std::cell::Cell;
 use std::io::{self, BufRead, BufReader, Read};
-use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 
@@ -48,15 +46,27 @@ impl std::fmt::Display for DecodeFailure {
 
 impl std::error::Error for DecodeFailure {}
 
+/// A count of bytes, shared between a reader and whoever reports it (for the layer's input,
+/// another thread: the decompressing one reads it).
+#[derive(Debug, Clone, Default)]
+pub struct ByteCount(Arc<AtomicU64>);
+
+impl ByteCount {
+    /// Bytes counted so far.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
 /// Counts bytes read through it.
 pub struct Counting<R> {
     inner: R,
-    count: Rc<Cell<u64>>,
+    count: ByteCount,
 }
 
 impl<R> Counting<R> {
     /// Wraps a reader; the counter is shared.
-    pub fn new(inner: R, count: Rc<Cell<u64>>) -> Self {
+    pub fn new(inner: R, count: ByteCount) -> Self {
         Counting { inner, count }
     }
 }
@@ -64,7 +74,7 @@ impl<R> Counting<R> {
 impl<R: Read> Read for Counting<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.count.set(self.count.get() + n as u64);
+        self.count.0.fetch_add(n as u64, Ordering::Relaxed);
         Ok(n)
     }
 }
@@ -123,27 +133,6 @@ impl<R: Read> Read for Hashing<R> {
         if let Some(h) = &mut self.hash {
             h.update(&buf[..n]);
         }
-        Ok(n)
-    }
-}
-
-/// Counts bytes read through it into a counter another thread may read.
-pub struct SharedCounting<R> {
-    inner: R,
-    count: Arc<AtomicU64>,
-}
-
-impl<R> SharedCounting<R> {
-    /// Wraps a reader; the counter is shared.
-    pub fn new(inner: R, count: Arc<AtomicU64>) -> Self {
-        SharedCounting { inner, count }
-    }
-}
-
-impl<R: Read> Read for SharedCounting<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.count.fetch_add(n as u64, Ordering::Relaxed);
         Ok(n)
     }
 }
