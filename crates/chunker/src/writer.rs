@@ -782,15 +782,14 @@ impl<W: Write> BlobWriter<W> {
             // At most one chunk: 16 MiB, or the options would not have validated.
             let len = usize::try_from((size - file_offset).min(cs))
                 .map_err(|_| Error::Unrepresentable("a chunk larger than memory".into()))?;
-            let batchable = self.opts.batchable(nchunks, len);
-            self.pack_chunk(reader, file, file_offset, len, batchable)
-                .map_err(|e| match e {
-                    Error::Io { source, .. } => Error::io(
-                        format!("reading file data at offset {file_offset} of {size} bytes"),
-                        source,
-                    ),
-                    other => other,
-                })?;
+            let part = Part {
+                file,
+                file_offset,
+                batchable: self.opts.batchable(nchunks, len),
+                start: 0,
+                len,
+            };
+            self.pack_chunk(reader, part, size)?;
             file_offset += len as u64;
         }
         Ok(FileId(file))
@@ -799,17 +798,10 @@ impl<W: Write> BlobWriter<W> {
     /// Reads one chunk into the job being gathered, sending that job first if the chunk would
     /// not fit in a chunk size's worth of buffer (so a job never holds more than one chunk
     /// size of data, as before gathering).
-    fn pack_chunk(
-        &mut self,
-        reader: &mut dyn Read,
-        file: u32,
-        file_offset: u64,
-        len: usize,
-        batchable: bool,
-    ) -> Result<()> {
+    fn pack_chunk(&mut self, reader: &mut dyn Read, mut part: Part, file_size: u64) -> Result<()> {
         let limit = self.opts.chunk_size as usize;
         if let Some((buf, parts)) = &self.packing {
-            if buf.data.len() + len > limit || parts.len() >= MAX_PARTS_PER_JOB {
+            if buf.data.len() + part.len > limit || parts.len() >= MAX_PARTS_PER_JOB {
                 self.send_packed()?;
             }
         }
@@ -821,18 +813,18 @@ impl<W: Write> BlobWriter<W> {
                 (buf, Vec::new())
             }
         };
-        let start = buf.data.len();
-        buf.data.resize(start + len, 0);
+        part.start = buf.data.len();
+        buf.data.resize(part.start + part.len, 0);
         reader
-            .read_exact(&mut buf.data[start..])
-            .map_err(|e| Error::io("reading file data", e))?;
-        parts.push(Part {
-            file,
-            file_offset,
-            batchable,
-            start,
-            len,
-        });
+            .read_exact(&mut buf.data[part.start..])
+            .map_err(|e| {
+                let at = part.file_offset;
+                Error::io(
+                    format!("reading file data at offset {at} of {file_size} bytes"),
+                    e,
+                )
+            })?;
+        parts.push(part);
         self.packing = Some((buf, parts));
         Ok(())
     }
