@@ -4,7 +4,7 @@
 //! kernel as them. (Byte identity with the reference's batch bootstraps and blobs is in
 //! `rafs-tar-build`'s and `rafs-chunker`'s reference tests.)
 
-use rafs_testkit::{corpus, mount_erofs, mount_unavailable, treelist_dir};
+use rafs_testkit::{assert_listing, corpus, mount_erofs, mount_unavailable, treelist_dir};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -33,27 +33,6 @@ fn s(p: &Path) -> &str {
 
 fn expected(list: &str) -> String {
     std::fs::read_to_string(corpus().join(format!("expected/{list}.list"))).unwrap()
-}
-
-/// Listings equal but for the reference faults `allowed` accepts, each line checked; returns
-/// how many lines were allowed.
-fn compare(what: &str, got: &str, want: &str, allowed: &dyn Fn(&str, &str) -> bool) -> usize {
-    let (g, w): (Vec<&str>, Vec<&str>) = (got.lines().collect(), want.lines().collect());
-    assert_eq!(
-        g.len(),
-        w.len(),
-        "{what}: {} paths, expected {}",
-        g.len(),
-        w.len()
-    );
-    let mut n = 0;
-    for (a, b) in g.iter().zip(&w) {
-        if a != b {
-            assert!(allowed(a, b), "{what}:\n  ours:     {a}\n  expected: {b}");
-            n += 1;
-        }
-    }
-    n
 }
 
 /// The reference stores 0 for an mtime given only by a PAX record (corpus README), and its
@@ -97,7 +76,7 @@ fn the_references_batch_images_unpack_to_the_ground_truth() {
             s(&image),
         ]);
         let got = treelist_dir(&out).unwrap();
-        let allowed = compare(&case.name, &got, &expected(list), &reference_fault);
+        let allowed = assert_listing(&case.name, &got, &expected(list), &reference_fault);
         println!(
             "{}: {} paths, {allowed} reference fault(s)",
             case.name,
@@ -138,7 +117,7 @@ fn our_batch_images_unpack_and_mount_as_the_ground_truth() {
             s(&boot),
         ]);
         let want = expected(layer);
-        compare(layer, &treelist_dir(&out).unwrap(), &want, &|_, _| false);
+        assert_listing(layer, &treelist_dir(&out).unwrap(), &want, &|_, _| false);
         if let Some(why) = mount_unavailable() {
             println!("SKIPPED: kernel mount of a batch image: {why}");
             continue;
@@ -156,7 +135,7 @@ fn our_batch_images_unpack_and_mount_as_the_ground_truth() {
         let mounted = mount_erofs(&img, &[], &dir.join(format!("mnt-{layer}"))).unwrap();
         let listing = treelist_dir(mounted.dir()).unwrap();
         drop(mounted);
-        compare(&format!("{layer} mounted"), &listing, &want, &|_, _| false);
+        assert_listing(&format!("{layer} mounted"), &listing, &want, &|_, _| false);
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

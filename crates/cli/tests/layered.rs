@@ -5,7 +5,7 @@
 //! plain build followed by a merge under every whiteout spec.
 
 use rafs_format::model::WhiteoutSpec;
-use rafs_testkit::{corpus, mount_erofs, mount_unavailable, treelist_dir};
+use rafs_testkit::{assert_listing, corpus, mount_erofs, mount_unavailable, treelist_dir};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -88,27 +88,6 @@ fn expected(list: &str) -> String {
     std::fs::read_to_string(corpus().join(format!("expected/{list}.list"))).unwrap()
 }
 
-/// Listings equal, or a panic naming the first lines that differ (not two whole listings).
-fn same_listing(got: &str, want: &str, what: &str) {
-    let (g, w): (Vec<&str>, Vec<&str>) = (got.lines().collect(), want.lines().collect());
-    let differ: Vec<String> = g
-        .iter()
-        .filter(|l| !w.contains(l))
-        .map(|l| format!("  ours:     {l}"))
-        .chain(
-            w.iter()
-                .filter(|l| !g.contains(l))
-                .map(|l| format!("  expected: {l}")),
-        )
-        .take(12)
-        .collect();
-    assert!(
-        differ.is_empty() && g.len() == w.len(),
-        "{what}:\n{}",
-        differ.join("\n")
-    );
-}
-
 fn blob_ids(boot: &Path) -> Vec<String> {
     let image = rafs_format::decode(&std::fs::read(boot).unwrap()).unwrap();
     image.blobs.iter().map(|b| b.blob_id.clone()).collect()
@@ -121,15 +100,17 @@ fn a_stack_built_onto_parents_unpacks_as_the_oci_model_of_its_layers() {
         let l1 = convert(&dir, "L1", "l1", version, &[]);
         let l2 = convert(&dir, "L2", "l2", version, &["--parent-bootstrap", s(&l1)]);
         let l3 = convert(&dir, "L3", "l3", version, &["--parent-bootstrap", s(&l2)]);
-        same_listing(
+        assert_listing(
+            &format!("v{version}: L2 onto L1"),
             &unpacked_listing(&dir, &l2, "l2"),
             &expected("oci-L1-L2"),
-            &format!("v{version}: L2 onto L1"),
+            &|_, _| false,
         );
-        same_listing(
+        assert_listing(
+            &format!("v{version}: L3 onto L1+L2"),
             &unpacked_listing(&dir, &l3, "l3"),
             &expected("oci-L1-L2-L3"),
-            &format!("v{version}: L3 onto L1+L2"),
+            &|_, _| false,
         );
         // The parent's blobs first, then the layer's own: each the blob a plain build of that
         // layer writes.
@@ -227,10 +208,11 @@ fn under_every_whiteout_spec_a_layered_build_equals_a_plain_build_then_a_merge()
                 .map(str::to_owned)
                 .collect::<Vec<_>>()
         };
-        same_listing(
+        assert_listing(
+            &format!("spec {name}"),
             &strip(&from_layered).join("\n"),
             &strip(&from_merge).join("\n"),
-            &format!("spec {name}"),
+            &|_, _| false,
         );
         assert!(from_layered.contains("/etc dir 0750 0:42 "), "spec {name}");
         let _ = std::fs::remove_dir_all(&dir);
@@ -261,10 +243,11 @@ fn the_kernel_mounts_an_exported_layered_stack_as_its_oci_model() {
     let mounted = mount_erofs(&img, &[], &dir.join("mnt")).unwrap();
     let listing = treelist_dir(mounted.dir()).unwrap();
     drop(mounted);
-    same_listing(
+    assert_listing(
+        "kernel mount of L1+L2+L3",
         &listing,
         &expected("oci-L1-L2-L3"),
-        "kernel mount of L1+L2+L3",
+        &|_, _| false,
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -12,7 +12,10 @@ use rafs_format::model::FsVersion;
 use rafs_merge::{merge, Layer, MergeOptions};
 use rafs_reader::{export_block, unpack_to_dir, BlobSource, ImageReader};
 use rafs_tar_build::{build_layer, BuildOptions};
-use rafs_testkit::{corpus, mount_unavailable, run, treelist_dir};
+use rafs_testkit::{
+    assert_listing, corpus, mount_unavailable, overlay_listing, overlayfs_unavailable, run,
+    treelist_dir, without_nlink_marks,
+};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -74,30 +77,6 @@ fn mount_export_and_list(img: &Path, mnt: &Path) -> String {
     listing.unwrap()
 }
 
-fn assert_same(
-    what: &str,
-    got: &str,
-    expected: &str,
-    allowed: &dyn Fn(&str, &str) -> bool,
-) -> usize {
-    let (g, e): (Vec<_>, Vec<_>) = (got.lines().collect(), expected.lines().collect());
-    assert_eq!(
-        g.len(),
-        e.len(),
-        "{what}: {} paths, expected {}\n{got}",
-        g.len(),
-        e.len()
-    );
-    let mut differences = 0;
-    for (a, b) in g.iter().zip(&e) {
-        if a != b {
-            assert!(allowed(a, b), "{what}:\n  got:      {a}\n  expected: {b}");
-            differences += 1;
-        }
-    }
-    differences
-}
-
 #[test]
 fn exported_images_mount_and_match_the_ground_truth() {
     if let Some(why) = mount_unavailable() {
@@ -129,7 +108,7 @@ fn exported_images_mount_and_match_the_ground_truth() {
             let (bytes, _) = export_block(&r, Vec::new()).unwrap();
             std::fs::write(&img, bytes).unwrap();
             let got = mount_export_and_list(&img, &tmp.join(format!("mnt-{name}-{label}")));
-            assert_same(&format!("{name} {label}"), &got, &expected, &|_, _| false);
+            assert_listing(&format!("{name} {label}"), &got, &expected, &|_, _| false);
             count += 1;
             if label == "v6" {
                 built.insert(name.clone(), b);
@@ -161,7 +140,7 @@ fn exported_images_mount_and_match_the_ground_truth() {
         let implied = |got: &str, want: &str| {
             got.split(' ').next() == want.split(' ').next() && got.contains(" dir 0755 0:0 0 ")
         };
-        let n = assert_same(list, &got, &expected, &implied);
+        let n = assert_listing(list, &got, &expected, &implied);
         println!(
             "{list}: {} paths, {n} implied-directory difference(s)",
             expected.lines().count()
@@ -230,17 +209,6 @@ fn to_overlayfs_whiteouts(dir: &Path) {
     }
 }
 
-fn overlayfs_unavailable() -> Option<String> {
-    if let Some(why) = mount_unavailable() {
-        return Some(why);
-    }
-    let fs = std::fs::read_to_string("/proc/filesystems").unwrap_or_default();
-    if !fs.contains("overlay") && run("modprobe", &["overlay"]).is_err() {
-        return Some("the kernel has no overlayfs".into());
-    }
-    None
-}
-
 /// Converts each layer tar (v6), unpacks it with overlayfs whiteouts, mounts the stack with
 /// overlayfs, and asserts that the tree equals our merge of the layers unpacked; returns the
 /// number of paths.
@@ -273,37 +241,10 @@ fn assert_merge_equals_overlayfs(
     let ours = tmp.join(format!("{name}-merged"));
     unpack_to_dir(&reader(merged, &blobs), &ours).unwrap();
     let ours_list = treelist_dir(&ours).unwrap();
-    let lower: Vec<String> = built
-        .iter()
-        .rev()
-        .map(|(_, d)| d.display().to_string())
-        .collect();
-    let mnt = tmp.join(format!("{name}-mnt"));
-    std::fs::create_dir_all(&mnt).unwrap();
-    run(
-        "mount",
-        &[
-            "-t",
-            "overlay",
-            "overlay",
-            "-o",
-            &format!("lowerdir={}", lower.join(":")),
-            mnt.to_str().unwrap(),
-        ],
-    )
-    .unwrap();
-    let overlay_list = treelist_dir(&mnt);
-    let _ = run("umount", &[mnt.to_str().unwrap()]);
-    let overlay_list = overlay_list.unwrap();
-    // overlayfs reports a merged directory's st_nlink as 1; the listing marks that, and it
-    // is not a difference in the tree.
-    let normal = |s: &str| {
-        s.lines()
-            .map(|l| l.split("(st_nlink=").next().unwrap().to_string())
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
-    let n = assert_same(
+    let lower: Vec<PathBuf> = built.iter().map(|(_, d)| d.clone()).collect();
+    let overlay_list = overlay_listing(&lower, &tmp.join(format!("{name}-mnt"))).unwrap();
+    let normal = without_nlink_marks;
+    let n = assert_listing(
         name,
         &normal(&ours_list),
         &normal(&overlay_list),

@@ -302,6 +302,71 @@ pub fn treelist_dir(dir: &Path) -> Result<String, String> {
     run("python3", &[path_str(&script)?, "dir", path_str(dir)?])
 }
 
+/// Why overlayfs cannot be mounted here, if it cannot (root, loop devices, the module).
+pub fn overlayfs_unavailable() -> Option<String> {
+    if let Some(why) = mount_unavailable() {
+        return Some(why);
+    }
+    let fs = std::fs::read_to_string("/proc/filesystems").unwrap_or_default();
+    if !fs.contains("overlay") && run("modprobe", &["overlay"]).is_err() {
+        return Some("the kernel has no overlayfs".into());
+    }
+    None
+}
+
+/// `lower` (lowest first) mounted read-only by the kernel's overlayfs at `mnt`, listed by
+/// `treelist.py`, unmounted.
+pub fn overlay_listing(lower: &[PathBuf], mnt: &Path) -> Result<String, String> {
+    let dirs: Vec<String> = lower
+        .iter()
+        .rev()
+        .map(|d| d.display().to_string())
+        .collect();
+    std::fs::create_dir_all(mnt).map_err(|e| e.to_string())?;
+    let at = path_str(mnt)?;
+    let options = format!("lowerdir={}", dirs.join(":"));
+    run("mount", &["-t", "overlay", "overlay", "-o", &options, at])?;
+    let listing = treelist_dir(mnt);
+    let _ = run("umount", &[at]);
+    listing
+}
+
+/// A listing without `treelist.py`'s `(st_nlink=…)` marks: overlayfs reports a merged
+/// directory's link count as 1, which is not a difference in the tree.
+pub fn without_nlink_marks(listing: &str) -> String {
+    listing
+        .lines()
+        .map(|l| l.split("(st_nlink=").next().unwrap_or(l))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Asserts two listings have the same paths and equal lines, but where `allowed` accepts a
+/// pair (a known difference, named by the caller); returns how many lines it accepted.
+pub fn assert_listing(
+    what: &str,
+    got: &str,
+    want: &str,
+    allowed: &dyn Fn(&str, &str) -> bool,
+) -> usize {
+    let (g, w): (Vec<&str>, Vec<&str>) = (got.lines().collect(), want.lines().collect());
+    assert_eq!(
+        g.len(),
+        w.len(),
+        "{what}: {} paths, expected {}\n{got}",
+        g.len(),
+        w.len()
+    );
+    let mut allowed_lines = 0;
+    for (a, b) in g.iter().zip(&w) {
+        if a != b {
+            assert!(allowed(a, b), "{what}:\n  got:      {a}\n  expected: {b}");
+            allowed_lines += 1;
+        }
+    }
+    allowed_lines
+}
+
 use rafs_chunker::{BlobReader, Verify};
 use rafs_format::model::{mode, Compressor, Image};
 use sha2::Digest as _;
