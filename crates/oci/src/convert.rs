@@ -173,6 +173,13 @@ pub fn convert_image_with_progress(
             "a Nydus blob layer inlines its bootstrap",
         ));
     }
+    if options.build.chunk_dict.is_some() {
+        // Built against it but not listed, its blobs would be missing from the image.
+        return Err(unsupported(
+            "convert options",
+            "give a chunk dictionary as ConvertOptions::chunk_dict, which also lists its blobs",
+        ));
+    }
     let desc = source.resolve(source_ref)?;
     let media = desc.media_type().to_string();
     let digest = desc.digest().to_string();

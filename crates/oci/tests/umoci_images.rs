@@ -933,6 +933,13 @@ fn a_chunk_dictionary_image_stores_shared_chunks_once_and_its_blob_follows_the_l
         std::fs::read(fresh.root().join("index.json")).unwrap(),
         index_before
     );
+    // A dictionary given only to the layer builds would leave its blobs unlisted: refused.
+    let mut hidden = options.clone();
+    hidden.build.chunk_dict = Some(with_dict.chunk_dict.as_ref().unwrap().chunks().clone());
+    assert!(matches!(
+        convert_image(&source, Some("v1"), &fresh, "n", &hidden),
+        Err(rafs_oci::Error::Unsupported { .. })
+    ));
     // With the blob there, it gives the same image as the image dictionary did.
     fresh
         .copy_blob_from(&dict_layout, &base_blob, base_size)
