@@ -5,7 +5,8 @@
 //! deduplication within a blob and against a chunk dictionary, and the data blob's layout as
 //! `nydus-image create` writes it — chunk data, blob meta (chunk-info array and its 4096-byte
 //! header), chunk digest array, inlined bootstrap, ToC, and the tar headers of a packed
-//! ("nydus") layer blob. It reads every part back, from a byte slice, a memory map, a file or
+//! ("nydus") layer blob; for gzip layers converted by reference (zran), the inflate contexts
+//! that let a reader start in the middle of the layer. It reads every part back, from a byte slice, a memory map, a file or
 //! any `Read + Seek`, validating as it goes.
 //!
 //! It does **not** own bootstraps (`rafs-format` encodes and decodes those; this crate only
@@ -41,9 +42,16 @@
 //! map; `rustix` opens blob files inside a blob directory without following links out of it
 //! (`openat2` with `RESOLVE_BENEATH`) and without blocking on a FIFO, and writes a blob unnamed
 //! (`O_TMPFILE`) until it is linked into its directory under its id; `thiserror` derives the
-//! errors.
+//! errors. `libz-rs-sys` (zlib-rs, pure Rust, behind zlib's C-style API) inflates gzip layers
+//! for zran (`targz-ref`): random access needs inflate to stop at every deflate block boundary
+//! and report the bit position there, hand out its 32 KiB window, and start again mid-byte with
+//! a saved window — `Z_BLOCK`, `data_type`, `inflateGetDictionary`, `inflatePrime` and
+//! `inflateSetDictionary`, which no safe Rust inflate API (flate2, miniz_oxide) exposes.
+//! zlib-rs is a port of zlib-ng, the zlib the reference links, so inflate stops where the
+//! reference's does and the recorded offsets match byte for byte. Those calls are this
+//! crate's only `unsafe`, confined to `zran/zstream.rs`.
 
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod compress;
@@ -59,10 +67,13 @@ pub mod staged;
 mod sys;
 pub mod toc;
 pub mod writer;
+pub mod zran;
 
 pub use dict::ChunkDict;
 pub use error::{BlobError, BlobErrorKind, Error, Result};
 pub use reader::{BlobReader, ReaderLimits, Verify};
 pub use source::{FileSource, ReadAt, SeekSource};
 pub use staged::StagedFile;
-pub use writer::{BlobData, BlobOptions, BlobTableEntry, BlobWriter, FileId, FinishedBlob};
+pub use writer::{
+    BlobData, BlobOptions, BlobTableEntry, BlobWriter, ChunkSpans, FileId, FinishedBlob,
+};

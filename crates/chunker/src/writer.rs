@@ -22,6 +22,7 @@ use crate::toc::{
     tar_header, TocEntry, ENTRY_BLOB_DATA, ENTRY_BLOB_DIGEST, ENTRY_BLOB_META,
     ENTRY_BLOB_META_HEADER, ENTRY_BOOTSTRAP, ENTRY_TOC,
 };
+use crate::zran::{ZranChunk, ZranContext, ZranError};
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 use rafs_format::model::{
     Blob, BlobFeatures, BlobMetaLocation, ChunkFlags, ChunkInfo, Compressor, Digester, FsVersion,
@@ -76,6 +77,10 @@ pub struct BlobOptions {
     pub threads: usize,
     /// Chunks in flight (read but not yet written); 0 means `2 * threads + 2`.
     pub max_in_flight: usize,
+    /// `--type targz-ref`: the chunks stay in the gzip layer they are read from; the blob
+    /// written is only metadata (blob.md §11). Needs v6, the `gzip` compressor and
+    /// [`BlobWriter::add_zran_file`].
+    pub zran: bool,
 }
 
 impl BlobOptions {
@@ -94,6 +99,7 @@ impl BlobOptions {
             batch_size: 0,
             threads: 0,
             max_in_flight: 0,
+            zran: false,
         }
     }
 
@@ -105,7 +111,9 @@ impl BlobOptions {
                 "chunk size {cs:#x} is not a power of two from 0x1000 to 0x1000000"
             )));
         }
-        if self.compressor == Compressor::Gzip {
+        if self.zran {
+            self.validate_zran()?;
+        } else if self.compressor == Compressor::Gzip {
             return Err(Error::InvalidOptions(
                 "gzip is not a chunk compressor".into(),
             ));
@@ -144,6 +152,25 @@ impl BlobOptions {
         Ok(())
     }
 
+    /// zran: v6, chunks "compressed" by the layer's gzip, no batches.
+    fn validate_zran(&self) -> Result<()> {
+        if self.fs_version != FsVersion::V6 {
+            return Err(Error::InvalidOptions("zran needs RAFS v6".into()));
+        }
+        if self.compressor != Compressor::Gzip {
+            return Err(Error::InvalidOptions(
+                "zran chunks are compressed by the layer's gzip: the compressor must be gzip"
+                    .into(),
+            ));
+        }
+        if self.batch_size != 0 {
+            return Err(Error::InvalidOptions(
+                "zran and batch chunks do not mix".into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// Whether a chunk of `len` bytes, its file's only one, goes into a batch.
     fn batchable(&self, chunks_in_file: u64, len: usize) -> bool {
         self.batch_size > 0 && chunks_in_file == 1 && len < (self.batch_size / 2) as usize
@@ -172,6 +199,15 @@ fn field_u32(what: &str, n: usize) -> Result<u32> {
     u32::try_from(n).map_err(|_| Error::Unrepresentable(format!("{what} {n} does not fit 32 bits")))
 }
 
+/// Where the chunks of a zran file are in the gzip layer: asked around each chunk's read
+/// (implemented by [`ZranGenerator`](crate::zran::ZranGenerator)).
+pub trait ChunkSpans {
+    /// The next chunk's bytes are about to be read.
+    fn begin_chunk(&mut self) -> std::result::Result<(), ZranError>;
+    /// They were read: where they are.
+    fn end_chunk(&mut self) -> std::result::Result<ZranChunk, ZranError>;
+}
+
 /// Handle of a file added to a [`BlobWriter`]; indexes [`BlobData::files`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FileId(pub u32);
@@ -197,6 +233,8 @@ struct Part {
     file_offset: u64,
     /// Goes into a batch, which is compressed as a whole: the worker only digests it.
     batchable: bool,
+    /// Where the chunk is in the gzip layer (zran): the worker only digests it.
+    zran: Option<ZranChunk>,
     start: usize,
     len: usize,
 }
@@ -231,6 +269,7 @@ struct Piece<'a> {
     file: u32,
     file_offset: u64,
     batchable: bool,
+    zran: Option<ZranChunk>,
     data: &'a [u8],
     out: &'a [u8],
     digest: [u8; 32],
@@ -244,6 +283,7 @@ impl Done {
             file: p.part.file,
             file_offset: p.part.file_offset,
             batchable: p.part.batchable,
+            zran: p.part.zran,
             data: &self.buf.data[p.part.start..p.part.start + p.part.len],
             out: &self.buf.out[p.out_start..p.out_start + p.out_len],
             digest: p.digest,
@@ -276,6 +316,8 @@ struct Placement<W: Write> {
     batches: Vec<BatchContext>,
     /// Scratch for compressing a batch.
     batch_out: Vec<u8>,
+    /// zran: the context table (set when the data is finished).
+    zran_contexts: Vec<ZranContext>,
 }
 
 impl<W: Write> Placement<W> {
@@ -297,6 +339,7 @@ impl<W: Write> Placement<W> {
             batch: Vec::new(),
             batches: Vec::new(),
             batch_out: Vec::new(),
+            zran_contexts: Vec::new(),
         }
     }
 
@@ -457,6 +500,9 @@ impl<W: Write> Placement<W> {
         if d.batchable {
             return self.store_batched(d);
         }
+        if let Some(z) = d.zran {
+            return self.store_zran(d, z);
+        }
         // A chunk stored on its own ends the batch being filled (the reference's order).
         self.flush_batch()?;
         let own = self.own_index()?;
@@ -499,6 +545,48 @@ impl<W: Write> Placement<W> {
         });
         self.digests.push(d.digest);
         Ok(info)
+    }
+
+    /// Records a chunk that stays in the gzip layer (blob.md §11): its stored range is the
+    /// input inflate consumed while it was read; the chunk-info entry names its context.
+    fn store_zran(&mut self, d: &Piece<'_>, z: ZranChunk) -> Result<ChunkInfo> {
+        let own = self.own_index()?;
+        let usize_ = field_u32("chunk size", d.data.len())?;
+        if z.len != usize_ {
+            return Err(Error::Pipeline(format!(
+                "zran chunk of {} bytes recorded for {usize_} bytes read",
+                z.len
+            )));
+        }
+        if z.in_len > 0xff_ffff || z.in_pos >= 1 << 40 {
+            return Err(Error::Unrepresentable(format!(
+                "a chunk spanning {}+{} bytes of the gzip layer does not fit a chunk-info entry",
+                z.in_pos, z.in_len
+            )));
+        }
+        let (index, uncompressed_offset) = self.next_chunk(usize_)?;
+        self.entries.push(CiEntry {
+            uncompressed_offset,
+            uncompressed_size: usize_,
+            compressed_offset: z.in_pos,
+            compressed_size: z.in_len,
+            flags: ci_flags::COMPRESSED | ci_flags::ZRAN,
+            data: u64::from(z.context) << 32 | u64::from(z.offset),
+        });
+        let (flags, _) = self.chunk_flags(true);
+        self.digests.push(d.digest);
+        Ok(ChunkInfo {
+            digest: d.digest,
+            blob_index: own,
+            index,
+            flags,
+            compressed_offset: z.in_pos,
+            compressed_size: z.in_len,
+            uncompressed_offset,
+            uncompressed_size: usize_,
+            file_offset: d.file_offset,
+            crc32: if self.opts.crc32 { d.crc32 } else { 0 },
+        })
     }
 
     /// This blob's slot in the blob table, taken when it stores its first chunk.
@@ -552,18 +640,31 @@ impl<W: Write> Placement<W> {
         toc: &mut Vec<TocEntry>,
     ) -> Result<BlobMetaLocation> {
         let opts = self.opts.clone();
-        let batched = opts.batch_size > 0;
-        let format = if batched { CiFormat::V2 } else { CiFormat::V1 };
+        let tabled = opts.batch_size > 0 || opts.zran;
+        let format = if tabled { CiFormat::V2 } else { CiFormat::V1 };
         let mut raw = encode_entries(&self.entries, format);
-        // Batch contexts follow the entries in the same (compressed) array (blob.md §10).
-        let (zran_offset, zran_count) = (raw.len() as u64, self.batches.len());
-        for b in &self.batches {
-            raw.extend_from_slice(&b.to_bytes());
-        }
-        let mut stored = Vec::new();
-        let compressed = crate::compress::compress(opts.compressor, &raw, &mut stored)?;
-        let ci_compressor = if compressed {
+        // Batch or zran contexts follow the entries in the same (compressed) array (blob.md
+        // §10, §11).
+        let zran_offset = raw.len() as u64;
+        let zran_count = if opts.zran {
+            raw.extend_from_slice(&crate::zran::encode_contexts(&self.zran_contexts));
+            self.zran_contexts.len()
+        } else {
+            for b in &self.batches {
+                raw.extend_from_slice(&b.to_bytes());
+            }
+            self.batches.len()
+        };
+        // A zran blob's chunks are gzip; its meta is always zstd (the reference's choice).
+        let meta_compressor = if opts.zran {
+            Compressor::Zstd
+        } else {
             opts.compressor
+        };
+        let mut stored = Vec::new();
+        let compressed = crate::compress::compress(meta_compressor, &raw, &mut stored)?;
+        let ci_compressor = if compressed {
+            meta_compressor
         } else {
             Compressor::None
         };
@@ -574,7 +675,7 @@ impl<W: Write> Placement<W> {
             ci_offset: self.pos,
             ci_compressed_size: stored.len() as u64,
             ci_uncompressed_size: raw.len() as u64,
-            zran_offset: if batched { zran_offset } else { 0 },
+            zran_offset: if tabled { zran_offset } else { 0 },
             zran_size: raw.len() as u64 - zran_offset,
             zran_count: field_u32("batch count", zran_count)?,
         };
@@ -640,6 +741,9 @@ fn sealed_features(opts: &BlobOptions, chunks: usize) -> BlobFeatures {
     }
     if opts.batch_size > 0 {
         features |= BlobFeatures::BATCH | BlobFeatures::CHUNK_INFO_V2;
+    }
+    if opts.zran {
+        features |= BlobFeatures::ZRAN | BlobFeatures::SEPARATE | BlobFeatures::CHUNK_INFO_V2;
     }
     if opts.blob_toc {
         features |= BlobFeatures::HAS_TOC;
@@ -765,6 +869,39 @@ impl<W: Write> BlobWriter<W> {
     /// Adds a regular file of `size` bytes read from `reader`, cut into chunks. Returns its
     /// handle; its chunk records are in [`BlobData::files`] once the data is finished.
     pub fn add_file(&mut self, reader: &mut dyn Read, size: u64) -> Result<FileId> {
+        if self.opts.zran {
+            return Err(Error::InvalidOptions(
+                "a zran blob takes files through add_zran_file".into(),
+            ));
+        }
+        self.add_file_located(reader, size, None)
+    }
+
+    /// Adds a regular file of a gzip layer (zran): `spans` says where each chunk's bytes are
+    /// in the layer, asked just before and just after they are read from `reader` (the
+    /// layer's decompressed stream, usually through the same [`ZranGenerator`]).
+    ///
+    /// [`ZranGenerator`]: crate::zran::ZranGenerator
+    pub fn add_zran_file(
+        &mut self,
+        reader: &mut dyn Read,
+        size: u64,
+        spans: &mut dyn ChunkSpans,
+    ) -> Result<FileId> {
+        if !self.opts.zran {
+            return Err(Error::InvalidOptions(
+                "add_zran_file needs BlobOptions::zran".into(),
+            ));
+        }
+        self.add_file_located(reader, size, Some(spans))
+    }
+
+    fn add_file_located(
+        &mut self,
+        reader: &mut dyn Read,
+        size: u64,
+        mut spans: Option<&mut dyn ChunkSpans>,
+    ) -> Result<FileId> {
         let cs = u64::from(self.opts.chunk_size);
         let nchunks = size.div_ceil(cs);
         if nchunks > 1 << 24 {
@@ -786,10 +923,11 @@ impl<W: Write> BlobWriter<W> {
                 file,
                 file_offset,
                 batchable: self.opts.batchable(nchunks, len),
+                zran: None,
                 start: 0,
                 len,
             };
-            self.pack_chunk(reader, part, size)?;
+            self.pack_chunk(reader, part, size, &mut spans)?;
             file_offset += len as u64;
         }
         Ok(FileId(file))
@@ -798,7 +936,13 @@ impl<W: Write> BlobWriter<W> {
     /// Reads one chunk into the job being gathered, sending that job first if the chunk would
     /// not fit in a chunk size's worth of buffer (so a job never holds more than one chunk
     /// size of data, as before gathering).
-    fn pack_chunk(&mut self, reader: &mut dyn Read, mut part: Part, file_size: u64) -> Result<()> {
+    fn pack_chunk(
+        &mut self,
+        reader: &mut dyn Read,
+        mut part: Part,
+        file_size: u64,
+        spans: &mut Option<&mut dyn ChunkSpans>,
+    ) -> Result<()> {
         let limit = self.opts.chunk_size as usize;
         if let Some((buf, parts)) = &self.packing {
             if buf.data.len() + part.len > limit || parts.len() >= MAX_PARTS_PER_JOB {
@@ -815,15 +959,27 @@ impl<W: Write> BlobWriter<W> {
         };
         part.start = buf.data.len();
         buf.data.resize(part.start + part.len, 0);
+        let at = part.file_offset;
+        let zran_fail = |e: ZranError| {
+            Error::io(
+                format!("locating file data at offset {at} in the gzip layer"),
+                std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+            )
+        };
+        if let Some(s) = spans {
+            s.begin_chunk().map_err(zran_fail)?;
+        }
         reader
             .read_exact(&mut buf.data[part.start..])
             .map_err(|e| {
-                let at = part.file_offset;
                 Error::io(
                     format!("reading file data at offset {at} of {file_size} bytes"),
                     e,
                 )
             })?;
+        if let Some(s) = spans {
+            part.zran = Some(s.end_chunk().map_err(zran_fail)?);
+        }
         parts.push(part);
         self.packing = Some((buf, parts));
         Ok(())
@@ -857,7 +1013,32 @@ impl<W: Write> BlobWriter<W> {
 
     /// Waits for every chunk, then writes the sections that follow the chunk data: the
     /// `image.blob` header, the blob meta and the digest array, as the options ask.
-    pub fn finish_data(mut self) -> Result<BlobData<W>> {
+    pub fn finish_data(self) -> Result<BlobData<W>> {
+        if self.opts.zran {
+            return Err(Error::InvalidOptions(
+                "a zran blob is finished with finish_zran".into(),
+            ));
+        }
+        self.finish_with(None)
+    }
+
+    /// [`finish_data`](Self::finish_data) for a zran blob: `contexts` are the generator's,
+    /// and the data blob is the gzip layer, `layer_id` (hex sha256) of `layer_size` bytes.
+    pub fn finish_zran(
+        self,
+        contexts: Vec<ZranContext>,
+        layer_id: String,
+        layer_size: u64,
+    ) -> Result<BlobData<W>> {
+        if !self.opts.zran {
+            return Err(Error::InvalidOptions(
+                "finish_zran needs BlobOptions::zran".into(),
+            ));
+        }
+        self.finish_with(Some((contexts, layer_id, layer_size)))
+    }
+
+    fn finish_with(mut self, zran: Option<(Vec<ZranContext>, String, u64)>) -> Result<BlobData<W>> {
         self.send_packed()?;
         drop(self.jobs.take());
         while self.next_to_place < self.next_seq {
@@ -872,7 +1053,11 @@ impl<W: Write> BlobWriter<W> {
             .take()
             .ok_or_else(|| Error::Pipeline("writer already finished".into()))?;
         p.files.resize_with(self.files as usize, Vec::new);
-        BlobData::seal(p)
+        let layer = zran.map(|(contexts, id, size)| {
+            p.zran_contexts = contexts;
+            (id, size)
+        });
+        BlobData::seal(p, layer)
     }
 }
 
@@ -941,7 +1126,7 @@ fn process(
         let digest = rafs_format::digest::digest(digester, data);
         let crc32 = if crc { crc32c::crc32c(data) } else { 0 };
         let out_start = out.len();
-        let compressed = if part.batchable || failure.is_some() {
+        let compressed = if part.batchable || part.zran.is_some() || failure.is_some() {
             false
         } else {
             match ctx.compress(compressor, data, scratch) {
@@ -983,6 +1168,8 @@ pub struct BlobData<W: Write> {
     features: BlobFeatures,
     meta: BlobMetaLocation,
     size_before_bootstrap: u64,
+    /// zran: the data blob (the gzip layer): its id and size.
+    layer: Option<(String, u64)>,
     /// Chunk records of every file added, indexed by [`FileId`], in file order.
     pub files: Vec<Vec<ChunkInfo>>,
     /// The blob table the records' `blob_index` refers to.
@@ -990,7 +1177,7 @@ pub struct BlobData<W: Write> {
 }
 
 impl<W: Write> BlobData<W> {
-    fn seal(mut p: Placement<W>) -> Result<Self> {
+    fn seal(mut p: Placement<W>, layer: Option<(String, u64)>) -> Result<Self> {
         p.flush_batch()?;
         let opts = p.opts.clone();
         let chunks = p.entries.len();
@@ -1006,7 +1193,8 @@ impl<W: Write> BlobData<W> {
             },
             ..Default::default()
         };
-        if chunks > 0 && opts.tar_headers() {
+        // A zran blob holds no chunk data, so no `image.blob` section.
+        if chunks > 0 && opts.tar_headers() && !opts.zran {
             toc.push(p.write_data_header()?);
         }
         let features = if opts.fs_version == FsVersion::V6 && p.uncompressed_offset > 0 {
@@ -1028,6 +1216,7 @@ impl<W: Write> BlobData<W> {
             features,
             meta,
             size_before_bootstrap,
+            layer,
             files,
             blob_table,
         })
@@ -1057,6 +1246,11 @@ impl<W: Write> BlobData<W> {
 
     fn blob_entry(&self, blob_id: String, compressed_size: u64) -> Blob {
         let o = &self.p.opts;
+        // A zran blob-table entry names the gzip layer, whatever was written.
+        let (blob_id, compressed_size) = match &self.layer {
+            Some((id, size)) => (id.clone(), *size),
+            None => (blob_id, compressed_size),
+        };
         let mut b = Blob::new(blob_id, o.compressor, o.digester, o.chunk_size);
         b.chunk_count = self.chunk_count();
         b.features = self.features;
@@ -1073,6 +1267,27 @@ impl<W: Write> BlobData<W> {
             INLINE_BLOB_ID_PLACEHOLDER.into(),
             self.size_before_bootstrap,
         )
+    }
+
+    /// The finished blob's table entry; a separate bootstrap also records the ToC and, for
+    /// zran, the metadata blob nydusd fetches (blob.md §11).
+    fn separate_entry(
+        &self,
+        blob_id: String,
+        size: u64,
+        toc_digest: [u8; 32],
+        toc_size: u32,
+    ) -> Blob {
+        let mut blob = self.blob_entry(blob_id, size);
+        if !self.p.opts.inline_bootstrap {
+            blob.toc_digest = toc_digest;
+            blob.toc_size = toc_size;
+            if self.p.opts.zran {
+                blob.meta_digest = self.p.hash.clone().finalize().into();
+                blob.meta_size = size;
+            }
+        }
+        blob
     }
 
     /// Appends the inlined bootstrap (when the options ask for one) and the ToC, and returns
@@ -1136,11 +1351,7 @@ impl<W: Write> BlobData<W> {
             .map_err(|e| Error::io("flushing the blob", e))?;
         let size = self.p.pos;
         let blob_id = rafs_format::hex(&self.p.hash.clone().finalize());
-        let mut blob = self.blob_entry(blob_id.clone(), size);
-        if !opts.inline_bootstrap {
-            blob.toc_digest = toc_digest;
-            blob.toc_size = toc_size;
-        }
+        let blob = self.separate_entry(blob_id.clone(), size, toc_digest, toc_size);
         let sink = self
             .p
             .sink

@@ -3,13 +3,13 @@
 
 use crate::entry::{full_mode, makedev, normalise, Globals, Kind, Pax, MAX_SYMLINK};
 use crate::error::{EntryError, EntryErrorKind as K, Error, OptionsError, Result, TarErrorKind};
-use crate::input::{self, ByteCount, Counting, DecodeFailure, Hashing};
+use crate::input::{self, ByteCount, Counting, DecodeFailure, Hashing, ZranInput, ZranSide};
 use crate::limits::Budget;
 use crate::options::{BuildOptions, ConversionType, WhiteoutSpec};
 use crate::reader::{Entry, StreamError, TarStream};
 use crate::sparse::{check_segments, pax_sparse, PaxSparse, SparseMap, SparseReader};
 use crate::tree::{BuildTree, Data, NameAttrs};
-use rafs_chunker::{BlobOptions, BlobTableEntry, BlobWriter};
+use rafs_chunker::{BlobData, BlobOptions, BlobTableEntry, BlobWriter};
 use rafs_format::model::{
     Blob, BlobFeatures, ChunkFlags, ChunkInfo, Compressor, Digester, FsVersion, Image, Inode,
     Superblock, NON_DEVICE_RDEV,
@@ -63,8 +63,11 @@ pub struct BuildReport {
     pub chunks_stored: u64,
     /// Chunk references in the image (stored, deduplicated or in the dictionary).
     pub chunk_refs: u64,
-    /// Blob id (`None` when the layer has no data blob).
+    /// Blob id (`None` when the layer has no data blob). For targz-ref: the layer's sha256.
     pub blob_id: Option<String>,
+    /// targz-ref: the id of the metadata blob written to the sink (sha256 of what was
+    /// written, the digest array aside), which is what it is stored under.
+    pub meta_blob_id: Option<String>,
     /// Size of the data blob written (0 for tarfs, whose blob is the tar itself).
     pub blob_size: u64,
     /// Size of the bootstrap.
@@ -133,9 +136,20 @@ pub fn build_layer_with_progress<R: Read + Send, W: Write>(
     let started = Instant::now();
     std::thread::scope(|scope| {
         let input_count = ByteCount::default();
-        let (decoded, compression) = input::ahead(scope, Counting::new(input, input_count.clone()))
-            .map_err(|e| tar_error(e, 0))?;
+        let counted = Counting::new(input, input_count.clone());
+        let (decoded, compression, zran) = if options.conversion == ConversionType::TargzRef {
+            // zran: inflate runs on this thread, stopping where the blob writer asks.
+            let (side, stream) = input::zran(counted, options.chunk_size).map_err(|e| match e {
+                ZranInput::Io(e) => tar_error(e, 0),
+                ZranInput::NotGzip(n) => OptionsError::ZranNotGzip(n).into(),
+            })?;
+            (stream, input::Compression::Gzip, Some(side))
+        } else {
+            let (d, c) = input::ahead(scope, counted).map_err(|e| tar_error(e, 0))?;
+            (d, c, None)
+        };
         let mut run = Run::start(decoded, compression, input_count, options, sink)?;
+        run.zran = zran;
         while let Some(entry) = run.next_entry()? {
             run.entry(entry)?;
             progress(run.progress());
@@ -216,6 +230,8 @@ struct Run<'a, 'o, W: Write> {
     globals: Globals,
     budget: Budget,
     index: u64,
+    /// targz-ref: the generator the blob writer asks where each chunk is.
+    zran: Option<ZranSide<'a>>,
 }
 
 /// Where file data goes: a data blob, or nowhere (tarfs files point into the tar, whose
@@ -265,6 +281,7 @@ impl<'a, 'o, W: Write> Run<'a, 'o, W> {
             globals: Globals::default(),
             budget: Budget::new(options.limits),
             index: 0,
+            zran: None,
         })
     }
 
@@ -447,6 +464,11 @@ impl<'a, 'o, W: Write> Run<'a, 'o, W> {
                 return tarfs_data(self.options, chunks, entry, &content, size, at)
             }
         };
+        if self.zran.is_some() && !matches!(content, Content::Plain) {
+            return Err(at.fail(K::Unrepresentable(
+                "targz-ref cannot point into a sparse file's data".into(),
+            )));
+        }
         let read = ByteCount::default();
         let result = {
             let stream = &mut self.stream;
@@ -460,7 +482,10 @@ impl<'a, 'o, W: Write> Run<'a, 'o, W> {
                 }
             };
             let mut counted = Counting::new(&mut source, read.clone());
-            writer.add_file(&mut counted, size)
+            match &mut self.zran {
+                Some(spans) => writer.add_zran_file(&mut counted, size, spans),
+                None => writer.add_file(&mut counted, size),
+            }
         };
         let fid = result
             .map_err(|e| data_error(e, size, read.get(), &|k| at.fail(k), self.tar_count.get()))?;
@@ -477,6 +502,7 @@ impl<'a, 'o, W: Write> Run<'a, 'o, W> {
             out,
             mut report,
             tree,
+            zran,
             ..
         } = self;
         let tar_digest = stream
@@ -495,7 +521,17 @@ impl<'a, 'o, W: Write> Run<'a, 'o, W> {
                     options,
                     implicit_dirs: &implicit_dirs,
                 };
-                finish_blob(*w, tree, superblock, &onto, &mut report)?
+                let data = match zran {
+                    Some(side) => {
+                        let (contexts, digest, size) = side
+                            .with(|g| g.finish())
+                            .map_err(|e| tar_error(e, tar_count.get()))?;
+                        report.input_bytes = size;
+                        w.finish_zran(contexts, rafs_format::hex(&digest), size)?
+                    }
+                    None => w.finish_data()?,
+                };
+                finish_blob(data, tree, superblock, &onto, &mut report)?
             }
             Out::Tarfs {
                 sink,
@@ -560,6 +596,7 @@ fn blob_writer<W: Write>(options: &BuildOptions, sink: W) -> Result<BlobWriter<W
     b.blob_toc = options.blob_toc;
     b.threads = options.threads;
     b.batch_size = options.batch_size;
+    b.zran = options.conversion == ConversionType::TargzRef;
     Ok(match &options.chunk_dict {
         Some(d) => BlobWriter::with_dictionary(sink, b, d.clone())?,
         None => BlobWriter::new(sink, b)?,
@@ -728,14 +765,13 @@ impl OntoParent<'_> {
 
 /// Finishes the data blob and encodes the bootstrap around it.
 fn finish_blob<W: Write>(
-    w: BlobWriter<W>,
+    mut data: BlobData<W>,
     tree: BuildTree,
     superblock: Superblock,
     onto: &OntoParent<'_>,
     report: &mut BuildReport,
 ) -> Result<(Vec<u8>, Image, W)> {
     let options = onto.options;
-    let mut data = w.finish_data()?;
     // The chunk records move into the model; the finished blob does not need them.
     let mut files = std::mem::take(&mut data.files);
     // Each file id belongs to one build inode (a hard link shares the inode, not the id), and
@@ -764,6 +800,7 @@ fn finish_blob<W: Write>(
         let bootstrap = rafs_format::encode(&image)?;
         let finished = data.finish(Some(&bootstrap))?;
         report.blob_id = Some(finished.blob_id.clone());
+        note_zran_ids(options, &finished, report);
         report.blob_size = finished.size;
         return Ok((bootstrap, image, finished.sink));
     }
@@ -779,9 +816,22 @@ fn finish_blob<W: Write>(
     let bootstrap = rafs_format::encode(&image)?;
     if finished.size > 0 {
         report.blob_id = Some(own.blob_id.clone());
+        note_zran_ids(options, &finished, report);
     }
     report.blob_size = finished.size;
     Ok((bootstrap, image, finished.sink))
+}
+
+/// targz-ref: the blob id is the layer's; what was written is the metadata blob.
+fn note_zran_ids<W>(
+    options: &BuildOptions,
+    finished: &rafs_chunker::FinishedBlob<W>,
+    report: &mut BuildReport,
+) {
+    if options.conversion == ConversionType::TargzRef {
+        report.blob_id = Some(finished.blob.blob_id.clone());
+        report.meta_blob_id = Some(finished.blob_id.clone());
+    }
 }
 
 /// The image around a finished tree: prefetch targets resolved (only when there are blobs, as

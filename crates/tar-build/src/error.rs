@@ -56,6 +56,13 @@ pub enum OptionsError {
     /// tarfs has no blob of its own to inline into, digest or align.
     #[error("tar-tarfs conflicts with --blob-inline-meta, --features blob-toc, --chunk-dict, --aligned-chunk and --parent-bootstrap")]
     TarfsConflict,
+    /// targz-ref (zran) leaves the data in the gzip layer: it conflicts with options that
+    /// store data elsewhere or name the blob.
+    #[error("targz-ref conflicts with {0}")]
+    ZranConflict(&'static str),
+    /// targz-ref reads a gzip layer; this one is not gzip.
+    #[error("targz-ref needs a gzip layer; this one is {0}")]
+    ZranNotGzip(&'static str),
     /// tarfs stores the tar's bytes as they are.
     #[error("tar-tarfs stores data as is: compressor none, digester sha256")]
     TarfsData,

@@ -2,6 +2,7 @@
 //! decompressed on a thread of its own ahead of the tar parser, byte counters for progress
 //! and error offsets, and an optional sha256 of the tar (the blob id of a tarfs image).
 
+use rafs_chunker::zran::{SharedZran, ZranGenerator};
 use sha2::{Digest as _, Sha256};
 use std::io::{self, BufRead, BufReader, Read};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -294,6 +295,44 @@ fn detect<R: Read>(input: R) -> io::Result<Decoded<BufReader<R>>> {
         }));
     }
     Ok(Decoded::Plain(buffered))
+}
+
+/// A gzip layer read for a zran build: the generator that decompresses it and records where
+/// its blocks begin, shared with the blob writer; and the decompressed stream the parser
+/// reads through it. Any other compression is refused by name.
+pub fn zran<'a, R: Read + 'a>(
+    input: R,
+    chunk_size: u32,
+) -> Result<(ZranSide<'a>, Box<dyn Read + 'a>), ZranInput> {
+    let mut buffered = BufReader::with_capacity(256 * 1024, input);
+    let head = buffered.fill_buf().map_err(ZranInput::Io)?;
+    if !head.starts_with(&[0x1f, 0x8b, 0x08]) {
+        let name = if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            "zstd"
+        } else {
+            "not compressed"
+        };
+        return Err(ZranInput::NotGzip(name));
+    }
+    let source: Box<dyn Read + 'a> = Box::new(buffered);
+    let generator = ZranGenerator::new(source, chunk_size).map_err(ZranInput::Io)?;
+    let shared = SharedZran::new(generator);
+    let stream = Tagged {
+        inner: shared.clone(),
+        algorithm: "gzip",
+    };
+    Ok((shared, Box::new(stream)))
+}
+
+/// The blob writer's side of a zran build.
+pub type ZranSide<'a> = SharedZran<Box<dyn Read + 'a>>;
+
+/// Why a layer cannot be read for a zran build.
+pub enum ZranInput {
+    /// Reading it failed.
+    Io(io::Error),
+    /// It is not gzip (its compression).
+    NotGzip(&'static str),
 }
 
 /// Detects the compression from the first bytes and returns the decompressed stream.

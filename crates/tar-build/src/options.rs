@@ -15,6 +15,10 @@ pub enum ConversionType {
     /// `tar-tarfs`: a v6 bootstrap with 512-byte blocks whose files point into the layer tar
     /// itself; no data blob.
     TarTarfs,
+    /// `targz-ref` (zran, the Go converter's OCI-ref mode): the gzip layer itself is the data
+    /// blob; the blob written holds only metadata, with the inflate contexts that let a
+    /// reader start in the middle of the layer.
+    TargzRef,
 }
 
 /// How to convert a layer.
@@ -120,6 +124,17 @@ impl BuildOptions {
         }
     }
 
+    /// `nydus-image create -t targz-ref` defaults: v6, chunks "compressed" by the layer's gzip,
+    /// sha256 (the reference forces both).
+    pub fn targz_ref() -> Self {
+        BuildOptions {
+            conversion: ConversionType::TargzRef,
+            compressor: Compressor::Gzip,
+            digester: Digester::Sha256,
+            ..Self::new(FsVersion::V6)
+        }
+    }
+
     /// What the Go converter (`nydus-snapshotter`'s `Pack`) asks for: v6, inline bootstrap,
     /// blob ToC, whiteout spec none, prefetch `/`.
     pub fn go_converter() -> Self {
@@ -138,8 +153,10 @@ impl BuildOptions {
         if !cs.is_power_of_two() || !(0x1000..=0x100_0000).contains(&cs) {
             return Err(OptionsError::ChunkSize(cs));
         }
-        if self.conversion == ConversionType::TarTarfs {
-            self.validate_tarfs()?;
+        match self.conversion {
+            ConversionType::TarTarfs => self.validate_tarfs()?,
+            ConversionType::TargzRef => self.validate_zran()?,
+            ConversionType::TarRafs => {}
         }
         let b = self.batch_size;
         if b != 0
@@ -217,6 +234,25 @@ impl BuildOptions {
             return mismatch("chunk size", c(sb.chunk_size), c(self.chunk_size));
         }
         Ok(())
+    }
+
+    fn validate_zran(&self) -> Result<(), OptionsError> {
+        let conflict = if self.fs_version != FsVersion::V6 {
+            Some("--fs-version 5")
+        } else if self.compressor != Compressor::Gzip || self.digester != Digester::Sha256 {
+            Some("a compressor other than gzip or a digester other than sha256")
+        } else if self.batch_size != 0 {
+            Some("--batch-size")
+        } else if self.chunk_dict.is_some() {
+            Some("--chunk-dict")
+        } else if self.parent.is_some() {
+            Some("--parent-bootstrap")
+        } else if self.blob_id.is_some() {
+            Some("--blob-id (the blob id is the layer's sha256)")
+        } else {
+            None
+        };
+        conflict.map_or(Ok(()), |c| Err(OptionsError::ZranConflict(c)))
     }
 
     fn validate_tarfs(&self) -> Result<(), OptionsError> {
