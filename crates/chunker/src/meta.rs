@@ -285,6 +285,8 @@ pub struct BlobMeta {
     pub entries: Vec<CiEntry>,
     /// Batch contexts (batch blobs only).
     pub batches: Vec<BatchContext>,
+    /// Inflate contexts (zran blobs only).
+    pub zran: Option<crate::zran::ZranTable>,
 }
 
 impl BlobMeta {
@@ -299,6 +301,11 @@ impl BlobMeta {
         } else {
             Vec::new()
         };
+        let zran = if header.features.contains(BlobFeatures::ZRAN) {
+            Some(read_zran(&header, data, array_len)?)
+        } else {
+            None
+        };
         let esize = header.format().entry_size();
         let mut last_stored: Option<(u32, u64)> = None;
         for (i, e) in entries.iter().enumerate() {
@@ -312,6 +319,7 @@ impl BlobMeta {
             }
             let end = check_stored(e, at, data_end)?;
             if e.is_zran() {
+                check_zran_member(e, zran.as_ref(), at)?;
                 continue;
             }
             if let Some((p, pend)) = last_stored {
@@ -332,6 +340,7 @@ impl BlobMeta {
             header,
             entries,
             batches,
+            zran,
         })
     }
 }
@@ -389,6 +398,46 @@ fn read_batches(header: &CiHeader, data: &[u8], array_len: usize) -> Result<Vec<
             uncompressed_size: rec.uncompressed_batch_size.get(),
         })
         .collect())
+}
+
+/// The zran context table, after the entry array and inside the chunk-info data.
+fn read_zran(header: &CiHeader, data: &[u8], array_len: usize) -> Result<crate::zran::ZranTable> {
+    let start = usize::try_from(header.zran_offset).unwrap_or(usize::MAX);
+    let end = usize::try_from(header.zran_size)
+        .ok()
+        .and_then(|l| start.checked_add(l));
+    let Some(end) = end.filter(|&end| start >= array_len && end <= data.len()) else {
+        let reason = "zran table lies outside the chunk-info data";
+        return Err(invalid("blob meta header", 0, "s_ci_zran_offset", reason));
+    };
+    crate::zran::ZranTable::decode(&data[start..end], header.zran_count).map_err(|f| {
+        let field = f.field;
+        let reason = match f.context {
+            Some(i) => format!("context {i}: {}", f.reason),
+            None => f.reason,
+        };
+        invalid("zran context table", start as u64 + f.offset, field, reason)
+    })
+}
+
+/// A zran member: its context exists (a blob with zran entries has a table) and its bytes lie
+/// inside the context's output.
+fn check_zran_member(e: &CiEntry, table: Option<&crate::zran::ZranTable>, at: u64) -> Result<()> {
+    let (ci, inner) = ((e.data >> 32) as u32, e.data & 0xffff_ffff);
+    let ctx = table.and_then(|t| t.get(ci)).ok_or_else(|| {
+        let n = table.map_or(0, crate::zran::ZranTable::len);
+        invalid(ENTRY, at, "zran context", format!("{ci} of {n} contexts"))
+    })?;
+    if inner + u64::from(e.uncompressed_size) > u64::from(ctx.0.out_len.get()) {
+        let reason = format!(
+            "{}+{} beyond the context's {} bytes of output",
+            inner,
+            e.uncompressed_size,
+            ctx.0.out_len.get()
+        );
+        return Err(invalid(ENTRY, at, "zran offset", reason));
+    }
+    Ok(())
 }
 
 /// An entry's uncompressed range: at most 16 MiB, 4 KiB aligned, after the previous one.

@@ -176,6 +176,89 @@ impl<S: ReadAt> BlobReader<S> {
         Ok(r)
     }
 
+    /// Opens a zran blob (`targz-ref`): `layer` is the gzip layer, which is the data; its
+    /// chunk-info entries and inflate contexts come from `meta_blob`, the metadata blob the
+    /// build wrote (separate, or holding the bootstrap and a ToC). The blob-table entry must
+    /// describe both: the layer's size, the metadata's location.
+    pub fn open_zran(layer: S, meta_blob: &dyn ReadAt, blob: &Blob) -> Result<Self> {
+        let m = BlobReader::open(meta_blob)?;
+        let meta = m.meta.filter(|m| m.zran.is_some()).ok_or_else(|| {
+            invalid(
+                "zran metadata blob",
+                0,
+                "blob meta",
+                "no chunk-info array with inflate contexts",
+            )
+        })?;
+        let h = &meta.header;
+        let loc = &blob.meta;
+        if loc.compressed_size > 0
+            && (h.ci_offset, h.ci_compressed_size, h.ci_uncompressed_size)
+                != (loc.offset, loc.compressed_size, loc.uncompressed_size)
+        {
+            return Err(invalid(
+                "zran metadata blob",
+                h.ci_offset,
+                "ci_offset",
+                "differs from the bootstrap's blob table",
+            ));
+        }
+        if layer.size() != blob.compressed_size {
+            let reason = format!(
+                "the layer has {} bytes, the blob table says {}",
+                layer.size(),
+                blob.compressed_size
+            );
+            return Err(invalid("gzip layer", 0, "size", reason));
+        }
+        let data_end = layer.size();
+        Ok(BlobReader {
+            src: layer,
+            sections: Vec::new(),
+            toc: None,
+            meta: Some(meta),
+            data_end,
+            limits: m.limits,
+        })
+    }
+
+    /// A zran chunk: inflated from its context in the gzip layer.
+    fn read_zran(&self, chunk: &ChunkInfo) -> Result<Vec<u8>> {
+        const S: &str = "zran chunk";
+        let (meta, e) = self.meta_and_entry(chunk.index)?;
+        if e.uncompressed_size != chunk.uncompressed_size {
+            let reason = "differs from the chunk record";
+            return Err(invalid(S, e.compressed_offset, "uncompressed size", reason));
+        }
+        let (ci, inner) = ((e.data >> 32) as u32, (e.data & 0xffff_ffff) as u32);
+        // BlobMeta::decode checked the context exists and holds the chunk.
+        let (ctx, dict) = meta
+            .zran
+            .as_ref()
+            .and_then(|t| t.get(ci))
+            .ok_or_else(|| invalid(S, e.compressed_offset, "zran context", "missing"))?;
+        let mut out = Vec::new();
+        crate::zran::read_chunk(&self.src, ctx, dict, inner, e.uncompressed_size, &mut out)
+            .map_err(|f| {
+                let at = ctx.in_offset.get();
+                match f {
+                    crate::zran::ChunkFault::Read(r) => Error::io(
+                        format!("reading the gzip layer at {at}"),
+                        std::io::Error::other(r),
+                    ),
+                    other => invalid(S, at, "zran context", format!("context {ci}: {other:?}")),
+                }
+            })?;
+        Ok(out)
+    }
+
+    fn is_zran(&self, chunk: &ChunkInfo) -> bool {
+        self.meta
+            .as_ref()
+            .and_then(|m| m.entries.get(chunk.index as usize))
+            .is_some_and(CiEntry::is_zran)
+    }
+
     fn tail_is_ci_header(&self) -> Result<bool> {
         let size = self.src.size();
         let mut m = [0u8; 4];
@@ -531,6 +614,8 @@ impl<S: ReadAt> BlobReader<S> {
         }
         let data = if self.in_batch(chunk) {
             self.read_batch_member(chunk, compressor)?
+        } else if self.is_zran(chunk) {
+            self.read_zran(chunk)?
         } else {
             self.read_stored(chunk, compressor)?
         };

@@ -27,8 +27,10 @@ pub struct ConvertArgs {
     /// File for the data blob.
     #[arg(long = "blob", short = 'b')]
     blob: Option<PathBuf>,
-    /// tar-rafs (data into a new blob) or tar-tarfs (files point into the tar itself).
-    #[arg(long = "type", short = 't', default_value = "tar-rafs", value_parser = ["tar-rafs", "tar-tarfs"])]
+    /// tar-rafs (data into a new blob), tar-tarfs (files point into the tar itself) or
+    /// targz-ref (zran: files point into the gzip layer itself; the blob written holds only
+    /// metadata, named by its sha256, and the layer is the data blob, named by its sha256).
+    #[arg(long = "type", short = 't', default_value = "tar-rafs", value_parser = ["tar-rafs", "tar-tarfs", "targz-ref"])]
     conversion: String,
     /// RAFS version.
     #[arg(long = "fs-version", default_value = "6", value_parser = ["5", "6"])]
@@ -91,6 +93,7 @@ struct Summary {
     bootstrap_size: u64,
     blob: Option<String>,
     blob_id: Option<String>,
+    meta_blob_id: Option<String>,
     blob_size: u64,
     fs_version: u8,
     conversion: &'static str,
@@ -151,8 +154,18 @@ fn parse_size(text: &str, option: &str) -> CliResult<u32> {
 
 fn options(a: &ConvertArgs) -> CliResult<BuildOptions> {
     let tarfs = a.conversion == "tar-tarfs";
+    let zran = a.conversion == "targz-ref";
+    if zran && (a.compressor.is_some() || a.digester.is_some()) {
+        return Err(
+            "targz-ref keeps the layer's gzip data and sha256 digests: --compressor and \
+             --digester do not apply"
+                .into(),
+        );
+    }
     let mut o = if tarfs {
         BuildOptions::tarfs()
+    } else if zran {
+        BuildOptions::targz_ref()
     } else {
         BuildOptions::new(if a.fs_version == "5" {
             FsVersion::V5
@@ -162,6 +175,9 @@ fn options(a: &ConvertArgs) -> CliResult<BuildOptions> {
     };
     if tarfs && a.fs_version != "6" {
         return Err("tar-tarfs needs --fs-version 6".into());
+    }
+    if zran && a.fs_version != "6" {
+        return Err("targz-ref needs --fs-version 6".into());
     }
     if let Some(c) = &a.compressor {
         o.compressor = compressor_named(c);
@@ -266,7 +282,7 @@ fn check_modes(a: &ConvertArgs, opts: &BuildOptions) -> CliResult<()> {
         );
     }
     if !tarfs && a.blob_dir.is_none() && a.blob.is_none() {
-        return Err("tar-rafs needs --blob-dir or --blob".into());
+        return Err(format!("{} needs --blob-dir or --blob", a.conversion).into());
     }
     if tarfs && (a.blob_dir.is_some() || a.blob.is_some()) {
         return Err("tar-tarfs writes no blob: the layer tar is the blob".into());
@@ -301,9 +317,11 @@ fn commit(
     let mut outputs = Vec::new();
     let mut blob_path = None;
     if let (Some(blob), true) = (blob, !tarfs && r.blob_size > 0) {
+        // targz-ref writes the metadata blob; the data blob is the layer itself.
         let id = r
-            .blob_id
+            .meta_blob_id
             .clone()
+            .or_else(|| r.blob_id.clone())
             .ok_or("a blob was written without an id")?;
         let blob = match (&a.blob, &a.blob_dir) {
             (None, Some(d)) => {
@@ -372,15 +390,19 @@ fn summary(
     blob_path: Option<String>,
     total_time: f64,
 ) -> Summary {
-    let tarfs = opts.conversion == ConversionType::TarTarfs;
     Summary {
         bootstrap: a.bootstrap.as_ref().map(|p| p.display().to_string()),
         bootstrap_size: r.bootstrap_size,
         blob: blob_path,
         blob_id: r.blob_id.clone(),
+        meta_blob_id: r.meta_blob_id.clone(),
         blob_size: r.blob_size,
         fs_version: opts.fs_version.number(),
-        conversion: if tarfs { "tar-tarfs" } else { "tar-rafs" },
+        conversion: match opts.conversion {
+            ConversionType::TarTarfs => "tar-tarfs",
+            ConversionType::TargzRef => "targz-ref",
+            _ => "tar-rafs",
+        },
         compressor: opts.compressor.name(),
         digester: opts.digester.name(),
         input_compression: r.compression,

@@ -5,7 +5,7 @@ use crate::source::ImageFile;
 use crate::CliResult;
 use clap::Args;
 use rafs_format::model::{mode, FsVersion, Image};
-use rafs_merge::{Layer, MergeOptions};
+use rafs_merge::{Layer, LayerBlobArgs, MergeOptions};
 use rafs_reader::ImageReader;
 use serde::Serialize;
 use std::io::Write;
@@ -31,8 +31,16 @@ pub struct MergeArgs {
     /// Each layer's blob id, comma separated, in source order. Without it a layer keeps the
     /// blob id its bootstrap records, or, for an inlined bootstrap (which records a
     /// placeholder), takes its file name without extensions, as the reference does.
+    /// For a zran (targz-ref) layer, whose blob is the gzip layer itself, the digest names
+    /// its metadata blob instead (`blob_meta_digest`), as the Go converter passes it.
     #[arg(long = "blob-digests", value_delimiter = ',')]
     blob_digests: Option<Vec<String>>,
+    /// Each layer's blob size, comma separated (zran: its metadata blob's size).
+    #[arg(long = "blob-sizes", value_delimiter = ',')]
+    blob_sizes: Option<Vec<u64>>,
+    /// Each layer's blob ToC digest, comma separated (64 hex digits each).
+    #[arg(long = "blob-toc-digests", value_delimiter = ',')]
+    blob_toc_digests: Option<Vec<String>>,
     /// An image the layers go on top of.
     #[arg(long = "parent-bootstrap")]
     parent_bootstrap: Option<PathBuf>,
@@ -71,13 +79,14 @@ pub fn merge(a: &MergeArgs) -> CliResult<ExitCode> {
     inputs.extend(dict.map(Path::new));
     check_distinct(&[&a.bootstrap], &inputs)?;
     let mut out = Output::open(&a.bootstrap)?;
+    let options = merge_options(a)?;
     let layers = a
         .sources
         .iter()
         .enumerate()
-        .map(|(i, p)| merge_layer(a, i, p))
+        .map(|(i, p)| merge_layer(a, i, p, &options.dict_blob_ids))
         .collect::<CliResult<Vec<_>>>()?;
-    let image = rafs_merge::merge(layers, &merge_options(a)?)?;
+    let image = rafs_merge::merge(layers, &options)?;
     let bytes = rafs_format::encode(&image)?;
     out.write_all(&bytes)
         .map_err(|e| format!("{}: {e}", shown(&a.bootstrap)))?;
@@ -95,16 +104,26 @@ pub fn merge(a: &MergeArgs) -> CliResult<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `--blob-digests`: one per source, each 64 hex digits.
+/// `--blob-digests`, `--blob-toc-digests`, `--blob-sizes`: one per source, digests of 64
+/// hex digits.
 fn check_blob_digests(a: &MergeArgs) -> CliResult<()> {
-    let Some(d) = &a.blob_digests else {
-        return Ok(());
-    };
-    if d.len() != a.sources.len() {
-        return Err(format!("{} blob digests for {} sources", d.len(), a.sources.len()).into());
+    let n = a.sources.len();
+    for (flag, list) in [
+        ("--blob-digests", &a.blob_digests),
+        ("--blob-toc-digests", &a.blob_toc_digests),
+    ] {
+        let Some(d) = list else { continue };
+        if d.len() != n {
+            return Err(format!("{flag}: {} digests for {n} sources", d.len()).into());
+        }
+        if let Some(bad) = d.iter().find(|d| rafs_format::unhex32(d).is_none()) {
+            return Err(format!("{flag}: {bad:?} is not 64 hex digits").into());
+        }
     }
-    if let Some(bad) = d.iter().find(|d| rafs_format::unhex32(d).is_none()) {
-        return Err(format!("--blob-digests: {bad:?} is not 64 hex digits").into());
+    if let Some(s) = &a.blob_sizes {
+        if s.len() != n {
+            return Err(format!("--blob-sizes: {} sizes for {n} sources", s.len()).into());
+        }
     }
     Ok(())
 }
@@ -112,24 +131,37 @@ fn check_blob_digests(a: &MergeArgs) -> CliResult<()> {
 /// Source `i` at `p`, with the blob id it merges under. An explicit id wins; a bootstrap that
 /// records its blob's real id keeps it; an inlined one (placeholder id) takes its file name
 /// without extensions, as the reference does for every layer.
-fn merge_layer(a: &MergeArgs, i: usize, p: &Path) -> CliResult<Layer> {
+fn merge_layer(a: &MergeArgs, i: usize, p: &Path, dict_ids: &[String]) -> CliResult<Layer> {
     let image = load(p)?;
     let placeholder = image
         .blobs
         .iter()
         .any(|b| b.blob_id.starts_with("xxxxxxxx"));
-    let blob_id = match &a.blob_digests {
-        Some(d) => Some(d[i].clone()),
-        None if placeholder => p.file_name().map(|n| {
-            n.to_string_lossy()
-                .split('.')
-                .next()
-                .unwrap_or_default()
-                .to_string()
-        }),
-        None => None,
+    let blob_id = placeholder
+        .then(|| {
+            p.file_name().map(|n| {
+                n.to_string_lossy()
+                    .split('.')
+                    .next()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+        })
+        .flatten();
+    let mut layer = Layer { image, blob_id };
+    // check_blob_digests made sure each list has one valid entry per source.
+    let digest = |list: &Option<Vec<String>>| {
+        list.as_ref()
+            .and_then(|d| d.get(i))
+            .and_then(|d| rafs_format::unhex32(d))
     };
-    Ok(Layer { image, blob_id })
+    let args = LayerBlobArgs {
+        digest: digest(&a.blob_digests),
+        size: a.blob_sizes.as_ref().and_then(|s| s.get(i).copied()),
+        toc_digest: digest(&a.blob_toc_digests),
+    };
+    layer.apply_blob_args(args, dict_ids);
+    Ok(layer)
 }
 
 /// The merge options the flags give: parent, chunk dictionary, prefetch patterns, version.

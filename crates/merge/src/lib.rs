@@ -25,5 +25,5 @@ mod merge;
 
 pub use error::{Error, Result};
 pub use implicit::inherit_implicit_dirs;
-pub use merge::{merge, Layer, MergeOptions};
+pub use merge::{merge, Layer, LayerBlobArgs, MergeOptions};
 pub use rafs_format::model::WhiteoutSpec;

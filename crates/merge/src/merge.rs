@@ -21,6 +21,55 @@ pub struct Layer {
     pub blob_id: Option<String>,
 }
 
+/// What the reference's per-layer merge arguments say about a layer's own blob, beyond its
+/// id (`--blob-digests`, `--blob-sizes`, `--blob-toc-digests`, one value per layer).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LayerBlobArgs {
+    /// `--blob-digests`: for a separate-metadata (zran) blob, the metadata blob's sha256;
+    /// otherwise the blob id.
+    pub digest: Option<[u8; 32]>,
+    /// `--blob-sizes`: for a separate-metadata blob, the metadata blob's size; otherwise the
+    /// blob's.
+    pub size: Option<u64>,
+    /// `--blob-toc-digests`: the ToC digest recorded for the blob.
+    pub toc_digest: Option<[u8; 32]>,
+}
+
+impl Layer {
+    /// Applies the reference's per-layer merge arguments to the layer's own blobs (those not
+    /// in `dict_blob_ids`): a zran blob (`SEPARATE`) keeps its id (the gzip layer's) and gets
+    /// its metadata blob's digest and size, as nydusd fetches it; any other blob takes the
+    /// digest as its id and the size as its size. Returns whether a blob was changed.
+    pub fn apply_blob_args(&mut self, args: LayerBlobArgs, dict_blob_ids: &[String]) -> bool {
+        let mut changed = false;
+        for b in &mut self.image.blobs {
+            if dict_blob_ids.contains(&b.blob_id) {
+                continue;
+            }
+            if b.features.contains(BlobFeatures::SEPARATE) {
+                if let Some(d) = args.digest {
+                    b.meta_digest = d;
+                }
+                if let Some(s) = args.size {
+                    b.meta_size = s;
+                }
+            } else {
+                if let Some(d) = args.digest {
+                    self.blob_id = Some(rafs_format::hex(&d));
+                }
+                if let Some(s) = args.size {
+                    b.compressed_size = s;
+                }
+            }
+            if let Some(t) = args.toc_digest {
+                b.toc_digest = t;
+            }
+            changed = true;
+        }
+        changed
+    }
+}
+
 /// How to merge.
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]

@@ -10,7 +10,7 @@
               best top to bottom in one function"
 )]
 
-use rafs_merge::{merge, Error, Layer, MergeOptions};
+use rafs_merge::{merge, Error, Layer, LayerBlobArgs, MergeOptions};
 use rafs_testkit::{corpus, CorpusCase};
 use std::path::{Path, PathBuf};
 
@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 struct Case {
     corpus: CorpusCase,
     digests: Option<Vec<String>>,
+    sizes: Option<Vec<u64>>,
     sources: Vec<PathBuf>,
 }
 
@@ -36,6 +37,7 @@ fn cases() -> Vec<Case> {
         }
         let (cmd, dir) = (&corpus.cmd, &corpus.dir);
         let mut digests = None;
+        let mut sizes: Option<Vec<u64>> = None;
         let mut sources = Vec::new();
         let mut i = 2;
         while i < cmd.len() {
@@ -44,6 +46,12 @@ fn cases() -> Vec<Case> {
                     digests = cmd
                         .get(i + 1)
                         .map(|d| d.split(',').map(String::from).collect());
+                    i += 2;
+                }
+                "--blob-sizes" => {
+                    sizes = cmd
+                        .get(i + 1)
+                        .map(|d| d.split(',').map(|s| s.parse().unwrap()).collect());
                     i += 2;
                 }
                 "-B" | "-J" => i += 2,
@@ -56,6 +64,7 @@ fn cases() -> Vec<Case> {
         out.push(Case {
             corpus,
             digests,
+            sizes,
             sources,
         });
     }
@@ -74,12 +83,21 @@ fn layers(case: &Case) -> Vec<Layer> {
     case.sources
         .iter()
         .enumerate()
-        .map(|(i, p)| Layer {
-            image: rafs_format::decode(&std::fs::read(p).unwrap()).unwrap(),
-            blob_id: Some(match &case.digests {
-                Some(d) => d[i].clone(),
-                None => id_from_file_name(p),
-            }),
+        .map(|(i, p)| {
+            let mut layer = Layer {
+                image: rafs_format::decode(&std::fs::read(p).unwrap()).unwrap(),
+                blob_id: Some(id_from_file_name(p)),
+            };
+            let args = LayerBlobArgs {
+                digest: case
+                    .digests
+                    .as_ref()
+                    .map(|d| rafs_format::unhex32(&d[i]).unwrap()),
+                size: case.sizes.as_ref().map(|s| s[i]),
+                toc_digest: None,
+            };
+            layer.apply_blob_args(args, &[]);
+            layer
         })
         .collect()
 }

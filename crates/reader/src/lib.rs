@@ -53,7 +53,7 @@ mod unpack;
 
 pub use error::{Error, Result};
 pub use export::{export_block, ExportReport};
-pub use read::{blob_in_dir, BlobSource, FileReader, ImageReader};
+pub use read::{blob_in_dir, zran_meta_in_dir, BlobSource, FileReader, ImageReader};
 pub use unpack::{
     unpack_to_dir, unpack_to_dir_with_limits, unpack_to_tar, unpack_to_tar_with_limits,
     UnpackLimits, UnpackReport,

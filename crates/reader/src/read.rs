@@ -23,6 +23,27 @@ pub fn blob_in_dir(dir: &Path, blob: &Blob) -> Result<Option<BlobSource>> {
     }
 }
 
+/// The metadata blob of a zran (`targz-ref`) blob in `dir`: the file named by the hex
+/// `blob_meta_digest` its table entry records (`None`: no such record, or no such file).
+pub fn zran_meta_in_dir(dir: &Path, blob: &Blob) -> Result<Option<BlobSource>> {
+    if blob.meta_digest == [0; 32] {
+        return Ok(None);
+    }
+    let name = rafs_format::hex(&blob.meta_digest);
+    match FileSource::open_in_dir(dir, &name) {
+        Ok(f) => Ok(Some(Box::new(f) as BlobSource)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::BlobInvalid {
+            blob_id: blob.blob_id.clone(),
+            reason: format!("metadata blob {name} in {}: {e}", dir.display()),
+        }),
+    }
+}
+
+fn is_zran(blob: &Blob) -> bool {
+    blob.features.contains(BlobFeatures::ZRAN)
+}
+
 /// A blob source as the reader needs it.
 pub type BlobSource = Box<dyn ReadAt + Send + Sync>;
 
@@ -47,16 +68,31 @@ impl ImageReader {
     /// id is only ever a name in `dir`: links leading out of it, FIFOs and devices are refused
     /// ([`FileSource::open_in_dir`]).
     pub fn open_dir(image: Image, dir: &Path) -> Result<Self> {
-        Self::open_with(image, |b| blob_in_dir(dir, b))
+        Self::open_with_meta(image, |b| blob_in_dir(dir, b), |b| zran_meta_in_dir(dir, b))
     }
 
     /// Opens an image with blobs from `find` (`None`: not available).
     pub fn open_with(
         image: Image,
+        find: impl FnMut(&Blob) -> Result<Option<BlobSource>>,
+    ) -> Result<Self> {
+        Self::open_with_meta(image, find, |_| Ok(None))
+    }
+
+    /// [`open_with`](Self::open_with), with the metadata blobs of zran blobs from
+    /// `find_meta` (their data is the gzip layer `find` gives; the chunk-info entries and
+    /// inflate contexts are in the metadata blob the build wrote).
+    pub fn open_with_meta(
+        image: Image,
         mut find: impl FnMut(&Blob) -> Result<Option<BlobSource>>,
+        mut find_meta: impl FnMut(&Blob) -> Result<Option<BlobSource>>,
     ) -> Result<Self> {
         let mut blobs = Vec::with_capacity(image.blobs.len());
         for b in &image.blobs {
+            if is_zran(b) {
+                blobs.push(Self::open_zran(b, find(b)?, find_meta(b)?)?);
+                continue;
+            }
             blobs.push(match find(b)? {
                 Some(src) => {
                     if is_tarfs(&image, b) && src.size() != b.compressed_size {
@@ -84,6 +120,23 @@ impl ImageReader {
             verify: false,
             tar_verified,
         })
+    }
+
+    /// A zran blob's reader, when both the layer and its metadata blob are there.
+    fn open_zran(
+        b: &Blob,
+        layer: Option<BlobSource>,
+        meta: Option<BlobSource>,
+    ) -> Result<Option<BlobReader<BlobSource>>> {
+        let (Some(layer), Some(meta)) = (layer, meta) else {
+            return Ok(None);
+        };
+        BlobReader::open_zran(layer, &meta, b)
+            .map(Some)
+            .map_err(|e| Error::Data {
+                path: format!("blob {}", b.blob_id),
+                source: e,
+            })
     }
 
     /// Verify every chunk's digest and CRC while reading.
@@ -152,6 +205,9 @@ impl ImageReader {
                 let hint = if b.is_some_and(|b| is_tarfs(&self.image, b)) {
                     "; a tarfs image reads its layer tar in place: give the blob directory \
                      (-D) holding the uncompressed tar named by this id"
+                } else if b.is_some_and(is_zran) {
+                    "; a zran (targz-ref) blob needs the gzip layer named by this id and the \
+                     metadata blob named by its blob_meta_digest in the blob directory"
                 } else {
                     ""
                 };

@@ -144,7 +144,7 @@ pub fn encode_contexts(contexts: &[ZranContext]) -> Vec<u8> {
 }
 
 /// A decoded, checked context table.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ZranTable {
     records: Vec<ContextRecord>,
     windows: Vec<u8>,
