@@ -126,6 +126,29 @@ fn the_references_zran_images_unpack_to_the_ground_truth() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Converts a gzip layer as the Go converter's OCI-ref mode does (`targz-ref
+/// --blob-inline-meta --features blob-toc`) into `blobs`; returns the metadata blob's id.
+fn convert_inline(blobs: &Path, layer: &Path) -> String {
+    let json = ok(&[
+        "convert",
+        "-q",
+        "--json",
+        "-t",
+        "targz-ref",
+        "--blob-inline-meta",
+        "--features",
+        "blob-toc",
+        "-D",
+        s(blobs),
+        s(layer),
+    ]);
+    json.split("\"meta_blob_id\": \"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap()
+        .to_string()
+}
+
 /// Converts a gzip layer with targz-ref (separate bootstrap, then inline with a ToC) and
 /// unpacks both, requiring `want`; returns the bootstrap and the blob directory.
 fn convert_and_unpack(dir: &Path, tag: &str, gz: &[u8], want: &str) -> (PathBuf, PathBuf) {
@@ -158,25 +181,7 @@ fn convert_and_unpack(dir: &Path, tag: &str, gz: &[u8], want: &str) -> (PathBuf,
     let got = fit_root(&treelist_dir(&out).unwrap(), want);
     assert_listing(tag, &got, want, &|_, _| false);
     let inline = dir.join(format!("{tag}-inline"));
-    let json = ok(&[
-        "convert",
-        "-q",
-        "--json",
-        "-t",
-        "targz-ref",
-        "--blob-inline-meta",
-        "--features",
-        "blob-toc",
-        "-D",
-        s(&inline),
-        s(&layer),
-    ]);
-    let meta_id = json
-        .split("\"meta_blob_id\": \"")
-        .nth(1)
-        .and_then(|r| r.split('"').next())
-        .unwrap()
-        .to_string();
+    let meta_id = convert_inline(&inline, &layer);
     std::fs::copy(&layer, inline.join(&id)).unwrap();
     let out = dir.join(format!("unpacked-{tag}-inline"));
     let meta = inline.join(meta_id);
@@ -402,25 +407,7 @@ fn an_oci_ref_stack_merges_reads_and_mounts() {
     for layer in ["L1", "L2", "L3"] {
         let gz = std::fs::read(corpus().join(format!("layers/{layer}.tar.gz"))).unwrap();
         let id = add_layer(&blobs, &gz);
-        let json = ok(&[
-            "convert",
-            "-q",
-            "--json",
-            "-t",
-            "targz-ref",
-            "--blob-inline-meta",
-            "--features",
-            "blob-toc",
-            "-D",
-            s(&blobs),
-            s(&blobs.join(&id)),
-        ]);
-        let meta_id = json
-            .split("\"meta_blob_id\": \"")
-            .nth(1)
-            .and_then(|r| r.split('"').next())
-            .unwrap()
-            .to_string();
+        let meta_id = convert_inline(&blobs, &blobs.join(&id));
         // The Go converter names each layer's bootstrap after the original layer's digest.
         let boot = dir.join(&id);
         let meta = std::fs::read(blobs.join(&meta_id)).unwrap();
