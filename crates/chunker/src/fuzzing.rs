@@ -78,3 +78,96 @@ pub fn decompress_any(data: &[u8]) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// Most decompressed bytes one zran input may produce (gzip bombs are cheap to write).
+const ZRAN_MAX_OUT: usize = 8 << 20;
+
+/// zran, both ways. Byte 0 even: the rest is a gzip stream, indexed in chunks whose length
+/// byte 0 picks; every chunk read must then read back through its recorded context to the same
+/// bytes. Byte 0 odd: a context table and a gzip layer (see `zran_hostile_table`), the table
+/// decoded and inflated through: typed errors only. Returns a violated property.
+pub fn zran(data: &[u8]) -> Result<(), String> {
+    let Some((&mode, rest)) = data.split_first() else {
+        return Ok(());
+    };
+    if mode & 1 == 0 {
+        zran_round_trip(rest, usize::from(mode) * 257 + 1)
+    } else {
+        zran_hostile_table(rest);
+        Ok(())
+    }
+}
+
+fn zran_round_trip(gz: &[u8], chunk: usize) -> Result<(), String> {
+    use crate::zran::{encode_contexts, read_chunk, ZranGenerator, ZranTable};
+    use std::io::Read;
+    let Ok(mut g) = ZranGenerator::new(gz, 0x1000) else {
+        return Ok(());
+    };
+    let mut chunks = Vec::new();
+    let mut total = 0;
+    // Each read-back inflates from its context's start: a bounded number of chunks keeps an
+    // input's cost linear.
+    while total < ZRAN_MAX_OUT && chunks.len() < 2048 {
+        if g.begin_chunk().is_err() {
+            return Ok(());
+        }
+        let mut buf = vec![0u8; chunk];
+        let mut got = 0;
+        while got < chunk {
+            match g.read(&mut buf[got..]) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(_) => return Ok(()),
+            }
+        }
+        let Ok(z) = g.end_chunk() else {
+            return Ok(());
+        };
+        if z.len as usize != got {
+            return Err(format!("chunk of {got} bytes recorded as {}", z.len));
+        }
+        if got == 0 {
+            break;
+        }
+        buf.truncate(got);
+        total += got;
+        chunks.push((z, buf));
+    }
+    let contexts = g.take_contexts();
+    let count = u32::try_from(contexts.len()).map_err(|_| "context count")?;
+    let table = ZranTable::decode(&encode_contexts(&contexts), count)
+        .map_err(|f| format!("our own context table does not decode: {f:?}"))?;
+    let mut out = Vec::new();
+    for (z, bytes) in &chunks {
+        let (ctx, dict) = table.get(z.context).ok_or("chunk names no context")?;
+        read_chunk(&gz, ctx, dict, z.offset, z.len, &mut out)
+            .map_err(|f| format!("chunk {z:?} does not read back: {f:?}"))?;
+        if &out != bytes {
+            return Err(format!("chunk {z:?} reads back different bytes"));
+        }
+    }
+    Ok(())
+}
+
+/// `[count][table length, u16 LE][table][gzip layer]`: a table decoded and used against the
+/// layer.
+fn zran_hostile_table(rest: &[u8]) {
+    use crate::zran::{read_chunk, ZranTable};
+    if rest.len() < 3 {
+        return;
+    }
+    let count = u32::from(rest[0]);
+    let len = usize::from(u16::from_le_bytes([rest[1], rest[2]])).min(rest.len() - 3);
+    let (table, gz) = rest[3..].split_at(len);
+    let Ok(t) = ZranTable::decode(table, count) else {
+        return;
+    };
+    let mut out = Vec::new();
+    for i in 0..t.len().min(8) {
+        if let Some((ctx, dict)) = u32::try_from(i).ok().and_then(|i| t.get(i)) {
+            let len = ctx.out_len.get().min(1 << 16);
+            let _ = read_chunk(&gz, ctx, dict, 0, len, &mut out);
+        }
+    }
+}

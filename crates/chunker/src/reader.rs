@@ -246,7 +246,7 @@ impl<S: ReadAt> BlobReader<S> {
                         format!("reading the gzip layer at {at}"),
                         std::io::Error::other(r),
                     ),
-                    other => invalid(S, at, "zran context", format!("context {ci}: {other:?}")),
+                    other => invalid(S, at, "zran context", format!("context {ci}: {other}")),
                 }
             })?;
         Ok(out)

@@ -44,6 +44,56 @@ fn decompress_corpus() {
     replay("decompress", rafs_chunker::fuzzing::decompress_any);
 }
 
+#[test]
+fn zran_corpus() {
+    replay("zran", rafs_chunker::fuzzing::zran);
+}
+
+/// Context tables of the corpus' gzip layers, whole and damaged, for the zran target.
+#[test]
+#[ignore]
+fn write_zran_table_seeds() {
+    use rafs_chunker::zran::{encode_contexts, ZranGenerator};
+    use std::io::Read;
+    for layer in ["L1", "L2", "L3"] {
+        let gz =
+            std::fs::read(rafs_testkit::corpus().join(format!("layers/{layer}.tar.gz"))).unwrap();
+        let mut g = ZranGenerator::new(gz.as_slice(), 0x10_0000).unwrap();
+        let mut buf = vec![0u8; 100_000];
+        loop {
+            g.begin_chunk().unwrap();
+            let n = g.read(&mut buf).unwrap();
+            g.end_chunk().unwrap();
+            if n == 0 {
+                break;
+            }
+        }
+        let contexts = g.take_contexts();
+        let table = encode_contexts(&contexts);
+        if table.len() > 0xffff {
+            continue;
+        }
+        let damaged: [(&str, usize, u8); 5] = [
+            ("whole", 0, 0),
+            ("in-offset", 0, 0x40),
+            ("ctx-bits", 37, 9),
+            ("dict-offset", 16, 0xff),
+            ("window", table.len() - 1, 0x5a),
+        ];
+        for (tag, at, value) in damaged {
+            let mut t = table.clone();
+            if tag != "whole" {
+                t[at] ^= value;
+            }
+            let mut seed = vec![1u8, contexts.len() as u8];
+            seed.extend_from_slice(&(t.len() as u16).to_le_bytes());
+            seed.extend_from_slice(&t);
+            seed.extend_from_slice(&gz);
+            std::fs::write(corpus("zran").join(format!("table-{layer}-{tag}")), seed).unwrap();
+        }
+    }
+}
+
 /// Small blobs of every layout our writer makes.
 #[test]
 #[ignore]

@@ -168,9 +168,40 @@ impl<R: Read> ZranGenerator<R> {
         Ok(())
     }
 
+    /// Inflates up to the first block boundary (the end of the gzip header) without output.
+    fn pass_header(&mut self) -> io::Result<()> {
+        loop {
+            if self.next == self.end && self.refill()? == 0 {
+                return Ok(());
+            }
+            let before = self.total_in;
+            let (ret, _) = self.inflate_into(&mut []);
+            match ret {
+                zstream::OK => {
+                    self.note_boundary()?;
+                    if self.block.data_type & 0x80 != 0 {
+                        return Ok(());
+                    }
+                }
+                zstream::Z_BUF_ERROR if self.next == self.end => {}
+                // Anything else (a bad header, no progress) is for the next read to report.
+                _ => return Ok(()),
+            }
+            if self.total_in == before && self.next != self.end {
+                return Ok(());
+            }
+        }
+    }
+
     /// Begins a chunk: picks the context its bytes will be read through (a new one at the
     /// latest block boundary when the current one is full). Returns the context index.
     pub fn begin_chunk(&mut self) -> Result<u32, ZranError> {
+        if self.total_out == 0 && self.block.data_type & 0x80 == 0 {
+            // Nothing read yet: a context must begin after the gzip header, not on it. (A tar
+            // parser has always read a header first, so the reference never gets here.)
+            self.pass_header()
+                .map_err(|e| ZranError::Inflate(e.to_string()))?;
+        }
         let now = self.position();
         let index = match self.current {
             Some(i) => {

@@ -267,15 +267,19 @@ impl ZranTable {
 }
 
 /// Why a zran chunk could not be read.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ChunkFault {
     /// The chunk lies outside its context's output.
+    #[error("the chunk lies outside its context's output")]
     OutsideContext,
     /// The context's input lies outside the gzip blob.
+    #[error("the context's input lies outside the gzip layer")]
     InputOutsideBlob,
     /// Reading the gzip blob failed.
+    #[error("reading the gzip layer: {0}")]
     Read(String),
     /// Inflate failed or ended before the chunk's bytes.
+    #[error("inflate: {0}")]
     Inflate(String),
 }
 
@@ -316,7 +320,7 @@ pub fn read_chunk(
             &mut out[filled..]
         };
         let produced = inflater.step(target)?;
-        if produced == 0 {
+        if produced == 0 && inflater.input_empty() && !inflater.member_ended {
             return Err(ChunkFault::Inflate(
                 "the context's input ends before the chunk".into(),
             ));
@@ -336,6 +340,8 @@ struct ContextInflater {
     stream: zstream::ZStream,
     pending: Vec<u8>,
     next: usize,
+    /// A member ended: its trailer and the next header come before more output.
+    member_ended: bool,
 }
 
 impl ContextInflater {
@@ -356,6 +362,7 @@ impl ContextInflater {
             stream,
             pending: input,
             next: 0,
+            member_ended: false,
         })
     }
 
@@ -365,6 +372,9 @@ impl ContextInflater {
 
     /// Inflates into `out`; returns the bytes produced (0 when it needs more input).
     fn step(&mut self, out: &mut [u8]) -> Result<usize, ChunkFault> {
+        if std::mem::take(&mut self.member_ended) {
+            self.skip_member_boundary()?;
+        }
         let s = self
             .stream
             .inflate(&self.pending[self.next..], out, zstream::NO_FLUSH);
@@ -373,7 +383,7 @@ impl ContextInflater {
             zstream::OK => Ok(s.produced),
             zstream::Z_BUF_ERROR if self.input_empty() => Ok(s.produced),
             zstream::Z_STREAM_END => {
-                self.skip_member_boundary()?;
+                self.member_ended = true;
                 Ok(s.produced)
             }
             code => Err(ChunkFault::Inflate(format!(
