@@ -31,11 +31,13 @@ fn bootstrap_v6_corpus() {
 }
 
 /// The seeds the `bootstrap_mutate` target patches (the same files it embeds).
-static SEEDS: [&[u8]; 4] = [
+static SEEDS: [&[u8]; 6] = [
     include_bytes!("../../../testdata/conformance/nydus-image/L2-v5-zstd-sha256/bootstrap"),
     include_bytes!("../../../testdata/conformance/nydus-image/L2-v6-zstd-sha256/bootstrap"),
     include_bytes!("../../../testdata/conformance/nydus-image/L3-v6-tarfs/bootstrap"),
     include_bytes!("../../../testdata/conformance/nydus-image/merge-v6-zstd-sha256-L1L2/bootstrap"),
+    include_bytes!("../../../testdata/conformance/nydus-image/L2-v6-targz-ref/bootstrap"),
+    include_bytes!("../../../testdata/conformance/nydus-image/L3-v6-zstd-sha256-batch256k/bootstrap"),
 ];
 
 #[test]
