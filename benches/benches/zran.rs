@@ -43,6 +43,7 @@ fn reference(dir: &std::path::Path, layer: &std::path::Path) -> Option<f64> {
     let bin = std::env::var("RAFS_BENCH_REFERENCE").ok()?;
     Some(best(|| {
         let _ = std::fs::remove_dir_all(dir.join("blobs"));
+        std::fs::create_dir_all(dir.join("blobs")).unwrap();
         seconds(|| {
             let s = Command::new(&bin)
                 .args(["create", "-t", "targz-ref", "-D"])

@@ -37,7 +37,9 @@ static SEEDS: [&[u8]; 6] = [
     include_bytes!("../../../testdata/conformance/nydus-image/L3-v6-tarfs/bootstrap"),
     include_bytes!("../../../testdata/conformance/nydus-image/merge-v6-zstd-sha256-L1L2/bootstrap"),
     include_bytes!("../../../testdata/conformance/nydus-image/L2-v6-targz-ref/bootstrap"),
-    include_bytes!("../../../testdata/conformance/nydus-image/L3-v6-zstd-sha256-batch256k/bootstrap"),
+    include_bytes!(
+        "../../../testdata/conformance/nydus-image/L3-v6-zstd-sha256-batch256k/bootstrap"
+    ),
 ];
 
 #[test]

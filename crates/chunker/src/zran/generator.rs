@@ -12,6 +12,7 @@
 
 use super::zstream::{self, ZStream};
 use super::{ZranChunk, ZranContext, ZranError, MAX_CONTEXTS};
+use crossbeam_channel::{bounded, Receiver, Sender};
 use sha2::{Digest as _, Sha256};
 use std::io::{self, Read};
 
@@ -53,7 +54,10 @@ pub struct ZranGenerator<R> {
     member_in: u64,
     total_in: u64,
     total_out: u64,
-    input_hash: Sha256,
+    /// Hashes consumed input pieces on a thread of its own (sha256 of a layer costs about
+    /// half of inflating it; on the inflating thread it would be the bottleneck).
+    hasher: PieceHasher,
+    input_size: u64,
     stream_switched: bool,
     /// The latest block boundary passed, and the window there.
     block: Position,
@@ -90,7 +94,8 @@ impl<R: Read> ZranGenerator<R> {
             member_in: 0,
             total_in: 0,
             total_out: 0,
-            input_hash: Sha256::new(),
+            hasher: PieceHasher::start()?,
+            input_size: 0,
             stream_switched: false,
             block: Position::default(),
             block_dict: Vec::new(),
@@ -108,6 +113,11 @@ impl<R: Read> ZranGenerator<R> {
         if self.next > 0 {
             self.last_byte = self.input[self.next - 1];
         }
+        // The consumed piece goes to the hasher; a recycled buffer takes its place.
+        let mut done = std::mem::replace(&mut self.input, self.hasher.buffer());
+        done.truncate(self.end);
+        self.hasher.hash(done);
+        self.input.resize(INPUT_PIECE, 0);
         let mut filled = 0;
         while filled < INPUT_PIECE {
             match self.source.read(&mut self.input[filled..]) {
@@ -117,7 +127,7 @@ impl<R: Read> ZranGenerator<R> {
                 Err(e) => return Err(e),
             }
         }
-        self.input_hash.update(&self.input[..filled]);
+        self.input_size += filled as u64;
         self.next = 0;
         self.end = filled;
         Ok(filled)
@@ -277,19 +287,6 @@ impl<R: Read> ZranGenerator<R> {
     pub fn take_contexts(&mut self) -> Vec<ZranContext> {
         std::mem::take(&mut self.contexts)
     }
-
-    /// sha256 and size of the gzip input read so far (after the last read: the blob id and
-    /// size of the layer).
-    pub fn input_digest(&self) -> ([u8; 32], u64) {
-        (
-            self.input_hash.clone().finalize().into(),
-            self.total_in_read(),
-        )
-    }
-
-    fn total_in_read(&self) -> u64 {
-        self.total_in + (self.end - self.next) as u64
-    }
 }
 
 impl<R: Read> Read for ZranGenerator<R> {
@@ -389,7 +386,73 @@ impl<R: Read> ZranGenerator<R> {
     pub fn finish(&mut self) -> io::Result<(Vec<ZranContext>, [u8; 32], u64)> {
         let mut scratch = vec![0u8; INPUT_PIECE];
         while self.read(&mut scratch)? > 0 {}
-        let (digest, size) = self.input_digest();
-        Ok((self.take_contexts(), digest, size))
+        let mut last = std::mem::take(&mut self.input);
+        last.truncate(self.end);
+        self.next = 0;
+        self.end = 0;
+        self.hasher.hash(last);
+        let digest = self.hasher.finish()?;
+        Ok((self.take_contexts(), digest, self.input_size))
+    }
+}
+
+/// sha256 of the input pieces, in order, on a thread of its own; buffers come back for reuse.
+struct PieceHasher {
+    pieces: Option<Sender<Vec<u8>>>,
+    free: Receiver<Vec<u8>>,
+    thread: Option<std::thread::JoinHandle<[u8; 32]>>,
+}
+
+impl PieceHasher {
+    fn start() -> io::Result<Self> {
+        let (pieces, todo) = bounded::<Vec<u8>>(8);
+        let (give_back, free) = bounded::<Vec<u8>>(8);
+        let thread = std::thread::Builder::new()
+            .name("rafs-zran-hash".into())
+            .spawn(move || {
+                let mut hash = Sha256::new();
+                for mut piece in todo {
+                    hash.update(&piece);
+                    piece.clear();
+                    let _ = give_back.try_send(piece);
+                }
+                hash.finalize().into()
+            })?;
+        Ok(PieceHasher {
+            pieces: Some(pieces),
+            free,
+            thread: Some(thread),
+        })
+    }
+
+    fn buffer(&self) -> Vec<u8> {
+        self.free.try_recv().unwrap_or_default()
+    }
+
+    fn hash(&mut self, piece: Vec<u8>) {
+        if piece.is_empty() {
+            return;
+        }
+        if let Some(tx) = &self.pieces {
+            // The thread only stops when the sender is dropped, in finish.
+            let _ = tx.send(piece);
+        }
+    }
+
+    fn finish(&mut self) -> io::Result<[u8; 32]> {
+        drop(self.pieces.take());
+        self.thread
+            .take()
+            .and_then(|t| t.join().ok())
+            .ok_or_else(|| io::Error::other("the layer's hashing thread stopped"))
+    }
+}
+
+impl Drop for PieceHasher {
+    fn drop(&mut self) {
+        drop(self.pieces.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
