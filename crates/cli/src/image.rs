@@ -41,6 +41,11 @@ pub struct ConvertImageArgs {
     /// Nydus manifests (artifactType application/vnd.nydus.image.manifest.v1+json).
     #[arg(long = "merge-platform")]
     merge_platform: bool,
+    /// OCI ref (zran, nydusify --oci-ref): keep the original gzip layers as the data; each
+    /// Nydus layer holds only metadata (v6; --compressor and --digester do not apply: the data
+    /// stays gzip, digests are sha256). The original layers are copied into the target.
+    #[arg(long = "oci-ref", conflicts_with_all = ["merge_platform", "chunk_dict"])]
+    oci_ref: bool,
     /// Worker threads per layer; 0: one per core.
     #[arg(long, default_value_t = 0)]
     threads: usize,
@@ -93,6 +98,17 @@ fn chunk_dict(spec: &str, scratch: &std::path::Path) -> CliResult<ChunkDictionar
 }
 
 fn options(a: &ConvertImageArgs) -> CliResult<ConvertOptions> {
+    if a.oci_ref {
+        if a.fs_version != "6" {
+            return Err("--oci-ref needs --fs-version 6".into());
+        }
+        let mut o = ConvertOptions::oci_ref();
+        o.build.chunk_size = crate::convert::parse_chunk_size(&a.chunk_size)?;
+        o.build.threads = a.threads;
+        o.platforms = a.platforms.clone();
+        o.build.validate().map_err(|e| e.to_string())?;
+        return Ok(o);
+    }
     let mut o = ConvertOptions::new(if a.fs_version == "5" {
         FsVersion::V5
     } else {

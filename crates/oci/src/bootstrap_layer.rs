@@ -14,8 +14,11 @@ pub const BOOTSTRAP_PATH: &str = "image/image.boot";
 /// One Nydus blob layer as the merge sees it.
 #[derive(Debug, Clone)]
 pub struct MergeInput {
-    /// `sha256:` digest of the Nydus blob layer; its hex becomes the blob id.
+    /// `sha256:` digest of the Nydus blob layer; its hex becomes the blob id (OCI-ref: the
+    /// blob id stays the original layer's, and this names the metadata blob).
     pub digest: String,
+    /// Size of the Nydus blob layer.
+    pub size: u64,
     /// The layer's own bootstrap.
     pub bootstrap: Vec<u8>,
     /// Its `.blob.meta` file (v6; `None` when the layer stores no chunk).
@@ -56,10 +59,7 @@ pub fn merge_layers(
         let hex = crate::layout::sha256_hex(&l.digest)
             .ok_or_else(|| json("layer digest", format!("{} is not sha256", l.digest)))?;
         let image = rafs_format::decode(&l.bootstrap)?;
-        inputs.push(Layer {
-            image: image.clone(),
-            blob_id: Some(hex.to_owned()),
-        });
+        inputs.push(merge_layer(image.clone(), hex, l.size, dict_blob_ids)?);
         images.push(image);
     }
     let mut options = MergeOptions::default();
@@ -89,6 +89,38 @@ pub fn merge_layers(
         gzip,
         dict_blobs,
     })
+}
+
+/// A layer as the merge takes it. A zran (OCI-ref) layer's blob is the original layer, whose id
+/// its bootstrap already records; its Nydus layer is the metadata blob nydusd fetches
+/// (`blob_meta_digest`/`size`, as the Go converter passes `--blob-digests`/`--blob-sizes`).
+fn merge_layer(
+    image: rafs_format::model::Image,
+    hex: &str,
+    size: u64,
+    dict: &[String],
+) -> Result<Layer> {
+    let zran = image
+        .blobs
+        .iter()
+        .any(|b| b.features.contains(rafs_format::model::BlobFeatures::ZRAN));
+    if !zran {
+        return Ok(Layer {
+            image,
+            blob_id: Some(hex.to_owned()),
+        });
+    }
+    let mut layer = Layer {
+        image,
+        blob_id: None,
+    };
+    let args = rafs_merge::LayerBlobArgs {
+        digest: rafs_format::unhex32(hex),
+        size: Some(size),
+        ..Default::default()
+    };
+    layer.apply_blob_args(args, dict);
+    Ok(layer)
 }
 
 /// The uncompressed tar: `image/`, `image/image.boot`, then the v6 `.blob.meta` files.

@@ -277,9 +277,14 @@ fn bootstrap_rule(
         }
     };
     let layers = layers(manifest);
-    let hexes: Vec<&str> = layers[..layers.len().saturating_sub(1)]
+    let blob_layers = &layers[..layers.len().saturating_sub(1)];
+    // An OCI-ref blob layer holds metadata; its data blob is the original layer it names.
+    let hexes: Vec<&str> = blob_layers
         .iter()
         .filter_map(|l| sha256_hex(l["digest"].as_str().unwrap_or_default()))
+        .chain(blob_layers.iter().filter_map(|l| {
+            sha256_hex(l["annotations"][crate::convert::ANNOTATION_NYDUS_REF].as_str()?)
+        }))
         .collect();
     for b in &image.blobs {
         if !hexes.contains(&b.blob_id.as_str()) {

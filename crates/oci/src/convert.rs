@@ -34,6 +34,8 @@ pub const MEDIA_TYPE_NYDUS_CONFIG: &str = "application/vnd.nydus.image.config.v1
 pub const ARTIFACT_TYPE_NYDUS_IMAGE: &str = "application/vnd.nydus.image.manifest.v1+json";
 /// The source manifest's digest, on the manifest.
 pub const ANNOTATION_SOURCE_DIGEST: &str = "containerd.io/snapshot/nydus-source-digest";
+/// On an OCI-ref (zran) Nydus blob layer: the original layer whose data it indexes.
+pub const ANNOTATION_NYDUS_REF: &str = "containerd.io/snapshot/nydus-ref";
 
 /// How to convert.
 #[derive(Debug, Clone)]
@@ -49,6 +51,11 @@ pub struct ConvertOptions {
     /// containerd never shares their layers with the unconverted image) and then the Nydus
     /// manifests marked by `artifactType` (spec image.md §3.5, `nydusify --merge-platform`).
     pub merge_platform: bool,
+    /// OCI ref (zran, `nydusify --oci-ref`): the original gzip layers stay the data; each Nydus
+    /// blob layer holds only metadata and names its layer (`containerd.io/snapshot/nydus-ref`).
+    /// The original layers are copied into the target unreferenced, as nydusd fetches them by
+    /// digest from the same repository. Set by [`ConvertOptions::oci_ref`].
+    pub oci_ref: bool,
 }
 
 impl ConvertOptions {
@@ -59,6 +66,19 @@ impl ConvertOptions {
             platforms: Vec::new(),
             chunk_dict: None,
             merge_platform: false,
+            oci_ref: false,
+        }
+    }
+
+    /// The Go converter's OCI-ref mode (`packRef`: `targz-ref --blob-inline-meta --features
+    /// blob-toc`), v6 only.
+    pub fn oci_ref() -> Self {
+        let mut build = rafs_tar_build::BuildOptions::targz_ref().with_inline_bootstrap(true, true);
+        build.whiteout_spec = rafs_tar_build::WhiteoutSpec::None;
+        ConvertOptions {
+            oci_ref: true,
+            build,
+            ..Self::new(FsVersion::V6)
         }
     }
 }
@@ -171,6 +191,17 @@ pub fn convert_image_with_progress(
         return Err(unsupported(
             "convert options",
             "a Nydus blob layer inlines its bootstrap",
+        ));
+    }
+    if options.oci_ref
+        && (options.build.conversion != rafs_tar_build::ConversionType::TargzRef
+            || options.chunk_dict.is_some()
+            || options.merge_platform)
+    {
+        return Err(unsupported(
+            "convert options",
+            "OCI ref builds targz-ref layers (ConvertOptions::oci_ref), without a chunk \
+             dictionary or merged platforms",
         ));
     }
     if options.build.chunk_dict.is_some() {
@@ -326,6 +357,7 @@ fn convert_manifest(
         &blobs,
         (&boot_digest, boot.gzip.len() as u64),
         options,
+        &reports,
     );
     let (digest, size) = target.write_json(&new_manifest)?;
     let media = manifest["mediaType"]
@@ -538,7 +570,14 @@ fn convert_layer(
     let index = at.index;
     let digest = layer["digest"].as_str().unwrap_or_default().to_owned();
     let what = format!("layer {index} ({digest})");
-    check_layer_type(layer["mediaType"].as_str().unwrap_or_default(), &what)?;
+    let media = layer["mediaType"].as_str().unwrap_or_default();
+    check_layer_type(media, &what)?;
+    if options.oci_ref && !media.ends_with("gzip") {
+        return Err(unsupported(
+            &what,
+            format!("{media}: OCI ref indexes gzip layers only"),
+        ));
+    }
     let size = layer["size"]
         .as_u64()
         .ok_or_else(|| json(&what, "no size"))?;
@@ -570,7 +609,11 @@ fn convert_layer(
         reason: e.to_string(),
     })?;
     let (blob_digest, blob_size) = writer.commit()?;
-    let blob_meta = if options.build.fs_version == FsVersion::V6 {
+    if options.oci_ref {
+        // The original layer is the data blob: it goes into the target under its digest.
+        target.copy_blob_from(source, &digest, size)?;
+    }
+    let blob_meta = if options.build.fs_version == FsVersion::V6 && !options.oci_ref {
         let file = rafs_chunker::FileSource::open(target.blob_path(&blob_digest)?)
             .map_err(crate::error::io(target.root()))?;
         blob_meta_file(file)?
@@ -591,6 +634,7 @@ fn convert_layer(
     Ok((
         MergeInput {
             digest: blob_digest,
+            size: blob_size,
             bootstrap: built.bootstrap,
             blob_meta,
             implicit_dirs: built.implicit_dirs,
@@ -664,6 +708,7 @@ fn rewrite_manifest(
     blobs: &[(String, u64)],
     (boot_digest, boot_size): (&str, u64),
     options: &ConvertOptions,
+    reports: &[LayerReport],
 ) -> Value {
     let version = options.build.fs_version.number().to_string();
     let docker = manifest["mediaType"].as_str() == Some(MEDIA_TYPE_DOCKER_MANIFEST);
@@ -674,7 +719,15 @@ fn rewrite_manifest(
     };
     let mut new_layers: Vec<Value> = blobs
         .iter()
-        .map(|(digest, size)| json!({ "mediaType": MEDIA_TYPE_NYDUS_BLOB, "digest": digest, "size": size, "annotations": { ANNOTATION_NYDUS_BLOB: "true" } }))
+        .enumerate()
+        .map(|(i, (digest, size))| {
+            let mut l = json!({ "mediaType": MEDIA_TYPE_NYDUS_BLOB, "digest": digest, "size": size, "annotations": { ANNOTATION_NYDUS_BLOB: "true" } });
+            // OCI ref: each blob layer names the original layer holding its data.
+            if let (true, Some(r)) = (options.oci_ref, reports.get(i)) {
+                l["annotations"][ANNOTATION_NYDUS_REF] = Value::from(r.source_digest.clone());
+            }
+            l
+        })
         .collect();
     new_layers.push(json!({
         "mediaType": boot_media,

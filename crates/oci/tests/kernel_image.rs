@@ -107,6 +107,16 @@ fn the_exported_image_mounted_by_the_kernel_lists_as_overlayfs_of_the_source_lay
     with_dict.chunk_dict = Some(ChunkDictionary::from_image(&target, Some("dict")).unwrap());
     convert_image(&source, Some("v1"), &target, "d", &with_dict).unwrap();
     let ours_with_dict = kernel_listing(&target, "d", &dir.join("dict"));
+    // OCI ref (zran): the data read out of the original gzip layers.
+    convert_image(
+        &source,
+        Some("v1"),
+        &target,
+        "ref",
+        &ConvertOptions::oci_ref(),
+    )
+    .unwrap();
+    let ours_oci_ref = without_nlink_marks(&kernel_listing(&target, "ref", &dir.join("ref")));
     // The source layers stacked by overlayfs.
     let layers = extract_layers(&source, "v1", &dir);
     let theirs = without_nlink_marks(&overlay_listing(&layers, &dir.join("overlay")).unwrap());
@@ -122,6 +132,7 @@ fn the_exported_image_mounted_by_the_kernel_lists_as_overlayfs_of_the_source_lay
         &theirs,
         &|_, _| false,
     );
+    assert_listing("OCI ref (zran)", &ours_oci_ref, &theirs, &|_, _| false);
     println!(
         "{} paths: the kernel's EROFS mount of the converted image equals overlayfs of the source",
         ours.lines().count()

@@ -1145,3 +1145,63 @@ fn push_through_a_registry(dir: &Path, target: &Layout, index: &str, oci: &Value
     }
     drop(registry);
 }
+
+/// OCI ref (zran, `nydusify --oci-ref`): each Nydus blob layer holds only metadata and names
+/// its original gzip layer, which the target holds unreferenced; every rule of `check_image`
+/// holds (the bootstrap rule reads every chunk back out of the original layers), and the
+/// filesystem is what umoci unpacks.
+#[test]
+fn an_oci_ref_conversion_keeps_the_original_layers_as_the_data() {
+    if !have_umoci() {
+        return;
+    }
+    let dir = tempdir("oci-ref");
+    let source = umoci_image(&dir);
+    let target = Layout::create(dir.join("out")).unwrap();
+    let report = convert_image(
+        &source,
+        Some("v1"),
+        &target,
+        "ref",
+        &ConvertOptions::oci_ref(),
+    )
+    .unwrap();
+    let (_, manifest) = manifest_of(&target, "ref");
+    let (_, src) = manifest_of(&source, "v1");
+    let blob_layers = &manifest.layers()[..manifest.layers().len() - 1];
+    assert_eq!(blob_layers.len(), src.layers().len());
+    for (nydus, original) in blob_layers.iter().zip(src.layers()) {
+        assert_eq!(
+            annotation(nydus, "containerd.io/snapshot/nydus-ref"),
+            Some(original.digest().to_string().as_str())
+        );
+        // The original layer is in the target, byte for byte; the Nydus layer is small.
+        let copied = target
+            .read_blob(original.digest().as_ref(), 1 << 30)
+            .unwrap();
+        assert_eq!(copied.len() as u64, original.size());
+        assert!(nydus.size() < original.size().max(64 << 10));
+    }
+    // The bootstrap names each original layer as a blob and its Nydus layer as metadata.
+    let layout_boot = {
+        let m: Value = target.read_json(&report.target, "manifest").unwrap();
+        rafs_oci::check::bootstrap_of_manifest(&target, &m).unwrap()
+    };
+    let image = rafs_format::decode(&layout_boot).unwrap();
+    assert_eq!(image.blobs.len(), blob_layers.len());
+    for b in &image.blobs {
+        // Blobs are in order of first use; each is one original layer.
+        let (nydus, _) = blob_layers
+            .iter()
+            .zip(src.layers())
+            .find(|(_, o)| o.digest().to_string().strip_prefix("sha256:") == Some(&b.blob_id))
+            .unwrap_or_else(|| panic!("blob {} is no original layer", b.blob_id));
+        assert_eq!(
+            Some(rafs_format::hex(&b.meta_digest).as_str()),
+            nydus.digest().to_string().strip_prefix("sha256:")
+        );
+        assert_eq!(b.meta_size, nydus.size());
+    }
+    assert!(failing(&target, "ref", &source).is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
+}
