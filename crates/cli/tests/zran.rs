@@ -9,38 +9,12 @@
     reason = "tests: a pseudo-random generator's low bits pick words and bytes"
 )]
 
-use rafs_testkit::{assert_listing, corpus, mount_erofs, mount_unavailable, treelist_dir};
+mod common;
+use common::{expected, mounted_listing, ok, reference_fault, s, tempdir};
+use rafs_testkit::{assert_listing, corpus, treelist_dir};
 use sha2::{Digest as _, Sha256};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-fn ok(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_rafs"))
-        .args(args)
-        .output()
-        .expect("run rafs");
-    assert!(
-        out.status.success(),
-        "rafs {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn tempdir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("rafs-zran-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn expected(list: &str) -> String {
-    std::fs::read_to_string(corpus().join(format!("expected/{list}.list"))).unwrap()
-}
 
 fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes)
@@ -57,19 +31,9 @@ fn add_layer(blobs: &Path, gz: &[u8]) -> String {
     id
 }
 
-/// The reference stores 0 for an mtime given only by a PAX record (corpus README), and its
-/// merge gives a directory an upper layer leaves out the builder's defaults.
-fn reference_fault(got: &str, want: &str) -> bool {
-    let pax_only =
-        want.starts_with("/data/future-mtime ") && got == want.replace(" 10000000000 ", " 0 ");
-    let implied =
-        got.split(' ').next() == want.split(' ').next() && got.contains(" dir 0755 0:0 0 ");
-    pax_only || implied
-}
-
 #[test]
 fn the_references_zran_images_unpack_to_the_ground_truth() {
-    let dir = tempdir("reference");
+    let dir = tempdir("zran-reference");
     let blobs = dir.join("blobs");
     for layer in ["L1", "L2", "L3"] {
         add_layer(
@@ -201,29 +165,14 @@ fn convert_and_unpack(dir: &Path, tag: &str, gz: &[u8], want: &str) -> (PathBuf,
 
 #[test]
 fn our_zran_images_unpack_and_mount_as_the_ground_truth() {
-    let dir = tempdir("ours");
+    let dir = tempdir("zran-ours");
     for layer in ["L1", "L2", "L3"] {
         let gz = std::fs::read(corpus().join(format!("layers/{layer}.tar.gz"))).unwrap();
         let want = expected(layer);
         let (boot, blobs) = convert_and_unpack(&dir, layer, &gz, &want);
-        if let Some(why) = mount_unavailable() {
-            println!("SKIPPED: kernel mount of a zran image: {why}");
-            continue;
+        if let Some(listing) = mounted_listing(&blobs, &boot, &dir, layer) {
+            assert_listing(&format!("{layer} mounted"), &listing, &want, &|_, _| false);
         }
-        let img = dir.join(format!("{layer}.img"));
-        ok(&[
-            "export",
-            "--block",
-            "-D",
-            s(&blobs),
-            "-o",
-            s(&img),
-            s(&boot),
-        ]);
-        let mounted = mount_erofs(&img, &[], &dir.join(format!("mnt-{layer}"))).unwrap();
-        let listing = treelist_dir(mounted.dir()).unwrap();
-        drop(mounted);
-        assert_listing(&format!("{layer} mounted"), &listing, &want, &|_, _| false);
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -318,7 +267,7 @@ fn compress_with(cmd: &str, args: &[&str], input: &Path) -> Option<Vec<u8>> {
 
 #[test]
 fn real_gzip_encoders_index_and_read_back() {
-    let dir = tempdir("encoders");
+    let dir = tempdir("zran-encoders");
     let tar = text_layer();
     let want = listing_by_gnu_tar(&dir, &tar);
     let plain = dir.join("layer.tar");
@@ -364,7 +313,7 @@ fn the_references_zran_merge_is_reproduced() {
         .into_iter()
         .find(|c| c.name == "merge-v6-targz-ref")
         .unwrap();
-    let dir = tempdir("merge-ref");
+    let dir = tempdir("zran-merge-ref");
     let out = dir.join("bootstrap");
     let mut args: Vec<String> = vec!["merge".into()];
     let mut words = case.cmd.iter().skip(2);
@@ -401,7 +350,7 @@ fn the_references_zran_merge_is_reproduced() {
 /// the stack.
 #[test]
 fn an_oci_ref_stack_merges_reads_and_mounts() {
-    let dir = tempdir("oci-ref");
+    let dir = tempdir("zran-oci-ref");
     let blobs = dir.join("blobs");
     let (mut sources, mut digests, mut sizes) = (Vec::new(), Vec::new(), Vec::new());
     for layer in ["L1", "L2", "L3"] {
@@ -451,22 +400,7 @@ fn an_oci_ref_stack_merges_reads_and_mounts() {
         &want,
         &|_, _| false,
     );
-    if let Some(why) = mount_unavailable() {
-        println!("SKIPPED: kernel mount of a zran stack: {why}");
-    } else {
-        let img = dir.join("stack.img");
-        ok(&[
-            "export",
-            "--block",
-            "-D",
-            s(&blobs),
-            "-o",
-            s(&img),
-            s(&merged),
-        ]);
-        let mounted = mount_erofs(&img, &[], &dir.join("mnt")).unwrap();
-        let listing = treelist_dir(mounted.dir()).unwrap();
-        drop(mounted);
+    if let Some(listing) = mounted_listing(&blobs, &merged, &dir, "stack") {
         assert_listing("oci-ref stack mounted", &listing, &want, &|_, _| false);
     }
     let _ = std::fs::remove_dir_all(&dir);
