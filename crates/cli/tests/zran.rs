@@ -10,7 +10,9 @@
 )]
 
 mod common;
-use common::{expected, mounted_listing, ok, reference_fault, s, tempdir};
+use common::{
+    assert_reference_unpacks, expected, mounted_listing, ok, s, tempdir, unpacked_listing,
+};
 use rafs_testkit::{assert_listing, corpus, treelist_dir};
 use sha2::{Digest as _, Sha256};
 use std::path::{Path, PathBuf};
@@ -61,29 +63,9 @@ fn the_references_zran_images_unpack_to_the_ground_truth() {
         } else {
             case.dir.join("bootstrap")
         };
-        let list = if case.name.starts_with("merge-") {
-            "oci-L1-L2-L3"
-        } else {
-            &case.name[..2]
-        };
         let out = dir.join(format!("unpacked-{}", case.name));
         ok(&["check", "-D", s(&blobs), s(&image)]);
-        ok(&[
-            "unpack",
-            "--verify",
-            "-D",
-            s(&blobs),
-            "--dir",
-            s(&out),
-            s(&image),
-        ]);
-        let got = treelist_dir(&out).unwrap();
-        let allowed = assert_listing(&case.name, &got, &expected(list), &reference_fault);
-        println!(
-            "{}: {} paths, {allowed} reference fault(s)",
-            case.name,
-            got.lines().count()
-        );
+        assert_reference_unpacks(&case, &blobs, &image, &out);
         checked += 1;
     }
     assert!(checked >= 7, "only {checked} zran cases");
@@ -133,32 +115,14 @@ fn convert_and_unpack(dir: &Path, tag: &str, gz: &[u8], want: &str) -> (PathBuf,
     ]);
     ok(&["check", "-D", s(&blobs), s(&boot)]);
     let out = dir.join(format!("unpacked-{tag}"));
-    ok(&[
-        "unpack",
-        "--verify",
-        "-D",
-        s(&blobs),
-        "--dir",
-        s(&out),
-        s(&boot),
-    ]);
-    let got = fit_root(&treelist_dir(&out).unwrap(), want);
+    let got = fit_root(&unpacked_listing(&blobs, &boot, &out), want);
     assert_listing(tag, &got, want, &|_, _| false);
     let inline = dir.join(format!("{tag}-inline"));
     let meta_id = convert_inline(&inline, &layer);
     std::fs::copy(&layer, inline.join(&id)).unwrap();
     let out = dir.join(format!("unpacked-{tag}-inline"));
     let meta = inline.join(meta_id);
-    ok(&[
-        "unpack",
-        "--verify",
-        "-D",
-        s(&inline),
-        "--dir",
-        s(&out),
-        s(&meta),
-    ]);
-    let got = fit_root(&treelist_dir(&out).unwrap(), want);
+    let got = fit_root(&unpacked_listing(&inline, &meta, &out), want);
     assert_listing(&format!("{tag} inline"), &got, want, &|_, _| false);
     (boot, blobs)
 }
@@ -383,23 +347,9 @@ fn an_oci_ref_stack_merges_reads_and_mounts() {
     args.extend(sources.iter().map(|p| s(p)));
     ok(&args);
     ok(&["check", "-D", s(&blobs), s(&merged)]);
-    let out = dir.join("unpacked");
-    ok(&[
-        "unpack",
-        "--verify",
-        "-D",
-        s(&blobs),
-        "--dir",
-        s(&out),
-        s(&merged),
-    ]);
     let want = expected("oci-L1-L2-L3");
-    assert_listing(
-        "oci-ref stack",
-        &treelist_dir(&out).unwrap(),
-        &want,
-        &|_, _| false,
-    );
+    let got = unpacked_listing(&blobs, &merged, &dir.join("unpacked"));
+    assert_listing("oci-ref stack", &got, &want, &|_, _| false);
     if let Some(listing) = mounted_listing(&blobs, &merged, &dir, "stack") {
         assert_listing("oci-ref stack mounted", &listing, &want, &|_, _| false);
     }

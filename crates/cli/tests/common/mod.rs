@@ -63,3 +63,39 @@ pub fn mounted_listing(blobs: &Path, boot: &Path, dir: &Path, tag: &str) -> Opti
     drop(mounted);
     Some(listing)
 }
+
+/// `rafs unpack --verify` of `image` (blobs in `blobs`) into `out`, listed.
+pub fn unpacked_listing(blobs: &Path, image: &Path, out: &Path) -> String {
+    ok(&[
+        "unpack",
+        "--verify",
+        "-D",
+        s(blobs),
+        "--dir",
+        s(out),
+        s(image),
+    ]);
+    treelist_dir(out).unwrap()
+}
+
+/// A reference case's image unpacks to its layer's ground truth (`L1`..`L3` by the case's
+/// name, the three-layer OCI model for a merge), allowing only the reference's known faults.
+pub fn assert_reference_unpacks(
+    case: &rafs_testkit::CorpusCase,
+    blobs: &Path,
+    image: &Path,
+    out: &Path,
+) {
+    let list = if case.name.starts_with("merge-") {
+        "oci-L1-L2-L3"
+    } else {
+        &case.name[..2]
+    };
+    let got = unpacked_listing(blobs, image, out);
+    let allowed = rafs_testkit::assert_listing(&case.name, &got, &expected(list), &reference_fault);
+    println!(
+        "{}: {} paths, {allowed} reference fault(s)",
+        case.name,
+        got.lines().count()
+    );
+}
