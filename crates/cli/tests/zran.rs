@@ -317,6 +317,7 @@ fn an_oci_ref_stack_merges_reads_and_mounts() {
     let dir = tempdir("zran-oci-ref");
     let blobs = dir.join("blobs");
     let (mut sources, mut digests, mut sizes) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut tocs, mut ids) = (Vec::new(), Vec::new());
     for layer in ["L1", "L2", "L3"] {
         let gz = std::fs::read(corpus().join(format!("layers/{layer}.tar.gz"))).unwrap();
         let id = add_layer(&blobs, &gz);
@@ -324,28 +325,45 @@ fn an_oci_ref_stack_merges_reads_and_mounts() {
         // The Go converter names each layer's bootstrap after the original layer's digest.
         let boot = dir.join(&id);
         let meta = std::fs::read(blobs.join(&meta_id)).unwrap();
-        let inlined = rafs_chunker::BlobReader::open(meta.as_slice())
-            .unwrap()
-            .bootstrap()
+        let reader = rafs_chunker::BlobReader::open(meta.as_slice()).unwrap();
+        std::fs::write(&boot, reader.bootstrap().unwrap()).unwrap();
+        // The Go converter's ToC digest: sha256 of the ToC entries (no tar header).
+        let toc = reader
+            .sections()
+            .iter()
+            .find(|x| x.name == "rafs.blob.toc")
             .unwrap();
-        std::fs::write(&boot, inlined).unwrap();
+        let (at, len) = (toc.offset as usize, toc.size as usize);
+        tocs.push(sha256_hex(&meta[at..at + len]));
+        ids.push(id.clone());
         sources.push(boot);
         digests.push(meta_id);
         sizes.push(meta.len().to_string());
     }
     let merged = dir.join("merged.boot");
-    let (d, z) = (digests.join(","), sizes.join(","));
+    let (d, z, t) = (digests.join(","), sizes.join(","), tocs.join(","));
     let mut args = vec![
         "merge",
         "--blob-digests",
         &d,
         "--blob-sizes",
         &z,
+        "--blob-toc-digests",
+        &t,
         "-B",
         s(&merged),
     ];
     args.extend(sources.iter().map(|p| s(p)));
     ok(&args);
+    // Each blob is an original layer, carrying its metadata blob and ToC as given.
+    let image = rafs_format::decode(&std::fs::read(&merged).unwrap()).unwrap();
+    assert_eq!(image.blobs.len(), 3);
+    for b in &image.blobs {
+        let i = ids.iter().position(|id| *id == b.blob_id).unwrap();
+        assert_eq!(rafs_format::hex(&b.meta_digest), digests[i]);
+        assert_eq!(b.meta_size.to_string(), sizes[i]);
+        assert_eq!(rafs_format::hex(&b.toc_digest), tocs[i]);
+    }
     ok(&["check", "-D", s(&blobs), s(&merged)]);
     let want = expected("oci-L1-L2-L3");
     let got = unpacked_listing(&blobs, &merged, &dir.join("unpacked"));
