@@ -66,36 +66,33 @@ impl ImageFile {
             .map(Path::to_path_buf)
             .unwrap_or_else(|| crate::output::parent_dir(&self.path));
         let packed = self.inlined.is_some();
-        let path = self.path.clone();
-        let (meta_path, meta_dir) = (self.path.clone(), dir.clone());
-        let find_meta = move |b: &rafs_format::model::Blob| {
-            // A zran metadata blob holding this bootstrap records no digest of itself.
-            if packed && b.meta_digest == [0; 32] {
-                let f =
-                    FileSource::open(&meta_path).map_err(|e| rafs_reader::Error::BlobInvalid {
-                        blob_id: b.blob_id.clone(),
-                        reason: format!("{}: {e}", shown(&meta_path)),
-                    })?;
-                return Ok(Some(Box::new(f) as BlobSource));
-            }
-            rafs_reader::zran_meta_in_dir(&meta_dir, b)
-        };
+        let path = &self.path;
         let reader = ImageReader::open_with_meta(
             image,
-            move |b| {
+            |b| {
                 // The reference's placeholder id of an inlined bootstrap's own blob.
                 if packed && b.blob_id.starts_with("xxxxxxxx") {
-                    let f =
-                        FileSource::open(&path).map_err(|e| rafs_reader::Error::BlobInvalid {
-                            blob_id: b.blob_id.clone(),
-                            reason: format!("{}: {e}", shown(&path)),
-                        })?;
-                    return Ok(Some(Box::new(f) as BlobSource));
+                    return this_file(path, b).map(Some);
                 }
                 rafs_reader::blob_in_dir(&dir, b)
             },
-            find_meta,
+            |b| {
+                // A zran metadata blob holding this bootstrap records no digest of itself.
+                if packed && b.meta_digest == [0; 32] {
+                    return this_file(path, b).map(Some);
+                }
+                rafs_reader::zran_meta_in_dir(&dir, b)
+            },
         )?;
         Ok(reader)
     }
+}
+
+/// The image file itself as the source of `blob` (its packed data, or its zran metadata).
+fn this_file(path: &Path, blob: &rafs_format::model::Blob) -> rafs_reader::Result<BlobSource> {
+    let f = FileSource::open(path).map_err(|e| rafs_reader::Error::BlobInvalid {
+        blob_id: blob.blob_id.clone(),
+        reason: format!("{}: {e}", shown(path)),
+    })?;
+    Ok(Box::new(f))
 }

@@ -39,9 +39,8 @@ impl Layer {
     /// Applies the reference's per-layer merge arguments to the layer's own blobs (those not
     /// in `dict_blob_ids`): a zran blob (`SEPARATE`) keeps its id (the gzip layer's) and gets
     /// its metadata blob's digest and size, as nydusd fetches it; any other blob takes the
-    /// digest as its id and the size as its size. Returns whether a blob was changed.
-    pub fn apply_blob_args(&mut self, args: LayerBlobArgs, dict_blob_ids: &[String]) -> bool {
-        let mut changed = false;
+    /// digest as its id and the size as its size.
+    pub fn apply_blob_args(&mut self, args: LayerBlobArgs, dict_blob_ids: &[String]) {
         for b in &mut self.image.blobs {
             if dict_blob_ids.contains(&b.blob_id) {
                 continue;
@@ -64,9 +63,7 @@ impl Layer {
             if let Some(t) = args.toc_digest {
                 b.toc_digest = t;
             }
-            changed = true;
         }
-        changed
     }
 }
 

@@ -549,6 +549,19 @@ fn check_layer_type(media: &str, what: &str) -> Result<()> {
     ))
 }
 
+/// A layer this conversion can take (its media type; gzip for OCI ref); returns its size.
+fn checked_layer(layer: &Value, what: &str, options: &ConvertOptions) -> Result<u64> {
+    let media = layer["mediaType"].as_str().unwrap_or_default();
+    check_layer_type(media, what)?;
+    if options.oci_ref && !media.ends_with("gzip") {
+        return Err(unsupported(
+            what,
+            format!("{media}: OCI ref indexes gzip layers only"),
+        ));
+    }
+    layer["size"].as_u64().ok_or_else(|| json(what, "no size"))
+}
+
 /// Where a layer is in its manifest.
 #[derive(Clone, Copy)]
 struct LayerAt {
@@ -569,18 +582,7 @@ fn convert_layer(
     let started = std::time::Instant::now();
     let index = at.index;
     let digest = layer["digest"].as_str().unwrap_or_default().to_owned();
-    let what = format!("layer {index} ({digest})");
-    let media = layer["mediaType"].as_str().unwrap_or_default();
-    check_layer_type(media, &what)?;
-    if options.oci_ref && !media.ends_with("gzip") {
-        return Err(unsupported(
-            &what,
-            format!("{media}: OCI ref indexes gzip layers only"),
-        ));
-    }
-    let size = layer["size"]
-        .as_u64()
-        .ok_or_else(|| json(&what, "no size"))?;
+    let size = checked_layer(layer, &format!("layer {index} ({digest})"), options)?;
     progress(Progress::LayerStarted {
         index,
         total: at.total,

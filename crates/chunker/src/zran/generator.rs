@@ -328,15 +328,6 @@ impl<R: Read> Read for ZranGenerator<R> {
     }
 }
 
-impl<R: Read> crate::writer::ChunkSpans for ZranGenerator<R> {
-    fn begin_chunk(&mut self) -> Result<(), ZranError> {
-        ZranGenerator::begin_chunk(self).map(|_| ())
-    }
-    fn end_chunk(&mut self) -> Result<ZranChunk, ZranError> {
-        ZranGenerator::end_chunk(self)
-    }
-}
-
 /// A [`ZranGenerator`] shared between the reader of the decompressed stream (a tar parser
 /// that owns its input) and the blob writer that asks where each chunk is. Both sides run on
 /// one thread; the lock is never contended.
