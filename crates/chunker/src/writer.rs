@@ -830,9 +830,12 @@ impl<W: Write> BlobWriter<W> {
             }
             if self.buffers < self.opts.max_in_flight {
                 self.buffers += 1;
+                // A job holds at most one chunk size of data, and its compressed parts are
+                // each smaller than their data: exact room, never grown by doubling.
+                let room = self.opts.chunk_size as usize;
                 return Ok(Buffers {
-                    data: Vec::new(),
-                    out: Vec::new(),
+                    data: Vec::with_capacity(room),
+                    out: Vec::with_capacity(room),
                 });
             }
             self.place_one_result()?;
@@ -1048,6 +1051,8 @@ impl<W: Write> BlobWriter<W> {
             w.join()
                 .map_err(|_| Error::Pipeline("a worker thread panicked".into()))?;
         }
+        // The chunk buffers are done with; sealing should not hold them.
+        self.free = Vec::new();
         let mut p = self
             .placement
             .take()

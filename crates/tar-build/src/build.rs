@@ -194,7 +194,7 @@ fn tarfs_data(
         *next_index += 1;
         off += u64::from(len);
     }
-    Ok((size, Data::Tarfs(chunks)))
+    Ok((size, Data::Tarfs(chunks.into_boxed_slice())))
 }
 
 /// Where one entry is, for its errors (the path is escaped only if one happens).
@@ -514,13 +514,8 @@ impl<'a, 'o, W: Write> Run<'a, 'o, W> {
         report.stream_time = started.elapsed();
         let finishing = Instant::now();
         let superblock = superblock_of(options);
-        let implicit_dirs = tree.implicit_dirs();
-        let (bootstrap, image, sink) = match out {
+        let (bootstrap, image, sink, implicit_dirs) = match out {
             Out::Rafs(w) => {
-                let onto = OntoParent {
-                    options,
-                    implicit_dirs: &implicit_dirs,
-                };
                 let data = match zran {
                     Some(side) => {
                         let (contexts, digest, size) = side
@@ -531,7 +526,15 @@ impl<'a, 'o, W: Write> Run<'a, 'o, W> {
                     }
                     None => w.finish_data()?,
                 };
-                finish_blob(data, tree, superblock, &onto, &mut report)?
+                // Listed once the chunk buffers are gone: they would add to the peak.
+                let implicit_dirs = tree.implicit_dirs();
+                let onto = OntoParent {
+                    options,
+                    implicit_dirs: &implicit_dirs,
+                };
+                let (bootstrap, image, sink) =
+                    finish_blob(data, tree, superblock, &onto, &mut report)?;
+                (bootstrap, image, sink, implicit_dirs)
             }
             Out::Tarfs {
                 sink,
@@ -540,12 +543,13 @@ impl<'a, 'o, W: Write> Run<'a, 'o, W> {
                 let digest = tar_digest.ok_or(Error::Internal("tarfs input was not hashed"))?;
                 let blob = tarfs_blob(options, &digest, tarfs_chunks, report.tar_bytes);
                 report.blob_id = Some(blob.blob_id.clone());
+                let implicit_dirs = tree.implicit_dirs();
                 let model = tree.into_model(|d| match d {
-                    Data::Tarfs(c) => c.clone(),
+                    Data::Tarfs(c) => std::mem::take(c).into_vec(),
                     _ => Vec::new(),
                 });
                 let image = finish_image(superblock, vec![blob], model, options);
-                (rafs_format::encode(&image)?, image, sink)
+                (rafs_format::encode(&image)?, image, sink, implicit_dirs)
             }
         };
         report.chunk_refs = image

@@ -6,7 +6,7 @@
 //! replaces a directory drops the directory's children.
 
 use crate::error::EntryErrorKind as K;
-use rafs_format::model::{mode, ChunkInfo, Inode, InodeId, NodeId, Tree, ROOT};
+use rafs_format::model::{mode, ChunkInfo, Inode, InodeId, NodeId, Tree, Xattr, ROOT};
 use std::collections::{BTreeMap, VecDeque};
 
 /// Where a regular file's chunks come from.
@@ -17,7 +17,7 @@ pub enum Data {
     /// A file of the blob writer, by its index.
     Blob(u32),
     /// Chunks pointing into the layer tar (tarfs).
-    Tarfs(Vec<ChunkInfo>),
+    Tarfs(Box<[ChunkInfo]>),
 }
 
 /// Attributes a tar header gives each name (the last name of a hard-link group in
@@ -36,15 +36,80 @@ pub struct NameAttrs {
     pub mtime_nsec: u32,
 }
 
+/// An inode as the build keeps it until the end: the model's [`Inode`] without what the end
+/// derives (link counts, chunk lists), its rare parts boxed. A layer's metadata lives in these
+/// while the data streams, so their size is most of the build's memory besides the chunk
+/// buffers.
 struct BuildInode {
-    inode: Inode,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    mtime_nsec: u32,
+    rdev: u32,
+    v5_hardlink_flag: bool,
+    mtime: u64,
+    size: u64,
+    /// Symlink target and xattrs, when there are any (most inodes have neither).
+    extra: Option<Box<(Vec<u8>, Vec<Xattr>)>>,
     data: Data,
+}
+
+impl BuildInode {
+    /// Keeps `inode` (its chunks and link count are the end's to set).
+    fn new(inode: Inode, data: Data) -> Self {
+        let extra = (!inode.symlink.is_empty() || !inode.xattrs.is_empty())
+            .then(|| Box::new((inode.symlink, inode.xattrs)));
+        BuildInode {
+            mode: inode.mode,
+            uid: inode.uid,
+            gid: inode.gid,
+            mtime_nsec: inode.mtime_nsec,
+            rdev: inode.rdev,
+            v5_hardlink_flag: inode.v5_hardlink_flag,
+            mtime: inode.mtime,
+            size: inode.size,
+            extra,
+            data,
+        }
+    }
+
+    fn is_dir(&self) -> bool {
+        self.mode & mode::S_IFMT == mode::S_IFDIR
+    }
+
+    fn attrs(&self) -> NameAttrs {
+        NameAttrs {
+            mode: self.mode,
+            uid: self.uid,
+            gid: self.gid,
+            mtime: self.mtime,
+            mtime_nsec: self.mtime_nsec,
+        }
+    }
+
+    /// The model inode, moving out the boxed parts.
+    fn take_inode(&mut self) -> Inode {
+        let mut inode = Inode::new(self.mode);
+        inode.uid = self.uid;
+        inode.gid = self.gid;
+        inode.mtime = self.mtime;
+        inode.mtime_nsec = self.mtime_nsec;
+        inode.rdev = self.rdev;
+        inode.size = self.size;
+        inode.v5_hardlink_flag = self.v5_hardlink_flag;
+        if let Some(extra) = self.extra.take() {
+            (inode.symlink, inode.xattrs) = *extra;
+        }
+        inode
+    }
 }
 
 struct BuildNode {
     children: BTreeMap<Vec<u8>, usize>,
-    inode: usize,
-    attrs: NameAttrs,
+    inode: u32,
+    /// This name's own attributes when they are not its inode's (a hard link's header), as an
+    /// index into [`BuildTree::link_attrs`].
+    link_attrs: Option<u32>,
     /// Whether the tar listed this path (false for the implicit root and parents).
     listed: bool,
 }
@@ -53,22 +118,14 @@ struct BuildNode {
 pub struct BuildTree {
     nodes: Vec<BuildNode>,
     inodes: Vec<BuildInode>,
+    /// Attributes of hard-link names (few: most names carry their inode's).
+    link_attrs: Vec<NameAttrs>,
 }
 
 fn implicit_dir() -> Inode {
     let mut d = Inode::new(mode::S_IFDIR | 0o755);
     d.nlink = 2;
     d
-}
-
-fn attrs_of(i: &Inode) -> NameAttrs {
-    NameAttrs {
-        mode: i.mode,
-        uid: i.uid,
-        gid: i.gid,
-        mtime: i.mtime,
-        mtime_nsec: i.mtime_nsec,
-    }
 }
 
 fn show(c: &[Vec<u8>]) -> String {
@@ -88,24 +145,20 @@ impl Default for BuildTree {
 impl BuildTree {
     /// A tree holding the implicit root (0755, 0:0, mtime 0).
     pub fn new() -> Self {
-        let root = implicit_dir();
-        let attrs = attrs_of(&root);
         BuildTree {
             nodes: vec![BuildNode {
                 children: BTreeMap::new(),
                 inode: 0,
-                attrs,
+                link_attrs: None,
                 listed: false,
             }],
-            inodes: vec![BuildInode {
-                inode: root,
-                data: Data::None,
-            }],
+            inodes: vec![BuildInode::new(implicit_dir(), Data::None)],
+            link_attrs: Vec::new(),
         }
     }
 
     fn is_dir(&self, node: usize) -> bool {
-        self.inodes[self.nodes[node].inode].inode.is_dir()
+        self.inodes[self.nodes[node].inode as usize].is_dir()
     }
 
     /// Absolute paths of the directories the tar did not list (the root when it has no `./`
@@ -170,13 +223,12 @@ impl BuildTree {
                     n
                 }
                 None => {
-                    let inode = self.push_inode(implicit_dir(), Data::None);
-                    let attrs = attrs_of(&self.inodes[inode].inode);
+                    let inode = self.push_inode(implicit_dir(), Data::None)?;
                     let n = self.nodes.len();
                     self.nodes.push(BuildNode {
                         children: BTreeMap::new(),
                         inode,
-                        attrs,
+                        link_attrs: None,
                         listed: false,
                     });
                     self.nodes[cur].children.insert(c.clone(), n);
@@ -187,20 +239,25 @@ impl BuildTree {
         Ok(cur)
     }
 
-    fn push_inode(&mut self, inode: Inode, data: Data) -> usize {
-        self.inodes.push(BuildInode { inode, data });
-        self.inodes.len() - 1
+    fn push_inode(&mut self, inode: Inode, data: Data) -> Result<u32, K> {
+        let index = u32::try_from(self.inodes.len()).map_err(|_| K::BadField {
+            field: "path",
+            reason: "more than 2^32 inodes in one layer".into(),
+        })?;
+        self.inodes.push(BuildInode::new(inode, data));
+        Ok(index)
     }
 
     /// Puts `name` at `path`, replacing what is there (its children are kept when both are
-    /// directories, dropped otherwise).
-    fn put(&mut self, path: &[Vec<u8>], inode: usize, attrs: NameAttrs) -> Result<(), K> {
+    /// directories, dropped otherwise). `link_attrs` are the name's own attributes when they
+    /// are not the inode's.
+    fn put(&mut self, path: &[Vec<u8>], inode: u32, link_attrs: Option<u32>) -> Result<(), K> {
         if path.is_empty() {
             // The root entry replaces the implicit root's attributes.
             self.nodes[0].inode = inode;
-            self.nodes[0].attrs = attrs;
+            self.nodes[0].link_attrs = link_attrs;
             self.nodes[0].listed = true;
-            if !self.inodes[inode].inode.is_dir() {
+            if !self.inodes[inode as usize].is_dir() {
                 return Err(K::BadField {
                     field: "type",
                     reason: "the root must be a directory".into(),
@@ -212,13 +269,13 @@ impl BuildTree {
             return Err(K::EmptyPath);
         };
         let parent = self.parent_of(path)?;
-        let new_is_dir = self.inodes[inode].inode.is_dir();
+        let new_is_dir = self.inodes[inode as usize].is_dir();
         match self.nodes[parent].children.get(&name).copied() {
             Some(n) => {
                 let keep_children = new_is_dir && self.is_dir(n);
                 let node = &mut self.nodes[n];
                 node.inode = inode;
-                node.attrs = attrs;
+                node.link_attrs = link_attrs;
                 node.listed = true;
                 if !keep_children {
                     node.children.clear();
@@ -229,7 +286,7 @@ impl BuildTree {
                 self.nodes.push(BuildNode {
                     children: BTreeMap::new(),
                     inode,
-                    attrs,
+                    link_attrs,
                     listed: true,
                 });
                 self.nodes[parent].children.insert(name, n);
@@ -238,11 +295,11 @@ impl BuildTree {
         Ok(())
     }
 
-    /// Adds an entry with its own inode.
+    /// Adds an entry with its own inode. Its chunks come from `data` (`inode.chunks` and
+    /// `inode.nlink` are ignored: the end derives them).
     pub fn add(&mut self, path: &[Vec<u8>], inode: Inode, data: Data) -> Result<(), K> {
-        let attrs = attrs_of(&inode);
-        let i = self.push_inode(inode, data);
-        self.put(path, i, attrs)
+        let i = self.push_inode(inode, data)?;
+        self.put(path, i, None)
     }
 
     /// Adds a hard link at `path` to the inode of the earlier entry at `target`; the link's
@@ -263,24 +320,31 @@ impl BuildTree {
             return Err(K::LinkToDirectory(show(target)));
         }
         let inode = self.nodes[t].inode;
-        self.inodes[inode].inode.v5_hardlink_flag = true;
+        let shared = &mut self.inodes[inode as usize];
+        shared.v5_hardlink_flag = true;
         // The shared inode keeps its own type; only permissions and times come from the link.
         let attrs = NameAttrs {
-            mode: (attrs.mode & 0o7777) | self.inodes[inode].inode.file_type(),
+            mode: (attrs.mode & 0o7777) | (shared.mode & mode::S_IFMT),
             ..attrs
         };
-        self.put(path, inode, attrs)
+        let index = u32::try_from(self.link_attrs.len()).map_err(|_| K::BadField {
+            field: "linkname",
+            reason: "more than 2^32 hard links in one layer".into(),
+        })?;
+        self.link_attrs.push(attrs);
+        self.put(path, inode, Some(index))
     }
 
     /// The model tree: nodes in breadth-first order, children by name bytes, shared inodes
     /// for hard links (their attributes from the last name in breadth-first order), `nlink`
     /// computed as the reference computes it. `chunks_of` gives each regular file's chunks.
-    pub fn into_model(self, mut chunks_of: impl FnMut(&Data) -> Vec<ChunkInfo>) -> Tree {
+    pub fn into_model(self, mut chunks_of: impl FnMut(&mut Data) -> Vec<ChunkInfo>) -> Tree {
         // Names and inodes move into the model as it grows, so the two trees do not both
         // hold them at the end (peak memory follows one copy of the metadata).
         let BuildTree {
             mut nodes,
             mut inodes,
+            link_attrs,
         } = self;
         // Breadth-first over the build nodes.
         let mut order = Vec::with_capacity(nodes.len());
@@ -295,15 +359,20 @@ impl BuildTree {
         let mut names = vec![0u32; inodes.len()];
         for &n in &order {
             let node = &nodes[n];
-            last_attrs[node.inode] = Some(node.attrs);
-            names[node.inode] += 1;
+            let b = node.inode as usize;
+            last_attrs[b] = Some(match node.link_attrs {
+                Some(l) => link_attrs[l as usize],
+                None => inodes[b].attrs(),
+            });
+            names[b] += 1;
         }
+        drop(link_attrs);
         let reachable = last_attrs.iter().flatten().count();
         let mut model_inode: Vec<Option<InodeId>> = vec![None; inodes.len()];
         let mut make = |b: usize| -> Inode {
             // Each build inode is made once (`model_inode` remembers it).
             let bi = &mut inodes[b];
-            let mut inode = std::mem::replace(&mut bi.inode, Inode::new(0));
+            let mut inode = bi.take_inode();
             if let Some(a) = last_attrs[b] {
                 inode.mode = a.mode;
                 inode.uid = a.uid;
@@ -312,14 +381,14 @@ impl BuildTree {
                 inode.mtime_nsec = a.mtime_nsec;
             }
             if inode.is_reg() {
-                inode.chunks = chunks_of(&bi.data);
+                inode.chunks = chunks_of(&mut bi.data);
             }
             if !inode.is_dir() {
                 inode.nlink = names[b];
             }
             inode
         };
-        let root_inode = nodes[0].inode;
+        let root_inode = nodes[0].inode as usize;
         let mut tree = Tree::with_root(make(root_inode));
         // Exact room: the model is built while the build tree still exists.
         tree.nodes.reserve_exact(nodes.len());
@@ -337,7 +406,7 @@ impl BuildTree {
                 .children
                 .reserve_exact(children.len());
             for (name, c) in children {
-                let b = nodes[c].inode;
+                let b = nodes[c].inode as usize;
                 let id = match model_inode[b] {
                     Some(id) => id,
                     None => {

@@ -84,7 +84,7 @@ fn chunk_dictionary_turns_known_chunks_into_references() {
     // blob.md §6: chunks found in the dictionary are not stored; the dictionary's blob joins
     // the blob table when first referenced.
     let shared: Vec<u8> = (0..300_000u32)
-        .flat_map(|i| (i * 2_654_435_761).to_le_bytes())
+        .flat_map(|i| i.wrapping_mul(2_654_435_761).to_le_bytes())
         .collect();
     let base = build_layer(
         layer(&[("base.bin", shared.clone())]).as_slice(),

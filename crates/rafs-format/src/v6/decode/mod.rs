@@ -152,7 +152,10 @@ fn superblock_of(layout: &Layout, tree: &Tree) -> Superblock {
 fn kept_chunk_table(ctx: &Ctx<'_>, tree: &Tree, table: ChunkTable) -> Option<Vec<ChunkInfo>> {
     let implied = if ctx.tarfs {
         let derived = super::derive_chunk_table(tree, &tree.index_order().order);
-        derived.into_values().eq(table.records.iter().copied())
+        derived
+            .iter()
+            .map(|at| at.get(tree))
+            .eq(table.records.iter())
     } else {
         table.sorted_unique && !table.ambiguous && ctx.used.iter().all(Cell::get)
     };

@@ -1,28 +1,58 @@
 //! The chunk table (rafs-v6.md §12): one record per distinct (digest, blob), derived from the
 //! tree, or a verbatim table kept from a decoded image while it still covers the tree.
 
+use super::super::{chunk_key, derive_chunk_table, ChunkAt};
 use crate::error::{Error, Result};
 use crate::model::*;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::HashSet;
+
+/// Where the chunk table's records come from: named, not copied (a copy of every record would
+/// add a tenth of the bootstrap's size to the encoder's peak memory).
+#[derive(Debug, Clone)]
+pub(super) enum ChunkRecords {
+    /// Chunks of the tree, in table order.
+    Derived(Vec<ChunkAt>),
+    /// The image's kept table ([`Image::v6_chunk_table`]), verbatim.
+    Kept,
+}
+
+impl ChunkRecords {
+    /// Records in the table.
+    pub(super) fn len(&self, image: &Image) -> usize {
+        match self {
+            ChunkRecords::Derived(at) => at.len(),
+            ChunkRecords::Kept => image.v6_chunk_table.as_ref().map_or(0, Vec::len),
+        }
+    }
+
+    /// The `i`th record (`image` is the one the table was planned for).
+    pub(super) fn record<'i>(&self, image: &'i Image, i: usize) -> Option<&'i ChunkInfo> {
+        match self {
+            ChunkRecords::Derived(at) => at.get(i).map(|at| at.get(&image.tree)),
+            ChunkRecords::Kept => image.v6_chunk_table.as_ref()?.get(i),
+        }
+    }
+}
 
 fn err(reason: String) -> Error {
     Error::encode("v6", reason)
 }
 
 /// The records of the chunk table for `image`, whose nodes in numbering order are `order`.
-pub(super) fn chunk_table(image: &Image, order: &[NodeId], block: u64) -> Result<Vec<ChunkInfo>> {
+pub(super) fn chunk_table(image: &Image, order: &[NodeId], block: u64) -> Result<ChunkRecords> {
     check_addresses(image, order, block)?;
-    let derived = super::super::derive_chunk_table(&image.tree, order);
+    let tree = &image.tree;
+    let derived = derive_chunk_table(tree, order);
     if let Some(verbatim) = &image.v6_chunk_table {
-        if covers(verbatim, &derived) {
-            return Ok(verbatim.clone());
+        if covers(verbatim, &derived, tree) {
+            return Ok(ChunkRecords::Kept);
         }
     }
-    check_unambiguous(&derived, block)?;
+    check_unambiguous(&derived, tree, block)?;
     if !image.superblock.tarfs {
         check_one_record_per_digest(image, order, &derived, block)?;
     }
-    Ok(derived.into_values().collect())
+    Ok(ChunkRecords::Derived(derived))
 }
 
 /// Every chunk names a blob of the table, a 24-bit index and a 32-bit block address.
@@ -62,14 +92,18 @@ fn check_addresses(image: &Image, order: &[NodeId], block: u64) -> Result<()> {
 
 /// v6 files name chunks by (blob, index, block); two different chunks under one address would
 /// make the image read back wrong data.
-fn check_unambiguous(derived: &BTreeMap<([u8; 32], u32), ChunkInfo>, block: u64) -> Result<()> {
-    let mut by_address = HashMap::new();
-    for c in derived.values() {
-        let addr = (c.blob_index, c.index, c.uncompressed_offset / block);
-        if by_address
-            .insert(addr, c.digest)
-            .is_some_and(|other| other != c.digest)
-        {
+fn check_unambiguous(derived: &[ChunkAt], tree: &Tree, block: u64) -> Result<()> {
+    // Sorted by address, chunks sharing one are neighbours (a sort, not a hash table: a few
+    // bytes per chunk).
+    let address = |at: &ChunkAt| {
+        let c = at.get(tree);
+        (c.blob_index, c.index, c.uncompressed_offset / block)
+    };
+    let mut by_address: Vec<ChunkAt> = derived.to_vec();
+    by_address.sort_unstable_by_key(address);
+    for pair in by_address.windows(2) {
+        let addr = address(&pair[0]);
+        if address(&pair[1]) == addr && pair[0].get(tree).digest != pair[1].get(tree).digest {
             return Err(err(format!(
                 "two different chunks share blob {} index {} block {}; v6 cannot tell them apart",
                 addr.0, addr.1, addr.2
@@ -84,17 +118,29 @@ fn check_unambiguous(derived: &BTreeMap<([u8; 32], u32), ChunkInfo>, block: u64)
 fn check_one_record_per_digest(
     image: &Image,
     order: &[NodeId],
-    derived: &BTreeMap<([u8; 32], u32), ChunkInfo>,
+    derived: &[ChunkAt],
     block: u64,
 ) -> Result<()> {
     let tree = &image.tree;
+    // `derived` is sorted by key and holds every key of the tree.
+    let kept_for = |c: &ChunkInfo| {
+        derived
+            .binary_search_by(|at| chunk_key(at.get(tree)).cmp(&chunk_key(c)))
+            .ok()
+            .map(|i| derived[i].get(tree))
+    };
     for id in order {
         let inode = tree.inode_of(*id);
         if !inode.is_reg() {
             continue;
         }
         for c in &inode.chunks {
-            let kept = &derived[&(c.digest, c.blob_index)];
+            let Some(kept) = kept_for(c) else {
+                return Err(err(format!(
+                    "{}: chunk missing from the derived table",
+                    tree.path(*id)
+                )));
+            };
             if (kept.index, kept.uncompressed_offset / block)
                 != (c.index, c.uncompressed_offset / block)
             {
@@ -111,8 +157,9 @@ fn check_one_record_per_digest(
 }
 
 /// Whether a verbatim chunk table still holds a record for every distinct chunk of the tree.
-fn covers(verbatim: &[ChunkInfo], derived: &BTreeMap<([u8; 32], u32), ChunkInfo>) -> bool {
-    let have: HashSet<([u8; 32], u32)> =
-        verbatim.iter().map(|c| (c.digest, c.blob_index)).collect();
-    derived.keys().all(|k| have.contains(k))
+fn covers(verbatim: &[ChunkInfo], derived: &[ChunkAt], tree: &Tree) -> bool {
+    let have: HashSet<([u8; 32], u32)> = verbatim.iter().map(chunk_key).collect();
+    derived
+        .iter()
+        .all(|at| have.contains(&chunk_key(at.get(tree))))
 }

@@ -36,7 +36,7 @@ pub struct Plan {
     pub(super) prefetch_table: u64,
     pub(super) chunk_table: u64,
     /// The chunk table's records, in order.
-    pub(super) chunks: Vec<ChunkInfo>,
+    pub(super) chunks: super::chunks::ChunkRecords,
     pub(super) len: u64,
 }
 
@@ -102,7 +102,10 @@ pub fn plan(image: &Image) -> Result<Plan> {
     }
     let chunk_table = align_up(meta_addr + metadata_end, raw::META_ALIGNMENT);
     let chunks = super::chunks::chunk_table(image, &order.order, block)?;
-    let len = align_up(chunk_table + 80 * chunks.len() as u64, raw::META_ALIGNMENT);
+    let len = align_up(
+        chunk_table + 80 * chunks.len(image) as u64,
+        raw::META_ALIGNMENT,
+    );
     if len > u64::from(u32::MAX) * block {
         return Err(err("image too large"));
     }

@@ -36,7 +36,10 @@ pub(super) fn encode_planned(image: &Image, plan: &Plan) -> Result<Vec<u8>> {
             "image too large"
         ))?
     ]);
-    for (i, c) in plan.chunks.iter().enumerate() {
+    for i in 0..plan.chunks.len(image) {
+        let Some(c) = plan.chunks.record(image, i) else {
+            break;
+        };
         out.put(
             plan.chunk_table + 80 * i as u64,
             crate::common::encode_chunk_record(c).as_bytes(),
@@ -289,7 +292,7 @@ fn write_superblocks(
     e.s_blob_table_size = U32::new(fit("s_blob_table_size", raw::BLOB_RECORD_SIZE * nblobs)?);
     e.s_chunk_size = U32::new(sb.chunk_size);
     e.s_chunk_table_offset = U64::new(plan.chunk_table);
-    e.s_chunk_table_size = U64::new(80 * plan.chunks.len() as u64);
+    e.s_chunk_table_size = U64::new(80 * plan.chunks.len(image) as u64);
     if nblobs > 0 && !image.prefetch.is_empty() {
         e.s_prefetch_table_offset = U64::new(plan.prefetch_table);
         e.s_prefetch_table_size = U32::new(fit("s_prefetch_table_size", 4 * image.prefetch.len())?);
