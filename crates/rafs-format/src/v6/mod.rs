@@ -30,43 +30,59 @@ impl ChunkAt {
     }
 }
 
-/// The chunk table the reference writes for a tree: one record per distinct
-/// (digest, blob index), the last chunk in inode-numbering order winning, sorted by that key.
-/// `order` is [`Tree::index_order`]'s, which callers usually have already.
+/// A chunk of the tree: its place and its record.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ChunkRef<'t> {
+    pub(crate) at: ChunkAt,
+    pub(crate) info: &'t ChunkInfo,
+}
+
+/// Every chunk of the tree's regular files, sorted by the chunk table's key (digest, then
+/// blob index); chunks with equal keys stay in inode-numbering order (`order`, which is
+/// [`Tree::index_order`]'s).
 ///
-/// The records stay in the tree, named by place: a table of copies would add a tenth of the
+/// Places and references, not copies: a table of copies would add a tenth of the
 /// bootstrap's size to the encoder's peak memory.
-pub(crate) fn derive_chunk_table(tree: &Tree, order: &[NodeId]) -> Vec<ChunkAt> {
-    let mut table: Vec<ChunkAt> = order
+pub(crate) fn sorted_chunks<'t>(tree: &'t Tree, order: &[NodeId]) -> Vec<ChunkRef<'t>> {
+    let mut all: Vec<ChunkRef<'t>> = order
         .iter()
         .map(|id| tree.node(*id).inode)
         .filter(|&inode| tree.inode(inode).is_reg())
         .flat_map(|inode| {
             (0u32..)
                 .zip(&tree.inode(inode).chunks)
-                .map(move |(chunk, _)| ChunkAt { inode, chunk })
+                .map(move |(chunk, info)| ChunkRef {
+                    at: ChunkAt { inode, chunk },
+                    info,
+                })
         })
         .collect();
-    // Stable: equal keys stay in numbering order, so the last of each run is the winner.
-    table.sort_by(|a, b| chunk_key(a.get(tree)).cmp(&chunk_key(b.get(tree))));
-    let mut kept = 0;
-    for i in 0..table.len() {
-        let key = chunk_key(table[i].get(tree));
-        let last_of_run = table
-            .get(i + 1)
-            .is_none_or(|next| chunk_key(next.get(tree)) != key);
-        if last_of_run {
-            table[kept] = table[i];
-            kept += 1;
-        }
-    }
-    table.truncate(kept);
-    table
+    // Stable, so that equal keys keep their numbering order.
+    all.sort_by(|a, b| chunk_key_cmp(a.info, b.info));
+    all
 }
 
-/// The chunk table's sort key: digest, then blob index.
-pub(crate) fn chunk_key(c: &ChunkInfo) -> ([u8; 32], u32) {
-    (c.digest, c.blob_index)
+/// The chunk table the reference writes for a tree: one record per distinct
+/// (digest, blob index), the last chunk in inode-numbering order winning, sorted by that key.
+/// `sorted` is [`sorted_chunks`]'s.
+pub(crate) fn derive_chunk_table<'t>(sorted: &[ChunkRef<'t>]) -> Vec<ChunkRef<'t>> {
+    sorted
+        .iter()
+        .enumerate()
+        .filter(|(i, c)| {
+            sorted
+                .get(i + 1)
+                .is_none_or(|next| chunk_key_cmp(next.info, c.info).is_ne())
+        })
+        .map(|(_, c)| *c)
+        .collect()
+}
+
+/// Order of the chunk table's key: digest, then blob index.
+pub(crate) fn chunk_key_cmp(a: &ChunkInfo, b: &ChunkInfo) -> std::cmp::Ordering {
+    a.digest
+        .cmp(&b.digest)
+        .then(a.blob_index.cmp(&b.blob_index))
 }
 
 /// The EROFS dirent file type of a mode.

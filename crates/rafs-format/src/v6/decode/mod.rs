@@ -151,11 +151,9 @@ fn superblock_of(layout: &Layout, tree: &Tree) -> Superblock {
 /// instead, so their (one record per blob) table is compared with the derived one.
 fn kept_chunk_table(ctx: &Ctx<'_>, tree: &Tree, table: ChunkTable) -> Option<Vec<ChunkInfo>> {
     let implied = if ctx.tarfs {
-        let derived = super::derive_chunk_table(tree, &tree.index_order().order);
-        derived
-            .iter()
-            .map(|at| at.get(tree))
-            .eq(table.records.iter())
+        let sorted = super::sorted_chunks(tree, &tree.index_order().order);
+        let derived = super::derive_chunk_table(&sorted);
+        derived.iter().map(|c| c.info).eq(table.records.iter())
     } else {
         table.sorted_unique && !table.ambiguous && ctx.used.iter().all(Cell::get)
     };

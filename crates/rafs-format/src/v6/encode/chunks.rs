@@ -1,7 +1,7 @@
 //! The chunk table (rafs-v6.md §12): one record per distinct (digest, blob), derived from the
 //! tree, or a verbatim table kept from a decoded image while it still covers the tree.
 
-use super::super::{chunk_key, derive_chunk_table, ChunkAt};
+use super::super::{chunk_key_cmp, derive_chunk_table, sorted_chunks, ChunkAt, ChunkRef};
 use crate::error::{Error, Result};
 use crate::model::*;
 use std::collections::HashSet;
@@ -42,17 +42,20 @@ fn err(reason: String) -> Error {
 pub(super) fn chunk_table(image: &Image, order: &[NodeId], block: u64) -> Result<ChunkRecords> {
     check_addresses(image, order, block)?;
     let tree = &image.tree;
-    let derived = derive_chunk_table(tree, order);
+    let sorted = sorted_chunks(tree, order);
+    let derived = derive_chunk_table(&sorted);
     if let Some(verbatim) = &image.v6_chunk_table {
-        if covers(verbatim, &derived, tree) {
+        if covers(verbatim, &derived) {
             return Ok(ChunkRecords::Kept);
         }
     }
-    check_unambiguous(&derived, tree, block)?;
+    check_unambiguous(&derived, block)?;
     if !image.superblock.tarfs {
-        check_one_record_per_digest(image, order, &derived, block)?;
+        check_one_record_per_digest(image, order, &sorted, block)?;
     }
-    Ok(ChunkRecords::Derived(derived))
+    Ok(ChunkRecords::Derived(
+        derived.iter().map(|c| c.at).collect(),
+    ))
 }
 
 /// Every chunk names a blob of the table, a 24-bit index and a 32-bit block address.
@@ -92,18 +95,21 @@ fn check_addresses(image: &Image, order: &[NodeId], block: u64) -> Result<()> {
 
 /// v6 files name chunks by (blob, index, block); two different chunks under one address would
 /// make the image read back wrong data.
-fn check_unambiguous(derived: &[ChunkAt], tree: &Tree, block: u64) -> Result<()> {
+fn check_unambiguous(derived: &[ChunkRef<'_>], block: u64) -> Result<()> {
     // Sorted by address, chunks sharing one are neighbours (a sort, not a hash table: a few
     // bytes per chunk).
-    let address = |at: &ChunkAt| {
-        let c = at.get(tree);
-        (c.blob_index, c.index, c.uncompressed_offset / block)
+    let address = |c: &ChunkRef<'_>| {
+        (
+            c.info.blob_index,
+            c.info.index,
+            c.info.uncompressed_offset / block,
+        )
     };
-    let mut by_address: Vec<ChunkAt> = derived.to_vec();
+    let mut by_address: Vec<ChunkRef<'_>> = derived.to_vec();
     by_address.sort_unstable_by_key(address);
     for pair in by_address.windows(2) {
         let addr = address(&pair[0]);
-        if address(&pair[1]) == addr && pair[0].get(tree).digest != pair[1].get(tree).digest {
+        if address(&pair[1]) == addr && pair[0].info.digest != pair[1].info.digest {
             return Err(err(format!(
                 "two different chunks share blob {} index {} block {}; v6 cannot tell them apart",
                 addr.0, addr.1, addr.2
@@ -113,53 +119,46 @@ fn check_unambiguous(derived: &[ChunkAt], tree: &Tree, block: u64) -> Result<()>
     Ok(())
 }
 
-/// The table keeps one record per (digest, blob); a file chunk with the same key at another
-/// address could not be found again.
+/// The table keeps one record per (digest, blob), the last of its key in `sorted`; a chunk
+/// with the same key at another address could not be found again.
 fn check_one_record_per_digest(
     image: &Image,
     order: &[NodeId],
-    derived: &[ChunkAt],
+    sorted: &[ChunkRef<'_>],
     block: u64,
 ) -> Result<()> {
-    let tree = &image.tree;
-    // `derived` is sorted by key and holds every key of the tree.
-    let kept_for = |c: &ChunkInfo| {
-        derived
-            .binary_search_by(|at| chunk_key(at.get(tree)).cmp(&chunk_key(c)))
-            .ok()
-            .map(|i| derived[i].get(tree))
-    };
-    for id in order {
-        let inode = tree.inode_of(*id);
-        if !inode.is_reg() {
+    let address = |c: &ChunkInfo| (c.index, c.uncompressed_offset / block);
+    let mut run_start = 0;
+    for (i, kept) in sorted.iter().enumerate() {
+        let last_of_run = sorted
+            .get(i + 1)
+            .is_none_or(|next| chunk_key_cmp(next.info, kept.info).is_ne());
+        if !last_of_run {
             continue;
         }
-        for c in &inode.chunks {
-            let Some(kept) = kept_for(c) else {
-                return Err(err(format!(
-                    "{}: chunk missing from the derived table",
-                    tree.path(*id)
-                )));
-            };
-            if (kept.index, kept.uncompressed_offset / block)
-                != (c.index, c.uncompressed_offset / block)
-            {
-                return Err(err(format!(
-                    "{}: two different chunks of blob {} share digest {}; v6 keeps one record per digest",
-                    tree.path(*id),
-                    c.blob_index,
-                    crate::hex(&c.digest)
-                )));
-            }
+        let run = &sorted[run_start..i];
+        run_start = i + 1;
+        if let Some(other) = run.iter().find(|c| address(c.info) != address(kept.info)) {
+            let tree = &image.tree;
+            let path = order
+                .iter()
+                .find(|id| tree.node(**id).inode == other.at.inode)
+                .map_or_else(|| "?".to_string(), |id| tree.path(*id));
+            return Err(err(format!(
+                "{path}: two different chunks of blob {} share digest {}; v6 keeps one record per digest",
+                other.info.blob_index,
+                crate::hex(&other.info.digest)
+            )));
         }
     }
     Ok(())
 }
 
 /// Whether a verbatim chunk table still holds a record for every distinct chunk of the tree.
-fn covers(verbatim: &[ChunkInfo], derived: &[ChunkAt], tree: &Tree) -> bool {
-    let have: HashSet<([u8; 32], u32)> = verbatim.iter().map(chunk_key).collect();
+fn covers(verbatim: &[ChunkInfo], derived: &[ChunkRef<'_>]) -> bool {
+    let have: HashSet<([u8; 32], u32)> =
+        verbatim.iter().map(|c| (c.digest, c.blob_index)).collect();
     derived
         .iter()
-        .all(|at| have.contains(&chunk_key(at.get(tree))))
+        .all(|c| have.contains(&(c.info.digest, c.info.blob_index)))
 }
