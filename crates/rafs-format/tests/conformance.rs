@@ -120,3 +120,35 @@ fn v5_to_v6_to_v5_preserves_the_tree() {
     }
     assert!(n >= 20, "only {n} v5 bootstraps");
 }
+
+/// v6 keeps one chunk-table record per (digest, blob): an image whose two files hold chunks of
+/// one digest at different addresses must not encode (one of them could not be found again),
+/// and the error names one of the two files.
+#[test]
+fn one_digest_at_two_addresses_does_not_encode_as_v6() {
+    let bytes = std::fs::read(corpus().join("L1-v6-default/bootstrap")).unwrap();
+    let mut image = rafs_format::decode(&bytes).unwrap();
+    let tree = &image.tree;
+    let mut files = (0..tree.nodes.len())
+        .map(rafs_format::model::NodeId::at)
+        .filter(|id| !tree.inode_of(*id).chunks.is_empty());
+    let (a, b) = (files.next().unwrap(), files.next().unwrap());
+    let (pa, pb) = (tree.path(a), tree.path(b));
+    let (ia, ib) = (tree.node(a).inode, tree.node(b).inode);
+    assert_ne!(ia, ib);
+    let first_of_a = tree.inode(ia).chunks[0];
+    assert_ne!(
+        first_of_a.index,
+        tree.inode(ib).chunks[0].index,
+        "the two files' first chunks must be stored apart for this test"
+    );
+    image.v6_chunk_table = None;
+    image.tree.inodes[ib.0 as usize].chunks[0].digest = first_of_a.digest;
+    let e = rafs_format::encode(&image).expect_err("one digest at two addresses");
+    let message = e.to_string();
+    assert!(message.contains("keeps one record per digest"), "{message}");
+    assert!(
+        message.contains(&pa) || message.contains(&pb),
+        "{message} names neither {pa} nor {pb}"
+    );
+}
