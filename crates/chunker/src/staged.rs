@@ -8,6 +8,7 @@ pub use crate::sys::temp_name;
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
 
 /// A file being written that becomes visible under its name only when persisted.
 pub struct StagedFile {
@@ -15,6 +16,51 @@ pub struct StagedFile {
     dir: PathBuf,
     /// The temporary name, when the file has one (no `O_TMPFILE`).
     named: Option<PathBuf>,
+    writeback: Writeback,
+}
+
+/// Bytes written between background syncs.
+const WRITEBACK_EVERY: u64 = 32 << 20;
+
+/// Syncs a growing file in the background every [`WRITEBACK_EVERY`] bytes, so that the sync
+/// before it is named has only the tail left (a blob of hundreds of MB would otherwise wait
+/// for all of its pages at the very end, after the work).
+#[derive(Default)]
+struct Writeback {
+    unsynced: u64,
+    running: Option<JoinHandle<io::Result<()>>>,
+}
+
+impl Writeback {
+    /// `n` more bytes were written to `file`. A failed background sync is reported here or at
+    /// [`Writeback::finish`]: the clone shares the file's error state, so the final sync
+    /// might not see it again.
+    fn wrote(&mut self, file: &File, n: usize) -> io::Result<()> {
+        self.unsynced += n as u64;
+        if self.unsynced < WRITEBACK_EVERY
+            || self.running.as_ref().is_some_and(|h| !h.is_finished())
+        {
+            return Ok(());
+        }
+        self.finish()?;
+        self.unsynced = 0;
+        let clone = file.try_clone()?;
+        self.running = Some(
+            std::thread::Builder::new()
+                .name("rafs-writeback".into())
+                .spawn(move || clone.sync_data())?,
+        );
+        Ok(())
+    }
+
+    /// Waits for the background sync, if any.
+    fn finish(&mut self) -> io::Result<()> {
+        match self.running.take().map(JoinHandle::join) {
+            Some(Ok(result)) => result,
+            Some(Err(_)) => Err(io::Error::other("the background sync thread panicked")),
+            None => Ok(()),
+        }
+    }
 }
 
 impl StagedFile {
@@ -25,6 +71,7 @@ impl StagedFile {
             file,
             dir: dir.to_path_buf(),
             named,
+            writeback: Writeback::default(),
         })
     }
 
@@ -38,6 +85,7 @@ impl StagedFile {
     /// over the target (and to take back if a later output fails).
     pub fn place(&mut self, path: &Path) -> io::Result<Option<PathBuf>> {
         self.file.flush()?;
+        self.writeback.finish()?;
         self.file.sync_all()?;
         if let Some(tmp) = self.named.take() {
             return Ok(Some(tmp));
@@ -88,6 +136,7 @@ impl StagedFile {
 
 impl Drop for StagedFile {
     fn drop(&mut self) {
+        let _ = self.writeback.finish();
         if let Some(tmp) = self.named.take() {
             let _ = std::fs::remove_file(tmp);
         }
@@ -96,7 +145,9 @@ impl Drop for StagedFile {
 
 impl Write for StagedFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.file.write(buf)
+        let n = self.file.write(buf)?;
+        self.writeback.wrote(&self.file, n)?;
+        Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {
         self.file.flush()
