@@ -36,7 +36,9 @@
 //! Dependencies: `zstd` (libzstd, pinned through `zstd-sys` to 1.5.6, the reference's
 //! version, so compressed bytes and blob ids match) and `lz4_flex` (a safe LZ4 block codec)
 //! compress and decompress; `crc32c` computes chunk CRCs; `sha2` and `blake3` compute digests
-//! and blob ids; `crossbeam-channel` carries chunks between pipeline threads; `tar` writes and
+//! and blob ids; `crossbeam-channel` carries chunks between pipeline threads; `hashbrown`'s
+//! `HashTable` finds stored chunks by digest while holding only a chunk index per entry (the
+//! digests stay in the records); `tar` writes and
 //! parses the section headers exactly as tar-rs does in the reference; `zerocopy` reads and
 //! writes the little-endian records without `unsafe`; `memmap2` lets a blob be read from a
 //! map; `rustix` opens blob files inside a blob directory without following links out of it

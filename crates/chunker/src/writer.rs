@@ -24,11 +24,13 @@ use crate::toc::{
 };
 use crate::zran::{ZranChunk, ZranContext, ZranError};
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
+use hashbrown::HashTable;
 use rafs_format::model::{
     Blob, BlobFeatures, BlobMetaLocation, ChunkFlags, ChunkInfo, Compressor, Digester, FsVersion,
 };
 use sha2::{Digest as _, Sha256};
 use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasher, RandomState};
 use std::io::{BufWriter, Read, Write};
 use std::thread::JoinHandle;
 
@@ -293,6 +295,16 @@ impl Done {
     }
 }
 
+/// The record of stored chunk `index`: `stored_at` says where it is in `files`.
+fn stored_record<'f>(
+    files: &'f [Vec<ChunkInfo>],
+    stored_at: &[(u32, u32)],
+    index: u32,
+) -> Option<&'f ChunkInfo> {
+    let &(file, at) = stored_at.get(index as usize)?;
+    files.get(file as usize)?.get(at as usize)
+}
+
 /// What the writer thread owns and hands back at the end.
 struct Placement<W: Write> {
     sink: BufWriter<W>,
@@ -301,10 +313,13 @@ struct Placement<W: Write> {
     opts: BlobOptions,
     uncompressed_offset: u64,
     entries: Vec<CiEntry>,
-    digests: Vec<[u8; 32]>,
-    /// Chunks stored so far by digest and size: where their record is in `files` (file,
-    /// position), so the map holds no copy of the record.
-    seen: HashMap<([u8; 32], u32), (u32, u32)>,
+    /// Per stored chunk, by chunk index: where its record is in `files` (file, position).
+    stored_at: Vec<(u32, u32)>,
+    /// Stored chunks by digest and size, as chunk indexes: the key and the record stay in
+    /// `files` (a table of keys would cost ten times the memory per chunk).
+    seen: HashTable<u32>,
+    /// Keys the hashes of `seen` (randomly, so crafted digests cannot pile up in one place).
+    seen_hasher: RandomState,
     dict: Option<ChunkDict>,
     dict_blob_slots: HashMap<u32, u32>,
     table: Vec<BlobTableEntry>,
@@ -329,8 +344,9 @@ impl<W: Write> Placement<W> {
             opts,
             uncompressed_offset: 0,
             entries: Vec::new(),
-            digests: Vec::new(),
-            seen: HashMap::new(),
+            stored_at: Vec::new(),
+            seen: HashTable::new(),
+            seen_hasher: RandomState::new(),
             dict,
             dict_blob_slots: HashMap::new(),
             table: Vec::new(),
@@ -379,13 +395,16 @@ impl<W: Write> Placement<W> {
                 blob_index: slot,
                 ..chunk
             }
-        } else if let Some(&(f, i)) = self.seen.get(&key) {
-            self.files[f as usize][i as usize]
+        } else if let Some(info) = self.seen_chunk(&key) {
+            info
         } else {
             let info = self.store(d)?;
             let at = self.files.get(d.file as usize).map_or(0, Vec::len);
-            self.seen
-                .insert(key, (d.file, field_u32("chunks of a file", at)?));
+            self.remember(
+                &key,
+                info.index,
+                (d.file, field_u32("chunks of a file", at)?),
+            )?;
             info
         };
         info.file_offset = d.file_offset;
@@ -399,6 +418,42 @@ impl<W: Write> Placement<W> {
             list.reserve_exact(1);
         }
         list.push(info);
+        Ok(())
+    }
+
+    /// The record of a chunk stored earlier with this digest and size.
+    fn seen_chunk(&self, key: &([u8; 32], u32)) -> Option<ChunkInfo> {
+        let hash = self.seen_hasher.hash_one(key);
+        let record = |index: u32| stored_record(&self.files, &self.stored_at, index);
+        let &index = self.seen.find(hash, |&i| {
+            record(i).is_some_and(|c| (c.digest, c.uncompressed_size) == *key)
+        })?;
+        record(index).copied()
+    }
+
+    /// Notes the chunk just stored as chunk `index` under `key`, its record to be at `at`.
+    fn remember(&mut self, key: &([u8; 32], u32), index: u32, at: (u32, u32)) -> Result<()> {
+        if index as usize != self.stored_at.len() {
+            return Err(Error::Pipeline(format!(
+                "chunk {index} stored out of order (expected {})",
+                self.stored_at.len()
+            )));
+        }
+        self.stored_at.push(at);
+        let Placement {
+            seen,
+            seen_hasher,
+            files,
+            stored_at,
+            ..
+        } = self;
+        let rehash = |&i: &u32| {
+            stored_record(files, stored_at, i).map_or(0, |c| {
+                seen_hasher.hash_one(&(c.digest, c.uncompressed_size))
+            })
+        };
+        // The record is pushed after this; the rehash only looks at earlier ones.
+        seen.insert_unique(seen_hasher.hash_one(key), index, rehash);
         Ok(())
     }
 
@@ -465,7 +520,6 @@ impl<W: Write> Placement<W> {
             file_offset: d.file_offset,
             crc32,
         };
-        self.digests.push(d.digest);
         Ok(info)
     }
 
@@ -543,7 +597,6 @@ impl<W: Write> Placement<W> {
             flags: ci,
             data: u64::from(crc32),
         });
-        self.digests.push(d.digest);
         Ok(info)
     }
 
@@ -574,7 +627,6 @@ impl<W: Write> Placement<W> {
             data: u64::from(z.context) << 32 | u64::from(z.offset),
         });
         let (flags, _) = self.chunk_flags(true);
-        self.digests.push(d.digest);
         Ok(ChunkInfo {
             digest: d.digest,
             blob_index: own,
@@ -714,7 +766,16 @@ impl<W: Write> Placement<W> {
 
     /// The chunk digest array and its tar header; returns its ToC entry.
     fn write_digest_array(&mut self) -> Result<TocEntry> {
-        let array: Vec<u8> = self.digests.iter().flatten().copied().collect();
+        // Digests by chunk index, from the records (the writer keeps no copy of them).
+        let mut array = Vec::with_capacity(32 * self.stored_at.len());
+        for &(file, at) in &self.stored_at {
+            let record = self
+                .files
+                .get(file as usize)
+                .and_then(|list| list.get(at as usize))
+                .ok_or_else(|| Error::Pipeline(format!("file {file} has no record {at}")))?;
+            array.extend_from_slice(&record.digest);
+        }
         let offset = self.pos;
         // The digest array is left out of the blob hash (blob.md §9); its header is not.
         self.write(&array, false)?;
@@ -1242,11 +1303,6 @@ impl<W: Write> BlobData<W> {
     /// Chunk-info entries of the stored chunks, in chunk-index order.
     pub fn chunk_entries(&self) -> &[CiEntry] {
         &self.p.entries
-    }
-
-    /// Digests of the stored chunks, in chunk-index order.
-    pub fn chunk_digests(&self) -> &[[u8; 32]] {
-        &self.p.digests
     }
 
     fn blob_entry(&self, blob_id: String, compressed_size: u64) -> Blob {
