@@ -4,7 +4,8 @@
 //! `rafs-chunker` and `rafs-tar-build`, and owns the terminal (printing, progress, exit codes)
 //! and the output files (written atomically). Dependencies: `clap` parses the command line,
 //! `serde` and `serde_json` print the stable `--json` forms documented in the README,
-//! `indicatif` draws the progress bar. Output files are staged unnamed by
+//! `indicatif` draws the progress bar, `libc` fixes glibc's mmap threshold (the binary's only
+//! `unsafe`, see `fix_malloc_mmap_threshold`). Output files are staged unnamed by
 //! `rafs_chunker::StagedFile` and committed together by `output`.
 
 mod check;
@@ -78,7 +79,27 @@ enum Command {
     },
 }
 
+/// Fixes glibc's mmap threshold at its default, 128 KiB. Left dynamic, glibc raises it to the
+/// size of every large block freed (up to 32 MiB), so after the chunk buffers are freed the end
+/// of a build (the model, the bootstrap) is served from heap that is never given back, and
+/// peak memory follows the history of allocations instead of the metadata (measured: 46 -> 39
+/// MB on a 585 MB small-file layer). Fixed, blocks of 128 KiB and more live in their own
+/// mappings and go back to the system when freed.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+fn fix_malloc_mmap_threshold() {
+    // SAFETY: `mallopt` only sets a tunable of glibc's allocator; it runs first thing in `main`,
+    // before any other thread exists or allocates, with a valid parameter and value.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn fix_malloc_mmap_threshold() {}
+
 fn main() -> ExitCode {
+    fix_malloc_mmap_threshold();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Convert(args) => convert::run(&args),
