@@ -224,7 +224,10 @@ pub enum BlobTableEntry {
 }
 
 struct Buffers {
+    /// Chunk bytes: the first `filled` belong to the job. Never shrunk, so a reused buffer
+    /// is not zeroed again before each read.
     data: Vec<u8>,
+    filled: usize,
     out: Vec<u8>,
 }
 
@@ -896,6 +899,7 @@ impl<W: Write> BlobWriter<W> {
                 let room = self.opts.chunk_size as usize;
                 return Ok(Buffers {
                     data: Vec::with_capacity(room),
+                    filled: 0,
                     out: Vec::with_capacity(room),
                 });
             }
@@ -1009,7 +1013,7 @@ impl<W: Write> BlobWriter<W> {
     ) -> Result<()> {
         let limit = self.opts.chunk_size as usize;
         if let Some((buf, parts)) = &self.packing {
-            if buf.data.len() + part.len > limit || parts.len() >= MAX_PARTS_PER_JOB {
+            if buf.filled + part.len > limit || parts.len() >= MAX_PARTS_PER_JOB {
                 self.send_packed()?;
             }
         }
@@ -1017,12 +1021,15 @@ impl<W: Write> BlobWriter<W> {
             Some(p) => p,
             None => {
                 let mut buf = self.buffer()?;
-                buf.data.clear();
+                buf.filled = 0;
                 (buf, Vec::new())
             }
         };
-        part.start = buf.data.len();
-        buf.data.resize(part.start + part.len, 0);
+        part.start = buf.filled;
+        buf.filled += part.len;
+        if buf.data.len() < buf.filled {
+            buf.data.resize(buf.filled, 0);
+        }
         let at = part.file_offset;
         let zran_fail = |e: ZranError| {
             Error::io(
@@ -1034,7 +1041,7 @@ impl<W: Write> BlobWriter<W> {
             s.begin_chunk().map_err(zran_fail)?;
         }
         reader
-            .read_exact(&mut buf.data[part.start..])
+            .read_exact(&mut buf.data[part.start..buf.filled])
             .map_err(|e| {
                 Error::io(
                     format!("reading file data at offset {at} of {file_size} bytes"),
