@@ -166,18 +166,27 @@ impl BuildTree {
     /// level they stand for the lower layers' directories.
     pub fn implicit_dirs(&self) -> Vec<Vec<u8>> {
         let mut out = Vec::new();
-        let mut stack = vec![(0usize, Vec::new())];
-        while let Some((n, path)) = stack.pop() {
-            if !self.nodes[n].listed {
-                out.push(if path.is_empty() {
-                    b"/".to_vec()
-                } else {
-                    path.clone()
-                });
-            }
+        if !self.nodes[0].listed {
+            out.push(b"/".to_vec());
+        }
+        // Depth first with one path buffer: each entry is a child and the length of its
+        // parent's path, so only the paths listed out are allocated.
+        let mut path = Vec::new();
+        let mut stack: Vec<(usize, usize, &[u8])> = Vec::new();
+        let push_children = |stack: &mut Vec<_>, n: usize, at: usize| {
             for (name, &c) in &self.nodes[n].children {
-                stack.push((c, [path.as_slice(), b"/", name].concat()));
+                stack.push((c, at, name.as_slice()));
             }
+        };
+        push_children(&mut stack, 0, 0);
+        while let Some((n, parent_len, name)) = stack.pop() {
+            path.truncate(parent_len);
+            path.push(b'/');
+            path.extend_from_slice(name);
+            if !self.nodes[n].listed {
+                out.push(path.clone());
+            }
+            push_children(&mut stack, n, path.len());
         }
         out.sort();
         out
@@ -441,5 +450,34 @@ fn set_dir_nlinks(tree: &mut Tree) {
         if inode.is_dir() {
             inode.nlink = 2 + count;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn path(p: &str) -> Vec<Vec<u8>> {
+        p.split('/').map(|c| c.as_bytes().to_vec()).collect()
+    }
+
+    #[test]
+    fn implicit_dirs_are_the_unlisted_directories_sorted() {
+        let mut tree = BuildTree::new();
+        let file = || Inode::new(mode::S_IFREG | 0o644);
+        let dir = || Inode::new(mode::S_IFDIR | 0o755);
+        tree.add(&path("a/b/c"), file(), Data::None).unwrap();
+        tree.add(&path("x"), dir(), Data::None).unwrap();
+        tree.add(&path("x/y/z/f"), file(), Data::None).unwrap();
+        tree.add(&path("x/y/z"), dir(), Data::None).unwrap();
+        tree.add(&path("a/b2"), dir(), Data::None).unwrap();
+        let got: Vec<String> = tree
+            .implicit_dirs()
+            .iter()
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+            .collect();
+        assert_eq!(got, ["/", "/a", "/a/b", "/x/y"]);
+        tree.add(&[], dir(), Data::None).unwrap();
+        assert_eq!(tree.implicit_dirs()[0], b"/a");
     }
 }
