@@ -451,9 +451,8 @@ impl<W: Write> Placement<W> {
             ..
         } = self;
         let rehash = |&i: &u32| {
-            stored_record(files, stored_at, i).map_or(0, |c| {
-                seen_hasher.hash_one(&(c.digest, c.uncompressed_size))
-            })
+            stored_record(files, stored_at, i)
+                .map_or(0, |c| seen_hasher.hash_one((c.digest, c.uncompressed_size)))
         };
         // The record is pushed after this; the rehash only looks at earlier ones.
         seen.insert_unique(seen_hasher.hash_one(key), index, rehash);
