@@ -32,6 +32,7 @@ use sha2::{Digest as _, Sha256};
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, RandomState};
 use std::io::{BufWriter, Read, Write};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 /// The blob id an inlined bootstrap records for its own blob (64 `x`), because the real id is
@@ -260,6 +261,8 @@ struct PartDone {
     digest: [u8; 32],
     crc32: u32,
     compressed: bool,
+    /// Not compressed: an earlier chunk of the stream has the same digest (see [`Claims`]).
+    skipped_duplicate: bool,
 }
 
 struct Done {
@@ -270,6 +273,7 @@ struct Done {
 }
 
 /// One chunk's bytes and what the worker found, as placement sees it.
+#[derive(Clone, Copy)]
 struct Piece<'a> {
     file: u32,
     file_offset: u64,
@@ -280,6 +284,46 @@ struct Piece<'a> {
     digest: [u8; 32],
     crc32: u32,
     compressed: bool,
+    skipped_duplicate: bool,
+}
+
+/// Which chunks the workers have seen, by digest and size: the earliest stream position of
+/// each. A worker does not compress a chunk an earlier one duplicates, as the reference does
+/// not (placement will find the earlier one stored and refer to it). Positions make this
+/// independent of which worker gets there first; keys are a keyed hash, and should two keys
+/// ever collide, placement compresses the chunk itself, so the output never depends on it.
+struct Claims {
+    earliest: Mutex<HashMap<u64, u64>>,
+    hasher: RandomState,
+}
+
+impl Claims {
+    fn new() -> Self {
+        Claims {
+            earliest: Mutex::new(HashMap::new()),
+            hasher: RandomState::new(),
+        }
+    }
+
+    /// Whether a chunk earlier than `position` has this digest and size; else records
+    /// `position` as the earliest.
+    fn duplicates_earlier(&self, digest: &[u8; 32], size: usize, position: u64) -> bool {
+        let key = self.hasher.hash_one((digest, size));
+        let Ok(mut earliest) = self.earliest.lock() else {
+            return false;
+        };
+        match earliest.get_mut(&key) {
+            Some(p) if *p < position => true,
+            Some(p) => {
+                *p = position;
+                false
+            }
+            None => {
+                earliest.insert(key, position);
+                false
+            }
+        }
+    }
 }
 
 impl Done {
@@ -294,6 +338,7 @@ impl Done {
             digest: p.digest,
             crc32: p.crc32,
             compressed: p.compressed,
+            skipped_duplicate: p.skipped_duplicate,
         })
     }
 }
@@ -336,6 +381,9 @@ struct Placement<W: Write> {
     batch_out: Vec<u8>,
     /// zran: the context table (set when the data is finished).
     zran_contexts: Vec<ZranContext>,
+    /// For [`Placement::compress_and_store`].
+    late_compress: CompressContext,
+    late_out: Vec<u8>,
 }
 
 impl<W: Write> Placement<W> {
@@ -359,6 +407,8 @@ impl<W: Write> Placement<W> {
             batches: Vec::new(),
             batch_out: Vec::new(),
             zran_contexts: Vec::new(),
+            late_compress: CompressContext::new(),
+            late_out: Vec::new(),
         }
     }
 
@@ -401,7 +451,11 @@ impl<W: Write> Placement<W> {
         } else if let Some(info) = self.seen_chunk(&key) {
             info
         } else {
-            let info = self.store(d)?;
+            let info = if d.skipped_duplicate {
+                self.compress_and_store(d)?
+            } else {
+                self.store(d)?
+            };
             let at = self.files.get(d.file as usize).map_or(0, Vec::len);
             self.remember(
                 &key,
@@ -422,6 +476,24 @@ impl<W: Write> Placement<W> {
         }
         list.push(info);
         Ok(())
+    }
+
+    /// Stores a chunk a worker left uncompressed as a duplicate that turned out to need its
+    /// own bytes (only if two claim keys collided): compressed here, as the worker would have.
+    fn compress_and_store(&mut self, d: &Piece<'_>) -> Result<ChunkInfo> {
+        let mut out = std::mem::take(&mut self.late_out);
+        let compressed = self
+            .late_compress
+            .compress(self.opts.compressor, d.data, &mut out)?;
+        let piece = Piece {
+            out: &out,
+            compressed,
+            skipped_duplicate: false,
+            ..*d
+        };
+        let stored = self.store(&piece);
+        self.late_out = out;
+        stored
     }
 
     /// The record of a chunk stored earlier with this digest and size.
@@ -1150,8 +1222,9 @@ fn spawn_workers(
     done: &Sender<Done>,
 ) -> Result<Vec<JoinHandle<()>>> {
     let mut workers = Vec::with_capacity(opts.threads);
+    let claims = Arc::new(Claims::new());
     for _ in 0..opts.threads {
-        let (jobs, done) = (jobs.clone(), done.clone());
+        let (jobs, done, claims) = (jobs.clone(), done.clone(), Arc::clone(&claims));
         let (compressor, digester, crc) = (opts.compressor, opts.digester, opts.crc32);
         let spawned = std::thread::Builder::new().spawn(move || {
             let mut ctx = CompressContext::new();
@@ -1161,6 +1234,7 @@ fn spawn_workers(
                     .send(process(
                         &mut ctx,
                         &mut scratch,
+                        &claims,
                         job,
                         compressor,
                         digester,
@@ -1184,6 +1258,7 @@ fn spawn_workers(
 fn process(
     ctx: &mut CompressContext,
     scratch: &mut Vec<u8>,
+    claims: &Claims,
     mut job: Job,
     compressor: Compressor,
     digester: Digester,
@@ -1193,12 +1268,17 @@ fn process(
     let mut failure = None;
     let mut out = std::mem::take(&mut job.buf.out);
     out.clear();
-    for part in &job.parts {
+    for (i, part) in (0u64..).zip(&job.parts) {
         let data = &job.buf.data[part.start..part.start + part.len];
         let digest = rafs_format::digest::digest(digester, data);
         let crc32 = if crc { crc32c::crc32c(data) } else { 0 };
         let out_start = out.len();
-        let compressed = if part.batchable || part.zran.is_some() || failure.is_some() {
+        let kept_as_is = part.batchable || part.zran.is_some() || failure.is_some();
+        // Parts of a job are at most MAX_PARTS_PER_JOB, so positions keep stream order.
+        let position = job.seq * MAX_PARTS_PER_JOB as u64 + i;
+        let skipped_duplicate =
+            !kept_as_is && claims.duplicates_earlier(&digest, data.len(), position);
+        let compressed = if kept_as_is || skipped_duplicate {
             false
         } else {
             match ctx.compress(compressor, data, scratch) {
@@ -1221,6 +1301,7 @@ fn process(
             digest,
             crc32,
             compressed,
+            skipped_duplicate,
         });
     }
     job.buf.out = out;
@@ -1452,4 +1533,50 @@ pub struct FinishedBlob<W> {
     pub files: Vec<Vec<ChunkInfo>>,
     /// The blob table the records' `blob_index` refers to.
     pub blob_table: Vec<BlobTableEntry>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A chunk a worker left uncompressed as a duplicate, for which placement finds no
+    /// earlier copy (two claim keys colliding), is compressed by placement and stored exactly
+    /// as a worker would have stored it.
+    #[test]
+    fn a_skipped_chunk_without_an_earlier_copy_is_stored_as_a_worker_would() {
+        let opts = BlobOptions::new(FsVersion::V6);
+        let data: Vec<u8> = b"a chunk that compresses well. ".repeat(300);
+        let digest = rafs_format::digest::digest(opts.digester, &data);
+        let mut out = Vec::new();
+        let compressed = crate::compress::compress(opts.compressor, &data, &mut out).unwrap();
+        assert!(compressed, "the test needs a chunk that compresses");
+        let by_worker = Piece {
+            file: 0,
+            file_offset: 0,
+            batchable: false,
+            zran: None,
+            data: &data,
+            out: &out,
+            digest,
+            crc32: crc32c::crc32c(&data),
+            compressed,
+            skipped_duplicate: false,
+        };
+        let skipped = Piece {
+            out: &[],
+            compressed: false,
+            skipped_duplicate: true,
+            ..by_worker
+        };
+        let mut worker = Placement::new(Vec::new(), opts.clone(), None);
+        worker.place(&by_worker).unwrap();
+        let mut late = Placement::new(Vec::new(), opts, None);
+        late.place(&skipped).unwrap();
+        assert_eq!(late.files, worker.files);
+        assert_eq!(late.entries, worker.entries);
+        let bytes = |p: Placement<Vec<u8>>| p.sink.into_inner().unwrap();
+        let (late, worker) = (bytes(late), bytes(worker));
+        assert_eq!(late.len(), out.len());
+        assert_eq!(late, worker);
+    }
 }
