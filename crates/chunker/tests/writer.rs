@@ -98,6 +98,52 @@ fn output_does_not_depend_on_threads_or_buffers() {
     }
 }
 
+/// Duplicates spread over many jobs and workers: workers skip compressing a chunk an earlier
+/// one duplicates, whichever worker sees which first, so the bytes and records must not
+/// depend on the thread count, and each distinct content is stored once, at its first
+/// occurrence.
+#[test]
+fn duplicates_across_workers_are_stored_once_whatever_the_threads() {
+    let distinct: Vec<Vec<u8>> = (0..40u64)
+        .map(|k| {
+            let mut d = format!("content {k} ")
+                .repeat(200 + 37 * k as usize)
+                .into_bytes();
+            d.extend(pseudo_random(3000, k + 10));
+            d
+        })
+        .collect();
+    let files: Vec<Vec<u8>> = (0..1200usize)
+        .map(|i| distinct[(i * 7 + i / 40) % distinct.len()].clone())
+        .collect();
+    let one = write(&files, 1, 1, Compressor::Zstd);
+    for _ in 0..3 {
+        for (t, f) in [(2, 0), (4, 64), (3, 5)] {
+            assert!(
+                write(&files, t, f, Compressor::Zstd) == one,
+                "threads {t}, in flight {f}"
+            );
+        }
+    }
+    let (_, recs) = one;
+    let mut first_at = std::collections::HashMap::new();
+    for (i, f) in files.iter().enumerate() {
+        first_at.entry(f.clone()).or_insert(i);
+    }
+    assert_eq!(first_at.len(), distinct.len());
+    for (i, f) in files.iter().enumerate() {
+        let first = &recs[first_at[f]];
+        assert_eq!(
+            recs[i].iter().map(|c| c.index).collect::<Vec<_>>(),
+            first.iter().map(|c| c.index).collect::<Vec<_>>(),
+            "file {i} does not refer to its first copy's chunks"
+        );
+    }
+    let stored: std::collections::BTreeSet<u32> = recs.iter().flatten().map(|c| c.index).collect();
+    let distinct_chunks: usize = first_at.values().map(|&i| recs[i].len()).sum();
+    assert_eq!(stored.len(), distinct_chunks);
+}
+
 #[test]
 fn identical_chunks_are_stored_once() {
     let files = layer();
