@@ -288,26 +288,36 @@ struct Piece<'a> {
 }
 
 /// Which chunks the workers have seen, by digest and size: the earliest stream position of
-/// each. A worker does not compress a chunk an earlier one duplicates, as the reference does
-/// not (placement will find the earlier one stored and refer to it). Positions make this
-/// independent of which worker gets there first; keys are a keyed hash, and should two keys
-/// ever collide, placement compresses the chunk itself, so the output never depends on it.
+/// each. A worker does not compress a chunk the chunk dictionary holds or an earlier one
+/// duplicates, as the reference does not (placement will refer to that one). Positions make
+/// this independent of which worker gets there first; keys are a keyed hash, and should two
+/// keys ever collide, placement compresses the chunk itself, so the output never depends on it.
 struct Claims {
     earliest: Mutex<HashMap<u64, u64>>,
     hasher: RandomState,
+    dict: Option<ChunkDict>,
 }
 
 impl Claims {
-    fn new() -> Self {
+    fn new(dict: Option<ChunkDict>) -> Self {
         Claims {
             earliest: Mutex::new(HashMap::new()),
             hasher: RandomState::new(),
+            dict,
         }
     }
 
-    /// Whether a chunk earlier than `position` has this digest and size; else records
-    /// `position` as the earliest.
+    /// Whether the dictionary or a chunk earlier than `position` has this digest and size;
+    /// else records `position` as the earliest.
     fn duplicates_earlier(&self, digest: &[u8; 32], size: usize, position: u64) -> bool {
+        let in_dict = u32::try_from(size).is_ok_and(|size| {
+            self.dict
+                .as_ref()
+                .is_some_and(|dict| dict.lookup(&(*digest, size)).is_some())
+        });
+        if in_dict {
+            return true;
+        }
         let key = self.hasher.hash_one((digest, size));
         let Ok(mut earliest) = self.earliest.lock() else {
             return false;
@@ -939,7 +949,7 @@ impl<W: Write> BlobWriter<W> {
         }
         let (jobs_tx, jobs_rx) = bounded::<Job>(opts.max_in_flight);
         let (done_tx, done) = unbounded::<Done>();
-        let workers = spawn_workers(&opts, &jobs_rx, &done_tx)?;
+        let workers = spawn_workers(&opts, &jobs_rx, &done_tx, dict.clone())?;
         Ok(BlobWriter {
             placement: Some(Placement::new(sink, opts.clone(), dict)),
             opts,
@@ -1220,9 +1230,10 @@ fn spawn_workers(
     opts: &BlobOptions,
     jobs: &Receiver<Job>,
     done: &Sender<Done>,
+    dict: Option<ChunkDict>,
 ) -> Result<Vec<JoinHandle<()>>> {
     let mut workers = Vec::with_capacity(opts.threads);
-    let claims = Arc::new(Claims::new());
+    let claims = Arc::new(Claims::new(dict));
     for _ in 0..opts.threads {
         let (jobs, done, claims) = (jobs.clone(), done.clone(), Arc::clone(&claims));
         let (compressor, digester, crc) = (opts.compressor, opts.digester, opts.crc32);
