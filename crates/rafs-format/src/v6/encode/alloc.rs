@@ -23,6 +23,9 @@ pub(super) struct Allocator {
     pub cur: u64,
     /// Free block tails by size class (32-byte units).
     avail: Vec<VecDeque<u64>>,
+    /// Bit `i` set when `avail[i]` is not empty (a block has at most 128 classes), so a
+    /// search skips empty classes at once instead of visiting each.
+    nonempty: u128,
 }
 
 impl Allocator {
@@ -31,6 +34,7 @@ impl Allocator {
             block,
             cur: 4096,
             avail: (0..128).map(|_| VecDeque::new()).collect(),
+            nonempty: 0,
         }
     }
 
@@ -38,8 +42,9 @@ impl Allocator {
     fn note_partial(&mut self, off: u64) {
         let r = off % self.block;
         if r != 0 {
-            let free = self.block - r;
-            self.avail[(free / 32) as usize].push_back(off - r);
+            let class = (self.block - r) / 32;
+            self.avail[crate::common::index(class)].push_back(off - r);
+            self.nonempty |= 1 << class;
         }
     }
 
@@ -50,14 +55,20 @@ impl Allocator {
         }
         let lo = size.div_ceil(32);
         let hi = self.block.div_ceil(32);
-        for i in lo..hi {
-            if let Some(blk) = self.avail[crate::common::index(i)].pop_front() {
-                let r = blk + self.block - i * 32;
-                self.note_partial(r + lo * 32);
-                return Some(r);
-            }
+        // The first non-empty class in lo..hi (lo < hi <= 128).
+        let candidates = self.nonempty.checked_shr(u32::try_from(lo).ok()?)?;
+        let i = lo + u64::from(candidates.trailing_zeros());
+        if candidates == 0 || i >= hi {
+            return None;
         }
-        None
+        let class = &mut self.avail[crate::common::index(i)];
+        let blk = class.pop_front()?;
+        if class.is_empty() {
+            self.nonempty &= !(1 << i);
+        }
+        let r = blk + self.block - i * 32;
+        self.note_partial(r + lo * 32);
+        Some(r)
     }
 
     /// `size` bytes from a free tail, or else at the cursor.
