@@ -261,7 +261,8 @@ struct PartDone {
     digest: [u8; 32],
     crc32: u32,
     compressed: bool,
-    /// Not compressed: an earlier chunk of the stream has the same digest (see [`Claims`]).
+    /// Not compressed: the chunk dictionary or an earlier chunk of the stream has the same
+    /// digest (see [`Claims`]).
     skipped_duplicate: bool,
 }
 
