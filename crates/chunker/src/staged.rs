@@ -175,4 +175,36 @@ mod tests {
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
         let _ = std::fs::remove_dir_all(&dir);
     }
+
+    /// A file larger than the background-sync step is synced in the background while it is
+    /// written, stays unnamed until persisted, and then holds every byte in order.
+    #[test]
+    fn a_large_file_syncs_in_the_background_and_persists_whole() {
+        let dir = std::env::temp_dir().join(format!("rafs-staged-big-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut f = StagedFile::create_in(&dir).unwrap();
+        let block: Vec<u8> = (0..1u32 << 20)
+            .map(|i| u8::try_from(i % 251).unwrap())
+            .collect();
+        let blocks = 2 * (WRITEBACK_EVERY >> 20) + 3;
+        let mut synced_in_background = false;
+        for k in 0..blocks {
+            let mut b = block.clone();
+            b[0] = u8::try_from(k).unwrap();
+            f.write_all(&b).unwrap();
+            synced_in_background |= f.writeback.running.is_some();
+        }
+        assert!(synced_in_background, "no background sync was started");
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+        let path = dir.join("big");
+        f.persist(&path).unwrap();
+        let got = std::fs::read(&path).unwrap();
+        assert_eq!(got.len() as u64, blocks << 20);
+        for (k, chunk) in got.chunks(1 << 20).enumerate() {
+            assert_eq!(usize::from(chunk[0]), k);
+            assert_eq!(chunk[1..], block[1..]);
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
