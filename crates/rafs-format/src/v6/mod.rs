@@ -62,19 +62,19 @@ pub(crate) fn sorted_chunks<'t>(tree: &'t Tree, order: &[NodeId]) -> Vec<ChunkRe
     all
 }
 
+/// Runs of chunks with one key in `sorted` ([`sorted_chunks`]'s), in numbering order each.
+pub(crate) fn key_runs<'s, 't>(
+    sorted: &'s [ChunkRef<'t>],
+) -> impl Iterator<Item = &'s [ChunkRef<'t>]> {
+    sorted.chunk_by(|a, b| chunk_key_cmp(a.info, b.info).is_eq())
+}
+
 /// The chunk table the reference writes for a tree: one record per distinct
 /// (digest, blob index), the last chunk in inode-numbering order winning, sorted by that key.
 /// `sorted` is [`sorted_chunks`]'s.
 pub(crate) fn derive_chunk_table<'t>(sorted: &[ChunkRef<'t>]) -> Vec<ChunkRef<'t>> {
-    sorted
-        .iter()
-        .enumerate()
-        .filter(|(i, c)| {
-            sorted
-                .get(i + 1)
-                .is_none_or(|next| chunk_key_cmp(next.info, c.info).is_ne())
-        })
-        .map(|(_, c)| *c)
+    key_runs(sorted)
+        .filter_map(|run| run.last().copied())
         .collect()
 }
 

@@ -1,7 +1,7 @@
 //! The chunk table (rafs-v6.md §12): one record per distinct (digest, blob), derived from the
 //! tree, or a verbatim table kept from a decoded image while it still covers the tree.
 
-use super::super::{chunk_key_cmp, derive_chunk_table, sorted_chunks, ChunkAt, ChunkRef};
+use super::super::{derive_chunk_table, key_runs, sorted_chunks, ChunkAt, ChunkRef};
 use crate::error::{Error, Result};
 use crate::model::*;
 use std::collections::HashSet;
@@ -128,17 +128,14 @@ fn check_one_record_per_digest(
     block: u64,
 ) -> Result<()> {
     let address = |c: &ChunkInfo| (c.index, c.uncompressed_offset / block);
-    let mut run_start = 0;
-    for (i, kept) in sorted.iter().enumerate() {
-        let last_of_run = sorted
-            .get(i + 1)
-            .is_none_or(|next| chunk_key_cmp(next.info, kept.info).is_ne());
-        if !last_of_run {
+    for run in key_runs(sorted) {
+        let Some((kept, others)) = run.split_last() else {
             continue;
-        }
-        let run = &sorted[run_start..i];
-        run_start = i + 1;
-        if let Some(other) = run.iter().find(|c| address(c.info) != address(kept.info)) {
+        };
+        if let Some(other) = others
+            .iter()
+            .find(|c| address(c.info) != address(kept.info))
+        {
             let tree = &image.tree;
             let path = order
                 .iter()
