@@ -360,7 +360,11 @@ fn stored_record<'f>(
     stored_at: &[(u32, u32)],
     index: u32,
 ) -> Option<&'f ChunkInfo> {
-    let &(file, at) = stored_at.get(index as usize)?;
+    record_at(files, *stored_at.get(index as usize)?)
+}
+
+/// The record at (file, position) in `files`.
+fn record_at(files: &[Vec<ChunkInfo>], (file, at): (u32, u32)) -> Option<&ChunkInfo> {
     files.get(file as usize)?.get(at as usize)
 }
 
@@ -854,10 +858,7 @@ impl<W: Write> Placement<W> {
         // Digests by chunk index, from the records (the writer keeps no copy of them).
         let mut array = Vec::with_capacity(32 * self.stored_at.len());
         for &(file, at) in &self.stored_at {
-            let record = self
-                .files
-                .get(file as usize)
-                .and_then(|list| list.get(at as usize))
+            let record = record_at(&self.files, (file, at))
                 .ok_or_else(|| Error::Pipeline(format!("file {file} has no record {at}")))?;
             array.extend_from_slice(&record.digest);
         }
