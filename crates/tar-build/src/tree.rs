@@ -355,53 +355,17 @@ impl BuildTree {
             mut inodes,
             link_attrs,
         } = self;
-        // Breadth-first over the build nodes.
-        let mut order = Vec::with_capacity(nodes.len());
-        let mut queue = VecDeque::from([0usize]);
-        while let Some(n) = queue.pop_front() {
-            order.push(n);
-            queue.extend(nodes[n].children.values().copied());
-        }
-        // Last name per inode in that order decides its attributes. Build indexes are dense,
-        // so these maps are vectors (a few bytes per entry, not a hash table's).
-        let mut last_attrs: Vec<Option<NameAttrs>> = vec![None; inodes.len()];
-        let mut names = vec![0u32; inodes.len()];
-        for &n in &order {
-            let node = &nodes[n];
-            let b = node.inode as usize;
-            last_attrs[b] = Some(match node.link_attrs {
-                Some(l) => link_attrs[l as usize],
-                None => inodes[b].attrs(),
-            });
-            names[b] += 1;
-        }
+        let order = breadth_first(&nodes);
+        let names = NamesOfInodes::count(&nodes, &inodes, &link_attrs, &order);
         drop(link_attrs);
-        let reachable = last_attrs.iter().flatten().count();
         let mut model_inode: Vec<Option<InodeId>> = vec![None; inodes.len()];
-        let mut make = |b: usize| -> Inode {
-            // Each build inode is made once (`model_inode` remembers it).
-            let bi = &mut inodes[b];
-            let mut inode = bi.take_inode();
-            if let Some(a) = last_attrs[b] {
-                inode.mode = a.mode;
-                inode.uid = a.uid;
-                inode.gid = a.gid;
-                inode.mtime = a.mtime;
-                inode.mtime_nsec = a.mtime_nsec;
-            }
-            if inode.is_reg() {
-                inode.chunks = chunks_of(&mut bi.data);
-            }
-            if !inode.is_dir() {
-                inode.nlink = names[b];
-            }
-            inode
-        };
+        // Each build inode is made once (`model_inode` remembers it).
+        let mut make = |b: usize| names.model_inode(&mut inodes[b], b, &mut chunks_of);
         let root_inode = nodes[0].inode as usize;
         let mut tree = Tree::with_root(make(root_inode));
         // Exact room: the model is built while the build tree still exists.
         tree.nodes.reserve_exact(nodes.len());
-        tree.inodes.reserve_exact(reachable);
+        tree.inodes.reserve_exact(names.reachable());
         model_inode[root_inode] = Some(tree.node(ROOT).inode);
         let mut model_node: Vec<Option<NodeId>> = vec![None; nodes.len()];
         model_node[0] = Some(ROOT);
@@ -416,19 +380,85 @@ impl BuildTree {
                 .reserve_exact(children.len());
             for (name, c) in children {
                 let b = nodes[c].inode as usize;
-                let id = match model_inode[b] {
-                    Some(id) => id,
-                    None => {
-                        let id = tree.add_inode(make(b));
-                        model_inode[b] = Some(id);
-                        id
-                    }
-                };
+                let id = *model_inode[b].get_or_insert_with(|| tree.add_inode(make(b)));
                 model_node[c] = Some(tree.push_child(parent, name, id));
             }
         }
         set_dir_nlinks(&mut tree);
         tree
+    }
+}
+
+/// The build nodes in breadth-first order, children by name bytes.
+fn breadth_first(nodes: &[BuildNode]) -> Vec<usize> {
+    let mut order = Vec::with_capacity(nodes.len());
+    let mut queue = VecDeque::from([0usize]);
+    while let Some(n) = queue.pop_front() {
+        order.push(n);
+        queue.extend(nodes[n].children.values().copied());
+    }
+    order
+}
+
+/// Per build inode, what its names decide: the attributes of the last name in breadth-first
+/// order, and how many names it has. Build indexes are dense, so these are vectors (a few
+/// bytes per entry, not a hash table's).
+struct NamesOfInodes {
+    last_attrs: Vec<Option<NameAttrs>>,
+    count: Vec<u32>,
+}
+
+impl NamesOfInodes {
+    fn count(
+        nodes: &[BuildNode],
+        inodes: &[BuildInode],
+        link_attrs: &[NameAttrs],
+        order: &[usize],
+    ) -> Self {
+        let mut names = NamesOfInodes {
+            last_attrs: vec![None; inodes.len()],
+            count: vec![0; inodes.len()],
+        };
+        for &n in order {
+            let node = &nodes[n];
+            let b = node.inode as usize;
+            names.last_attrs[b] = Some(match node.link_attrs {
+                Some(l) => link_attrs[l as usize],
+                None => inodes[b].attrs(),
+            });
+            names.count[b] += 1;
+        }
+        names
+    }
+
+    /// Inodes some name reaches.
+    fn reachable(&self) -> usize {
+        self.last_attrs.iter().flatten().count()
+    }
+
+    /// The model inode of build inode `b`, moved out of `bi`: attributes from its last name,
+    /// chunks from `chunks_of`, a non-directory's link count from its names.
+    fn model_inode(
+        &self,
+        bi: &mut BuildInode,
+        b: usize,
+        chunks_of: &mut impl FnMut(&mut Data) -> Vec<ChunkInfo>,
+    ) -> Inode {
+        let mut inode = bi.take_inode();
+        if let Some(a) = self.last_attrs[b] {
+            inode.mode = a.mode;
+            inode.uid = a.uid;
+            inode.gid = a.gid;
+            inode.mtime = a.mtime;
+            inode.mtime_nsec = a.mtime_nsec;
+        }
+        if inode.is_reg() {
+            inode.chunks = chunks_of(&mut bi.data);
+        }
+        if !inode.is_dir() {
+            inode.nlink = self.count[b];
+        }
+        inode
     }
 }
 
