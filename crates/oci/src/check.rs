@@ -4,18 +4,17 @@
 //! type, mode, owner, size, device, link target, xattrs and content equal to the overlay of
 //! the source's layers).
 
-use crate::bootstrap_layer::BOOTSTRAP_PATH;
+use crate::bootstrap_read::{read_bootstrap_layer, BootstrapLayerContents};
 use crate::convert::{
     ANNOTATION_NYDUS_BLOB, ANNOTATION_NYDUS_BOOTSTRAP, ARTIFACT_TYPE_NYDUS_IMAGE,
     MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_OCI_INDEX, MEDIA_TYPE_OCI_MANIFEST,
 };
 use crate::error::{json, unsupported, Result};
-use crate::layout::{digest_of, sha256_hex, Layout};
+use crate::layout::{sha256_hex, Layout};
 use crate::pack::MEDIA_TYPE_NYDUS_BLOB;
 use oci_spec::image::{Descriptor, ImageIndex};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::io::Read;
 
 /// The outcome of one rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,15 +68,16 @@ pub fn check_image(
         Some((l, r)) => Some(source_manifest(l, r)?),
         None => None,
     };
+    let boot_layer = bootstrap_layer_of(layout, &manifest);
     let mut rules = vec![manifest_rule(
-        layout,
+        boot_layer.as_ref(),
         &manifest,
         &config,
         source_image.as_ref().map(|s| &s.2),
     )];
-    let bootstrap = bootstrap_bytes(layout, &manifest);
-    rules.push(bootstrap_rule(layout, &manifest, bootstrap.as_deref()));
-    if let (Some((src_layout, src_manifest, _)), Ok(boot)) = (&source_image, &bootstrap) {
+    let bootstrap = boot_layer.as_ref().map(|l| l.bootstrap.as_slice());
+    rules.push(bootstrap_rule(layout, &manifest, bootstrap));
+    if let (Some((src_layout, src_manifest, _)), Ok(boot)) = (&source_image, bootstrap) {
         rules.push(filesystem_rule(layout, boot, src_layout, src_manifest));
     }
     Ok(CheckReport {
@@ -134,7 +134,7 @@ fn layers(manifest: &Value) -> &[Value] {
 /// blob layer, one diff_id per layer (a blob layer's its digest, the bootstrap layer's its
 /// uncompressed tar's), and with a source the same runtime config.
 fn manifest_rule(
-    layout: &Layout,
+    boot_layer: std::result::Result<&BootstrapLayerContents, &crate::Error>,
     manifest: &Value,
     config: &Value,
     source_config: Option<&Value>,
@@ -190,11 +190,11 @@ fn manifest_rule(
             ));
         }
     }
-    match bootstrap_tar(layout, boot) {
-        Ok(tar) if diff_ids.last() != Some(&Value::from(digest_of(&tar))) => {
+    match boot_layer {
+        Ok(l) if diff_ids.last() != Some(&Value::from(l.diff_id.as_str())) => {
             p.push(format!(
                 "the bootstrap layer's diff_id is not the digest of its uncompressed tar ({})",
-                digest_of(&tar)
+                l.diff_id
             ));
         }
         Ok(_) => {}
@@ -218,41 +218,28 @@ fn runtime_config(v: &Value) -> Value {
     c
 }
 
-/// The bootstrap layer's uncompressed tar.
-fn bootstrap_tar(layout: &Layout, boot: &Value) -> Result<Vec<u8>> {
+/// The bootstrap layer of a Nydus manifest (its last layer), read strictly and verified
+/// against its descriptor's digest and size as it streams.
+pub fn bootstrap_layer_of(layout: &Layout, manifest: &Value) -> Result<BootstrapLayerContents> {
+    let boot = layers(manifest)
+        .last()
+        .ok_or_else(|| json("manifest", "no layers"))?;
     let digest = boot["digest"].as_str().unwrap_or_default();
-    let gz = layout.read_blob(digest, 1 << 30)?;
-    let mut tar = Vec::new();
-    flate2::read::GzDecoder::new(gz.as_slice())
-        .take(1 << 31)
-        .read_to_end(&mut tar)
+    let size = boot["size"]
+        .as_u64()
+        .ok_or_else(|| json("manifest", "the bootstrap layer has no size"))?;
+    let mut blob = layout.open_blob(digest, size)?;
+    let contents = read_bootstrap_layer(&mut blob, size)
         .map_err(|e| json(format!("bootstrap layer {digest}"), e))?;
-    Ok(tar)
+    // The gzip reader stops at the end of its data; the rest must still be read to be verified.
+    std::io::copy(&mut blob, &mut std::io::sink())
+        .map_err(|e| json(format!("bootstrap layer {digest}"), e))?;
+    Ok(contents)
 }
 
 /// `image/image.boot` of a Nydus manifest's bootstrap layer.
 pub fn bootstrap_of_manifest(layout: &Layout, manifest: &Value) -> Result<Vec<u8>> {
-    bootstrap_bytes(layout, manifest)
-}
-
-/// `image/image.boot` of the bootstrap layer.
-fn bootstrap_bytes(layout: &Layout, manifest: &Value) -> Result<Vec<u8>> {
-    let boot = layers(manifest)
-        .last()
-        .ok_or_else(|| json("manifest", "no layers"))?;
-    let tar = bootstrap_tar(layout, boot)?;
-    let mut archive = tar::Archive::new(tar.as_slice());
-    for entry in archive.entries().map_err(|e| json("bootstrap layer", e))? {
-        let mut entry = entry.map_err(|e| json("bootstrap layer", e))?;
-        if entry.path_bytes().as_ref() == BOOTSTRAP_PATH.as_bytes() {
-            let mut out = Vec::new();
-            entry
-                .read_to_end(&mut out)
-                .map_err(|e| json("bootstrap layer", e))?;
-            return Ok(out);
-        }
-    }
-    Err(json("bootstrap layer", format!("no {BOOTSTRAP_PATH}")))
+    Ok(bootstrap_layer_of(layout, manifest)?.bootstrap)
 }
 
 /// The bootstrap rule: a valid bootstrap whose every blob id is a blob layer of the manifest,

@@ -13,9 +13,12 @@
 //! `serde_json` to edit manifests and configs as values, so unknown fields survive (documents
 //! are written as Go writes the image-spec structs, so digests are stable and tools that
 //! re-encode them keep them); `sha2` for digests; `tar` and `flate2` for the bootstrap layer's
-//! gzip tar.
+//! gzip tar; `tempfile` for scratch directories and temporary files under random names made
+//! exclusively, and `rustix` for the `flock`s that tell a live temporary from one a killed
+//! process left (and serialise `index.json` updates).
 
 pub mod bootstrap_layer;
+pub mod bootstrap_read;
 mod canonical;
 pub mod check;
 pub mod convert;
@@ -25,6 +28,7 @@ pub mod layout;
 pub mod merge_platform;
 mod overlay;
 pub mod pack;
+pub mod scratch;
 pub mod source;
 
 pub use bootstrap_layer::{merge_layers, BootstrapLayer, MergeInput};

@@ -11,7 +11,9 @@ pub fn tempdir(name: &str) -> PathBuf {
     d
 }
 
-/// Runs a bash script in `dir`; panics with its output on failure.
+/// Runs a bash script in `dir`; panics with its output on failure. (Not every test binary
+/// that shares this module runs scripts.)
+#[allow(dead_code)]
 pub fn sh(dir: &Path, script: &str) {
     let o = Command::new("bash")
         .arg("-euc")

@@ -1,0 +1,363 @@
+//! Whole images made hostile by hand, starting from the demo image shipped in `testdata/`
+//! (so no tool is needed): what check-image, chunk dictionaries and conversion do when an image
+//! author, a registry or an operator does not play fair.
+
+mod common;
+use common::tempdir;
+use rafs_format::model::FsVersion;
+use rafs_oci::layout::{digest_of, Layout};
+use rafs_oci::{convert_image, ConvertOptions};
+use serde_json::Value;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+fn demo() -> Layout {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/images/demo");
+    Layout::open(root).unwrap()
+}
+
+/// The demo image converted (v6) into a fresh layout under the tag `good`.
+fn converted(name: &str) -> (PathBuf, Layout) {
+    let dir = tempdir(name);
+    let target = Layout::create(dir.join("out")).unwrap();
+    let options = ConvertOptions::new(FsVersion::V6);
+    convert_image(&demo(), Some("v1"), &target, "good", &options).unwrap();
+    (dir, target)
+}
+
+/// The manifest and config of the image tagged `tag`.
+fn documents(layout: &Layout, tag: &str) -> (Value, Value) {
+    let d = layout.resolve(Some(tag)).unwrap();
+    let manifest: Value = layout.read_json(d.digest().as_ref(), "manifest").unwrap();
+    let config = layout
+        .read_json(manifest["config"]["digest"].as_str().unwrap(), "config")
+        .unwrap();
+    (manifest, config)
+}
+
+/// Tags as `new_tag` the image `tag` after `edit` changed its manifest and config.
+fn edited(layout: &Layout, tag: &str, new_tag: &str, edit: impl FnOnce(&mut Value, &mut Value)) {
+    let (mut manifest, mut config) = documents(layout, tag);
+    edit(&mut manifest, &mut config);
+    let (cd, cs) = layout.write_json(&config).unwrap();
+    manifest["config"]["digest"] = Value::from(cd);
+    manifest["config"]["size"] = Value::from(cs);
+    let (md, ms) = layout.write_json(&manifest).unwrap();
+    let mut index = serde_json::to_value(layout.index().unwrap()).unwrap();
+    index["manifests"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+            "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md, "size": ms,
+            "annotations": {"org.opencontainers.image.ref.name": new_tag},
+        }));
+    layout
+        .write_index(&serde_json::from_value(index).unwrap())
+        .unwrap();
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(bytes).unwrap();
+    gz.finish().unwrap()
+}
+
+/// Tags as `new_tag` the image `tag` with `tar` (gzip'ed) as its bootstrap layer, its diff_id
+/// right, so only the layer's contents can make check-image fail.
+fn with_bootstrap_tar(layout: &Layout, tag: &str, new_tag: &str, tar: &[u8]) {
+    let gz = gzip(tar);
+    let digest = layout.write_blob(&gz).unwrap();
+    edited(layout, tag, new_tag, |m, c| {
+        let last = m["layers"].as_array_mut().unwrap().last_mut().unwrap();
+        last["digest"] = Value::from(digest);
+        last["size"] = Value::from(gz.len());
+        let ids = c["rootfs"]["diff_ids"].as_array_mut().unwrap();
+        *ids.last_mut().unwrap() = Value::from(digest_of(tar));
+    });
+}
+
+/// A tar of `(name, type, bytes)` members, as Go would write them.
+fn tar_of(members: &[(&str, tar::EntryType, &[u8])]) -> Vec<u8> {
+    let mut tar = tar::Builder::new(Vec::new());
+    for (name, kind, bytes) in members {
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(*kind);
+        h.set_mode(0o444);
+        h.set_size(bytes.len() as u64);
+        if *kind == tar::EntryType::Symlink {
+            h.set_size(0);
+            h.set_link_name("image.boot").unwrap();
+            tar.append_data(&mut h, name, std::io::empty()).unwrap();
+        } else {
+            tar.append_data(&mut h, name, *bytes).unwrap();
+        }
+    }
+    tar.into_inner().unwrap()
+}
+
+/// The rule problems check-image reports for `tag`, joined; empty when it passes.
+fn problems(layout: &Layout, tag: &str) -> String {
+    let report = rafs_oci::check_image(layout, Some(tag), Some((&demo(), Some("v1")))).unwrap();
+    let all: Vec<String> = report
+        .rules
+        .iter()
+        .flat_map(|r| r.problems.iter().map(move |p| format!("{}: {p}", r.rule)))
+        .collect();
+    all.join("\n")
+}
+
+fn the_bootstrap(layout: &Layout) -> Vec<u8> {
+    let (manifest, _) = documents(layout, "good");
+    rafs_oci::check::bootstrap_of_manifest(layout, &manifest).unwrap()
+}
+
+#[test]
+fn a_bootstrap_layer_with_a_second_bootstrap_or_a_stray_member_is_refused() {
+    let (dir, target) = converted("bootstrap-layer-members");
+    assert_eq!(problems(&target, "good"), "");
+    let good = the_bootstrap(&target);
+    // A second bootstrap, valid and different (a file's mode changed): containerd would mount
+    // the second, a first-wins reader would check the first.
+    let mut image = rafs_format::decode(&good).unwrap();
+    let n = image.tree.lookup_components([b"etc".as_slice()]).unwrap();
+    let ino = image.tree.node(n).inode.0 as usize;
+    image.tree.inodes[ino].mode ^= 0o022;
+    let evil = rafs_format::encode(&image).unwrap();
+    let reg = tar::EntryType::Regular;
+    let cases: [(&str, Vec<u8>, &str); 6] = [
+        (
+            "two-boots",
+            tar_of(&[
+                ("image/image.boot", reg, &good),
+                ("image/image.boot", reg, &evil),
+            ]),
+            "image/image.boot appears twice",
+        ),
+        (
+            "two-boots-other-spelling",
+            tar_of(&[
+                ("image/image.boot", reg, &good),
+                ("./image//image.boot", reg, &evil),
+            ]),
+            "image/image.boot appears twice",
+        ),
+        (
+            "stray-file",
+            tar_of(&[
+                ("image/image.boot", reg, &good),
+                ("image/run.sh", reg, b"x"),
+            ]),
+            "unexpected member image/run.sh (a regular file)",
+        ),
+        (
+            "symlink",
+            tar_of(&[
+                ("image/image.boot", reg, &good),
+                ("image/x.boot", tar::EntryType::Symlink, b""),
+            ]),
+            "unexpected member image/x.boot (a symlink)",
+        ),
+        (
+            "global-pax",
+            tar_of(&[
+                ("pax", tar::EntryType::XGlobalHeader, b"9 a=bcd\n"),
+                ("image/image.boot", reg, &good),
+            ]),
+            "a PAX global header",
+        ),
+        (
+            "boot-is-a-dir",
+            tar_of(&[("image/image.boot", tar::EntryType::Directory, b"")]),
+            "unexpected member image/image.boot (a directory)",
+        ),
+    ];
+    for (tag, tar, why) in &cases {
+        with_bootstrap_tar(&target, "good", tag, tar);
+        let p = problems(&target, tag);
+        assert!(p.contains(why), "{tag}: {p}");
+        assert!(
+            p.contains("bootstrap:"),
+            "{tag}: the bootstrap rule must fail too: {p}"
+        );
+    }
+    // The same layer with one bootstrap passes: the check is on the members, not the writer.
+    with_bootstrap_tar(
+        &target,
+        "good",
+        "rewritten",
+        &tar_of(&[
+            ("image", tar::EntryType::Directory, b""),
+            ("image/image.boot", reg, &good),
+        ]),
+    );
+    assert_eq!(problems(&target, "rewritten"), "");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_chunk_dictionary_image_with_two_bootstraps_is_refused() {
+    let (dir, target) = converted("dict-two-boots");
+    let good = the_bootstrap(&target);
+    let reg = tar::EntryType::Regular;
+    let tar = tar_of(&[
+        ("image/image.boot", reg, &good),
+        ("image/image.boot", reg, &good),
+    ]);
+    with_bootstrap_tar(&target, "good", "two", &tar);
+    let err = rafs_oci::ChunkDictionary::from_image(&target, Some("two")).unwrap_err();
+    assert!(err.to_string().contains("appears twice"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_small_gzip_claiming_a_huge_bootstrap_is_refused_without_inflating_it() {
+    let (dir, target) = converted("bootstrap-bomb");
+    // 1 GiB of zeros as image.boot: about 1 MiB of gzip. Streamed through a gzip encoder so
+    // the test itself never holds the tar.
+    let size: u64 = 1 << 30;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    let mut h = tar::Header::new_ustar();
+    h.set_path("image/image.boot").unwrap();
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_mode(0o444);
+    h.set_size(size);
+    h.set_cksum();
+    gz.write_all(h.as_bytes()).unwrap();
+    let zeros = vec![0u8; 1 << 20];
+    for _ in 0..(size >> 20) {
+        gz.write_all(&zeros).unwrap();
+    }
+    gz.write_all(&[0u8; 1024]).unwrap();
+    let gz = gz.finish().unwrap();
+    assert!(gz.len() < 2 << 20, "{}", gz.len());
+    let digest = target.write_blob(&gz).unwrap();
+    edited(&target, "good", "bomb", |m, _| {
+        let last = m["layers"].as_array_mut().unwrap().last_mut().unwrap();
+        last["digest"] = Value::from(digest);
+        last["size"] = Value::from(gz.len());
+    });
+    let started = std::time::Instant::now();
+    let p = problems(&target, "bomb");
+    assert!(p.contains("larger than") && p.contains("budget"), "{p}");
+    // Refused from the header, before inflating: well under the time 1 GiB takes.
+    assert!(started.elapsed().as_secs() < 5, "{:?}", started.elapsed());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn junk_appended_to_the_bootstrap_layer_or_data_after_one_zero_block_fails_the_check() {
+    let (dir, target) = converted("bootstrap-junk");
+    let good = the_bootstrap(&target);
+    let reg = tar::EntryType::Regular;
+    // One zero block, then a header: Go's archive/tar (containerd) fails on this tar.
+    let mut tar = tar_of(&[("image/image.boot", reg, &good)]);
+    let end = tar.len() - 1024;
+    tar.truncate(end + 512);
+    tar.extend_from_slice(&tar_of(&[("image/image.boot", reg, b"evil")]));
+    with_bootstrap_tar(&target, "good", "after-one-zero", &tar);
+    let p = problems(&target, "after-one-zero");
+    assert!(p.contains("one zero block followed by data"), "{p}");
+    // Two zero blocks, then anything: not part of the layer (its diff_id covers it).
+    let mut tar = tar_of(&[("image/image.boot", reg, &good)]);
+    tar.extend_from_slice(&tar_of(&[("image/image.boot", reg, b"evil")]));
+    with_bootstrap_tar(&target, "good", "after-end", &tar);
+    assert_eq!(problems(&target, "after-end"), "");
+    // Bytes appended to the gzip blob, its descriptor unchanged: the blob is not the layer.
+    let (manifest, _) = documents(&target, "good");
+    let boot = manifest["layers"].as_array().unwrap().last().unwrap();
+    let path = target.blob_path(boot["digest"].as_str().unwrap()).unwrap();
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes.extend_from_slice(b"junk");
+    std::fs::write(&path, &bytes).unwrap();
+    let p = problems(&target, "good");
+    assert!(
+        p.contains("manifest:") && p.contains("longer than its descriptor"),
+        "{p}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Every `.rafs-tmp-*` name in `dir`.
+fn temporaries_in(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(rafs_oci::scratch::PREFIX))
+        .collect()
+}
+
+#[test]
+fn a_full_disk_while_writing_index_json_leaves_the_index_as_it_was_and_no_temporary() {
+    let dir = tempdir("enospc");
+    let mnt = dir.join("mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args([
+            "-t",
+            "tmpfs",
+            "-o",
+            "size=256k",
+            "tmpfs",
+            mnt.to_str().unwrap(),
+        ])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("SKIPPED: mounting a small tmpfs needs root");
+        return;
+    }
+    let layout = Layout::create(mnt.join("layout")).unwrap();
+    let before = std::fs::read(mnt.join("layout/index.json")).unwrap();
+    // Fill the filesystem.
+    let mut filler = std::fs::File::create(mnt.join("filler")).unwrap();
+    while filler.write_all(&[7u8; 4096]).is_ok() {}
+    let result = layout.update_index(|index| {
+        let big = "x".repeat(64 << 10);
+        index["manifests"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({ "annotations": { "big": big } }));
+        Ok(())
+    });
+    let err = result.unwrap_err().to_string();
+    let after = std::fs::read(mnt.join("layout/index.json")).unwrap();
+    let left = temporaries_in(&mnt.join("layout"));
+    drop(filler);
+    let _ = std::process::Command::new("umount").arg(&mnt).status();
+    assert!(err.contains("No space left"), "{err}");
+    assert_eq!(after, before);
+    assert_eq!(left, Vec::<String>::new());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn concurrent_tags_into_one_layout_are_all_kept() {
+    let dir = tempdir("concurrent-tags");
+    let layout = Layout::create(dir.join("out")).unwrap();
+    // Many writers at once, each adding its own tag by read-modify-write: none may be lost.
+    std::thread::scope(|s| {
+        for t in 0..16 {
+            let layout = layout.clone();
+            s.spawn(move || {
+                for i in 0..8 {
+                    layout
+                        .update_index(|index| {
+                            let tag = format!("t{t}-{i}");
+                            index["manifests"]
+                                .as_array_mut()
+                                .unwrap()
+                                .push(serde_json::json!({
+                                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                                "digest": format!("sha256:{}", "0".repeat(64)), "size": 1,
+                                "annotations": {"org.opencontainers.image.ref.name": tag}}));
+                            Ok(())
+                        })
+                        .unwrap();
+                }
+            });
+        }
+    });
+    assert_eq!(layout.index().unwrap().manifests().len(), 16 * 8);
+    let _ = std::fs::remove_dir_all(&dir);
+}
