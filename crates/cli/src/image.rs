@@ -5,6 +5,7 @@ use crate::CliResult;
 use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rafs_format::model::FsVersion;
+use rafs_oci::scratch::ScratchDir;
 use rafs_oci::{ChunkDictionary, ConvertOptions, ImageRef, Layout, Progress};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -49,6 +50,10 @@ pub struct ConvertImageArgs {
     /// Worker threads per layer; 0: one per core.
     #[arg(long, default_value_t = 0)]
     threads: usize,
+    /// Where to unpack archives (default: a new directory inside the target layout, so the
+    /// scratch space is on the target's filesystem and under the user's control).
+    #[arg(long = "work-dir")]
+    work_dir: Option<std::path::PathBuf>,
     /// Print the report as JSON on standard output.
     #[arg(long)]
     json: bool,
@@ -135,14 +140,14 @@ pub fn run(a: &ConvertImageArgs) -> CliResult<ExitCode> {
     else {
         return Err(format!("target {:?}: expected oci:DIR:TAG", a.target).into());
     };
-    let scratch = std::env::temp_dir().join(format!("rafs-convert-image-{}", std::process::id()));
-    let _cleanup = RemoveOnDrop(scratch.clone());
+    let target = Layout::create(&dir)?;
+    let scratch = ScratchDir::new_in(a.work_dir.as_deref().unwrap_or(target.root()))?;
+    let scratch = scratch.path();
     let mut options = options;
     if let Some(spec) = &a.chunk_dict {
         options.chunk_dict = Some(chunk_dict(spec, &scratch.join("dict"))?);
     }
     let (layout, reference) = source.open(&scratch.join("source"))?;
-    let target = Layout::create(&dir)?;
     let bars = Bars::new(a.quiet || a.json);
     let report = rafs_oci::convert_image_with_progress(
         &layout,
@@ -231,15 +236,6 @@ fn style(template: &str) -> ProgressStyle {
     ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar())
 }
 
-/// Removes a scratch directory when the command ends, however it ends.
-struct RemoveOnDrop(std::path::PathBuf);
-
-impl Drop for RemoveOnDrop {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 fn json_report(report: rafs_oci::ConvertReport) -> Report {
     let manifests = report
         .manifests
@@ -278,6 +274,10 @@ pub struct CheckImageArgs {
     /// The source image, to compare every path of the filesystem with.
     #[arg(long)]
     source: Option<String>,
+    /// Where to unpack archives (default: a new directory of a random name in the system's
+    /// temporary directory).
+    #[arg(long = "work-dir")]
+    work_dir: Option<std::path::PathBuf>,
     /// Print the rules' results as JSON on standard output.
     #[arg(long)]
     json: bool,
@@ -299,8 +299,11 @@ struct RuleJson {
 
 /// Runs `rafs check-image`: exit 0 only when every rule holds.
 pub fn check(a: &CheckImageArgs) -> CliResult<ExitCode> {
-    let scratch = std::env::temp_dir().join(format!("rafs-check-image-{}", std::process::id()));
-    let _cleanup = RemoveOnDrop(scratch.clone());
+    let scratch = match &a.work_dir {
+        Some(dir) => ScratchDir::new_in(dir)?,
+        None => ScratchDir::new_in(&std::env::temp_dir())?,
+    };
+    let scratch = scratch.path();
     let image: ImageRef = a.image.parse()?;
     let (layout, reference) = image.open(&scratch.join("image"))?;
     let source = match &a.source {

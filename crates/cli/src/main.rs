@@ -4,7 +4,8 @@
 //! `rafs-chunker` and `rafs-tar-build`, and owns the terminal (printing, progress, exit codes)
 //! and the output files (written atomically). Dependencies: `clap` parses the command line,
 //! `serde` and `serde_json` print the stable `--json` forms documented in the README,
-//! `indicatif` draws the progress bar, `libc` fixes glibc's mmap threshold (the binary's only
+//! `indicatif` draws the progress bar, `signal-hook` turns SIGINT/SIGTERM into a clean-up
+//! and exit on a thread of its own, `libc` fixes glibc's mmap threshold (the binary's only
 //! `unsafe`, see `fix_malloc_mmap_threshold`). Output files are staged unnamed by
 //! `rafs_chunker::StagedFile` and committed together by `output`.
 
@@ -66,6 +67,13 @@ enum Command {
     Cat(images::CatArgs),
     /// Write one EROFS block image (metadata and data) the kernel mounts on its own.
     Export(images::ExportArgs),
+    /// Remove the temporary files and scratch directories a killed conversion left in OCI
+    /// layouts (those no running process holds); a conversion into a layout does this too.
+    Gc {
+        /// OCI layout directories.
+        #[arg(required = true)]
+        layouts: Vec<PathBuf>,
+    },
     /// Decode a bootstrap and encode it again, in the same or the other version.
     Rewrite {
         /// The bootstrap to read.
@@ -98,8 +106,28 @@ fn fix_malloc_mmap_threshold() {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn fix_malloc_mmap_threshold() {}
 
+/// SIGINT and SIGTERM (Ctrl-C, `exec.CommandContext`'s kill on timeout, a service manager)
+/// end the process at once, after removing every temporary file and scratch directory it
+/// made, so a conversion stopped half way leaves nothing behind (outputs staged unnamed
+/// vanish by themselves). Exit status 128 + the signal, as a shell reports it.
+fn remove_temporaries_on_signal() {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) else {
+        return;
+    };
+    let _ = std::thread::Builder::new()
+        .name("rafs-signals".into())
+        .spawn(move || {
+            if let Some(signal) = signals.forever().next() {
+                rafs_oci::scratch::remove_registered();
+                std::process::exit(128 + signal);
+            }
+        });
+}
+
 fn main() -> ExitCode {
     fix_malloc_mmap_threshold();
+    remove_temporaries_on_signal();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Convert(args) => convert::run(&args),
@@ -116,6 +144,7 @@ fn main() -> ExitCode {
         Command::Ls(args) => images::ls(&args),
         Command::Cat(args) => images::cat(&args),
         Command::Export(args) => images::export(&args),
+        Command::Gc { layouts } => gc(&layouts),
         Command::Rewrite {
             bootstrap_in,
             fs_version,
@@ -140,6 +169,18 @@ fn main() -> ExitCode {
 
 /// Any failure the CLI reports.
 pub(crate) type CliResult<T> = Result<T, Box<dyn std::error::Error>>;
+
+fn gc(layouts: &[PathBuf]) -> CliResult<ExitCode> {
+    for dir in layouts {
+        if !dir.join("oci-layout").is_file() {
+            return Err(format!("{}: not an OCI layout", dir.display()).into());
+        }
+        let removed = rafs_oci::scratch::sweep(dir)?
+            + rafs_oci::scratch::sweep(&dir.join("blobs").join("sha256"))?;
+        println!("{}: {removed} left-over temporaries removed", dir.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
 
 fn rewrite(
     input: &std::path::Path,

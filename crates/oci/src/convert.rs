@@ -301,18 +301,20 @@ fn target_descriptor(index: Option<Value>, descs: Vec<Value>, target: &Layout) -
     Ok(json!({"mediaType": media, "digest": new_digest, "size": size}))
 }
 
-/// Points `tag` in `layout`'s index at `desc`, replacing an entry with that tag.
+/// Points `tag` in `layout`'s index at `desc`, replacing an entry with that tag; every
+/// other entry stays as it was, unknown fields and all (read-modify-write under the layout's
+/// lock).
 fn tag(layout: &Layout, desc: Value, tag: &str) -> Result<()> {
-    let mut index = serde_json::to_value(layout.index()?).map_err(|e| json("index.json", e))?;
     let mut desc = desc;
     desc["annotations"] = json!({ REF_NAME: tag });
-    let manifests = index["manifests"]
-        .as_array_mut()
-        .ok_or_else(|| json("index.json", "no manifests"))?;
-    manifests.retain(|d| d["annotations"][REF_NAME].as_str() != Some(tag));
-    manifests.push(desc);
-    let index = serde_json::from_value(index).map_err(|e| json("index.json", e))?;
-    layout.write_index(&index)
+    layout.update_index(|index| {
+        let manifests = index["manifests"]
+            .as_array_mut()
+            .ok_or_else(|| json("index.json", "no manifests"))?;
+        manifests.retain(|d| d["annotations"][REF_NAME].as_str() != Some(tag));
+        manifests.push(desc);
+        Ok(())
+    })
 }
 
 /// Converts one manifest; returns the new manifest's descriptor (as JSON) and the report.

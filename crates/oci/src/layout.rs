@@ -6,6 +6,7 @@
 
 pub use crate::canonical::canonical;
 use crate::error::{io, json, Error, Result};
+use crate::scratch::TempFile;
 use oci_spec::image::{Descriptor, ImageIndex};
 use sha2::{Digest as _, Sha256};
 use std::fs::File;
@@ -55,6 +56,9 @@ impl Layout {
         let blobs = root.join("blobs").join("sha256");
         std::fs::create_dir_all(&blobs).map_err(io(&blobs))?;
         let layout = Layout { root };
+        // Temporaries a killed conversion left behind (nobody holds their lock).
+        crate::scratch::sweep(&layout.root)?;
+        crate::scratch::sweep(&blobs)?;
         if !layout.root.join("oci-layout").exists() {
             layout.replace_file("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
         }
@@ -132,7 +136,7 @@ impl Layout {
     /// Writes `bytes` as a blob; returns its digest.
     pub fn write_blob(&self, bytes: &[u8]) -> Result<String> {
         let mut w = self.blob_writer()?;
-        w.write_all(bytes).map_err(io(&w.path))?;
+        w.write_all(bytes).map_err(io(w.temp.path()))?;
         Ok(w.commit()?.0)
     }
 
@@ -146,10 +150,11 @@ impl Layout {
     /// A blob being written: a temporary file in the layout, named by its digest on commit.
     pub fn blob_writer(&self) -> Result<BlobWriter> {
         let dir = self.root.join("blobs").join("sha256");
-        let (file, path) = temp_file(&dir)?;
+        let mut temp = TempFile::new_in(&dir)?;
+        let file = temp.file().try_clone().map_err(io(&dir))?;
         Ok(BlobWriter {
             file: std::io::BufWriter::new(file),
-            path,
+            temp,
             hash: Sha256::new(),
             size: 0,
             layout: self.clone(),
@@ -228,14 +233,33 @@ impl Layout {
         }
     }
 
-    /// Writes `name` in the layout's root through a temporary file and a rename.
+    /// Writes `name` in the layout's root through a temporary file and a rename; on any
+    /// failure (a full disk) the temporary file goes and `name` is as it was.
     fn replace_file(&self, name: &str, bytes: &[u8]) -> Result<()> {
-        let (mut file, tmp) = temp_file(&self.root)?;
-        file.write_all(bytes)
-            .and_then(|()| file.sync_all())
-            .map_err(io(&tmp))?;
-        let dest = self.root.join(name);
-        std::fs::rename(&tmp, &dest).map_err(io(&dest))
+        let mut temp = TempFile::new_in(&self.root)?;
+        temp.file().write_all(bytes).map_err(io(temp.path()))?;
+        temp.persist(&self.root.join(name))
+    }
+
+    /// Updates `index.json` as one read-modify-write under an exclusive lock on the layout,
+    /// so conversions into one layout at the same time never lose each other's tags. The
+    /// index is edited as JSON, so fields of other entries this crate does not know survive.
+    pub fn update_index(
+        &self,
+        edit: impl FnOnce(&mut serde_json::Value) -> Result<()>,
+    ) -> Result<()> {
+        let lock = File::open(&self.root).map_err(io(&self.root))?;
+        rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)
+            .map_err(|e| io(&self.root)(e.into()))?;
+        let bytes = read_limited(&self.root.join("index.json"), MAX_JSON)?;
+        let mut index: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| json("index.json", e))?;
+        if !index["manifests"].is_array() {
+            return Err(json("index.json", "manifests is not a list"));
+        }
+        edit(&mut index)?;
+        // The lock is released when `lock` goes, after the rename.
+        self.replace_file("index.json", &canonical(&index))
     }
 }
 
@@ -243,7 +267,7 @@ impl Layout {
 /// nothing behind.
 pub struct BlobWriter {
     file: std::io::BufWriter<File>,
-    path: PathBuf,
+    temp: TempFile,
     hash: Sha256,
     size: u64,
     layout: Layout,
@@ -270,21 +294,11 @@ impl BlobWriter {
 
     /// Names the blob by its digest; returns digest and size.
     pub fn commit(mut self) -> Result<(String, u64)> {
-        self.file.flush().map_err(io(&self.path))?;
-        self.file.get_ref().sync_all().map_err(io(&self.path))?;
+        self.file.flush().map_err(io(self.temp.path()))?;
         let digest = format!("sha256:{}", rafs_format::hex(&self.hash.clone().finalize()));
         let dest = self.layout.blob_path(&digest)?;
-        std::fs::rename(&self.path, &dest).map_err(io(&dest))?;
-        self.path = PathBuf::new();
+        self.temp.persist(&dest)?;
         Ok((digest, self.size))
-    }
-}
-
-impl Drop for BlobWriter {
-    fn drop(&mut self) {
-        if !self.path.as_os_str().is_empty() {
-            let _ = std::fs::remove_file(&self.path);
-        }
     }
 }
 
@@ -320,26 +334,6 @@ impl<R: Read> Read for VerifiedReader<R> {
         }
         Ok(n)
     }
-}
-
-/// A new file with a unique name in `dir`.
-fn temp_file(dir: &Path) -> Result<(File, PathBuf)> {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    for _ in 0..100 {
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let path = dir.join(format!(".rafs-tmp-{}-{n}", std::process::id()));
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-        {
-            Ok(f) => return Ok((f, path)),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(io(&path)(e)),
-        }
-    }
-    Err(io(dir)(std::io::Error::other("no free temporary name")))
 }
 
 /// Reads a file of at most `max` bytes.

@@ -99,3 +99,63 @@ pub fn assert_reference_unpacks(
         got.lines().count()
     );
 }
+
+/// `len` bytes that do not compress (xorshift), streamed.
+struct Noise {
+    state: u64,
+    left: u64,
+}
+
+impl std::io::Read for Noise {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX))
+            & !7;
+        for word in buf[..n].chunks_exact_mut(8) {
+            self.state ^= self.state << 13;
+            self.state ^= self.state >> 7;
+            self.state ^= self.state << 17;
+            word.copy_from_slice(&self.state.to_le_bytes());
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+/// A layout holding `img:v1`: `layers` plain tar layers of `files` files of `file_size`
+/// incompressible bytes each, written as they are made.
+pub fn large_image(root: &Path, layers: u64, files: u64, file_size: u64) -> rafs_oci::Layout {
+    let layout = rafs_oci::Layout::create(root).unwrap();
+    let mut descs = Vec::new();
+    for l in 0..layers {
+        let mut tar = tar::Builder::new(layout.blob_writer().unwrap());
+        for f in 0..files {
+            let mut h = tar::Header::new_ustar();
+            h.set_size(file_size);
+            h.set_mode(0o644);
+            h.set_entry_type(tar::EntryType::Regular);
+            let data = Noise {
+                state: 0x9e37_79b9_7f4a_7c15 ^ (l * 1000 + f + 1),
+                left: file_size,
+            };
+            tar.append_data(&mut h, format!("layer{l}/file{f}"), data)
+                .unwrap();
+        }
+        let (digest, size) = tar.into_inner().unwrap().commit().unwrap();
+        descs.push(serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": digest, "size": size}));
+    }
+    let diff_ids: Vec<&serde_json::Value> = descs.iter().map(|d| &d["digest"]).collect();
+    let config = serde_json::json!({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": diff_ids}});
+    let (config_digest, config_size) = layout.write_json(&config).unwrap();
+    let m = serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config_size},
+        "layers": descs});
+    let (digest, size) = layout.write_json(&m).unwrap();
+    let index = serde_json::json!({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": digest, "size": size, "annotations": {"org.opencontainers.image.ref.name": "v1"}}]});
+    layout
+        .write_index(&serde_json::from_value(index).unwrap())
+        .unwrap();
+    layout
+}
