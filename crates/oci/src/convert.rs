@@ -473,7 +473,7 @@ fn convert_layers(
         shared.build.threads = (cores / slots).max(1);
     }
     if let Some(dict) = &options.chunk_dict {
-        shared.build.chunk_dict = Some(dict.chunks().clone());
+        shared.build.chunk_dict = Some(dict.verified_chunks(target)?);
     }
     let options = &shared;
     // A work queue: each slot takes the next layer when it is done with one.

@@ -8,13 +8,17 @@
 use crate::error::{json, unsupported, Error, Result};
 use crate::layout::{sha256_hex, Layout};
 use rafs_chunker::ChunkDict;
+use rafs_format::model::Image;
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// A chunk dictionary and where its blobs come from.
 #[derive(Clone)]
 pub struct ChunkDictionary {
     chunks: ChunkDict,
+    /// The dictionary's bootstrap, to read its chunks back through.
+    image: Arc<Image>,
     /// The dictionary image's layout and its blob layers' sizes by digest; `None` for a
     /// bootstrap file, whose blobs must already be in the target.
     origin: Option<(Layout, BTreeMap<String, u64>)>,
@@ -34,8 +38,10 @@ impl ChunkDictionary {
     /// A dictionary from a merged bootstrap (`--chunk-dict bootstrap=PATH`). Its blobs must be
     /// in the target layout when a converted image references them.
     pub fn from_bootstrap(bytes: &[u8]) -> Result<Self> {
+        let image = rafs_format::decode(bytes)?;
         let dict = Self {
-            chunks: ChunkDict::from_bootstrap(bytes)?,
+            chunks: ChunkDict::from_image(&image),
+            image: Arc::new(image),
             origin: None,
         };
         dict.check_blob_ids()?;
@@ -56,8 +62,10 @@ impl ChunkDictionary {
             .iter()
             .filter_map(|l| Some((l["digest"].as_str()?.to_owned(), l["size"].as_u64()?)))
             .collect();
+        let image = rafs_format::decode(&bootstrap)?;
         let dict = Self {
-            chunks: ChunkDict::from_bootstrap(&bootstrap)?,
+            chunks: ChunkDict::from_image(&image),
+            image: Arc::new(image),
             origin: Some((layout.clone(), sizes)),
         };
         dict.check_blob_ids()?;
@@ -74,9 +82,37 @@ impl ChunkDictionary {
         Ok(dict)
     }
 
-    /// The chunks, as layer builds look them up.
+    /// The chunks as their records claim them, unverified.
     pub fn chunks(&self) -> &ChunkDict {
         &self.chunks
+    }
+
+    /// The chunks as a build into `target` looks them up: a dictionary chunk is used only
+    /// once its stored data, read from the dictionary's blob (in the dictionary image's
+    /// layout, or for a bootstrap file in `target`), has decompressed to bytes with the
+    /// digest its record claims; one that does not is stored by the layer itself. A
+    /// dictionary whose blobs are not at hand cannot be verified and is refused.
+    pub fn verified_chunks(&self, target: &Layout) -> Result<ChunkDict> {
+        let layout = self.origin.as_ref().map_or(target, |(l, _)| l);
+        for id in self.blob_ids() {
+            let digest = format!("sha256:{id}");
+            if !layout.has_blob(&digest) {
+                return Err(Error::Blob {
+                    digest,
+                    reason: format!(
+                        "a chunk-dictionary blob is not in {}, so its chunks cannot be verified",
+                        layout.root().display()
+                    ),
+                });
+            }
+        }
+        let dir = layout.root().join("blobs").join("sha256");
+        let reader = rafs_reader::ImageReader::open_dir(Image::clone(&self.image), &dir)?;
+        let reader = Arc::new(reader);
+        Ok(self
+            .chunks
+            .clone()
+            .with_verifier(Arc::new(move |c| reader.verify_chunk(c).is_ok())))
     }
 
     /// The ids of the dictionary's blobs.

@@ -58,6 +58,9 @@ pub enum Error {
     /// Encoding or decoding a bootstrap failed.
     #[error("bootstrap: {0}")]
     Format(#[from] rafs_format::Error),
+    /// Opening a Nydus image's blobs for reading failed.
+    #[error("reading a Nydus image: {0}")]
+    Reader(#[from] rafs_reader::Error),
     /// Reading a packed Nydus blob failed.
     #[error("Nydus blob: {0}")]
     NydusBlob(#[from] rafs_chunker::Error),

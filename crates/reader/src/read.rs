@@ -269,6 +269,13 @@ impl ImageReader {
         self.read_range(node, 0, size)
     }
 
+    /// Reads one chunk record of this image's blobs and checks its data against the record's
+    /// digest and CRC: what a chunk-dictionary chunk must pass before a new image refers to it.
+    pub fn verify_chunk(&self, chunk: &ChunkInfo) -> Result<()> {
+        self.chunk_data(rafs_format::model::ROOT, chunk, true)
+            .map(|_| ())
+    }
+
     /// Reads every chunk of every file, checking digests: `rafs check --blob-dir`.
     pub fn verify_all(&self) -> Result<u64> {
         for (i, b) in self.image.blobs.iter().enumerate() {

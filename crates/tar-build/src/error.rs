@@ -88,6 +88,16 @@ pub enum OptionsError {
         /// The build's.
         build: String,
     },
+    /// The chunk dictionary's chunks could not be read in the image this build writes.
+    #[error("chunk dictionary: {field} is {dict}, the build's {build}")]
+    ChunkDict {
+        /// What differs: `"digester"`, `"chunk size"`, `"compressor (v5)"`.
+        field: &'static str,
+        /// The dictionary's.
+        dict: String,
+        /// The build's.
+        build: String,
+    },
     /// An inlined bootstrap describes its own layer; a parent's stack goes in a separate one.
     #[error("--parent-bootstrap needs a separate bootstrap, not --blob-inline-meta")]
     ParentInline,

@@ -171,6 +171,9 @@ impl BuildOptions {
         if let Some(parent) = &self.parent {
             self.validate_parent(parent)?;
         }
+        if let Some(dict) = &self.chunk_dict {
+            self.validate_dict(dict)?;
+        }
         if let Some(id) = &self.blob_id {
             rafs_format::rules::check_blob_id(id).map_err(|reason| OptionsError::BlobId {
                 id: id.clone(),
@@ -194,6 +197,31 @@ impl BuildOptions {
                     given: p.len(),
                     max,
                 });
+            }
+        }
+        Ok(())
+    }
+
+    /// A chunk dictionary's chunks must be readable in the image this build writes: same
+    /// digester (else no chunk matches), same chunk size in every dictionary blob, and for
+    /// v5, whose superblock names one compressor for every blob, the same compressor (a v6
+    /// blob carries its own).
+    fn validate_dict(&self, dict: &ChunkDict) -> Result<(), OptionsError> {
+        let mismatch = |field: &'static str, dict: String, build: String| {
+            Err(OptionsError::ChunkDict { field, dict, build })
+        };
+        if dict.digester() != self.digester {
+            let d = |d: Digester| d.name().to_string();
+            return mismatch("digester", d(dict.digester()), d(self.digester));
+        }
+        for b in dict.blobs() {
+            if b.chunk_size != self.chunk_size {
+                let c = |c: u32| format!("{c:#x}");
+                return mismatch("chunk size", c(b.chunk_size), c(self.chunk_size));
+            }
+            if self.fs_version == FsVersion::V5 && b.compressor != self.compressor {
+                let c = |c: Compressor| c.name().to_string();
+                return mismatch("compressor (v5)", c(b.compressor), c(self.compressor));
             }
         }
         Ok(())
