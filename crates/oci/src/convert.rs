@@ -212,6 +212,7 @@ pub fn convert_image_with_progress(
         ));
     }
     let desc = source.resolve(source_ref)?;
+    refuse_overwriting_the_source(source, &desc, target, target_tag)?;
     let media = desc.media_type().to_string();
     let digest = desc.digest().to_string();
     let (entries, index) =
@@ -245,6 +246,38 @@ pub fn convert_image_with_progress(
     };
     tag(target, new_desc, target_tag)?;
     Ok(report)
+}
+
+/// Converting into the source's own layout under the source's own tag would replace the
+/// source image by its conversion: refused, unless the source is already a Nydus manifest
+/// (then the conversion is the identity).
+fn refuse_overwriting_the_source(
+    source: &Layout,
+    desc: &Descriptor,
+    target: &Layout,
+    target_tag: &str,
+) -> Result<()> {
+    let same_layout = match (source.root().canonicalize(), target.root().canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    let source_tag = desc.annotations().as_ref().and_then(|a| a.get(REF_NAME));
+    if !same_layout || source_tag.map(String::as_str) != Some(target_tag) {
+        return Ok(());
+    }
+    let digest = desc.digest().to_string();
+    let media = desc.media_type().to_string();
+    if media == MEDIA_TYPE_OCI_MANIFEST || media == MEDIA_TYPE_DOCKER_MANIFEST {
+        let manifest: Value = source.read_json(&digest, "manifest")?;
+        if is_nydus(&manifest) {
+            return Ok(());
+        }
+    }
+    Err(unsupported(
+        format!("target tag {target_tag}"),
+        "it names the source image in the same layout; the conversion would replace it \
+         (name another tag)",
+    ))
 }
 
 /// The entries of an index to convert: manifests of the wanted platforms; and the index.

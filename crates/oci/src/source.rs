@@ -38,18 +38,12 @@ impl std::str::FromStr for ImageRef {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Self> {
-        let split = |rest: &str| match rest.rsplit_once(':') {
-            Some((path, r)) if !r.contains('/') && !r.is_empty() => {
-                (PathBuf::from(path), Some(r.to_owned()))
-            }
-            _ => (PathBuf::from(rest), None),
-        };
         if let Some(rest) = s.strip_prefix("oci:") {
-            let (dir, reference) = split(rest);
+            let (dir, reference) = split_path_and_ref(rest, Path::is_dir)?;
             return Ok(ImageRef::Oci { dir, reference });
         }
         if let Some(rest) = s.strip_prefix("oci-archive:") {
-            let (file, reference) = split(rest);
+            let (file, reference) = split_path_and_ref(rest, Path::is_file)?;
             return Ok(ImageRef::OciArchive { file, reference });
         }
         if let Some(rest) = s.strip_prefix("docker-archive:") {
@@ -62,6 +56,62 @@ impl std::str::FromStr for ImageRef {
             "expected oci:DIR[:REF], oci-archive:FILE[:REF] or docker-archive:FILE",
         ))
     }
+}
+
+/// Splits `PATH[:REF]` as skopeo does, at the first `:`, except that a longer prefix that
+/// `exists` (a directory or archive whose name holds a `:`) is taken as the path first. So
+/// `oci:/srv/out:reg.io/app:1.0` names the layout `/srv/out` and the reference
+/// `reg.io/app:1.0`. A reference must be an OCI ref name (image-spec annotations:
+/// components of letters and digits joined by `.`, `_`, `-`, `:`, `@`, `+`, separated by
+/// `/`), the grammar skopeo checks; it is a name, never a path.
+fn split_path_and_ref(rest: &str, exists: fn(&Path) -> bool) -> Result<(PathBuf, Option<String>)> {
+    let colons = rest.match_indices(':').map(|(i, _)| i);
+    let at = colons
+        .clone()
+        .find(|&i| exists(Path::new(&rest[..i])))
+        .or_else(|| colons.clone().next());
+    let Some(at) = at else {
+        return Ok((PathBuf::from(rest), None));
+    };
+    let (path, reference) = (&rest[..at], &rest[at + 1..]);
+    if !is_ref_name(reference) {
+        return Err(unsupported(
+            rest,
+            format!(
+                "{reference:?} is not an OCI reference name (letters, digits, . _ - : @ + and /)"
+            ),
+        ));
+    }
+    Ok((PathBuf::from(path), Some(reference.to_owned())))
+}
+
+/// image-spec's `org.opencontainers.image.ref.name` grammar:
+/// `component ("/" component)*`, `component = alnum+ (separator alnum+)*`,
+/// `separator = [-._:@+] | "--"`.
+pub fn is_ref_name(r: &str) -> bool {
+    !r.is_empty() && r.split('/').all(is_ref_component)
+}
+
+fn is_ref_component(c: &str) -> bool {
+    let b = c.as_bytes();
+    let alnum = |x: u8| x.is_ascii_alphanumeric();
+    if b.is_empty() || !alnum(b[0]) || !alnum(b[b.len() - 1]) {
+        return false;
+    }
+    let mut i = 0;
+    while i < b.len() {
+        if alnum(b[i]) {
+            i += 1;
+            continue;
+        }
+        // A separator: one of -._:@+ or "--", then an alphanumeric.
+        let sep = if b[i..].starts_with(b"--") { 2 } else { 1 };
+        if !b"-._:@+".contains(&b[i]) || !b.get(i + sep).copied().is_some_and(alnum) {
+            return false;
+        }
+        i += sep;
+    }
+    true
 }
 
 impl ImageRef {

@@ -455,3 +455,85 @@ fn a_chunk_dictionary_the_target_cannot_read_or_whose_blobs_are_absent_is_refuse
     assert!(elsewhere.resolve(Some("x")).is_err());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn references_split_as_skopeo_splits_them_and_are_names_not_paths() {
+    use rafs_oci::ImageRef;
+    let dir = tempdir("refs");
+    let colon_dir = dir.join("a:b");
+    std::fs::create_dir_all(&colon_dir).unwrap();
+    let d = dir.display();
+    let parse = |s: String| s.parse::<ImageRef>();
+    // The first `:` separates, so a reference may hold `/` and `:`.
+    assert_eq!(
+        parse(format!("oci:{d}/out:reg.io/app:1.0")).unwrap(),
+        ImageRef::Oci {
+            dir: dir.join("out"),
+            reference: Some("reg.io/app:1.0".into())
+        }
+    );
+    // Unless a longer prefix is a directory that exists.
+    assert_eq!(
+        parse(format!("oci:{d}/a:b:v1")).unwrap(),
+        ImageRef::Oci {
+            dir: colon_dir.clone(),
+            reference: Some("v1".into())
+        }
+    );
+    assert_eq!(
+        parse(format!("oci:{d}/out")).unwrap(),
+        ImageRef::Oci {
+            dir: dir.join("out"),
+            reference: None
+        }
+    );
+    for bad in ["../../etc/passwd", "", "v1/", "-v1", "a//b", "a:::b"] {
+        let err = parse(format!("oci:{d}/out:{bad}")).unwrap_err().to_string();
+        assert!(err.contains("not an OCI reference name"), "{bad:?}: {err}");
+    }
+    // Such a reference names a converted image.
+    let target = Layout::create(dir.join("out")).unwrap();
+    let options = ConvertOptions::new(FsVersion::V6);
+    convert_image(&demo(), Some("v1"), &target, "reg.io/app:1.0", &options).unwrap();
+    assert!(target.resolve(Some("reg.io/app:1.0")).is_ok());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A copy of the demo layout in `dir`.
+fn demo_copy(dir: &Path) -> Layout {
+    let copy = dir.join("demo");
+    let status = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(demo().root())
+        .arg(&copy)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    Layout::open(copy).unwrap()
+}
+
+#[test]
+fn converting_onto_the_source_tag_is_refused_unless_the_source_is_nydus() {
+    let dir = tempdir("same-tag");
+    let layout = demo_copy(&dir);
+    let before = std::fs::read(layout.root().join("index.json")).unwrap();
+    let options = ConvertOptions::new(FsVersion::V6);
+    let err = convert_image(&layout, Some("v1"), &layout, "v1", &options).unwrap_err();
+    assert!(err.to_string().contains("would replace it"), "{err}");
+    // The same layout reached by another spelling of its path.
+    let other = Layout::open(layout.root().join("..").join("demo")).unwrap();
+    assert!(convert_image(&layout, None, &other, "v1", &options).is_err());
+    assert_eq!(
+        std::fs::read(layout.root().join("index.json")).unwrap(),
+        before
+    );
+    // Another tag is fine, and a Nydus image onto itself is the identity.
+    convert_image(&layout, Some("v1"), &layout, "nydus", &options).unwrap();
+    let nydus = layout.resolve(Some("nydus")).unwrap();
+    convert_image(&layout, Some("nydus"), &layout, "nydus", &options).unwrap();
+    assert_eq!(
+        layout.resolve(Some("nydus")).unwrap().digest(),
+        nydus.digest()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
