@@ -14,6 +14,7 @@ mod convert;
 mod image;
 mod images;
 mod inspect;
+mod journal;
 mod output;
 mod source;
 
@@ -67,12 +68,13 @@ enum Command {
     Cat(images::CatArgs),
     /// Write one EROFS block image (metadata and data) the kernel mounts on its own.
     Export(images::ExportArgs),
-    /// Remove the temporary files and scratch directories a killed conversion left in OCI
-    /// layouts (those no running process holds); a conversion into a layout does this too.
+    /// Clean up after killed commands: take back commits a killed process left half done
+    /// in these directories, and in OCI layouts remove the temporary files and scratch
+    /// directories no running process holds. A command writing there does this too.
     Gc {
-        /// OCI layout directories.
+        /// Output directories or OCI layout directories.
         #[arg(required = true)]
-        layouts: Vec<PathBuf>,
+        dirs: Vec<PathBuf>,
     },
     /// Decode a bootstrap and encode it again, in the same or the other version.
     Rewrite {
@@ -119,6 +121,10 @@ fn remove_temporaries_on_signal() {
         .name("rafs-signals".into())
         .spawn(move || {
             if let Some(signal) = signals.forever().next() {
+                // Outputs being committed are all put in place first (or all taken back).
+                let _commit = output::COMMIT_LOCK
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
                 rafs_oci::scratch::remove_registered();
                 std::process::exit(128 + signal);
             }
@@ -144,7 +150,7 @@ fn main() -> ExitCode {
         Command::Ls(args) => images::ls(&args),
         Command::Cat(args) => images::cat(&args),
         Command::Export(args) => images::export(&args),
-        Command::Gc { layouts } => gc(&layouts),
+        Command::Gc { dirs } => gc(&dirs),
         Command::Rewrite {
             bootstrap_in,
             fs_version,
@@ -170,14 +176,21 @@ fn main() -> ExitCode {
 /// Any failure the CLI reports.
 pub(crate) type CliResult<T> = Result<T, Box<dyn std::error::Error>>;
 
-fn gc(layouts: &[PathBuf]) -> CliResult<ExitCode> {
-    for dir in layouts {
-        if !dir.join("oci-layout").is_file() {
-            return Err(format!("{}: not an OCI layout", dir.display()).into());
+fn gc(dirs: &[PathBuf]) -> CliResult<ExitCode> {
+    for dir in dirs {
+        if !dir.is_dir() {
+            return Err(format!("{}: not a directory", dir.display()).into());
         }
-        let removed = rafs_oci::scratch::sweep(dir)?
-            + rafs_oci::scratch::sweep(&dir.join("blobs").join("sha256"))?;
-        println!("{}: {removed} left-over temporaries removed", dir.display());
+        let commits = output::recover_interrupted(dir)?;
+        let mut temporaries = 0;
+        if dir.join("oci-layout").is_file() {
+            temporaries = rafs_oci::scratch::sweep(dir)?
+                + rafs_oci::scratch::sweep(&dir.join("blobs").join("sha256"))?;
+        }
+        println!(
+            "{}: {commits} unfinished commits taken back, {temporaries} left-over temporaries removed",
+            dir.display()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

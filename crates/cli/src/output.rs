@@ -18,6 +18,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
+use crate::journal::{absolute, Entry, Journal};
 use rafs_chunker::staged::temp_name;
 use rafs_chunker::StagedFile as AtomicFile;
 
@@ -50,6 +51,46 @@ pub fn shown(path: &Path) -> String {
     rafs_format::rules::escape_bytes(path.as_os_str().as_encoded_bytes())
 }
 
+/// The descriptor a path names: `/dev/stdout`, `/dev/stderr`, `/dev/fd/N`, `/proc/self/fd/N`.
+/// Written into as the descriptor it is, never replaced: its links lead to a pipe (which has no
+/// path) or to a file the shell opened, maybe for appending.
+fn descriptor_of(spec: &Path) -> Option<u32> {
+    let s = spec.to_str()?;
+    match s {
+        "/dev/stdout" => Some(1),
+        "/dev/stderr" => Some(2),
+        _ => s
+            .strip_prefix("/dev/fd/")
+            .or_else(|| s.strip_prefix("/proc/self/fd/"))?
+            .parse()
+            .ok(),
+    }
+}
+
+/// A file writing into descriptor `fd`: standard output and error are duplicated, so the
+/// writes share their open file (its offset, its append mode); another descriptor is opened
+/// again through `/proc/self/fd`, appending when it was opened to append.
+fn open_descriptor(fd: u32) -> io::Result<File> {
+    use std::os::fd::AsFd;
+    match fd {
+        1 => Ok(File::from(io::stdout().as_fd().try_clone_to_owned()?)),
+        2 => Ok(File::from(io::stderr().as_fd().try_clone_to_owned()?)),
+        n => {
+            let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{n}"))?;
+            let flags = info
+                .lines()
+                .find_map(|l| l.strip_prefix("flags:"))
+                .and_then(|f| u32::from_str_radix(f.trim(), 8).ok())
+                .unwrap_or(0);
+            let append = rustix::fs::OFlags::APPEND.bits();
+            std::fs::OpenOptions::new()
+                .write(true)
+                .append(flags & append != 0)
+                .open(format!("/proc/self/fd/{n}"))
+        }
+    }
+}
+
 /// Follows symlinks (also dangling ones: the output is created at the end of the chain).
 fn resolve(path: &Path) -> Result<PathBuf, String> {
     let mut p = path.to_path_buf();
@@ -78,6 +119,14 @@ impl Output {
                 path: None,
             });
         }
+        if let Some(fd) = descriptor_of(spec) {
+            return Ok(Output {
+                target: Target::Direct(
+                    open_descriptor(fd).map_err(|e| format!("{}: {e}", shown(spec)))?,
+                ),
+                path: None,
+            });
+        }
         let path = resolve(spec)?;
         let at = |e: io::Error| format!("{}: {e}", shown(spec));
         if let Ok(m) = std::fs::metadata(&path) {
@@ -97,6 +146,7 @@ impl Output {
             }
         }
         let dir = dir_of(&path);
+        recover_interrupted(&dir)?;
         let file = AtomicFile::create_in(&dir).map_err(|e| format!("{}: {e}", shown(&dir)))?;
         Ok(Output {
             target: Target::Atomic(file),
@@ -106,6 +156,7 @@ impl Output {
 
     /// Starts a file in `dir` whose name is known only at the end ([`Output::named`]).
     pub fn in_dir(dir: &Path) -> Result<Output, String> {
+        recover_interrupted(dir)?;
         let file = AtomicFile::create_in(dir).map_err(|e| format!("{}: {e}", shown(dir)))?;
         Ok(Output {
             target: Target::Atomic(file),
@@ -162,33 +213,115 @@ fn undo(done: Vec<Done>) {
     }
 }
 
+/// Takes back, in `dir`, the commits of processes killed half way through one, before a new
+/// output goes there ([`crate::journal::recover`]).
+pub fn recover_interrupted(dir: &Path) -> Result<usize, String> {
+    crate::journal::recover(dir).map_err(|e| format!("{}: {e}", shown(dir)))
+}
+
+/// Held while outputs are being put in place; the SIGINT/SIGTERM handler takes it before it
+/// ends the process, so a signal never lands between two outputs of one commit.
+pub static COMMIT_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Commits every output together, in order: all appear, or none changes (a replaced file is
-/// restored). Streams are flushed.
+/// restored). Streams are flushed. A journal written first makes this hold even when the
+/// process is killed outright half way ([`crate::journal`]); SIGINT and SIGTERM wait for it.
 pub fn commit_all(outputs: Vec<Output>) -> Result<(), String> {
+    let _signals_wait = COMMIT_LOCK
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let plan = plan(&outputs)?;
+    let journal = begin_journal(&plan)?;
     let mut done: Vec<Done> = Vec::new();
     let mut dirs = Vec::new();
-    for out in outputs {
-        let result = commit_one(out, &mut done, &mut dirs);
-        if let Err(e) = result {
+    let count = outputs.len();
+    for (i, (out, entry)) in outputs.into_iter().zip(&plan).enumerate() {
+        if let Err(e) = commit_one(out, entry.as_ref(), &mut done, &mut dirs) {
             undo(done);
+            if let Some(j) = journal {
+                let _ = j.end();
+            }
             return Err(e);
         }
+        if i + 1 < count {
+            failpoint("commit-between-outputs");
+        }
+    }
+    // Make the new names themselves durable, then pass the commit point.
+    for dir in dirs {
+        if let Ok(d) = File::open(&dir) {
+            let _ = d.sync_all();
+        }
+    }
+    if let Some(j) = journal {
+        j.end().map_err(|e| format!("ending the commit: {e}"))?;
     }
     for d in done {
         if let Some(b) = d.backup {
             let _ = std::fs::remove_file(b);
         }
     }
-    // Make the new names themselves durable.
-    for dir in dirs {
-        if let Ok(d) = File::open(&dir) {
-            let _ = d.sync_all();
-        }
-    }
     Ok(())
 }
 
-fn commit_one(out: Output, done: &mut Vec<Done>, dirs: &mut Vec<PathBuf>) -> Result<(), String> {
+/// A fail point for the crash tests: with `RAFS_FAILPOINT=<name>` in the environment the
+/// process dies at once here, as if killed (no handler, no destructor runs).
+fn failpoint(name: &str) {
+    if std::env::var_os("RAFS_FAILPOINT").is_some_and(|v| v == name) {
+        std::process::abort();
+    }
+}
+
+/// What each output will be in the journal: a new name, or a replaced file and where it is
+/// kept meanwhile; `None` for streams and devices, which nothing can take back.
+fn plan(outputs: &[Output]) -> Result<Vec<Option<Entry>>, String> {
+    outputs
+        .iter()
+        .map(|out| {
+            let (Target::Atomic(_), Some(path)) = (&out.target, &out.path) else {
+                return Ok(None);
+            };
+            let abs = absolute(path).map_err(|e| format!("{}: {e}", shown(path)))?;
+            Ok(Some(if std::fs::symlink_metadata(&abs).is_ok() {
+                let backup = temp_name(&dir_of(&abs), "replaced");
+                Entry::Replaced { path: abs, backup }
+            } else {
+                Entry::New(abs)
+            }))
+        })
+        .collect()
+}
+
+/// The journal of a commit, in the last file output's directory (`None`: no file output).
+fn begin_journal(plan: &[Option<Entry>]) -> Result<Option<Journal>, String> {
+    let entries: Vec<Entry> = plan
+        .iter()
+        .flatten()
+        .map(|e| match e {
+            Entry::New(p) => Entry::New(p.clone()),
+            Entry::Replaced { path, backup } => Entry::Replaced {
+                path: path.clone(),
+                backup: backup.clone(),
+            },
+        })
+        .collect();
+    let Some(last) = entries.last() else {
+        return Ok(None);
+    };
+    let dir = dir_of(match last {
+        Entry::New(p) | Entry::Replaced { path: p, .. } => p,
+    });
+    Journal::begin(&dir, &entries)
+        .map(Some)
+        .map_err(|e| format!("{}: writing the commit journal: {e}", shown(&dir)))
+}
+
+fn commit_one(
+    out: Output,
+    entry: Option<&Entry>,
+    done: &mut Vec<Done>,
+    dirs: &mut Vec<PathBuf>,
+) -> Result<(), String> {
     let Output { target, path } = out;
     let mut file = match target {
         Target::Atomic(f) => f,
@@ -203,8 +336,12 @@ fn commit_one(out: Output, done: &mut Vec<Done>, dirs: &mut Vec<PathBuf>) -> Res
         done.push(Done { path, backup: None });
         return Ok(());
     };
-    // Something is there: keep it under a hidden name until all outputs are in place.
-    let backup = temp_name(&dir_of(&path), "replaced");
+    // Something is there: keep it under a hidden name (the journal's, when it planned one)
+    // until all outputs are in place.
+    let backup = match entry {
+        Some(Entry::Replaced { backup, .. }) => backup.clone(),
+        _ => temp_name(&dir_of(&path), "replaced"),
+    };
     let had = std::fs::hard_link(&path, &backup).is_ok();
     if let Err(e) = std::fs::rename(&staged, &path) {
         let _ = std::fs::remove_file(&staged);

@@ -40,8 +40,7 @@ impl Layout {
     /// Opens an existing layout: `oci-layout` must say version 1.0.0.
     pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
         let root = root.into();
-        let marker = root.join("oci-layout");
-        let text = read_limited(&marker, 4096)?;
+        let text = read_inside(&root, "oci-layout", 4096)?;
         let v: serde_json::Value =
             serde_json::from_slice(&text).map_err(|e| json("oci-layout", e))?;
         if v.get("imageLayoutVersion").and_then(|v| v.as_str()) != Some("1.0.0") {
@@ -83,15 +82,24 @@ impl Layout {
         Ok(self.root.join("blobs").join("sha256").join(hex))
     }
 
-    /// Whether the layout has the blob `digest`.
+    /// The blob's path relative to the layout, checked as [`Layout::blob_path`] checks it.
+    fn blob_rel(&self, digest: &str) -> Result<String> {
+        let hex = sha256_hex(digest).ok_or_else(|| Error::Blob {
+            digest: digest.into(),
+            reason: "not sha256 and 64 lowercase hex digits".into(),
+        })?;
+        Ok(format!("blobs/sha256/{hex}"))
+    }
+
+    /// Whether the layout has the blob `digest`: a regular file inside the layout.
     pub fn has_blob(&self, digest: &str) -> bool {
-        self.blob_path(digest).is_ok_and(|p| p.is_file())
+        self.blob_rel(digest)
+            .is_ok_and(|rel| open_inside(&self.root, &rel).is_ok())
     }
 
     /// Reads the whole blob `digest` of at most `max` bytes, verified.
     pub fn read_blob(&self, digest: &str, max: u64) -> Result<Vec<u8>> {
-        let path = self.blob_path(digest)?;
-        let bytes = read_limited(&path, max).map_err(|e| match e {
+        let bytes = read_inside(&self.root, &self.blob_rel(digest)?, max).map_err(|e| match e {
             Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
                 Error::Blob {
                     digest: digest.into(),
@@ -113,11 +121,11 @@ impl Layout {
     /// match the digest or the expected size, so nothing built from them may be kept before
     /// the stream ended cleanly.
     pub fn open_blob(&self, digest: &str, size: u64) -> Result<VerifiedReader<File>> {
-        let path = self.blob_path(digest)?;
-        let file = File::open(&path).map_err(|e| Error::Blob {
-            digest: digest.into(),
-            reason: e.to_string(),
-        })?;
+        let (file, _) =
+            open_inside(&self.root, &self.blob_rel(digest)?).map_err(|e| Error::Blob {
+                digest: digest.into(),
+                reason: e.to_string(),
+            })?;
         Ok(VerifiedReader {
             inner: file,
             hash: Sha256::new(),
@@ -179,17 +187,17 @@ impl Layout {
 
     /// The size of the blob `digest` in this layout (not verified).
     pub fn blob_size(&self, digest: &str) -> Result<u64> {
-        let path = self.blob_path(digest)?;
-        let meta = std::fs::metadata(&path).map_err(|e| Error::Blob {
-            digest: digest.into(),
-            reason: format!("missing from the layout: {e}"),
-        })?;
-        Ok(meta.len())
+        let (_, size) =
+            open_inside(&self.root, &self.blob_rel(digest)?).map_err(|e| Error::Blob {
+                digest: digest.into(),
+                reason: format!("missing from the layout: {e}"),
+            })?;
+        Ok(size)
     }
 
     /// The parsed `index.json`.
     pub fn index(&self) -> Result<ImageIndex> {
-        let bytes = read_limited(&self.root.join("index.json"), MAX_JSON)?;
+        let bytes = read_inside(&self.root, "index.json", MAX_JSON)?;
         serde_json::from_slice(&bytes).map_err(|e| json("index.json", e))
     }
 
@@ -251,7 +259,7 @@ impl Layout {
         let lock = File::open(&self.root).map_err(io(&self.root))?;
         rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)
             .map_err(|e| io(&self.root)(e.into()))?;
-        let bytes = read_limited(&self.root.join("index.json"), MAX_JSON)?;
+        let bytes = read_inside(&self.root, "index.json", MAX_JSON)?;
         let mut index: serde_json::Value =
             serde_json::from_slice(&bytes).map_err(|e| json("index.json", e))?;
         if !index["manifests"].is_array() {
@@ -311,6 +319,19 @@ pub struct VerifiedReader<R> {
     read: u64,
 }
 
+impl<R: Read> VerifiedReader<R> {
+    /// `inner`, checked to be `size` bytes whose sha256 is `digest` when it ends.
+    pub fn new(inner: R, digest: &str, size: u64) -> Self {
+        VerifiedReader {
+            inner,
+            hash: Sha256::new(),
+            expected: digest.to_owned(),
+            size,
+            read: 0,
+        }
+    }
+}
+
 impl<R: Read> Read for VerifiedReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
@@ -336,16 +357,63 @@ impl<R: Read> Read for VerifiedReader<R> {
     }
 }
 
-/// Reads a file of at most `max` bytes.
-fn read_limited(path: &Path, max: u64) -> Result<Vec<u8>> {
-    let file = File::open(path).map_err(io(path))?;
+/// Opens `rel`, a path inside the layout at `root`, for reading: resolved beneath the
+/// layout's directory (a symlink that stays inside is followed; one leading out is refused,
+/// and the error does not say where it leads), without blocking on a FIFO, and kept only if
+/// it is a regular file. Returns the file and its size.
+fn open_inside(root: &Path, rel: &str) -> Result<(File, u64)> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    use rustix::io::Errno;
+    let shown = root.join(rel);
+    let fail = |kind: std::io::ErrorKind, reason: &str| Error::Io {
+        path: shown.display().to_string(),
+        source: std::io::Error::new(kind, reason.to_owned()),
+    };
+    let dir = rustix::fs::open(
+        root,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| io(root)(e.into()))?;
+    let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY;
+    let beneath = ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS;
+    let fd = match rustix::fs::openat2(&dir, rel, flags, Mode::empty(), beneath) {
+        // Kernels before 5.6: no final link is followed at all.
+        Err(Errno::NOSYS) => rustix::fs::openat(&dir, rel, flags | OFlags::NOFOLLOW, Mode::empty()),
+        other => other,
+    };
+    let fd = fd.map_err(|e| match e {
+        Errno::XDEV | Errno::LOOP => fail(
+            std::io::ErrorKind::PermissionDenied,
+            "leads outside the layout",
+        ),
+        e => io(&shown)(e.into()),
+    })?;
+    let file = File::from(fd);
+    let meta = file.metadata().map_err(io(&shown))?;
+    if !meta.is_file() {
+        return Err(fail(std::io::ErrorKind::InvalidData, "not a regular file"));
+    }
+    Ok((file, meta.len()))
+}
+
+/// Reads `rel` inside the layout ([`open_inside`]), of at most `max` bytes.
+fn read_inside(root: &Path, rel: &str, max: u64) -> Result<Vec<u8>> {
+    let (file, size) = open_inside(root, rel)?;
+    let shown = root.join(rel);
+    if size > max {
+        return Err(Error::Io {
+            path: shown.display().to_string(),
+            source: std::io::Error::other(format!("larger than {max} bytes")),
+        });
+    }
     let mut bytes = Vec::new();
     file.take(max + 1)
         .read_to_end(&mut bytes)
-        .map_err(io(path))?;
+        .map_err(io(&shown))?;
     if bytes.len() as u64 > max {
         return Err(Error::Io {
-            path: path.display().to_string(),
+            path: shown.display().to_string(),
             source: std::io::Error::other(format!("larger than {max} bytes")),
         });
     }

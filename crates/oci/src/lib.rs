@@ -23,6 +23,7 @@ mod canonical;
 pub mod check;
 pub mod convert;
 pub mod dict;
+mod docker_archive;
 pub mod error;
 pub mod layout;
 pub mod merge_platform;

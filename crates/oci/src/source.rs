@@ -3,10 +3,8 @@
 //! checked to be plain relative paths (no `..`, no absolute path, no link leaving the archive)
 //! before anything is written, and every blob is named by the digest of its bytes.
 
-use crate::error::{io, json, unsupported, Error, Result};
-use crate::layout::{Layout, REF_NAME};
-use serde_json::{json, Value};
-use std::collections::HashMap;
+use crate::error::{io, unsupported, Error, Result};
+use crate::layout::Layout;
 use std::fs::File;
 use std::path::{Component, Path, PathBuf};
 
@@ -124,13 +122,16 @@ impl ImageRef {
                 extract_oci_archive(file, scratch)?;
                 Ok((Layout::open(scratch)?, reference.clone()))
             }
-            ImageRef::DockerArchive { file } => Ok((docker_archive_layout(file, scratch)?, None)),
+            ImageRef::DockerArchive { file } => Ok((
+                crate::docker_archive::docker_archive_layout(file, scratch)?,
+                None,
+            )),
         }
     }
 }
 
 /// A member name as relative components, refusing `..`, absolute paths and empty names.
-fn safe_name(name: &[u8], archive: &Path) -> Result<PathBuf> {
+pub(crate) fn safe_name(name: &[u8], archive: &Path) -> Result<PathBuf> {
     let text = std::str::from_utf8(name)
         .map_err(|_| unsupported(archive.display().to_string(), "a member name is not UTF-8"))?;
     let mut out = PathBuf::new();
@@ -152,7 +153,7 @@ fn safe_name(name: &[u8], archive: &Path) -> Result<PathBuf> {
 /// Writes an OCI archive's directories and regular files below `dest`; any other member
 /// (links, devices) is refused.
 fn extract_oci_archive(file: &Path, dest: &Path) -> Result<()> {
-    let mut archive = tar::Archive::new(File::open(file).map_err(io(file))?);
+    let mut archive = tar::Archive::new(open_archive(file)?);
     for entry in archive.entries().map_err(io(file))? {
         let mut entry = entry.map_err(io(file))?;
         let rel = safe_name(&entry.path_bytes(), file)?;
@@ -181,188 +182,18 @@ fn extract_oci_archive(file: &Path, dest: &Path) -> Result<()> {
     Ok(())
 }
 
-/// What a docker archive's `manifest.json` says of its one image.
-struct DockerManifest {
-    config: String,
-    layers: Vec<String>,
-    tag: Option<String>,
-}
-
-/// Reads a docker archive into an OCI layout at `dest` holding one Docker v2 manifest.
-fn docker_archive_layout(file: &Path, dest: &Path) -> Result<Layout> {
-    let layout = Layout::create(dest)?;
-    let members = archive_members(file)?;
-    let manifest_bytes = read_member(file, &members, "manifest.json", 1 << 20)?;
-    let m = parse_docker_manifest(&manifest_bytes, file)?;
-    let config = read_member(file, &members, &m.config, crate::layout::MAX_JSON)?;
-    let config_digest = layout.write_blob(&config)?;
-    let mut layers = Vec::with_capacity(m.layers.len());
-    for name in &m.layers {
-        let (digest, size) = copy_member(file, &members, name, &layout)?;
-        layers.push(json!({"mediaType": "application/vnd.docker.image.rootfs.diff.tar", "digest": digest, "size": size}));
-    }
-    let manifest = json!({
-        "schemaVersion": 2,
-        "mediaType": crate::convert::MEDIA_TYPE_DOCKER_MANIFEST,
-        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "digest": config_digest, "size": config.len()},
-        "layers": layers,
-    });
-    let (digest, size) = layout.write_json(&manifest)?;
-    let mut desc = json!({"mediaType": crate::convert::MEDIA_TYPE_DOCKER_MANIFEST, "digest": digest, "size": size});
-    if let Some(tag) = m.tag {
-        desc["annotations"] = json!({ REF_NAME: tag });
-    }
-    let index = json!({"schemaVersion": 2, "manifests": [desc]});
-    layout.write_index(&serde_json::from_value(index).map_err(|e| json("index.json", e))?)?;
-    Ok(layout)
-}
-
-fn parse_docker_manifest(bytes: &[u8], file: &Path) -> Result<DockerManifest> {
-    let what = format!("{} manifest.json", file.display());
-    let v: Value = serde_json::from_slice(bytes).map_err(|e| json(&what, e))?;
-    let images = v.as_array().ok_or_else(|| json(&what, "not a list"))?;
-    let [image] = images.as_slice() else {
-        return Err(unsupported(
-            &what,
-            format!("{} images; exactly one is converted", images.len()),
-        ));
-    };
-    let config = image["Config"]
-        .as_str()
-        .ok_or_else(|| json(&what, "no Config"))?
-        .to_owned();
-    let layers = image["Layers"]
-        .as_array()
-        .ok_or_else(|| json(&what, "no Layers"))?;
-    let layers = layers
-        .iter()
-        .map(|l| {
-            l.as_str()
-                .map(str::to_owned)
-                .ok_or_else(|| json(&what, "a layer is not a name"))
-        })
-        .collect::<Result<_>>()?;
-    let tag = image["RepoTags"]
-        .get(0)
-        .and_then(Value::as_str)
-        .map(|t| t.rsplit_once(':').map_or(t, |(_, tag)| tag).to_owned());
-    Ok(DockerManifest {
-        config,
-        layers,
-        tag,
-    })
-}
-
-/// Each member's type and, for symlinks, its target resolved inside the archive.
-fn archive_members(file: &Path) -> Result<HashMap<PathBuf, Option<PathBuf>>> {
-    let mut archive = tar::Archive::new(File::open(file).map_err(io(file))?);
-    let mut members = HashMap::new();
-    for entry in archive.entries().map_err(io(file))? {
-        let entry = entry.map_err(io(file))?;
-        let name = safe_name(&entry.path_bytes(), file)?;
-        let target = match entry.header().entry_type() {
-            tar::EntryType::Symlink => {
-                let link = entry.link_name_bytes().unwrap_or_default();
-                let joined = name
-                    .parent()
-                    .unwrap_or(Path::new(""))
-                    .join(String::from_utf8_lossy(&link).as_ref());
-                Some(normalise_inside(&joined, file)?)
-            }
-            _ => None,
-        };
-        members.insert(name, target);
-    }
-    Ok(members)
-}
-
-/// A path with `..` resolved lexically; refused if it climbs out of the archive.
-fn normalise_inside(p: &Path, archive: &Path) -> Result<PathBuf> {
-    let mut out = PathBuf::new();
-    for c in p.components() {
-        match c {
-            Component::Normal(x) => out.push(x),
-            Component::CurDir => {}
-            Component::ParentDir if out.pop() => {}
-            _ => {
-                return Err(unsupported(
-                    archive.display().to_string(),
-                    format!("link {} leaves the archive", p.display()),
-                ))
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// The regular member a name resolves to (one symlink hop inside the archive).
-fn resolve_member(
-    members: &HashMap<PathBuf, Option<PathBuf>>,
-    name: &str,
-    file: &Path,
-) -> Result<PathBuf> {
-    let path = safe_name(name.as_bytes(), file)?;
-    match members.get(&path) {
-        Some(Some(target)) if members.get(target) == Some(&None) => Ok(target.clone()),
-        Some(None) => Ok(path),
-        _ => Err(unsupported(
-            file.display().to_string(),
-            format!("{name} is not a file of the archive"),
-        )),
-    }
-}
-
-/// The bytes of a small member.
-fn read_member(
-    file: &Path,
-    members: &HashMap<PathBuf, Option<PathBuf>>,
-    name: &str,
-    max: u64,
-) -> Result<Vec<u8>> {
-    let mut out = Vec::new();
-    with_member(file, members, name, |r| {
-        std::io::Read::read_to_end(&mut std::io::Read::take(r, max + 1), &mut out).map(|_| ())
-    })?;
-    if out.len() as u64 > max {
+/// Opens an archive the user named: without blocking on a FIFO, and only a regular file (an
+/// archive is read more than once, so a pipe would not do).
+pub(crate) fn open_archive(file: &Path) -> Result<File> {
+    use rustix::fs::{Mode, OFlags};
+    let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY;
+    let fd = rustix::fs::open(file, flags, Mode::empty()).map_err(|e| io(file)(e.into()))?;
+    let f = File::from(fd);
+    if !f.metadata().map_err(io(file))?.is_file() {
         return Err(unsupported(
             file.display().to_string(),
-            format!("{name} is larger than {max} bytes"),
+            "an archive must be a regular file",
         ));
     }
-    Ok(out)
-}
-
-/// Streams a member into a blob of `layout`; returns its digest and size.
-fn copy_member(
-    file: &Path,
-    members: &HashMap<PathBuf, Option<PathBuf>>,
-    name: &str,
-    layout: &Layout,
-) -> Result<(String, u64)> {
-    let mut w = layout.blob_writer()?;
-    with_member(file, members, name, |r| {
-        std::io::copy(r, &mut w).map(|_| ())
-    })?;
-    w.commit()
-}
-
-/// Calls `f` on the member `name` resolves to.
-fn with_member(
-    file: &Path,
-    members: &HashMap<PathBuf, Option<PathBuf>>,
-    name: &str,
-    mut f: impl FnMut(&mut dyn std::io::Read) -> std::io::Result<()>,
-) -> Result<()> {
-    let wanted = resolve_member(members, name, file)?;
-    let mut archive = tar::Archive::new(File::open(file).map_err(io(file))?);
-    for entry in archive.entries().map_err(io(file))? {
-        let mut entry = entry.map_err(io(file))?;
-        if safe_name(&entry.path_bytes(), file)? == wanted {
-            return f(&mut entry).map_err(io(file));
-        }
-    }
-    Err(unsupported(
-        file.display().to_string(),
-        format!("{name} is missing"),
-    ))
+    Ok(f)
 }

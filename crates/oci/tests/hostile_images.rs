@@ -537,3 +537,174 @@ fn converting_onto_the_source_tag_is_refused_unless_the_source_is_nydus() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Runs `f` on a thread and fails the test if it takes longer than 10 s (a blocked open).
+fn within_10s<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(f()));
+    rx.recv_timeout(std::time::Duration::from_secs(10))
+        .expect("blocked for 10 s")
+}
+
+fn mkfifo(path: &Path) {
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        path,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o644),
+        0,
+    )
+    .unwrap();
+}
+
+#[test]
+fn layout_files_are_regular_files_inside_the_layout_opened_without_blocking() {
+    let dir = tempdir("layout-files");
+    let layout = demo_copy(&dir);
+    let root = layout.root().to_owned();
+    let secret = dir.join("secret-target-name");
+    std::fs::write(&secret, b"{}").unwrap();
+    // index.json a link leading out: refused, and the error does not say where it leads.
+    std::fs::rename(root.join("index.json"), dir.join("index.json")).unwrap();
+    std::os::unix::fs::symlink(&secret, root.join("index.json")).unwrap();
+    let err = layout.index().unwrap_err().to_string();
+    assert!(
+        err.contains("leads outside the layout") && !err.contains("secret"),
+        "{err}"
+    );
+    // A link that stays inside is followed.
+    std::fs::remove_file(root.join("index.json")).unwrap();
+    std::fs::rename(dir.join("index.json"), root.join("real-index.json")).unwrap();
+    std::os::unix::fs::symlink("real-index.json", root.join("index.json")).unwrap();
+    let desc = layout.resolve(Some("v1")).unwrap();
+    let manifest: Value = layout
+        .read_json(desc.digest().as_ref(), "manifest")
+        .unwrap();
+    // A blob that is a link out, or a FIFO: refused at once, never read, never blocking.
+    let config = manifest["config"]["digest"].as_str().unwrap().to_owned();
+    let config_path = layout.blob_path(&config).unwrap();
+    std::fs::rename(&config_path, dir.join("config")).unwrap();
+    std::os::unix::fs::symlink(dir.join("config"), &config_path).unwrap();
+    let err = layout.read_blob(&config, 1 << 20).unwrap_err().to_string();
+    assert!(err.contains("leads outside the layout"), "{err}");
+    assert!(!layout.has_blob(&config));
+    std::fs::remove_file(&config_path).unwrap();
+    mkfifo(&config_path);
+    let (l, c) = (layout.clone(), config.clone());
+    let err = within_10s(move || l.read_blob(&c, 1 << 20).unwrap_err().to_string());
+    assert!(err.contains("not a regular file"), "{err}");
+    let (l, c) = (layout.clone(), config.clone());
+    assert!(within_10s(move || l.open_blob(&c, 10).is_err()));
+    // index.json larger than any document may be: refused from its size.
+    std::fs::remove_file(root.join("index.json")).unwrap();
+    let big = std::fs::File::create(root.join("index.json")).unwrap();
+    big.set_len(1 << 40).unwrap();
+    let err = layout.index().unwrap_err().to_string();
+    assert!(err.contains("larger than"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A docker archive of the demo image: its config and its layers uncompressed, under the
+/// names `manifest.json` gives; `member` may replace a layer's member.
+fn docker_archive(path: &Path, member: impl Fn(usize, &mut tar::Header, Vec<u8>) -> Vec<u8>) {
+    let demo = demo();
+    let (manifest, _) = documents(&demo, "v1");
+    let config_digest = manifest["config"]["digest"].as_str().unwrap();
+    let config = demo.read_blob(config_digest, 1 << 20).unwrap();
+    let mut tar = tar::Builder::new(std::fs::File::create(path).unwrap());
+    let mut names = Vec::new();
+    for (i, l) in manifest["layers"].as_array().unwrap().iter().enumerate() {
+        let gz = demo
+            .read_blob(l["digest"].as_str().unwrap(), 1 << 30)
+            .unwrap();
+        let mut layer = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(gz.as_slice()), &mut layer)
+            .unwrap();
+        let name = format!("l{i}/layer.tar");
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_mode(0o644);
+        let layer = member(i, &mut h, layer);
+        h.set_size(layer.len() as u64);
+        tar.append_data(&mut h, &name, layer.as_slice()).unwrap();
+        names.push(name);
+    }
+    let m =
+        serde_json::json!([{"Config": "config.json", "RepoTags": ["demo:v1"], "Layers": names}]);
+    for (name, bytes) in [
+        ("config.json", config),
+        ("manifest.json", serde_json::to_vec(&m).unwrap()),
+    ] {
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_mode(0o644);
+        h.set_size(bytes.len() as u64);
+        tar.append_data(&mut h, name, bytes.as_slice()).unwrap();
+    }
+    tar.into_inner().unwrap();
+}
+
+#[test]
+fn docker_archive_layers_must_be_the_configs_diff_ids_and_regular_files() {
+    use rafs_oci::ImageRef;
+    let dir = tempdir("docker-archive");
+    let open = |name: &str| {
+        let image = ImageRef::DockerArchive {
+            file: dir.join(name),
+        };
+        let scratch = rafs_oci::scratch::ScratchDir::new_in(&dir).unwrap();
+        image.open(&scratch.path().join("x")).map(|_| ())
+    };
+    // As made: converts, and the result is the demo's filesystem.
+    docker_archive(&dir.join("good.tar"), |_, _, l| l);
+    let image = ImageRef::DockerArchive {
+        file: dir.join("good.tar"),
+    };
+    let scratch = rafs_oci::scratch::ScratchDir::new_in(&dir).unwrap();
+    let (source, reference) = image.open(&scratch.path().join("src")).unwrap();
+    let target = Layout::create(dir.join("out")).unwrap();
+    let options = ConvertOptions::new(FsVersion::V6);
+    convert_image(&source, reference.as_deref(), &target, "good", &options).unwrap();
+    assert_eq!(problems(&target, "good"), "");
+    // A layer whose bytes are not what the config's diff_id names.
+    docker_archive(&dir.join("tampered.tar"), |i, _, mut l| {
+        if i == 1 {
+            l[600] ^= 1;
+        }
+        l
+    });
+    let err = open("tampered.tar").unwrap_err().to_string();
+    assert!(
+        err.contains("layer l1/layer.tar: is not the layer the config's diff_id"),
+        "{err}"
+    );
+    // A layer member that is not a regular file: a hard link, a character device.
+    for (name, kind) in [
+        ("link.tar", tar::EntryType::Link),
+        ("dev.tar", tar::EntryType::Char),
+    ] {
+        docker_archive(&dir.join(name), |i, h, l| {
+            if i == 2 {
+                h.set_entry_type(kind);
+                h.set_link_name("l0/layer.tar").unwrap();
+                return Vec::new();
+            }
+            l
+        });
+        let err = open(name).unwrap_err().to_string();
+        assert!(
+            err.contains("l2/layer.tar is not a regular file"),
+            "{name}: {err}"
+        );
+    }
+    // The archive itself a FIFO: refused at once.
+    mkfifo(&dir.join("fifo.tar"));
+    let fifo = dir.join("fifo.tar");
+    let err = within_10s(move || {
+        let image = ImageRef::DockerArchive { file: fifo.clone() };
+        let scratch = fifo.with_file_name("fifo-scratch");
+        image.open(&scratch).map(|_| ()).unwrap_err().to_string()
+    });
+    assert!(err.contains("must be a regular file"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
