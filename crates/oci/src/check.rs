@@ -11,6 +11,7 @@ use crate::convert::{
 };
 use crate::error::{json, unsupported, Result};
 use crate::layout::{sha256_hex, Layout};
+use crate::limits::ImageLimits;
 use crate::pack::MEDIA_TYPE_NYDUS_BLOB;
 use oci_spec::image::{Descriptor, ImageIndex};
 use serde_json::Value;
@@ -44,11 +45,21 @@ impl CheckReport {
 }
 
 /// Checks the Nydus image `reference` of `layout` (a single manifest), and with `source` its
-/// filesystem against the source image's.
+/// filesystem against the source image's, within the default [`ImageLimits`].
 pub fn check_image(
     layout: &Layout,
     reference: Option<&str>,
     source: Option<(&Layout, Option<&str>)>,
+) -> Result<CheckReport> {
+    check_image_with_limits(layout, reference, source, &ImageLimits::default())
+}
+
+/// [`check_image`] within `limits` (the same budgets a conversion of the source spends).
+pub fn check_image_with_limits(
+    layout: &Layout,
+    reference: Option<&str>,
+    source: Option<(&Layout, Option<&str>)>,
+    limits: &ImageLimits,
 ) -> Result<CheckReport> {
     let desc = nydus_entry(layout, layout.resolve(reference)?)?;
     let digest = desc.digest().to_string();
@@ -60,6 +71,7 @@ pub fn check_image(
         ));
     }
     let manifest: Value = layout.read_json(&digest, "manifest")?;
+    limits.check_layers(layers(&manifest).len(), &format!("manifest {digest}"))?;
     let config: Value = layout.read_json(
         manifest["config"]["digest"].as_str().unwrap_or_default(),
         "config",
@@ -78,7 +90,13 @@ pub fn check_image(
     let bootstrap = boot_layer.as_ref().map(|l| l.bootstrap.as_slice());
     rules.push(bootstrap_rule(layout, &manifest, bootstrap));
     if let (Some((src_layout, src_manifest, _)), Ok(boot)) = (&source_image, bootstrap) {
-        rules.push(filesystem_rule(layout, boot, src_layout, src_manifest));
+        rules.push(filesystem_rule(
+            layout,
+            boot,
+            src_layout,
+            src_manifest,
+            limits,
+        ));
     }
     Ok(CheckReport {
         manifest: digest,
@@ -94,6 +112,7 @@ fn nydus_entry(layout: &Layout, desc: Descriptor) -> Result<Descriptor> {
     }
     let digest = desc.digest().to_string();
     let index: ImageIndex = layout.read_json(&digest, "index")?;
+    ImageLimits::default().check_manifests(index.manifests().len(), &format!("index {digest}"))?;
     let marked: Vec<&Descriptor> = index
         .manifests()
         .iter()
@@ -315,6 +334,7 @@ fn filesystem_rule(
     bootstrap: &[u8],
     source: &Layout,
     source_manifest: &Value,
+    limits: &ImageLimits,
 ) -> RuleResult {
     let mut p = Vec::new();
     let ours = match nydus_listing(layout, bootstrap) {
@@ -326,7 +346,7 @@ fn filesystem_rule(
             }
         }
     };
-    let theirs = match crate::overlay::overlay_listing(source, layers(source_manifest)) {
+    let theirs = match crate::overlay::overlay_listing(source, layers(source_manifest), limits) {
         Ok(l) => l,
         Err(e) => {
             return RuleResult {

@@ -56,6 +56,9 @@ pub struct ConvertOptions {
     /// The original layers are copied into the target unreferenced, as nydusd fetches them by
     /// digest from the same repository. Set by [`ConvertOptions::oci_ref`].
     pub oci_ref: bool,
+    /// Budgets of the image (layers, index entries, file bytes) and of each layer; the
+    /// per-layer ones replace `build.limits`.
+    pub limits: crate::ImageLimits,
 }
 
 impl ConvertOptions {
@@ -67,6 +70,7 @@ impl ConvertOptions {
             chunk_dict: None,
             merge_platform: false,
             oci_ref: false,
+            limits: crate::ImageLimits::default(),
         }
     }
 
@@ -97,6 +101,8 @@ pub struct LayerReport {
     pub size: u64,
     /// Seconds spent converting it.
     pub seconds: f64,
+    /// Bytes of file contents in it (a sparse file's real size).
+    pub file_bytes: u64,
 }
 
 /// What converting one manifest did.
@@ -215,18 +221,19 @@ pub fn convert_image_with_progress(
     refuse_overwriting_the_source(source, &desc, target, target_tag)?;
     let media = desc.media_type().to_string();
     let digest = desc.digest().to_string();
-    let (entries, index) =
-        if media == MEDIA_TYPE_OCI_MANIFEST || media == MEDIA_TYPE_DOCKER_MANIFEST {
-            (vec![desc], None)
-        } else if media == MEDIA_TYPE_OCI_INDEX || media == MEDIA_TYPE_DOCKER_LIST {
-            let (entries, index) = index_entries(source, &digest, &options.platforms)?;
-            (entries, Some(index))
-        } else {
-            return Err(unsupported(
-                format!("image {digest}"),
-                format!("media type {media} is not an image"),
-            ));
-        };
+    let (entries, index) = if media == MEDIA_TYPE_OCI_MANIFEST
+        || media == MEDIA_TYPE_DOCKER_MANIFEST
+    {
+        (vec![desc], None)
+    } else if media == MEDIA_TYPE_OCI_INDEX || media == MEDIA_TYPE_DOCKER_LIST {
+        let (entries, index) = index_entries(source, &digest, &options.platforms, &options.limits)?;
+        (entries, Some(index))
+    } else {
+        return Err(unsupported(
+            format!("image {digest}"),
+            format!("media type {media} is not an image"),
+        ));
+    };
     let mut descs = Vec::with_capacity(entries.len());
     let mut manifests = Vec::with_capacity(entries.len());
     for entry in &entries {
@@ -285,9 +292,12 @@ fn index_entries(
     source: &Layout,
     digest: &str,
     platforms: &[String],
+    limits: &crate::ImageLimits,
 ) -> Result<(Vec<Descriptor>, Value)> {
     let index: Value = source.read_json(digest, "index")?;
     let what = format!("index {digest}");
+    let count = index["manifests"].as_array().map_or(0, Vec::len);
+    limits.check_manifests(count, &what)?;
     let entries: Vec<Descriptor> =
         serde_json::from_value(index["manifests"].clone()).map_err(|e| json(&what, e))?;
     let entries: Vec<Descriptor> = entries
@@ -367,7 +377,20 @@ fn convert_manifest(
     let layers = manifest["layers"]
         .as_array()
         .ok_or_else(|| json(&what, "no layers"))?;
+    options.limits.check_layers(layers.len(), &what)?;
     let (merge_inputs, reports) = convert_layers(source, target, layers, options, progress)?;
+    let file_bytes = reports
+        .iter()
+        .fold(0u64, |sum, l| sum.saturating_add(l.file_bytes));
+    if file_bytes > options.limits.max_image_bytes {
+        return Err(unsupported(
+            &what,
+            format!(
+                "{file_bytes} bytes of files; at most {} (max_image_bytes)",
+                options.limits.max_image_bytes
+            ),
+        ));
+    }
     let fs_version = options.build.fs_version;
     progress(Progress::Merging);
     let dict_ids = options
@@ -508,6 +531,13 @@ fn convert_layers(
     if let Some(dict) = &options.chunk_dict {
         shared.build.chunk_dict = Some(dict.verified_chunks(target)?);
     }
+    // No layer may spend more than the whole image's budget of file bytes.
+    shared.build.limits = options.limits.layer;
+    shared.build.limits.max_file_bytes = shared
+        .build
+        .limits
+        .max_file_bytes
+        .min(options.limits.max_image_bytes);
     let options = &shared;
     // A work queue: each slot takes the next layer when it is done with one.
     let next = std::sync::atomic::AtomicUsize::new(0);
@@ -663,6 +693,7 @@ fn convert_layer(
         digest: blob_digest.clone(),
         size: blob_size,
         seconds: started.elapsed().as_secs_f64(),
+        file_bytes: built.report.file_bytes,
     };
     progress(Progress::LayerDone {
         index,

@@ -166,6 +166,8 @@ fn nydus_manifest(layout: &Layout, digest: &str) -> Result<Value> {
         return Ok(doc);
     }
     let entries = doc["manifests"].as_array().map_or(&[][..], Vec::as_slice);
+    crate::ImageLimits::default()
+        .check_manifests(entries.len(), &format!("chunk dictionary {digest}"))?;
     let mut found = Vec::new();
     for entry in entries {
         let d = entry["digest"].as_str().unwrap_or_default();

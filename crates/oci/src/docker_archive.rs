@@ -176,6 +176,8 @@ pub(crate) fn docker_archive_layout(file: &Path, dest: &Path) -> Result<Layout> 
     let layout = Layout::create(dest)?;
     let archive = ArchiveIndex::new(file)?;
     let m = parse_docker_manifest(&archive.read("manifest.json", 1 << 20)?, file)?;
+    let what = format!("{} manifest.json", file.display());
+    crate::ImageLimits::default().check_layers(m.layers.len(), &what)?;
     let config = archive.read(&m.config, crate::layout::MAX_JSON)?;
     let diff_ids = diff_ids(&config, m.layers.len(), file)?;
     let config_digest = layout.write_blob(&config)?;

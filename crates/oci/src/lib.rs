@@ -25,7 +25,10 @@ pub mod convert;
 pub mod dict;
 mod docker_archive;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod layout;
+pub mod limits;
 pub mod merge_platform;
 mod overlay;
 pub mod pack;
@@ -41,5 +44,6 @@ pub use convert::{
 pub use dict::ChunkDictionary;
 pub use error::{Error, Result};
 pub use layout::Layout;
+pub use limits::ImageLimits;
 pub use pack::{bootstrap_of, pack_layer, PackedLayer};
 pub use source::ImageRef;

@@ -1,11 +1,15 @@
 //! The filesystem a source image's layers make when stacked as overlayfs and containerd's
 //! unpack stack them: OCI whiteouts (`.wh.NAME`) and opaque markers (`.wh..wh..opq`) hide what
-//! lower layers hold; a later entry replaces an earlier one at the same path. Read straight
-//! from the layer tars with the `tar` crate, independently of the RAFS builder.
+//! lower layers hold; a later entry replaces an earlier one at the same path. Each layer is
+//! read as the conversion reads it (one reading, one meaning: `rafs_tar_build::layer_entries`),
+//! within the same budgets; the stacking and the file digests are this module's own, and
+//! independent of the RAFS builder.
 
 use crate::check::Attrs;
 use crate::error::{json, Result};
 use crate::layout::Layout;
+use crate::limits::ImageLimits;
+use rafs_tar_build::layer_entries::{EntryKind, LayerEntry};
 use serde_json::Value;
 use sha2::Digest as _;
 use std::collections::BTreeMap;
@@ -24,18 +28,22 @@ pub(crate) fn kind_of_mode(mode: u32) -> &'static str {
     }
 }
 
-/// Every path below the root of the overlay of `layers` (lowest first).
+/// Every path below the root of the overlay of `layers` (lowest first), within `limits`.
 pub(crate) fn overlay_listing(
     layout: &Layout,
     layers: &[Value],
+    limits: &ImageLimits,
 ) -> Result<BTreeMap<Vec<u8>, Attrs>> {
+    limits.check_layers(layers.len(), "the source manifest")?;
     let mut fs: BTreeMap<Vec<u8>, Attrs> = BTreeMap::new();
+    let mut image_bytes = 0u64;
     for layer in layers {
         let digest = layer["digest"].as_str().unwrap_or_default();
         let size = layer["size"].as_u64().unwrap_or(0);
         let stream = rafs_tar_build::decompress_layer(layout.open_blob(digest, size)?)
             .map_err(|e| json(format!("layer {digest}"), e))?;
-        apply_layer(&mut fs, stream).map_err(|e| json(format!("layer {digest}"), e))?;
+        apply_layer(&mut fs, stream, limits, &mut image_bytes)
+            .map_err(|e| json(format!("layer {digest}"), e))?;
     }
     Ok(fs)
 }
@@ -59,70 +67,56 @@ fn remove_below(fs: &mut BTreeMap<Vec<u8>, Attrs>, path: &[u8]) {
     }
 }
 
-/// `/a/b` from a tar name (`./a/b/`, `a/b`).
-fn normalise(name: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for part in name.split(|b| *b == b'/') {
-        if part.is_empty() || part == b"." {
-            continue;
-        }
-        out.push(b'/');
-        out.extend_from_slice(part);
-    }
-    out
+/// What one entry does to the layer: hide lower paths, or land (a hard link as its target).
+enum Change {
+    /// The root's own entry (compared by the filesystem rule separately).
+    Root,
+    Hide(Vec<u8>, bool),
+    Land(Vec<u8>, Option<Attrs>, Vec<u8>),
 }
 
-/// One layer: whiteouts and opaque markers hide lower paths first, then its entries land.
-fn apply_layer(fs: &mut BTreeMap<Vec<u8>, Attrs>, stream: impl Read) -> std::io::Result<()> {
-    let mut archive = tar::Archive::new(stream);
-    let mut entries: Vec<(Vec<u8>, Option<Attrs>)> = Vec::new();
-    let mut hidden: Vec<(Vec<u8>, bool)> = Vec::new();
-    let mut links: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-    for entry in archive.entries()? {
-        let mut entry = entry?;
-        let path = normalise(&entry.path_bytes());
-        let (dir, name) = match path.iter().rposition(|b| *b == b'/') {
-            Some(p) => (path[..p].to_vec(), path[p + 1..].to_vec()),
-            None => continue,
-        };
-        if name == b".wh..wh..opq" {
-            hidden.push((dir, true));
-            continue;
+/// One layer, read as the conversion reads it ([`rafs_tar_build::layer_entries`]):
+/// whiteouts and opaque markers hide lower paths first, then its entries land in order, a
+/// hard link taking its target as it is when the link is reached.
+fn apply_layer(
+    fs: &mut BTreeMap<Vec<u8>, Attrs>,
+    stream: impl Read,
+    limits: &ImageLimits,
+    image_bytes: &mut u64,
+) -> std::result::Result<(), String> {
+    let mut changes = Vec::new();
+    let mut spent = Ok(());
+    rafs_tar_build::layer_entries::for_each_entry(stream, &limits.layer, |e, data| {
+        *image_bytes = image_bytes.saturating_add(e.size);
+        if *image_bytes > limits.max_image_bytes && spent.is_ok() {
+            spent = Err(format!(
+                "the image's files exceed max_image_bytes ({} bytes)",
+                limits.max_image_bytes
+            ));
+            return Err(std::io::Error::other("over budget"));
         }
-        if let Some(target) = name.strip_prefix(b".wh.") {
-            hidden.push(([dir.as_slice(), b"/", target].concat(), false));
-            continue;
-        }
-        if path.is_empty() {
-            continue;
-        }
-        if entry.header().entry_type() == tar::EntryType::Link {
-            let target = normalise(&entry.link_name_bytes().unwrap_or_default());
-            links.push((path.clone(), target));
-            entries.push((path, None));
-            continue;
-        }
-        let attrs = attrs_of(&mut entry)?;
-        entries.push((path, Some(attrs)));
-    }
-    for (path, opaque) in hidden {
-        if opaque {
-            remove_below(fs, &path);
-        } else {
-            remove_tree(fs, &path);
-        }
-    }
-    let mut links = links.into_iter();
-    for (path, attrs) in entries {
-        let attrs = match attrs {
-            Some(a) => a,
-            None => {
-                let (_, target) = links.next().unwrap_or_default();
-                match fs.get(&target) {
-                    Some(a) => a.clone(),
-                    None => continue,
-                }
+        changes.push(change_of(e, data)?);
+        Ok(())
+    })
+    .map_err(|e| spent.clone().err().unwrap_or_else(|| e.to_string()))?;
+    let (hides, lands): (Vec<Change>, Vec<Change>) = changes
+        .into_iter()
+        .partition(|c| matches!(c, Change::Hide(..)));
+    for c in hides {
+        if let Change::Hide(path, opaque) = c {
+            if opaque {
+                remove_below(fs, &path);
+            } else {
+                remove_tree(fs, &path);
             }
+        }
+    }
+    for c in lands {
+        let Change::Land(path, attrs, target) = c else {
+            continue;
+        };
+        let Some(attrs) = attrs.or_else(|| fs.get(&target).cloned()) else {
+            continue;
         };
         if attrs.kind != "dir" || fs.get(&path).is_some_and(|old| old.kind != "dir") {
             remove_tree(fs, &path);
@@ -132,56 +126,54 @@ fn apply_layer(fs: &mut BTreeMap<Vec<u8>, Attrs>, stream: impl Read) -> std::io:
     Ok(())
 }
 
-/// An entry's attributes, its data read for its digest.
-fn attrs_of<R: Read>(entry: &mut tar::Entry<'_, R>) -> std::io::Result<Attrs> {
-    let h = entry.header().clone();
-    let kind = match h.entry_type() {
-        tar::EntryType::Directory => "dir",
-        tar::EntryType::Symlink => "sym",
-        tar::EntryType::Char => "chr",
-        tar::EntryType::Block => "blk",
-        tar::EntryType::Fifo => "fifo",
-        _ => "reg",
-    };
-    let mut xattrs = BTreeMap::new();
-    if let Some(pax) = entry.pax_extensions()? {
-        for ext in pax.flatten() {
-            if let Some(name) = ext.key_bytes().strip_prefix(b"SCHILY.xattr.") {
-                xattrs.insert(name.to_vec(), ext.value_bytes().to_vec());
-            }
-        }
+/// The change one entry makes.
+fn change_of(e: &LayerEntry, data: &mut dyn Read) -> std::io::Result<Change> {
+    if e.path.is_empty() {
+        return Ok(Change::Root);
     }
-    // Only devices have meaningful device numbers (other headers may leave the fields blank).
-    let rdev = if matches!(kind, "chr" | "blk") {
-        let major = u64::from(h.device_major()?.unwrap_or(0));
-        let minor = u64::from(h.device_minor()?.unwrap_or(0));
-        makedev(major, minor)
-    } else {
-        0
+    let (dir, name) = match e.path.iter().rposition(|b| *b == b'/') {
+        Some(p) => (e.path[..p].to_vec(), e.path[p + 1..].to_vec()),
+        None => (Vec::new(), e.path.clone()),
     };
+    if name == b".wh..wh..opq" {
+        return Ok(Change::Hide(dir, true));
+    }
+    if let Some(target) = name.strip_prefix(b".wh.") {
+        return Ok(Change::Hide([dir.as_slice(), b"/", target].concat(), false));
+    }
+    if e.kind == EntryKind::HardLink {
+        return Ok(Change::Land(e.path.clone(), None, e.link.clone()));
+    }
+    Ok(Change::Land(
+        e.path.clone(),
+        Some(attrs_of(e, data)?),
+        Vec::new(),
+    ))
+}
+
+/// An entry's attributes, its data read for its digest.
+fn attrs_of(e: &LayerEntry, data: &mut dyn Read) -> std::io::Result<Attrs> {
+    let kind = kind_of_mode(e.mode);
     // Streamed through the digest: memory does not grow with the file.
-    let (size, sha256) = if kind == "reg" {
-        stream_digest(&mut *entry)?
+    let (size, sha256) = if e.kind == EntryKind::Regular {
+        stream_digest(data)?
     } else {
         (0, String::new())
     };
-    let link = if kind == "sym" {
-        entry
-            .link_name_bytes()
-            .map(|l| l.into_owned())
-            .unwrap_or_default()
+    let link = if e.kind == EntryKind::Symlink {
+        e.link.clone()
     } else {
         Vec::new()
     };
     Ok(Attrs {
         kind,
-        mode: h.mode()? & 0o7777,
-        uid: u32::try_from(h.uid()?).unwrap_or(u32::MAX),
-        gid: u32::try_from(h.gid()?).unwrap_or(u32::MAX),
+        mode: e.mode & 0o7777,
+        uid: e.uid,
+        gid: e.gid,
         size,
-        rdev,
+        rdev: e.rdev,
         link,
-        xattrs,
+        xattrs: e.xattrs.iter().cloned().collect(),
         sha256,
     })
 }
@@ -194,12 +186,6 @@ pub(crate) fn stream_digest(mut r: impl Read) -> std::io::Result<(u64, String)> 
         size,
         format!("sha256:{}", rafs_format::hex(&sha2::Digest::finalize(hash))),
     ))
-}
-
-/// glibc `makedev` in the 32 bits RAFS keeps.
-fn makedev(major: u64, minor: u64) -> u32 {
-    let v = (minor & 0xff) | ((major & 0xfff) << 8) | ((minor & !0xff) << 12);
-    u32::try_from(v & 0xffff_ffff).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -229,7 +215,7 @@ mod tests {
             tar::Header::new_old,
         );
         let mut fs = BTreeMap::new();
-        apply_layer(&mut fs, layer.as_slice()).unwrap();
+        apply_layer(&mut fs, layer.as_slice(), &ImageLimits::default(), &mut 0).unwrap();
         assert_eq!(fs[b"/a/f".as_slice()].size, 3);
         assert_eq!(fs[b"/a/f".as_slice()].sha256, digest_of_bytes(b"abc"));
     }
@@ -256,8 +242,8 @@ mod tests {
             tar::Header::new_gnu,
         );
         let mut fs = BTreeMap::new();
-        apply_layer(&mut fs, lower.as_slice()).unwrap();
-        apply_layer(&mut fs, upper.as_slice()).unwrap();
+        apply_layer(&mut fs, lower.as_slice(), &ImageLimits::default(), &mut 0).unwrap();
+        apply_layer(&mut fs, upper.as_slice(), &ImageLimits::default(), &mut 0).unwrap();
         let paths: Vec<&[u8]> = fs.keys().map(Vec::as_slice).collect();
         assert_eq!(paths, [b"/d".as_slice(), b"/d/z"]);
     }

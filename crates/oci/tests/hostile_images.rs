@@ -708,3 +708,252 @@ fn docker_archive_layers_must_be_the_configs_diff_ids_and_regular_files() {
     assert!(err.contains("must be a regular file"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A layout at `dir` holding `img:v1`: one uncompressed layer per tar of `layers`.
+fn image_of_layers(dir: &Path, layers: &[Vec<u8>]) -> Layout {
+    let layout = Layout::create(dir).unwrap();
+    let descs: Vec<Value> = layers
+        .iter()
+        .map(|tar| {
+            let digest = layout.write_blob(tar).unwrap();
+            serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                "digest": digest, "size": tar.len()})
+        })
+        .collect();
+    let diff_ids: Vec<&Value> = descs.iter().map(|d| &d["digest"]).collect();
+    let config = serde_json::json!({"architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": diff_ids}});
+    let (cd, cs) = layout.write_json(&config).unwrap();
+    let m = serde_json::json!({"schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cs},
+        "layers": descs});
+    let (md, ms) = layout.write_json(&m).unwrap();
+    layout
+        .update_index(|index| {
+            index["manifests"]
+                .as_array_mut()
+                .unwrap()
+                .push(serde_json::json!({
+                "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md,
+                "size": ms, "annotations": {"org.opencontainers.image.ref.name": "v1"}}));
+            Ok(())
+        })
+        .unwrap();
+    layout
+}
+
+/// A ustar header for `name`.
+fn header(name: &str, kind: tar::EntryType, size: u64) -> tar::Header {
+    let mut h = tar::Header::new_ustar();
+    h.set_path(name).unwrap();
+    h.set_entry_type(kind);
+    h.set_mode(0o644);
+    h.set_size(size);
+    h.set_mtime(1_700_000_000);
+    h.set_cksum();
+    h
+}
+
+/// Appends a PAX header (`x` local or `g` global) of `records`.
+fn pax(out: &mut Vec<u8>, kind: tar::EntryType, records: &[(&str, &[u8])]) {
+    let mut body = Vec::new();
+    for (k, v) in records {
+        let rest = k.len() + v.len() + 3;
+        let mut len = rest + rest.to_string().len();
+        if len.to_string().len() != rest.to_string().len() {
+            len += 1;
+        }
+        body.extend_from_slice(format!("{len} {k}=").as_bytes());
+        body.extend_from_slice(v);
+        body.push(b'\n');
+    }
+    member(out, header("pax", kind, body.len() as u64), &body);
+}
+
+fn member(out: &mut Vec<u8>, h: tar::Header, data: &[u8]) {
+    out.extend_from_slice(h.as_bytes());
+    out.extend_from_slice(data);
+    out.resize(out.len().next_multiple_of(512), 0);
+}
+
+/// Converts `img:v1` of `layout` to `nydus` in the same layout and checks it against its
+/// source; returns the problems (empty: it passes) or the conversion's error.
+fn convert_and_check(layout: &Layout) -> Result<String, String> {
+    let options = ConvertOptions::new(FsVersion::V6);
+    convert_image(layout, Some("v1"), layout, "nydus", &options).map_err(|e| e.to_string())?;
+    let report = rafs_oci::check_image(layout, Some("nydus"), Some((layout, Some("v1")))).unwrap();
+    Ok(report
+        .rules
+        .iter()
+        .flat_map(|r| r.problems.clone())
+        .collect::<Vec<_>>()
+        .join("\n"))
+}
+
+/// The converted image's file at `path`, if any, and its xattrs.
+fn converted_file(layout: &Layout, path: &[u8]) -> Option<(Vec<u8>, Vec<Vec<u8>>)> {
+    let (manifest, _) = documents(layout, "nydus");
+    let boot = rafs_oci::check::bootstrap_of_manifest(layout, &manifest).unwrap();
+    let image = rafs_format::decode(&boot).unwrap();
+    let reader =
+        rafs_reader::ImageReader::open_dir(image, &layout.root().join("blobs/sha256")).unwrap();
+    let node = reader.lookup(std::str::from_utf8(path).unwrap())?;
+    let xattrs = reader
+        .stat(node)
+        .xattrs
+        .iter()
+        .map(|x| x.name.clone())
+        .collect();
+    Some((reader.read_file(node).unwrap_or_default(), xattrs))
+}
+
+#[test]
+fn a_layer_means_what_containerd_applies_for_convert_and_check_alike() {
+    let dir = tempdir("containerd-meaning");
+    let reg = tar::EntryType::Regular;
+    // Entries after the end marker are not part of the layer.
+    let mut after_end = Vec::new();
+    member(&mut after_end, header("a", reg, 2), b"a\n");
+    after_end.extend_from_slice(&[0; 1024]);
+    member(&mut after_end, header("evil", reg, 5), b"evil\n");
+    after_end.extend_from_slice(&[0; 1024]);
+    let layout = image_of_layers(&dir.join("after-end"), &[after_end]);
+    assert_eq!(convert_and_check(&layout).unwrap(), "");
+    assert!(converted_file(&layout, b"/a").is_some());
+    assert!(converted_file(&layout, b"/evil").is_none());
+    // One zero block and then a header: Go's reader refuses the tar, so do we, both ways.
+    let mut one_zero = Vec::new();
+    member(&mut one_zero, header("a", reg, 2), b"a\n");
+    one_zero.extend_from_slice(&[0; 512]);
+    member(&mut one_zero, header("evil", reg, 5), b"evil\n");
+    one_zero.extend_from_slice(&[0; 1024]);
+    let layout = image_of_layers(&dir.join("one-zero"), &[one_zero]);
+    let err = convert_and_check(&layout).unwrap_err();
+    assert!(err.contains("a zero block followed by a header"), "{err}");
+    // A global PAX header is skipped, not applied (containerd ignores it), and is no path.
+    let mut global = Vec::new();
+    pax(
+        &mut global,
+        tar::EntryType::XGlobalHeader,
+        &[("SCHILY.xattr.user.g", b"1"), ("uid", b"7")],
+    );
+    member(&mut global, header("f", reg, 2), b"f\n");
+    global.extend_from_slice(&[0; 1024]);
+    let layout = image_of_layers(&dir.join("global"), &[global]);
+    assert_eq!(convert_and_check(&layout).unwrap(), "");
+    let (_, xattrs) = converted_file(&layout, b"/f").unwrap();
+    assert!(xattrs.is_empty(), "{xattrs:?}");
+    assert!(converted_file(&layout, b"/pax").is_none());
+    // A binary xattr value holding a newline, a NUL and 0xff reads the same on both sides.
+    let mut binary = Vec::new();
+    pax(
+        &mut binary,
+        tar::EntryType::XHeader,
+        &[("SCHILY.xattr.user.bin", b"a\nb\0\xff")],
+    );
+    member(&mut binary, header("x", reg, 2), b"x\n");
+    binary.extend_from_slice(&[0; 1024]);
+    let layout = image_of_layers(&dir.join("binary-xattr"), &[binary]);
+    assert_eq!(convert_and_check(&layout).unwrap(), "");
+    // A hard link is the file its target was when the link was read, even when the target
+    // path is replaced later in the layer.
+    let mut relinked = Vec::new();
+    member(&mut relinked, header("t", reg, 4), b"old\n");
+    let mut link = header("l", tar::EntryType::Link, 0);
+    link.set_link_name("t").unwrap();
+    link.set_cksum();
+    member(&mut relinked, link, b"");
+    member(&mut relinked, header("t", reg, 4), b"new\n");
+    relinked.extend_from_slice(&[0; 1024]);
+    let layout = image_of_layers(&dir.join("relinked"), &[relinked]);
+    assert_eq!(convert_and_check(&layout).unwrap(), "");
+    assert_eq!(converted_file(&layout, b"/l").unwrap().0, b"old\n");
+    assert_eq!(converted_file(&layout, b"/t").unwrap().0, b"new\n");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn image_budgets_bound_layers_manifests_and_bytes_in_convert_and_check() {
+    let dir = tempdir("image-budgets");
+    let reg = tar::EntryType::Regular;
+    let mut small = Vec::new();
+    member(&mut small, header("f", reg, 2), b"f\n");
+    small.extend_from_slice(&[0; 1024]);
+    // 1,001 layers (the same blob): refused before any is read.
+    let layout = image_of_layers(&dir.join("layers"), &vec![small.clone(); 1001]);
+    let err = convert_and_check(&layout).unwrap_err();
+    assert!(
+        err.contains("1001 layers; at most 1000 (max_layers)"),
+        "{err}"
+    );
+    // An index of 1,001 entries.
+    let d = layout.resolve(Some("v1")).unwrap();
+    let entries = vec![serde_json::to_value(&d).unwrap(); 1001];
+    let (id, is) = layout
+        .write_json(&serde_json::json!({"schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": entries}))
+        .unwrap();
+    layout
+        .update_index(|index| {
+            index["manifests"]
+                .as_array_mut()
+                .unwrap()
+                .push(serde_json::json!({
+                "mediaType": "application/vnd.oci.image.index.v1+json", "digest": id, "size": is,
+                "annotations": {"org.opencontainers.image.ref.name": "many"}}));
+            Ok(())
+        })
+        .unwrap();
+    let options = ConvertOptions::new(FsVersion::V6);
+    let err = convert_image(&layout, Some("many"), &layout, "x", &options).unwrap_err();
+    assert!(err.to_string().contains("(max_manifests)"), "{err}");
+    // Bytes of files over the image: a budget of 3 bytes, two layers of 2.
+    let layout = image_of_layers(&dir.join("bytes"), &[small.clone(), small.clone()]);
+    let mut options = ConvertOptions::new(FsVersion::V6);
+    options.limits.max_image_bytes = 3;
+    let err = convert_image(&layout, Some("v1"), &layout, "x", &options).unwrap_err();
+    assert!(err.to_string().contains("max_image_bytes"), "{err}");
+    // The check's reading of the source spends the same budgets: a sparse entry claiming
+    // 16 TiB (a few hundred bytes of tar) is refused at once, not hashed for hours.
+    let mut sparse = Vec::new();
+    pax(
+        &mut sparse,
+        tar::EntryType::XHeader,
+        &[
+            ("GNU.sparse.major", b"1"),
+            ("GNU.sparse.minor", b"0"),
+            ("GNU.sparse.name", b"huge"),
+            ("GNU.sparse.realsize", b"17592186044416"),
+        ],
+    );
+    let map = b"1\n17592186044415\n1\n";
+    let mut body = map.to_vec();
+    body.resize(512, 0);
+    body.push(b'x');
+    member(
+        &mut sparse,
+        header("GNUSparseFile.0/huge", reg, body.len() as u64),
+        &body,
+    );
+    sparse.extend_from_slice(&[0; 1024]);
+    let source = image_of_layers(&dir.join("sparse"), &[sparse]);
+    let demo_target = converted("sparse-target").1;
+    let started = std::time::Instant::now();
+    let report =
+        rafs_oci::check_image(&demo_target, Some("good"), Some((&source, Some("v1")))).unwrap();
+    let fs = report
+        .rules
+        .iter()
+        .find(|r| r.rule == "filesystem")
+        .unwrap();
+    assert!(
+        fs.problems
+            .iter()
+            .any(|p| p.contains("max_sparse_bytes") || p.contains("max_file_bytes")),
+        "{:?}",
+        fs.problems
+    );
+    assert!(started.elapsed().as_secs() < 10, "{:?}", started.elapsed());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,29 +1,22 @@
 //! The conversion: one pass over the tar, chunks to the blob writer as they stream by, the
 //! tree built alongside, then the bootstrap.
 
-use crate::entry::{full_mode, makedev, normalise, Globals, Kind, Pax, MAX_SYMLINK};
+use crate::entry::{normalise, Kind, Pax};
 use crate::error::{EntryError, EntryErrorKind as K, Error, OptionsError, Result, TarErrorKind};
 use crate::input::{self, ByteCount, Counting, DecodeFailure, Hashing, ZranInput, ZranSide};
 use crate::limits::Budget;
+use crate::meaning::{device_number, entry_kind, name_attrs, DROPPED};
 use crate::options::{BuildOptions, ConversionType, WhiteoutSpec};
 use crate::reader::{Entry, StreamError, TarStream};
 use crate::sparse::{check_segments, pax_sparse, PaxSparse, SparseMap, SparseReader};
 use crate::tree::{BuildTree, Data, NameAttrs};
 use rafs_chunker::{BlobData, BlobOptions, BlobTableEntry, BlobWriter};
 use rafs_format::model::{
-    Blob, BlobFeatures, ChunkFlags, ChunkInfo, Compressor, Digester, FsVersion, Image, Inode,
-    Superblock, NON_DEVICE_RDEV,
+    Blob, BlobFeatures, ChunkFlags, ChunkInfo, Compressor, Digester, Image, Inode, Superblock,
 };
 use rafs_merge::{inherit_implicit_dirs, merge, Layer, MergeOptions};
 use std::io::{self, Read, Write};
 use std::time::{Duration, Instant};
-
-/// Paths the reference always drops (eStargz bookkeeping), at the root only.
-const DROPPED: [&[u8]; 3] = [
-    b"stargz.index.json",
-    b".prefetch.landmark",
-    b".no.prefetch.landmark",
-];
 
 /// Progress of a conversion, reported after each entry.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -227,7 +220,6 @@ struct Run<'a, 'o, W: Write> {
     out: Out<W>,
     report: BuildReport,
     tree: BuildTree,
-    globals: Globals,
     budget: Budget,
     index: u64,
     /// targz-ref: the generator the blob writer asks where each chunk is.
@@ -278,7 +270,6 @@ impl<'a, 'o, W: Write> Run<'a, 'o, W> {
                 ..Default::default()
             },
             tree: BuildTree::new(),
-            globals: Globals::default(),
             budget: Budget::new(options.limits),
             index: 0,
             zran: None,
@@ -340,7 +331,10 @@ impl<'a, 'o, W: Write> Run<'a, 'o, W> {
             .map_err(|k| at.fail(k))
     }
 
-    /// Applies a PAX global header, within the layer's budget of global records.
+    /// A PAX global header: read within the layer's budget and checked to parse, as Go's
+    /// reader does, then not applied. containerd's applier skips global headers ("found and
+    /// ignored"), so their records (an mtime, an xattr) are not part of any entry; the
+    /// reference refuses such layers, GNU tar would apply them.
     fn global_header(&mut self, entry: &Entry, at: &Where) -> Result<()> {
         let max = self.options.limits.max_global_pax_bytes;
         if entry.stored > max {
@@ -355,19 +349,18 @@ impl<'a, 'o, W: Write> Run<'a, 'o, W> {
             .take(entry.stored)
             .read_to_end(&mut data)
             .map_err(|e| tar_error(e, self.stream.position()))?;
-        let records = crate::reader::parse_pax(&data).map_err(|r| {
+        crate::reader::parse_pax(&data).map_err(|r| {
             at.fail(K::BadField {
                 field: "PAX global header",
                 reason: r,
             })
         })?;
-        let in_force = self.globals.apply(records);
-        self.budget.globals(in_force).map_err(|k| at.fail(k))
+        Ok(())
     }
 
     /// What the entry is; `None` for an entry the reference always drops.
     fn header(&self, entry: &Entry) -> std::result::Result<Option<Header>, K> {
-        let pax = Pax::new(&self.globals, &entry.pax);
+        let pax = Pax::new(&entry.pax);
         let sparse = pax_sparse(&entry.pax)?;
         let path_bytes = match sparse.as_ref().and_then(|s| s.name.as_deref()) {
             Some(name) => name,
@@ -607,101 +600,6 @@ fn blob_writer<W: Write>(options: &BuildOptions, sink: W) -> Result<BlobWriter<W
     })
 }
 
-/// The entry's type (and link target), checked against what the version can store.
-fn entry_kind(entry: &Entry, version: FsVersion) -> std::result::Result<Kind, K> {
-    let bad_link = |reason: String| K::BadField {
-        field: "link name",
-        reason,
-    };
-    Ok(match entry.header.entry_type() {
-        tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
-            Kind::Regular
-        }
-        tar::EntryType::Directory => Kind::Directory,
-        tar::EntryType::Symlink => {
-            let target = entry.link.clone();
-            rafs_format::rules::check_symlink_target(&target)
-                .map_err(|r| bad_link(format!("symlink target {r}")))?;
-            let max = rafs_format::rules::max_symlink_len(version)
-                .min(MAX_SYMLINK)
-                .min(rafs_format::rules::MAX_EXTRACTABLE_SYMLINK);
-            if target.len() > max {
-                return Err(bad_link(format!(
-                    "symlink target of {} bytes; at most {max} can be stored in v{} and created",
-                    target.len(),
-                    version.number()
-                )));
-            }
-            Kind::Symlink(target)
-        }
-        tar::EntryType::Link => Kind::HardLink(normalise(&entry.link)?),
-        tar::EntryType::Char => Kind::Char,
-        tar::EntryType::Block => Kind::Block,
-        tar::EntryType::Fifo => Kind::Fifo,
-        other => return Err(K::UnsupportedType(other.as_byte() as char)),
-    })
-}
-
-/// Mode, owner and time of the entry's name.
-fn name_attrs(
-    entry: &Entry,
-    pax: &Pax<'_>,
-    kind: &Kind,
-    repeatable: bool,
-) -> std::result::Result<NameAttrs, K> {
-    let header = &entry.header;
-    let perm = header.mode().map_err(|e| K::BadField {
-        field: "mode",
-        reason: e.to_string(),
-    })?;
-    // The tar crate has not applied PAX uid/gid (local or global): ours to apply.
-    let id = |v: io::Result<u64>, pax_key: &'static str| -> std::result::Result<u32, K> {
-        let v = match pax
-            .get(pax_key)
-            .and_then(|v| std::str::from_utf8(v).ok()?.trim().parse::<u64>().ok())
-        {
-            Some(g) => g,
-            None => v.unwrap_or(0),
-        };
-        u32::try_from(v).map_err(|_| K::BadField {
-            field: pax_key,
-            reason: format!("{v} exceeds 2^32-1"),
-        })
-    };
-    let (uid, gid) = if repeatable {
-        (0, 0)
-    } else {
-        (id(header.uid(), "uid")?, id(header.gid(), "gid")?)
-    };
-    let (mtime, mtime_nsec) = match pax.mtime()? {
-        Some(t) => t,
-        None => (header.mtime().unwrap_or(0), 0),
-    };
-    Ok(NameAttrs {
-        mode: full_mode(perm, kind),
-        uid,
-        gid,
-        mtime,
-        mtime_nsec,
-    })
-}
-
-/// The device number of a device or FIFO; the tar builder's marker for anything else.
-fn device_number(header: &tar::Header, kind: &Kind) -> std::result::Result<u32, K> {
-    if !matches!(kind, Kind::Char | Kind::Block | Kind::Fifo) {
-        return Ok(NON_DEVICE_RDEV);
-    }
-    match (header.device_major(), header.device_minor()) {
-        (Ok(Some(ma)), Ok(Some(mi))) => Ok(makedev(ma.into(), mi.into())),
-        // GNU tar and CPython write NUL-filled device fields for FIFOs.
-        _ if *kind == Kind::Fifo => Ok(0),
-        _ => Err(K::BadField {
-            field: "device number",
-            reason: "missing or not octal".into(),
-        }),
-    }
-}
-
 fn superblock_of(options: &BuildOptions) -> Superblock {
     let mut superblock = Superblock::new(options.fs_version);
     superblock.chunk_size = options.chunk_size;
@@ -862,7 +760,7 @@ fn finish_image(
 }
 
 /// Classifies an error of the tar stream; `at` is the position reached.
-fn stream_error(e: StreamError, at: u64) -> Error {
+pub(crate) fn stream_error(e: StreamError, at: u64) -> Error {
     match e {
         StreamError::Io(e) => tar_error(e, at),
         StreamError::BadChecksum => Error::Tar {
@@ -877,7 +775,7 @@ fn stream_error(e: StreamError, at: u64) -> Error {
 }
 
 /// Classifies an error the tar parser passed up.
-fn tar_error(e: io::Error, offset: u64) -> Error {
+pub(crate) fn tar_error(e: io::Error, offset: u64) -> Error {
     if let Some(d) = e.get_ref().and_then(|r| r.downcast_ref::<DecodeFailure>()) {
         return Error::Tar {
             offset,

@@ -70,65 +70,37 @@ pub enum Kind {
     Fifo,
 }
 
-/// PAX global records in force, with the running size the layer's budget counts.
-#[derive(Debug, Default)]
-pub struct Globals {
-    records: BTreeMap<String, Vec<u8>>,
-    bytes: u64,
-}
-
-impl Globals {
-    /// Applies a global header's records (later ones win) and returns the bytes now in force.
-    pub fn apply(&mut self, records: BTreeMap<String, Vec<u8>>) -> u64 {
-        for (k, v) in records {
-            let added = (k.len() + v.len()) as u64;
-            if let Some(old) = self.records.insert(k.clone(), v) {
-                self.bytes -= (k.len() + old.len()) as u64;
-            }
-            self.bytes += added;
-        }
-        self.bytes
-    }
-}
-
-/// PAX records in force for one entry: its own, then the global ones. Nothing is copied: a
-/// lookup costs the same whatever the globals hold, so no entry pays for earlier headers.
+/// PAX records of one entry (global headers are not applied: containerd skips them).
 #[derive(Debug)]
 pub struct Pax<'a> {
-    globals: &'a Globals,
     local: &'a BTreeMap<String, Vec<u8>>,
 }
 
 impl<'a> Pax<'a> {
-    /// Globals overlaid with an entry's local records.
-    pub fn new(globals: &'a Globals, local: &'a BTreeMap<String, Vec<u8>>) -> Pax<'a> {
-        Pax { globals, local }
+    /// An entry's records.
+    pub fn new(local: &'a BTreeMap<String, Vec<u8>>) -> Pax<'a> {
+        Pax { local }
     }
 
-    /// Records whose key starts with `prefix`, local ones winning over global ones of the
-    /// same key; found by range, so only matching records are visited.
+    /// Records whose key starts with `prefix`; found by range, so only matching records are
+    /// visited.
     fn with_prefix(&self, prefix: &str) -> BTreeMap<&'a str, &'a [u8]> {
         let mut out = BTreeMap::new();
-        for map in [&self.globals.records, self.local] {
-            for (k, v) in map.range::<str, _>((
-                std::ops::Bound::Included(prefix),
-                std::ops::Bound::Unbounded,
-            )) {
-                if !k.starts_with(prefix) {
-                    break;
-                }
-                out.insert(k.as_str(), v.as_slice());
+        for (k, v) in self.local.range::<str, _>((
+            std::ops::Bound::Included(prefix),
+            std::ops::Bound::Unbounded,
+        )) {
+            if !k.starts_with(prefix) {
+                break;
             }
+            out.insert(k.as_str(), v.as_slice());
         }
         out
     }
 
     /// A record's value.
     pub fn get(&self, key: &str) -> Option<&'a [u8]> {
-        self.local
-            .get(key)
-            .or_else(|| self.globals.records.get(key))
-            .map(Vec::as_slice)
+        self.local.get(key).map(Vec::as_slice)
     }
 
     /// `mtime` as seconds and nanoseconds (fractions honoured; times before 1970 clamp to 0).
@@ -320,8 +292,7 @@ mod tests {
     fn pax_mtime_fractions() {
         let mut g = BTreeMap::new();
         g.insert("mtime".to_string(), b"1700000000.5".to_vec());
-        let globals = Globals::default();
-        let p = Pax::new(&globals, &g);
+        let p = Pax::new(&g);
         assert_eq!(p.mtime().unwrap(), Some((1_700_000_000, 500_000_000)));
     }
 

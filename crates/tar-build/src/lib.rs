@@ -57,7 +57,9 @@ pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 mod input;
+pub mod layer_entries;
 mod limits;
+mod meaning;
 pub mod options;
 mod reader;
 mod sparse;

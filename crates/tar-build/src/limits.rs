@@ -18,9 +18,11 @@ pub struct BuildLimits {
     pub max_paths: u64,
     /// Most chunk references in the layer, over all files.
     pub max_chunks: u64,
+    /// Most bytes of file contents in the layer (a sparse file's real size).
+    pub max_file_bytes: u64,
     /// Most xattr bytes (names and values) over all inodes.
     pub max_xattr_bytes: u64,
-    /// Most bytes of PAX global records in force at once.
+    /// Largest PAX global header read (it is checked to parse, then skipped).
     pub max_global_pax_bytes: u64,
     /// Most bytes of sparse files' real sizes (holes included) over the layer: holes cost
     /// nothing in the tar but are chunked, digested and compressed like data.
@@ -35,6 +37,7 @@ impl Default for BuildLimits {
             max_entries: 1 << 22,
             max_paths: rafs_format::Limits::default().max_nodes,
             max_chunks: 1 << 22,
+            max_file_bytes: 1 << 40,
             max_xattr_bytes: 64 << 20,
             max_global_pax_bytes: 1 << 20,
             max_sparse_bytes: 16 << 30,
@@ -49,6 +52,7 @@ pub(crate) struct Budget {
     limits: BuildLimits,
     entries: u64,
     chunks: u64,
+    file_bytes: u64,
     xattr_bytes: u64,
     sparse_bytes: u64,
 }
@@ -68,6 +72,7 @@ impl Budget {
             limits,
             entries: 0,
             chunks: 0,
+            file_bytes: 0,
             xattr_bytes: 0,
             sparse_bytes: 0,
         }
@@ -93,6 +98,12 @@ impl Budget {
 
     /// A file of `size` bytes cut into chunks of `chunk_size`.
     pub(crate) fn file(&mut self, size: u64, chunk_size: u64) -> Result<(), K> {
+        spend(
+            &mut self.file_bytes,
+            size,
+            self.limits.max_file_bytes,
+            "max_file_bytes",
+        )?;
         let chunks = size.div_ceil(chunk_size);
         spend(
             &mut self.chunks,
@@ -124,18 +135,5 @@ impl Budget {
             self.limits.max_sparse_bytes,
             "max_sparse_bytes",
         )
-    }
-
-    /// PAX global records of `bytes` in force.
-    pub(crate) fn globals(&self, bytes: u64) -> Result<(), K> {
-        let max = self.limits.max_global_pax_bytes;
-        if bytes > max {
-            return Err(K::LimitExceeded {
-                limit: "max_global_pax_bytes",
-                value: bytes,
-                max,
-            });
-        }
-        Ok(())
     }
 }

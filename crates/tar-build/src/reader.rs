@@ -1,6 +1,9 @@
 //! A streaming tar reader: headers and their extensions (GNU long names and links, PAX local
 //! and global records, old-GNU sparse maps) resolved into one entry at a time, the entry's
-//! data read in place, zero blocks skipped as the reference's parser skips them.
+//! data read in place. The archive ends where Go's `archive/tar` (which containerd applies
+//! layers with) ends it: at a zero block followed by a second one or by the end of the data;
+//! a zero block followed by a header is an error there, so here too. (The reference skips
+//! zero blocks and reads on; entries past the end marker are not part of the layer.)
 //!
 //! The `tar` crate parses single headers here (fields, octal and base-256 numbers, the ustar
 //! prefix); its archive iterator is not used because it splits PAX records at newlines, and a
@@ -211,7 +214,7 @@ impl<R: Read> TarStream<R> {
                 return Ok(None);
             };
             if block.iter().all(|&b| b == 0) {
-                continue; // zero blocks are skipped, not an end (as the reference reads)
+                return self.end_of_archive(ext.any()).map(|()| None);
             }
             let header = tar::Header::from_byte_slice(&block).clone();
             let recorded = header.cksum().map_err(|_| StreamError::BadChecksum)?;
@@ -225,6 +228,25 @@ impl<R: Read> TarStream<R> {
                 continue;
             }
             return self.member(header, header_pos, header_size, ext).map(Some);
+        }
+    }
+
+    /// A zero block was read: the end, if the next block is zero too or the data ends there,
+    /// as Go's reader decides. What follows is not read: it is not part of the layer.
+    fn end_of_archive(&mut self, pending_extensions: bool) -> Result<(), StreamError> {
+        if pending_extensions {
+            return Err(StreamError::Malformed(
+                "extension headers without a member".into(),
+            ));
+        }
+        match self.block()? {
+            None => Ok(()),
+            Some(b) if b.iter().all(|&x| x == 0) => Ok(()),
+            Some(_) => Err(StreamError::Malformed(
+                "a zero block followed by a header: Go's archive/tar, which containerd \
+                 applies layers with, refuses such a tar"
+                    .into(),
+            )),
         }
     }
 
