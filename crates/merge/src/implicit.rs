@@ -5,7 +5,7 @@
 //! nearest layer below that lists it, unless a whiteout or an opaque marker in between hides
 //! that one.
 
-use rafs_format::model::{Image, NodeId, WhiteoutSpec};
+use rafs_format::model::{mode, Image, NodeId, WhiteoutSpec};
 
 const OPAQUE: &[u8] = b".wh..wh..opq";
 
@@ -90,6 +90,29 @@ pub fn inherit_implicit_dirs(
     implicit: &[&[Vec<u8>]],
     spec: WhiteoutSpec,
 ) {
+    fix_implicit_dirs(merged, images, implicit, spec, false);
+}
+
+/// [`inherit_implicit_dirs`], and a directory left out with no directory below it gets what
+/// containerd's applier gives a parent it has to create (`mkdirAll(parent, 0700)`, as root):
+/// mode 0700, owner 0:0, no xattrs. Whole images use this, so that a converted image shows
+/// what containerd's unpack of its layers shows.
+pub fn implicit_dirs_as_containerd(
+    merged: &mut Image,
+    images: &[Image],
+    implicit: &[&[Vec<u8>]],
+    spec: WhiteoutSpec,
+) {
+    fix_implicit_dirs(merged, images, implicit, spec, true);
+}
+
+fn fix_implicit_dirs(
+    merged: &mut Image,
+    images: &[Image],
+    implicit: &[&[Vec<u8>]],
+    spec: WhiteoutSpec,
+    containerd_default: bool,
+) {
     let mut fixes = Vec::new();
     for e in merged.tree.entries() {
         if !e.inode.is_dir() {
@@ -106,8 +129,15 @@ pub fn inherit_implicit_dirs(
         let Some(top) = top.filter(|&k| implicit[k].contains(&path)) else {
             continue;
         };
-        if let Some((j, n)) = lower_dir(images, implicit, &path, top, spec) {
-            fixes.push((e.node, images[j].tree.inode_of(n).clone()));
+        match lower_dir(images, implicit, &path, top, spec) {
+            Some((j, n)) => fixes.push((e.node, images[j].tree.inode_of(n).clone())),
+            None if containerd_default => {
+                let mut made = rafs_format::model::Inode::new(mode::S_IFDIR | 0o700);
+                made.mtime = e.inode.mtime;
+                made.mtime_nsec = e.inode.mtime_nsec;
+                fixes.push((e.node, made));
+            }
+            None => {}
         }
     }
     for (node, lower) in fixes {

@@ -24,6 +24,6 @@ pub mod implicit;
 mod merge;
 
 pub use error::{Error, Result};
-pub use implicit::inherit_implicit_dirs;
+pub use implicit::{implicit_dirs_as_containerd, inherit_implicit_dirs};
 pub use merge::{merge, Layer, LayerBlobArgs, MergeOptions};
 pub use rafs_format::model::WhiteoutSpec;

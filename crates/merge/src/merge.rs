@@ -90,6 +90,10 @@ pub struct MergeOptions {
     /// Most paths the merged image may have; `None` = what a decoder accepts by default
     /// ([`rafs_format::Limits`]), so every merged image reads back.
     pub max_paths: Option<u64>,
+    /// Drop the lowest layer's whiteout and opaque markers (OCI spelling) instead of keeping
+    /// them as files, as the reference does: containerd's applier creates neither, so a
+    /// whole image converted from layers shows no such file.
+    pub drop_base_markers: bool,
 }
 
 /// A node of the tree being overlaid; its inode is (layer, inode in that layer's image).
@@ -103,6 +107,17 @@ struct MTree {
 }
 
 impl MTree {
+    /// Removes every OCI whiteout and opaque marker name (and what is below it).
+    fn drop_markers(&mut self) {
+        let mut stack = vec![0usize];
+        while let Some(n) = stack.pop() {
+            self.nodes[n]
+                .children
+                .retain(|name, _| matches!(marker(name), Marker::None));
+            stack.extend(self.nodes[n].children.values().copied());
+        }
+    }
+
     fn from_tree(tree: &Tree, layer: usize) -> Self {
         let mut nodes = Vec::with_capacity(tree.nodes.len());
         // Node ids of the model are dense; children lists map one to one.
@@ -278,6 +293,9 @@ pub fn merge(layers: Vec<Layer>, options: &MergeOptions) -> Result<Image> {
         spec: options.whiteout_spec,
         opaque,
     };
+    if options.drop_base_markers && options.whiteout_spec == WhiteoutSpec::Oci {
+        ov.tree.drop_markers();
+    }
     for upper in trees {
         ov.tree.nodes[0].inode = upper.nodes[0].inode;
         ov.merge_children(0, &upper, 0);

@@ -66,6 +66,7 @@ pub fn merge_layers(
     options.prefetch_patterns = Some(vec!["/".into()]);
     options.fs_version = Some(fs_version);
     options.dict_blob_ids = dict_blob_ids.to_vec();
+    options.drop_base_markers = true;
     let mut image = merge(inputs, &options)?;
     let dict_blobs = image
         .blobs
@@ -74,7 +75,8 @@ pub fn merge_layers(
         .map(|b| b.blob_id.clone())
         .collect();
     let implicit: Vec<&[Vec<u8>]> = layers.iter().map(|l| l.implicit_dirs.as_slice()).collect();
-    rafs_merge::inherit_implicit_dirs(&mut image, &images, &implicit, options.whiteout_spec);
+    rafs_merge::implicit_dirs_as_containerd(&mut image, &images, &implicit, options.whiteout_spec);
+    root_as_containerd(&mut image);
     let bootstrap = rafs_format::encode(&image)?;
     let tar = layer_tar(&bootstrap, layers, fs_version)?;
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
@@ -89,6 +91,18 @@ pub fn merge_layers(
         gzip,
         dict_blobs,
     })
+}
+
+/// containerd's applier skips a layer's root entry ("resolved to root"): the root of an
+/// unpacked image is the snapshot's own directory, mode 0755 and owned by root, whatever the
+/// layers say of `./`. The merged root says the same (the reference keeps the top layer's).
+fn root_as_containerd(image: &mut rafs_format::model::Image) {
+    let id = image.tree.node(rafs_format::model::ROOT).inode;
+    let root = &mut image.tree.inodes[id.0 as usize];
+    root.mode = rafs_format::model::mode::S_IFDIR | 0o755;
+    root.uid = 0;
+    root.gid = 0;
+    root.xattrs.clear();
 }
 
 /// A layer as the merge takes it. A zran (OCI-ref) layer's blob is the original layer, whose id

@@ -284,6 +284,7 @@ fn bootstrap_rule(
     };
     let layers = layers(manifest);
     let blob_layers = &layers[..layers.len().saturating_sub(1)];
+    p.extend(blob_layers.iter().filter_map(|l| blob_problem(layout, l)));
     // An OCI-ref blob layer holds metadata; its data blob is the original layer it names.
     let hexes: Vec<&str> = blob_layers
         .iter()
@@ -311,6 +312,33 @@ fn bootstrap_rule(
     RuleResult {
         rule: "bootstrap",
         problems: p,
+    }
+}
+
+/// Whether the blob a layer descriptor names is in the layout with that digest and size (read
+/// whole and hashed: junk appended to a blob, or a blob cut short, is not the layer). For an
+/// OCI-ref layer, the original layer it names is checked against its digest too.
+fn blob_problem(layout: &Layout, layer: &Value) -> Option<String> {
+    let digest = layer["digest"].as_str().unwrap_or_default();
+    let verify = |digest: &str, size: u64| -> Result<()> {
+        let mut blob = layout.open_blob(digest, size)?;
+        std::io::copy(&mut blob, &mut std::io::sink()).map_err(|e| crate::Error::Blob {
+            digest: digest.to_owned(),
+            reason: e.to_string(),
+        })?;
+        Ok(())
+    };
+    let size = layer["size"].as_u64();
+    let own = match size {
+        Some(size) => verify(digest, size),
+        None => Err(json(format!("layer {digest}"), "no size")),
+    };
+    let original = layer["annotations"][crate::convert::ANNOTATION_NYDUS_REF]
+        .as_str()
+        .map(|d| layout.blob_size(d).and_then(|size| verify(d, size)));
+    match (own, original) {
+        (Err(e), _) | (Ok(()), Some(Err(e))) => Some(format!("layer {digest}: {e}")),
+        _ => None,
     }
 }
 
@@ -378,7 +406,7 @@ fn filesystem_rule(
     }
 }
 
-/// Every path of the Nydus image but the root, read through the layout's blobs.
+/// Every path of the Nydus image, the root included, read through the layout's blobs.
 fn nydus_listing(
     layout: &Layout,
     bootstrap: &[u8],
@@ -389,10 +417,9 @@ fn nydus_listing(
         rafs_reader::ImageReader::open_dir(image, &layout.root().join("blobs").join("sha256"))
             .map_err(|e| e.to_string())?;
     let mut out = BTreeMap::new();
+    // The root too: containerd's is the snapshot's directory (0755, root's), whatever the
+    // layers say; nydusify does not compare it, we do.
     for e in reader.image().tree.entries() {
-        if e.node == rafs_format::model::ROOT {
-            continue;
-        }
         let i = e.inode;
         let kind = crate::overlay::kind_of_mode(i.mode);
         let sha256 = if i.file_type() == mode::S_IFREG {

@@ -236,13 +236,20 @@ pub fn convert_image_with_progress(
     };
     let mut descs = Vec::with_capacity(entries.len());
     let mut manifests = Vec::with_capacity(entries.len());
-    for entry in &entries {
-        let (d, r) = convert_manifest(source, entry, target, options, progress)?;
+    let platforms: Vec<Option<Value>> = entries
+        .iter()
+        .map(|e| index.as_ref().and_then(|i| raw_platform(i, e)))
+        .collect();
+    for (entry, platform) in entries.iter().zip(&platforms) {
+        let (mut d, r) = convert_manifest(source, entry, target, options, progress)?;
+        if let Some(p) = platform {
+            d["platform"] = p.clone();
+        }
         descs.push(d);
         manifests.push(r);
     }
     let new_desc = if options.merge_platform {
-        crate::merge_platform::merged_index(source, &entries, descs, target)?
+        crate::merge_platform::merged_index(source, &entries, &platforms, descs, target)?
     } else {
         target_descriptor(index, descs, target)?
     };
@@ -285,6 +292,18 @@ fn refuse_overwriting_the_source(
         "it names the source image in the same layout; the conversion would replace it \
          (name another tag)",
     ))
+}
+
+/// The platform of `entry` as the source index spells it, every field kept (`os.version`,
+/// `os.features`, `variant`, and any this converter does not know).
+fn raw_platform(index: &Value, entry: &Descriptor) -> Option<Value> {
+    let digest = entry.digest().to_string();
+    index["manifests"]
+        .as_array()?
+        .iter()
+        .find(|m| m["digest"].as_str() == Some(digest.as_str()))
+        .map(|m| m["platform"].clone())
+        .filter(Value::is_object)
 }
 
 /// The entries of an index to convert: manifests of the wanted platforms; and the index.

@@ -30,14 +30,18 @@ pub const ANNOTATION_EMPTY_LAYER: &str = "containerd.io/snapshot/nydus-empty-lay
 pub(crate) fn merged_index(
     source: &Layout,
     entries: &[Descriptor],
+    raw_platforms: &[Option<Value>],
     nydus: Vec<Value>,
     target: &Layout,
 ) -> Result<Value> {
     let mut oci = Vec::with_capacity(entries.len());
     let mut marked = Vec::with_capacity(nydus.len());
-    for (entry, mut desc) in entries.iter().zip(nydus) {
+    for ((entry, mut desc), raw) in entries.iter().zip(nydus).zip(raw_platforms) {
         let manifest: Value = source.read_json(entry.digest().as_ref(), "manifest")?;
-        let platform = platform_of(source, entry, &manifest)?;
+        let platform = match raw {
+            Some(p) => p.clone(),
+            None => platform_of(source, entry, &manifest)?,
+        };
         // An entry that already was Nydus has no OCI form to keep.
         if !crate::convert::is_nydus(&manifest) {
             oci.push(with_empty_layer(
@@ -63,8 +67,10 @@ fn platform_of(source: &Layout, entry: &Descriptor, manifest: &Value) -> Result<
     let digest = manifest["config"]["digest"].as_str().unwrap_or_default();
     let config: Value = source.read_json(digest, "config")?;
     let mut p = json!({"os": config["os"], "architecture": config["architecture"]});
-    if let Some(v) = config["variant"].as_str() {
-        p["variant"] = Value::from(v);
+    for key in ["os.version", "os.features", "variant"] {
+        if !config[key].is_null() {
+            p[key] = config[key].clone();
+        }
     }
     if !p["os"].is_string() || !p["architecture"].is_string() {
         return Err(json(

@@ -36,6 +36,7 @@ pub(crate) fn overlay_listing(
 ) -> Result<BTreeMap<Vec<u8>, Attrs>> {
     limits.check_layers(layers.len(), "the source manifest")?;
     let mut fs: BTreeMap<Vec<u8>, Attrs> = BTreeMap::new();
+    fs.insert(b"/".to_vec(), made_dir(0o755));
     let mut image_bytes = 0u64;
     for layer in layers {
         let digest = layer["digest"].as_str().unwrap_or_default();
@@ -104,9 +105,12 @@ fn apply_layer(
         .partition(|c| matches!(c, Change::Hide(..)));
     for c in hides {
         if let Change::Hide(path, opaque) = c {
+            // The applier makes a marker's missing parents before it reads the marker.
             if opaque {
+                make_parents(fs, &[path.as_slice(), b"/"].concat());
                 remove_below(fs, &path);
             } else {
+                make_parents(fs, &path);
                 remove_tree(fs, &path);
             }
         }
@@ -121,9 +125,37 @@ fn apply_layer(
         if attrs.kind != "dir" || fs.get(&path).is_some_and(|old| old.kind != "dir") {
             remove_tree(fs, &path);
         }
+        make_parents(fs, &path);
         fs.insert(path, attrs);
     }
     Ok(())
+}
+
+/// A directory containerd makes itself, owned by root: the root of the snapshot (0755),
+/// or a parent a layer left out and nothing below provides (`mkdirAll(parent, 0700)`).
+fn made_dir(perm: u32) -> Attrs {
+    Attrs {
+        kind: "dir",
+        mode: perm,
+        uid: 0,
+        gid: 0,
+        size: 0,
+        rdev: 0,
+        link: Vec::new(),
+        xattrs: BTreeMap::new(),
+        sha256: String::new(),
+    }
+}
+
+/// Creates the missing parents of `path` as containerd's applier does.
+fn make_parents(fs: &mut BTreeMap<Vec<u8>, Attrs>, path: &[u8]) {
+    let mut end = 1;
+    while let Some(p) = path[end..].iter().position(|&b| b == b'/') {
+        end += p;
+        fs.entry(path[..end].to_vec())
+            .or_insert_with(|| made_dir(0o700));
+        end += 1;
+    }
 }
 
 /// The change one entry makes.

@@ -957,3 +957,128 @@ fn image_budgets_bound_layers_manifests_and_bytes_in_convert_and_check() {
     assert!(started.elapsed().as_secs() < 10, "{:?}", started.elapsed());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn other_index_entries_survive_and_platforms_are_carried_fully() {
+    let dir = tempdir("index-entries");
+    let target = Layout::create(dir.join("out")).unwrap();
+    // Another image's entry with fields this converter does not know.
+    let other = serde_json::json!({
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": format!("sha256:{}", "1".repeat(64)), "size": 7,
+        "platform": {"os": "windows", "architecture": "amd64", "os.version": "10.0.17763.1",
+                     "os.features": ["win32k"], "variant": "v3"},
+        "annotations": {"org.opencontainers.image.ref.name": "other", "x.y": "z"},
+        "data": "e30=", "urls": ["https://example.invalid/x"], "x-unknown": {"kept": true}});
+    target
+        .update_index(|index| {
+            index["manifests"]
+                .as_array_mut()
+                .unwrap()
+                .push(other.clone());
+            index["x-top-level"] = Value::from("kept too");
+            Ok(())
+        })
+        .unwrap();
+    // A source index whose entry names its platform fully.
+    let source = demo_copy(&dir);
+    let d = source.resolve(Some("v1")).unwrap();
+    let mut entry = serde_json::to_value(&d).unwrap();
+    entry["annotations"] = Value::Null;
+    entry.as_object_mut().unwrap().remove("annotations");
+    entry["platform"] = serde_json::json!({"os": "linux", "architecture": "arm64", "variant": "v8",
+        "os.version": "5.15", "os.features": ["a", "b"]});
+    let (id, is) = source
+        .write_json(&serde_json::json!({"schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [entry]}))
+        .unwrap();
+    source
+        .update_index(|index| {
+            index["manifests"]
+                .as_array_mut()
+                .unwrap()
+                .push(serde_json::json!({
+                "mediaType": "application/vnd.oci.image.index.v1+json", "digest": id, "size": is,
+                "annotations": {"org.opencontainers.image.ref.name": "multi"}}));
+            Ok(())
+        })
+        .unwrap();
+    let options = ConvertOptions::new(FsVersion::V6);
+    convert_image(&source, Some("multi"), &target, "nydus", &options).unwrap();
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(target.root().join("index.json")).unwrap()).unwrap();
+    assert_eq!(index["manifests"][0], other);
+    assert_eq!(index["x-top-level"], "kept too");
+    // The converted entry is the manifest itself (one platform), carrying the platform.
+    let converted = &index["manifests"][1];
+    let platform = &converted["platform"];
+    assert_eq!(platform["variant"], "v8", "{converted}");
+    assert_eq!(platform["os.version"], "5.15");
+    assert_eq!(platform["os.features"], serde_json::json!(["a", "b"]));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The converted image's `path`: mode (permissions) and owner.
+fn mode_of(layout: &Layout, path: &str) -> Option<(u32, u32, u32)> {
+    let (manifest, _) = documents(layout, "nydus");
+    let boot = rafs_oci::check::bootstrap_of_manifest(layout, &manifest).unwrap();
+    let image = rafs_format::decode(&boot).unwrap();
+    let comps: Vec<&[u8]> = path
+        .split('/')
+        .filter(|c| !c.is_empty())
+        .map(str::as_bytes)
+        .collect();
+    let n = image.tree.lookup_components(comps)?;
+    let i = image.tree.inode_of(n);
+    Some((i.mode & 0o7777, i.uid, i.gid))
+}
+
+#[test]
+fn omitted_parents_base_markers_and_the_root_read_as_containerd_unpacks_them() {
+    let dir = tempdir("containerd-parents");
+    let reg = tar::EntryType::Regular;
+    let mut base = Vec::new();
+    // The root entry says 0700 and owner 5: containerd skips it (its root is 0755, root's).
+    let mut root = header("./", tar::EntryType::Directory, 0);
+    root.set_mode(0o700);
+    root.set_uid(5);
+    root.set_cksum();
+    member(&mut base, root, b"");
+    // A whiteout and an opaque marker in the lowest layer: they hide nothing and containerd
+    // creates neither, but it does create their missing parents (0700).
+    member(&mut base, header("var/.wh.old", reg, 0), b"");
+    member(&mut base, header("opt/.wh..wh..opq", reg, 0), b"");
+    // A file whose parents the layer leaves out and nothing below provides.
+    member(&mut base, header("usr/lib/x", reg, 2), b"x\n");
+    base.extend_from_slice(&[0; 1024]);
+    let mut upper = Vec::new();
+    // An upper layer's file under a directory it leaves out, which the base has.
+    member(&mut upper, header("usr/lib/y", reg, 2), b"y\n");
+    upper.extend_from_slice(&[0; 1024]);
+    let layout = image_of_layers(&dir.join("img"), &[base, upper]);
+    assert_eq!(convert_and_check(&layout).unwrap(), "");
+    assert_eq!(mode_of(&layout, "/"), Some((0o755, 0, 0)));
+    assert_eq!(mode_of(&layout, "/usr"), Some((0o700, 0, 0)));
+    assert_eq!(mode_of(&layout, "/usr/lib"), Some((0o700, 0, 0)));
+    assert_eq!(mode_of(&layout, "/var"), Some((0o700, 0, 0)));
+    assert_eq!(mode_of(&layout, "/var/.wh.old"), None);
+    assert_eq!(mode_of(&layout, "/opt/.wh..wh..opq"), None);
+    assert!(converted_file(&layout, b"/usr/lib/y").is_some());
+    // Junk appended to a Nydus blob layer: it is not the layer the manifest names.
+    let (manifest, _) = documents(&layout, "nydus");
+    let blob = manifest["layers"][0]["digest"].as_str().unwrap();
+    let path = layout.blob_path(blob).unwrap();
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes.extend_from_slice(b"junk");
+    std::fs::write(&path, bytes).unwrap();
+    let report = rafs_oci::check_image(&layout, Some("nydus"), None).unwrap();
+    let rule = report.rules.iter().find(|r| r.rule == "bootstrap").unwrap();
+    assert!(
+        rule.problems
+            .iter()
+            .any(|p| p.contains("longer than its descriptor")),
+        "{:?}",
+        rule.problems
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
