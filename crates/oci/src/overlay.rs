@@ -38,12 +38,13 @@ pub(crate) fn overlay_listing(
     let mut fs: BTreeMap<Vec<u8>, Attrs> = BTreeMap::new();
     fs.insert(b"/".to_vec(), made_dir(0o755));
     let mut image_bytes = 0u64;
+    let mut inodes = Inodes::default();
     for layer in layers {
         let digest = layer["digest"].as_str().unwrap_or_default();
         let size = layer["size"].as_u64().unwrap_or(0);
         let stream = rafs_tar_build::decompress_layer(layout.open_blob(digest, size)?)
             .map_err(|e| json(format!("layer {digest}"), e))?;
-        apply_layer(&mut fs, stream, limits, &mut image_bytes)
+        apply_layer(&mut fs, &mut inodes, stream, limits, &mut image_bytes)
             .map_err(|e| json(format!("layer {digest}"), e))?;
     }
     Ok(fs)
@@ -73,7 +74,48 @@ enum Change {
     /// The root's own entry (compared by the filesystem rule separately).
     Root,
     Hide(Vec<u8>, bool),
-    Land(Vec<u8>, Option<Attrs>, Vec<u8>),
+    Land(Vec<u8>, Attrs),
+    /// A hard link: its path, its target, and the owner and xattrs its header sets on the
+    /// shared inode.
+    Link(Vec<u8>, Vec<u8>, LayerEntry),
+}
+
+/// Which paths name one inode (hard links), so that a link's owner and xattrs reach every
+/// name of the inode, as they do on disk. Entries of removed paths go stale and are checked
+/// against `of` before use.
+#[derive(Default)]
+struct Inodes {
+    of: std::collections::HashMap<Vec<u8>, u64>,
+    names: std::collections::HashMap<u64, Vec<Vec<u8>>>,
+    next: u64,
+}
+
+impl Inodes {
+    /// A new inode for `path`.
+    fn fresh(&mut self, path: &[u8]) {
+        self.next += 1;
+        self.of.insert(path.to_vec(), self.next);
+    }
+
+    /// `path` becomes another name of `target`'s inode; returns the inode's live names.
+    fn link(&mut self, path: &[u8], target: &[u8]) -> Vec<Vec<u8>> {
+        let id = match self.of.get(target) {
+            Some(&id) => id,
+            None => {
+                self.fresh(target);
+                self.next
+            }
+        };
+        let names = self
+            .names
+            .entry(id)
+            .or_insert_with(|| vec![target.to_vec()]);
+        names.push(path.to_vec());
+        self.of.insert(path.to_vec(), id);
+        let of = &self.of;
+        names.retain(|p| of.get(p) == Some(&id));
+        names.clone()
+    }
 }
 
 /// One layer, read as the conversion reads it ([`rafs_tar_build::layer_entries`]):
@@ -81,6 +123,7 @@ enum Change {
 /// hard link taking its target as it is when the link is reached.
 fn apply_layer(
     fs: &mut BTreeMap<Vec<u8>, Attrs>,
+    inodes: &mut Inodes,
     stream: impl Read,
     limits: &ImageLimits,
     image_bytes: &mut u64,
@@ -116,19 +159,40 @@ fn apply_layer(
         }
     }
     for c in lands {
-        let Change::Land(path, attrs, target) = c else {
-            continue;
-        };
-        let Some(attrs) = attrs.or_else(|| fs.get(&target).cloned()) else {
-            continue;
-        };
-        if attrs.kind != "dir" || fs.get(&path).is_some_and(|old| old.kind != "dir") {
-            remove_tree(fs, &path);
+        match c {
+            Change::Land(path, attrs) => {
+                land(fs, &path, attrs);
+                inodes.fresh(&path);
+            }
+            Change::Link(path, target, e) => {
+                // As the applier: link(2) to what the target is now, then the link header's
+                // owner and xattrs on the shared inode (its mode stays).
+                let Some(mut attrs) = fs.get(&target).cloned() else {
+                    continue;
+                };
+                attrs.uid = e.uid;
+                attrs.gid = e.gid;
+                attrs.xattrs.extend(e.xattrs.iter().cloned());
+                land(fs, &path, attrs.clone());
+                for name in inodes.link(&path, &target) {
+                    if let Some(a) = fs.get_mut(&name) {
+                        *a = attrs.clone();
+                    }
+                }
+            }
+            Change::Root | Change::Hide(..) => {}
         }
-        make_parents(fs, &path);
-        fs.insert(path, attrs);
     }
     Ok(())
+}
+
+/// Puts `attrs` at `path`: what was there goes, unless both are directories (merged).
+fn land(fs: &mut BTreeMap<Vec<u8>, Attrs>, path: &[u8], attrs: Attrs) {
+    if attrs.kind != "dir" || fs.get(path).is_some_and(|old| old.kind != "dir") {
+        remove_tree(fs, path);
+    }
+    make_parents(fs, path);
+    fs.insert(path.to_vec(), attrs);
 }
 
 /// A directory containerd makes itself, owned by root: the root of the snapshot (0755),
@@ -174,13 +238,9 @@ fn change_of(e: &LayerEntry, data: &mut dyn Read) -> std::io::Result<Change> {
         return Ok(Change::Hide([dir.as_slice(), b"/", target].concat(), false));
     }
     if e.kind == EntryKind::HardLink {
-        return Ok(Change::Land(e.path.clone(), None, e.link.clone()));
+        return Ok(Change::Link(e.path.clone(), e.link.clone(), e.clone()));
     }
-    Ok(Change::Land(
-        e.path.clone(),
-        Some(attrs_of(e, data)?),
-        Vec::new(),
-    ))
+    Ok(Change::Land(e.path.clone(), attrs_of(e, data)?))
 }
 
 /// An entry's attributes, its data read for its digest.
@@ -247,7 +307,14 @@ mod tests {
             tar::Header::new_old,
         );
         let mut fs = BTreeMap::new();
-        apply_layer(&mut fs, layer.as_slice(), &ImageLimits::default(), &mut 0).unwrap();
+        apply_layer(
+            &mut fs,
+            &mut Inodes::default(),
+            layer.as_slice(),
+            &ImageLimits::default(),
+            &mut 0,
+        )
+        .unwrap();
         assert_eq!(fs[b"/a/f".as_slice()].size, 3);
         assert_eq!(fs[b"/a/f".as_slice()].sha256, digest_of_bytes(b"abc"));
     }
@@ -274,8 +341,22 @@ mod tests {
             tar::Header::new_gnu,
         );
         let mut fs = BTreeMap::new();
-        apply_layer(&mut fs, lower.as_slice(), &ImageLimits::default(), &mut 0).unwrap();
-        apply_layer(&mut fs, upper.as_slice(), &ImageLimits::default(), &mut 0).unwrap();
+        apply_layer(
+            &mut fs,
+            &mut Inodes::default(),
+            lower.as_slice(),
+            &ImageLimits::default(),
+            &mut 0,
+        )
+        .unwrap();
+        apply_layer(
+            &mut fs,
+            &mut Inodes::default(),
+            upper.as_slice(),
+            &ImageLimits::default(),
+            &mut 0,
+        )
+        .unwrap();
         let paths: Vec<&[u8]> = fs.keys().map(Vec::as_slice).collect();
         assert_eq!(paths, [b"/d".as_slice(), b"/d/z"]);
     }

@@ -27,9 +27,26 @@ for root, dirs, files in os.walk(top):
             os.utime(root, ns=(st.st_atime_ns, st.st_mtime_ns))
             break
 
+opaque_dirs = set()
+for root, dirs, files in os.walk(top):
+    if ".wh..wh..opq" in files:
+        opaque_dirs.add(os.path.relpath(root, top))
+
+
+def under_opaque(rel):
+    """Whether `rel` or a directory above it is opaque in this layer."""
+    while True:
+        if rel in opaque_dirs:
+            return True
+        if rel in ("", "."):
+            return False
+        rel = os.path.dirname(rel)
+
+
 for root, dirs, files in os.walk(top, topdown=False):
     # Turning markers into whiteouts changes the directory's mtime: the layer's is put back.
     before = os.lstat(root)
+    rel = os.path.relpath(root, top)
     for n in files:
         p = os.path.join(root, n)
         if n == ".wh..wh..opq":
@@ -37,5 +54,10 @@ for root, dirs, files in os.walk(top, topdown=False):
             os.setxattr(root, "trusted.overlay.opaque", b"y")
         elif n.startswith(".wh."):
             os.remove(p)
-            os.mknod(os.path.join(root, n[4:]), 0o600 | 0o020000, 0)
+            # A whiteout that hides nothing (no lower has the path, or an opaque directory
+            # of this layer already hides it) is left out: overlayfs would list it in a
+            # directory it does not merge.
+            if not under_opaque(rel) and any(
+                    os.path.lexists(os.path.join(lower, rel, n[4:])) for lower in lowers):
+                os.mknod(os.path.join(root, n[4:]), 0o600 | 0o020000, 0)
     os.utime(root, ns=(before.st_atime_ns, before.st_mtime_ns))

@@ -1082,3 +1082,37 @@ fn omitted_parents_base_markers_and_the_root_read_as_containerd_unpacks_them() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_hard_link_header_sets_owner_and_xattrs_of_the_shared_inode_never_its_mode() {
+    let dir = tempdir("hardlink-attrs");
+    let reg = tar::EntryType::Regular;
+    let mut tar = Vec::new();
+    let mut t = header("t", reg, 2);
+    t.set_mode(0o600);
+    t.set_uid(7);
+    t.set_cksum();
+    member(&mut tar, t, b"t\n");
+    // The link header: another owner, another mode, an xattr. containerd's applier links,
+    // then chowns and sets xattrs on the new name (the shared inode); it does not chmod.
+    pax(
+        &mut tar,
+        tar::EntryType::XHeader,
+        &[("SCHILY.xattr.user.l", b"1")],
+    );
+    let mut l = header("l", tar::EntryType::Link, 0);
+    l.set_link_name("t").unwrap();
+    l.set_mode(0o755);
+    l.set_uid(9);
+    l.set_cksum();
+    member(&mut tar, l, b"");
+    tar.extend_from_slice(&[0; 1024]);
+    let layout = image_of_layers(&dir.join("img"), &[tar]);
+    assert_eq!(convert_and_check(&layout).unwrap(), "");
+    for path in ["/t", "/l"] {
+        assert_eq!(mode_of(&layout, path), Some((0o600, 9, 0)), "{path}");
+        let (_, xattrs) = converted_file(&layout, path.as_bytes()).unwrap();
+        assert_eq!(xattrs, [b"user.l".to_vec()], "{path}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -126,9 +126,33 @@ fn normalise(tar: &[u8]) -> BTreeMap<String, Entry> {
             groups.insert(path.clone(), root.clone());
             let mut entry = out[&target].clone();
             entry.group = root.clone();
-            out.insert(path, entry);
+            out.insert(path.clone(), entry);
             if let Some(t) = out.get_mut(&target) {
-                t.group = root;
+                t.group = root.clone();
+            }
+            // containerd's applier sets the link header's owner, time and xattrs on the new
+            // name, the shared inode: every name of the group shows them (the mode stays).
+            let mut link_xattrs = BTreeMap::new();
+            if let Some(exts) = e.pax_extensions().unwrap() {
+                for x in exts {
+                    let x = x.unwrap();
+                    if let Some(n) = x.key().unwrap().strip_prefix("SCHILY.xattr.") {
+                        link_xattrs.insert(n.to_string(), x.value_bytes().to_vec());
+                    }
+                }
+            }
+            for (p, g) in &groups {
+                if *g != root {
+                    continue;
+                }
+                for name in [p, &root] {
+                    if let Some(m) = out.get_mut(name) {
+                        m.uid = h.uid().unwrap();
+                        m.gid = h.gid().unwrap();
+                        m.mtime = h.mtime().unwrap();
+                        m.xattrs.extend(link_xattrs.clone());
+                    }
+                }
             }
             continue;
         }

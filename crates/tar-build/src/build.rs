@@ -317,7 +317,7 @@ impl<'a, 'o, W: Write> Run<'a, 'o, W> {
             Kind::HardLink(ref target) => {
                 self.report.hardlinks += 1;
                 self.tree
-                    .link(&h.path, target, h.attrs)
+                    .link(&h.path, target, h.attrs, h.xattrs)
                     .map_err(|k| at.fail(k))?;
             }
             _ => {

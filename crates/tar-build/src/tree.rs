@@ -87,6 +87,19 @@ impl BuildInode {
         }
     }
 
+    /// Sets these xattrs on the inode, replacing ones of the same name (as `setxattr` does).
+    fn set_xattrs(&mut self, xattrs: Vec<Xattr>) {
+        let extra = self
+            .extra
+            .get_or_insert_with(|| Box::new((Vec::new(), Vec::new())));
+        for x in xattrs {
+            match extra.1.iter_mut().find(|old| old.name == x.name) {
+                Some(old) => old.value = x.value,
+                None => extra.1.push(x),
+            }
+        }
+    }
+
     /// The model inode, moving out the boxed parts.
     fn take_inode(&mut self) -> Inode {
         let mut inode = Inode::new(self.mode);
@@ -107,9 +120,6 @@ impl BuildInode {
 struct BuildNode {
     children: BTreeMap<Vec<u8>, usize>,
     inode: u32,
-    /// This name's own attributes when they are not its inode's (a hard link's header), as an
-    /// index into [`BuildTree::link_attrs`].
-    link_attrs: Option<u32>,
     /// Whether the tar listed this path (false for the implicit root and parents).
     listed: bool,
 }
@@ -118,8 +128,6 @@ struct BuildNode {
 pub struct BuildTree {
     nodes: Vec<BuildNode>,
     inodes: Vec<BuildInode>,
-    /// Attributes of hard-link names (few: most names carry their inode's).
-    link_attrs: Vec<NameAttrs>,
 }
 
 fn implicit_dir() -> Inode {
@@ -149,11 +157,9 @@ impl BuildTree {
             nodes: vec![BuildNode {
                 children: BTreeMap::new(),
                 inode: 0,
-                link_attrs: None,
                 listed: false,
             }],
             inodes: vec![BuildInode::new(implicit_dir(), Data::None)],
-            link_attrs: Vec::new(),
         }
     }
 
@@ -237,7 +243,6 @@ impl BuildTree {
                     self.nodes.push(BuildNode {
                         children: BTreeMap::new(),
                         inode,
-                        link_attrs: None,
                         listed: false,
                     });
                     self.nodes[cur].children.insert(c.clone(), n);
@@ -258,13 +263,11 @@ impl BuildTree {
     }
 
     /// Puts `name` at `path`, replacing what is there (its children are kept when both are
-    /// directories, dropped otherwise). `link_attrs` are the name's own attributes when they
-    /// are not the inode's.
-    fn put(&mut self, path: &[Vec<u8>], inode: u32, link_attrs: Option<u32>) -> Result<(), K> {
+    /// directories, dropped otherwise).
+    fn put(&mut self, path: &[Vec<u8>], inode: u32) -> Result<(), K> {
         if path.is_empty() {
             // The root entry replaces the implicit root's attributes.
             self.nodes[0].inode = inode;
-            self.nodes[0].link_attrs = link_attrs;
             self.nodes[0].listed = true;
             if !self.inodes[inode as usize].is_dir() {
                 return Err(K::BadField {
@@ -284,7 +287,6 @@ impl BuildTree {
                 let keep_children = new_is_dir && self.is_dir(n);
                 let node = &mut self.nodes[n];
                 node.inode = inode;
-                node.link_attrs = link_attrs;
                 node.listed = true;
                 if !keep_children {
                     node.children.clear();
@@ -295,7 +297,6 @@ impl BuildTree {
                 self.nodes.push(BuildNode {
                     children: BTreeMap::new(),
                     inode,
-                    link_attrs,
                     listed: true,
                 });
                 self.nodes[parent].children.insert(name, n);
@@ -308,16 +309,20 @@ impl BuildTree {
     /// `inode.nlink` are ignored: the end derives them).
     pub fn add(&mut self, path: &[Vec<u8>], inode: Inode, data: Data) -> Result<(), K> {
         let i = self.push_inode(inode, data)?;
-        self.put(path, i, None)
+        self.put(path, i)
     }
 
-    /// Adds a hard link at `path` to the inode of the earlier entry at `target`; the link's
-    /// own header gives `attrs`.
+    /// Adds a hard link at `path` to the inode the earlier entry at `target` has now, as
+    /// containerd's applier does: `link(2)`, then the link header's owner, times and xattrs
+    /// set on the new name, which is the shared inode (`Lchown`, `chtimes`, `setxattr`). Its
+    /// mode is not: containerd changes a link's mode only when the link's target path happens
+    /// to resolve from its own working directory, which no layer can count on.
     pub fn link(
         &mut self,
         path: &[Vec<u8>],
         target: &[Vec<u8>],
         attrs: NameAttrs,
+        xattrs: Vec<Xattr>,
     ) -> Result<(), K> {
         if path == target {
             return Err(K::LinkToItself);
@@ -331,21 +336,18 @@ impl BuildTree {
         let inode = self.nodes[t].inode;
         let shared = &mut self.inodes[inode as usize];
         shared.v5_hardlink_flag = true;
-        // The shared inode keeps its own type; only permissions and times come from the link.
-        let attrs = NameAttrs {
-            mode: (attrs.mode & 0o7777) | (shared.mode & mode::S_IFMT),
-            ..attrs
-        };
-        let index = u32::try_from(self.link_attrs.len()).map_err(|_| K::BadField {
-            field: "linkname",
-            reason: "more than 2^32 hard links in one layer".into(),
-        })?;
-        self.link_attrs.push(attrs);
-        self.put(path, inode, Some(index))
+        shared.uid = attrs.uid;
+        shared.gid = attrs.gid;
+        shared.mtime = attrs.mtime;
+        shared.mtime_nsec = attrs.mtime_nsec;
+        if !xattrs.is_empty() {
+            shared.set_xattrs(xattrs);
+        }
+        self.put(path, inode)
     }
 
     /// The model tree: nodes in breadth-first order, children by name bytes, shared inodes
-    /// for hard links (their attributes from the last name in breadth-first order), `nlink`
+    /// for hard links (every name has its inode's attributes), `nlink`
     /// computed as the reference computes it. `chunks_of` gives each regular file's chunks.
     pub fn into_model(self, mut chunks_of: impl FnMut(&mut Data) -> Vec<ChunkInfo>) -> Tree {
         // Names and inodes move into the model as it grows, so the two trees do not both
@@ -353,11 +355,9 @@ impl BuildTree {
         let BuildTree {
             mut nodes,
             mut inodes,
-            link_attrs,
         } = self;
         let order = breadth_first(&nodes);
-        let names = NamesOfInodes::count(&nodes, &inodes, &link_attrs, &order);
-        drop(link_attrs);
+        let names = NamesOfInodes::count(&nodes, &inodes, &order);
         let mut model_inode: Vec<Option<InodeId>> = vec![None; inodes.len()];
         // Each build inode is made once (`model_inode` remembers it).
         let mut make = |b: usize| names.model_inode(&mut inodes[b], b, &mut chunks_of);
@@ -400,8 +400,9 @@ fn breadth_first(nodes: &[BuildNode]) -> Vec<usize> {
     order
 }
 
-/// Per build inode, what its names decide: the attributes of the last name in breadth-first
-/// order, and how many names it has. Build indexes are dense, so these are vectors (a few
+/// Per build inode, what its names decide: whether a name reaches it (its attributes, then:
+/// every name has its inode's, a hard link's header having set them on the inode), and how
+/// many names it has. Build indexes are dense, so these are vectors (a few
 /// bytes per entry, not a hash table's).
 struct NamesOfInodes {
     last_attrs: Vec<Option<NameAttrs>>,
@@ -409,12 +410,7 @@ struct NamesOfInodes {
 }
 
 impl NamesOfInodes {
-    fn count(
-        nodes: &[BuildNode],
-        inodes: &[BuildInode],
-        link_attrs: &[NameAttrs],
-        order: &[usize],
-    ) -> Self {
+    fn count(nodes: &[BuildNode], inodes: &[BuildInode], order: &[usize]) -> Self {
         let mut names = NamesOfInodes {
             last_attrs: vec![None; inodes.len()],
             count: vec![0; inodes.len()],
@@ -422,10 +418,7 @@ impl NamesOfInodes {
         for &n in order {
             let node = &nodes[n];
             let b = node.inode as usize;
-            names.last_attrs[b] = Some(match node.link_attrs {
-                Some(l) => link_attrs[l as usize],
-                None => inodes[b].attrs(),
-            });
+            names.last_attrs[b] = Some(inodes[b].attrs());
             names.count[b] += 1;
         }
         names
