@@ -102,8 +102,10 @@ impl ScratchDir {
     /// A new scratch directory inside `parent` (which must exist).
     pub fn new_in(parent: &Path) -> Result<Self> {
         for _ in 0..8 {
+            // Owner only: what is unpacked here is nobody else's to read or write into.
             let dir = tempfile::Builder::new()
                 .prefix(PREFIX)
+                .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
                 .tempdir_in(parent)
                 .map_err(io(parent))?;
             let lock = File::open(dir.path()).map_err(io(dir.path()))?;
@@ -137,8 +139,11 @@ impl TempFile {
     /// A new temporary file inside `dir`, open for writing.
     pub fn new_in(dir: &Path) -> Result<Self> {
         for _ in 0..8 {
+            // The layout's files are for other readers too (a registry, nydusd as another
+            // user): created 0666 less the umask, as any file, not tempfile's 0600.
             let file = tempfile::Builder::new()
                 .prefix(PREFIX)
+                .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
                 .tempfile_in(dir)
                 .map_err(io(dir))?;
             if lock_owned(file.as_file(), file.path())? {

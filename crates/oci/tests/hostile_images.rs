@@ -1116,3 +1116,25 @@ fn a_hard_link_header_sets_owner_and_xattrs_of_the_shared_inode_never_its_mode()
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn layout_files_are_readable_by_others_as_any_file_is_scratch_space_is_not() {
+    use std::os::unix::fs::PermissionsExt;
+    let (dir, target) = converted("permissions");
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    // Temporaries are made 0600 by tempfile; named, a layout's files must not stay so (a
+    // registry or nydusd may read them as another user). 0666 less the umask, like any file.
+    let umask = {
+        let probe = dir.join("probe");
+        std::fs::write(&probe, b"").unwrap();
+        0o666 & !mode(&probe)
+    };
+    assert_eq!(mode(&target.root().join("index.json")), 0o666 & !umask);
+    assert_eq!(mode(&target.root().join("oci-layout")), 0o666 & !umask);
+    for blob in std::fs::read_dir(target.root().join("blobs/sha256")).unwrap() {
+        assert_eq!(mode(&blob.unwrap().path()), 0o666 & !umask);
+    }
+    let scratch = rafs_oci::scratch::ScratchDir::new_in(&dir).unwrap();
+    assert_eq!(mode(scratch.path()), 0o700);
+    let _ = std::fs::remove_dir_all(&dir);
+}
