@@ -221,25 +221,21 @@ pub fn convert_image_with_progress(
     refuse_overwriting_the_source(source, &desc, target, target_tag)?;
     let media = desc.media_type().to_string();
     let digest = desc.digest().to_string();
-    let (entries, index) = if media == MEDIA_TYPE_OCI_MANIFEST
-        || media == MEDIA_TYPE_DOCKER_MANIFEST
-    {
-        (vec![desc], None)
-    } else if media == MEDIA_TYPE_OCI_INDEX || media == MEDIA_TYPE_DOCKER_LIST {
-        let (entries, index) = index_entries(source, &digest, &options.platforms, &options.limits)?;
-        (entries, Some(index))
-    } else {
-        return Err(unsupported(
-            format!("image {digest}"),
-            format!("media type {media} is not an image"),
-        ));
-    };
+    let (entries, platforms, index) =
+        if media == MEDIA_TYPE_OCI_MANIFEST || media == MEDIA_TYPE_DOCKER_MANIFEST {
+            (vec![desc], vec![None], None)
+        } else if media == MEDIA_TYPE_OCI_INDEX || media == MEDIA_TYPE_DOCKER_LIST {
+            let (entries, platforms, index) =
+                index_entries(source, &digest, &options.platforms, &options.limits)?;
+            (entries, platforms, Some(index))
+        } else {
+            return Err(unsupported(
+                format!("image {digest}"),
+                format!("media type {media} is not an image"),
+            ));
+        };
     let mut descs = Vec::with_capacity(entries.len());
     let mut manifests = Vec::with_capacity(entries.len());
-    let platforms: Vec<Option<Value>> = entries
-        .iter()
-        .map(|e| index.as_ref().and_then(|i| raw_platform(i, e)))
-        .collect();
     for (entry, platform) in entries.iter().zip(&platforms) {
         let (mut d, r) = convert_manifest(source, entry, target, options, progress)?;
         if let Some(p) = platform {
@@ -294,35 +290,28 @@ fn refuse_overwriting_the_source(
     ))
 }
 
-/// The platform of `entry` as the source index spells it, every field kept (`os.version`,
-/// `os.features`, `variant`, and any this converter does not know).
-fn raw_platform(index: &Value, entry: &Descriptor) -> Option<Value> {
-    let digest = entry.digest().to_string();
-    index["manifests"]
-        .as_array()?
-        .iter()
-        .find(|m| m["digest"].as_str() == Some(digest.as_str()))
-        .map(|m| m["platform"].clone())
-        .filter(Value::is_object)
-}
-
-/// The entries of an index to convert: manifests of the wanted platforms; and the index.
+/// The entries of an index to convert: manifests of the wanted platforms, each with its
+/// platform as the index spells it (`os.version`, `os.features`, `variant`, fields this
+/// converter does not know); and the index.
 fn index_entries(
     source: &Layout,
     digest: &str,
     platforms: &[String],
     limits: &crate::ImageLimits,
-) -> Result<(Vec<Descriptor>, Value)> {
+) -> Result<(Vec<Descriptor>, Vec<Option<Value>>, Value)> {
     let index: Value = source.read_json(digest, "index")?;
     let what = format!("index {digest}");
-    let count = index["manifests"].as_array().map_or(0, Vec::len);
-    limits.check_manifests(count, &what)?;
-    let entries: Vec<Descriptor> =
-        serde_json::from_value(index["manifests"].clone()).map_err(|e| json(&what, e))?;
-    let entries: Vec<Descriptor> = entries
-        .into_iter()
-        .filter(|d| wanted(d, platforms))
-        .collect();
+    let raw = index["manifests"].as_array().map_or(&[][..], Vec::as_slice);
+    limits.check_manifests(raw.len(), &what)?;
+    let mut entries = Vec::new();
+    let mut raw_platforms = Vec::new();
+    for r in raw {
+        let d: Descriptor = serde_json::from_value(r.clone()).map_err(|e| json(&what, e))?;
+        if wanted(&d, platforms) {
+            entries.push(d);
+            raw_platforms.push(Some(r["platform"].clone()).filter(Value::is_object));
+        }
+    }
     if entries.is_empty() {
         return Err(unsupported(
             &what,
@@ -341,7 +330,7 @@ fn index_entries(
             ));
         }
     }
-    Ok((entries, index))
+    Ok((entries, raw_platforms, index))
 }
 
 /// What the target tag names: one converted manifest alone (as the Go converter does), or a
