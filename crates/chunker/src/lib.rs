@@ -74,7 +74,7 @@ pub mod zran;
 pub use dict::ChunkDict;
 pub use error::{BlobError, BlobErrorKind, Error, Result};
 pub use reader::{BlobReader, ReaderLimits, Verify};
-pub use source::{FileSource, ReadAt, SeekSource};
+pub use source::{open_file_beneath, FileSource, ReadAt, SeekSource};
 pub use staged::StagedFile;
 pub use writer::{
     BlobData, BlobOptions, BlobTableEntry, BlobWriter, ChunkSpans, FileId, FinishedBlob,

@@ -111,6 +111,13 @@ impl FileSource {
     }
 }
 
+/// Opens `rel`, a relative path, below `dir` as [`FileSource::open_in_dir`] opens a blob (never
+/// leaving `dir`, never blocking, regular files only), for callers that read the file as a
+/// stream: an OCI layout's documents and blobs. Returns the file and its size.
+pub fn open_file_beneath(dir: &std::path::Path, rel: &str) -> io::Result<(std::fs::File, u64)> {
+    crate::sys::open_in_dir(dir, rel)
+}
+
 impl ReadAt for FileSource {
     fn size(&self) -> u64 {
         self.size

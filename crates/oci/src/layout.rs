@@ -357,44 +357,20 @@ impl<R: Read> Read for VerifiedReader<R> {
     }
 }
 
-/// Opens `rel`, a path inside the layout at `root`, for reading: resolved beneath the
-/// layout's directory (a symlink that stays inside is followed; one leading out is refused,
-/// and the error does not say where it leads), without blocking on a FIFO, and kept only if
-/// it is a regular file. Returns the file and its size.
+/// Opens `rel`, a path inside the layout at `root`, for reading, as blobs are opened in a
+/// blob directory (`rafs_chunker::open_file_beneath`): a symlink that stays inside is
+/// followed, one leading out is refused (and the error does not say where it leads), a FIFO is
+/// never waited on, only a regular file is kept. Returns the file and its size.
 fn open_inside(root: &Path, rel: &str) -> Result<(File, u64)> {
-    use rustix::fs::{Mode, OFlags, ResolveFlags};
-    use rustix::io::Errno;
     let shown = root.join(rel);
-    let fail = |kind: std::io::ErrorKind, reason: &str| Error::Io {
-        path: shown.display().to_string(),
-        source: std::io::Error::new(kind, reason.to_owned()),
-    };
-    let dir = rustix::fs::open(
-        root,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| io(root)(e.into()))?;
-    let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY;
-    let beneath = ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS;
-    let fd = match rustix::fs::openat2(&dir, rel, flags, Mode::empty(), beneath) {
-        // Kernels before 5.6: no final link is followed at all.
-        Err(Errno::NOSYS) => rustix::fs::openat(&dir, rel, flags | OFlags::NOFOLLOW, Mode::empty()),
-        other => other,
-    };
-    let fd = fd.map_err(|e| match e {
-        Errno::XDEV | Errno::LOOP => fail(
-            std::io::ErrorKind::PermissionDenied,
-            "leads outside the layout",
-        ),
-        e => io(&shown)(e.into()),
-    })?;
-    let file = File::from(fd);
-    let meta = file.metadata().map_err(io(&shown))?;
-    if !meta.is_file() {
-        return Err(fail(std::io::ErrorKind::InvalidData, "not a regular file"));
-    }
-    Ok((file, meta.len()))
+    // The escape is the one PermissionDenied the opener makes itself (no OS error code).
+    rafs_chunker::open_file_beneath(root, rel).map_err(|e| match e.kind() {
+        std::io::ErrorKind::PermissionDenied if e.raw_os_error().is_none() => Error::Io {
+            path: shown.display().to_string(),
+            source: std::io::Error::new(e.kind(), "leads outside the layout"),
+        },
+        _ => io(&shown)(e),
+    })
 }
 
 /// Reads `rel` inside the layout ([`open_inside`]), of at most `max` bytes.
