@@ -391,7 +391,11 @@ impl<'a, 'o, W: Write> Run<'a, 'o, W> {
         let marker = match self.options.whiteout_spec {
             WhiteoutSpec::Oci => name.starts_with(b".wh."),
             WhiteoutSpec::Overlayfs => h.kind == Kind::Char && h.rdev == 0,
-            WhiteoutSpec::None => false,
+            // The Go converter keeps OCI markers as entries here and merges them later; one
+            // under a path an earlier entry replaced by a non-directory (umoci writes these
+            // after `rm -r dir; ln -s x dir`) hides nothing the replacement did not, and the
+            // reference drops it.
+            WhiteoutSpec::None => name.starts_with(b".wh."),
         };
         marker && self.tree.parent_replaced(&h.path)
     }
