@@ -317,11 +317,12 @@ impl BlobMeta {
                 check_batch_member(e, &batches, at, data_end)?;
                 continue;
             }
-            let end = check_stored(e, at, data_end)?;
             if e.is_zran() {
+                check_zran_range(e, at, data_end)?;
                 check_zran_member(e, zran.as_ref(), at)?;
                 continue;
             }
+            let end = check_stored(e, at, data_end)?;
             if let Some((p, pend)) = last_stored {
                 if e.compressed_offset < pend {
                     return Err(berr(
@@ -436,6 +437,28 @@ fn check_zran_member(e: &CiEntry, table: Option<&crate::zran::ZranTable>, at: u6
             ctx.0.out_len.get()
         );
         return Err(invalid(ENTRY, at, "zran offset", reason));
+    }
+    Ok(())
+}
+
+/// A zran member's range of the gzip layer: inside it, and possibly empty. It records the input
+/// the inflater consumed while producing the chunk, and a chunk of a few bytes can come wholly
+/// from bits read ahead for the one before (the reference writes such entries; nydusd reads
+/// them). The chunk is read through its context, not this range.
+fn check_zran_range(e: &CiEntry, at: u64, data_end: u64) -> Result<()> {
+    if u64::from(e.compressed_size) > MAX_CHUNK {
+        let reason = format!("{} over 16 MiB", e.compressed_size);
+        return Err(invalid(ENTRY, at, "compressed size", reason));
+    }
+    let end = e
+        .compressed_offset
+        .saturating_add(u64::from(e.compressed_size));
+    if end > data_end {
+        let kind = BlobErrorKind::Truncated {
+            needed: end,
+            available: data_end,
+        };
+        return Err(berr(ENTRY, at, kind));
     }
     Ok(())
 }

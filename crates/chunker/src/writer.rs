@@ -773,6 +773,36 @@ impl<W: Write> Placement<W> {
         })
     }
 
+    /// Keeps only the inflate contexts some stored chunk is read through, renumbering the
+    /// entries. A chunk stored once for several spans of the layer (8 MiB of zeros) leaves the
+    /// others' contexts unused, and nydusd refuses a blob meta with more contexts than chunks
+    /// (`validate_header` in its `storage/src/meta/mod.rs`); the reference writes them all.
+    fn drop_unused_contexts(&mut self) {
+        let mut new_index = vec![u32::MAX; self.zran_contexts.len()];
+        for e in &self.entries {
+            if let Some(slot) = new_index.get_mut((e.data >> 32) as usize) {
+                *slot = 0;
+            }
+        }
+        let mut kept = 0u32;
+        for slot in &mut new_index {
+            if *slot == 0 {
+                *slot = kept;
+                kept += 1;
+            }
+        }
+        let mut i = 0;
+        self.zran_contexts.retain(|_| {
+            i += 1;
+            new_index[i - 1] != u32::MAX
+        });
+        for e in &mut self.entries {
+            if let Some(&n) = new_index.get((e.data >> 32) as usize) {
+                e.data = (u64::from(n) << 32) | (e.data & 0xffff_ffff);
+            }
+        }
+    }
+
     /// The v6 chunk-info array and its header (blob.md §6); adds their ToC entries and
     /// returns where the array is.
     fn write_blob_meta(
@@ -782,6 +812,9 @@ impl<W: Write> Placement<W> {
     ) -> Result<BlobMetaLocation> {
         let opts = self.opts.clone();
         let tabled = opts.batch_size > 0 || opts.zran;
+        if opts.zran {
+            self.drop_unused_contexts();
+        }
         let format = if tabled { CiFormat::V2 } else { CiFormat::V1 };
         let mut raw = encode_entries(&self.entries, format);
         // Batch or zran contexts follow the entries in the same (compressed) array (blob.md

@@ -282,6 +282,7 @@ impl ImageReader {
             if is_tarfs(&self.image, b) {
                 self.verify_tar(i)?;
             }
+            self.check_runtime_limits(i)?;
         }
         let mut chunks = 0;
         let tree = &self.image.tree;
@@ -298,6 +299,30 @@ impl ImageReader {
             }
         }
         Ok(chunks)
+    }
+
+    /// What we read but nydusd refuses: a zran blob meta with more inflate contexts than
+    /// chunks (its `validate_header`), which the reference writes for layers whose chunks
+    /// repeat; every file of such a layer fails to read in a container.
+    fn check_runtime_limits(&self, index: usize) -> Result<()> {
+        let Some(meta) = self.blob_reader(index).and_then(|r| r.meta()) else {
+            return Ok(());
+        };
+        let contexts = meta
+            .zran
+            .as_ref()
+            .map_or(0, rafs_chunker::zran::ZranTable::len);
+        if contexts > meta.entries.len() {
+            return Err(Error::BlobInvalid {
+                blob_id: self.image.blobs[index].blob_id.clone(),
+                reason: format!(
+                    "{contexts} zran inflate contexts for {} chunks: nydusd refuses a blob meta \
+                     with more contexts than chunks, so no file of it reads in a container",
+                    meta.entries.len()
+                ),
+            });
+        }
+        Ok(())
     }
 
     /// Hashes a tarfs blob whole, once, and compares the digest with its id (a tarfs blob id
