@@ -76,6 +76,33 @@ pub fn merge_layers(
         .collect();
     let implicit: Vec<&[Vec<u8>]> = layers.iter().map(|l| l.implicit_dirs.as_slice()).collect();
     rafs_merge::implicit_dirs_as_containerd(&mut image, &images, &implicit, options.whiteout_spec);
+    pack_bootstrap_layer(image, layers, fs_version, dict_blobs)
+}
+
+/// The bootstrap layer of an image with no layers: an empty root (what containerd unpacks for
+/// it), built with the conversion's options so that its settings are those a layer would have.
+pub fn empty_image_layer(build: &rafs_tar_build::BuildOptions) -> Result<BootstrapLayer> {
+    // Two zero blocks: a tar with no entries.
+    let empty_tar = [0u8; 1024];
+    let built =
+        rafs_tar_build::build_layer(&empty_tar[..], build, std::io::sink()).map_err(|source| {
+            crate::error::Error::Layer {
+                index: 0,
+                digest: "(none: the image has no layers)".into(),
+                source,
+            }
+        })?;
+    let image = rafs_format::decode(&built.bootstrap)?;
+    pack_bootstrap_layer(image, &[], build.fs_version, Vec::new())
+}
+
+/// Encodes the merged image and packs it as the bootstrap layer's gzip tar.
+fn pack_bootstrap_layer(
+    mut image: rafs_format::model::Image,
+    layers: &[MergeInput],
+    fs_version: FsVersion,
+    dict_blobs: Vec<String>,
+) -> Result<BootstrapLayer> {
     root_as_containerd(&mut image);
     let bootstrap = rafs_format::encode(&image)?;
     let tar = layer_tar(&bootstrap, layers, fs_version)?;

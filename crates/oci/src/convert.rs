@@ -4,7 +4,7 @@
 //! `index.json` updated last, atomically. Documents are edited as JSON values, so fields this
 //! converter does not know are kept.
 
-use crate::bootstrap_layer::{blob_meta_file, merge_layers, MergeInput};
+use crate::bootstrap_layer::{blob_meta_file, empty_image_layer, merge_layers, MergeInput};
 use crate::dict::ChunkDictionary;
 use crate::error::{json, unsupported, Error, Result};
 use crate::layout::{Layout, REF_NAME};
@@ -406,7 +406,11 @@ fn convert_manifest(
         .as_ref()
         .map(ChunkDictionary::blob_ids)
         .unwrap_or_default();
-    let boot = merge_layers(&merge_inputs, fs_version, &dict_ids)?;
+    let boot = if merge_inputs.is_empty() {
+        empty_image_layer(&options.build)?
+    } else {
+        merge_layers(&merge_inputs, fs_version, &dict_ids)?
+    };
     let mut blobs: Vec<(String, u64)> =
         reports.iter().map(|l| (l.digest.clone(), l.size)).collect();
     if let Some(dict) = &options.chunk_dict {
@@ -448,7 +452,7 @@ fn convert_manifest(
 }
 
 /// Whether an index entry's platform is one of `platforms` (all are, when none is named).
-fn wanted(d: &Descriptor, platforms: &[String]) -> bool {
+pub(crate) fn wanted(d: &Descriptor, platforms: &[String]) -> bool {
     if platforms.is_empty() {
         return true;
     }
