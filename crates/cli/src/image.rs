@@ -269,11 +269,16 @@ fn json_report(report: rafs_oci::ConvertReport) -> Report {
 /// Arguments of `rafs check-image`.
 #[derive(Args)]
 pub struct CheckImageArgs {
-    /// The Nydus image: oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE.
+    /// The Nydus image: oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE. An index
+    /// has each of its Nydus manifests checked.
     image: String,
-    /// The source image, to compare every path of the filesystem with.
+    /// The source image, to compare every path of the filesystem with (for an index, each
+    /// Nydus manifest against the source manifest of its platform).
     #[arg(long)]
     source: Option<String>,
+    /// Check only these platforms of an index (os/arch[/variant]; repeatable); default: all.
+    #[arg(long = "platform")]
+    platforms: Vec<String>,
     /// Where to unpack archives (default: a new directory of a random name in the system's
     /// temporary directory).
     #[arg(long = "work-dir")]
@@ -283,11 +288,21 @@ pub struct CheckImageArgs {
     json: bool,
 }
 
+/// One manifest's verdict in `--json`: `{"manifest", "platform", "ok", "rules"}`.
 #[derive(Serialize)]
 struct CheckJson {
     manifest: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    platform: Option<String>,
     ok: bool,
     rules: Vec<RuleJson>,
+}
+
+/// A lone manifest prints its [`CheckJson`]; an index `{"ok", "manifests": [...]}`.
+#[derive(Serialize)]
+struct IndexCheckJson {
+    ok: bool,
+    manifests: Vec<CheckJson>,
 }
 
 #[derive(Serialize)]
@@ -297,7 +312,42 @@ struct RuleJson {
     problems: Vec<String>,
 }
 
-/// Runs `rafs check-image`: exit 0 only when every rule holds.
+fn check_json(report: &rafs_oci::CheckReport) -> CheckJson {
+    let rules = report
+        .rules
+        .iter()
+        .map(|r| RuleJson {
+            rule: r.rule,
+            ok: r.problems.is_empty(),
+            problems: r.problems.clone(),
+        })
+        .collect();
+    CheckJson {
+        manifest: report.manifest.clone(),
+        platform: report.platform.clone(),
+        ok: report.ok(),
+        rules,
+    }
+}
+
+fn print_check_text(report: &rafs_oci::CheckReport) {
+    if let Some(p) = &report.platform {
+        println!("{p} ({}):", report.manifest);
+    }
+    for r in &report.rules {
+        let verdict = if r.problems.is_empty() {
+            "ok"
+        } else {
+            "FAILED"
+        };
+        println!("{} rule: {verdict}", r.rule);
+        for p in &r.problems {
+            println!("  {p}");
+        }
+    }
+}
+
+/// Runs `rafs check-image`: exit 0 only when every rule of every manifest holds.
 pub fn check(a: &CheckImageArgs) -> CliResult<ExitCode> {
     let scratch = match &a.work_dir {
         Some(dir) => ScratchDir::new_in(dir)?,
@@ -311,40 +361,28 @@ pub fn check(a: &CheckImageArgs) -> CliResult<ExitCode> {
         None => None,
     };
     let source_arg = source.as_ref().map(|(l, r)| (l, r.as_deref()));
-    let report = rafs_oci::check_image(&layout, reference.as_deref(), source_arg)?;
+    let limits = rafs_oci::ImageLimits::default();
+    let reports = rafs_oci::check_images(
+        &layout,
+        reference.as_deref(),
+        source_arg,
+        &a.platforms,
+        &limits,
+    )?;
+    let ok = reports.iter().all(rafs_oci::CheckReport::ok);
+    let lone = reports.len() == 1 && reports[0].platform.is_none();
     if a.json {
-        let rules = report
-            .rules
-            .iter()
-            .map(|r| RuleJson {
-                rule: r.rule,
-                ok: r.problems.is_empty(),
-                problems: r.problems.clone(),
-            })
-            .collect();
-        let j = CheckJson {
-            manifest: report.manifest.clone(),
-            ok: report.ok(),
-            rules,
+        let text = if lone {
+            serde_json::to_string_pretty(&check_json(&reports[0]))?
+        } else {
+            let manifests = reports.iter().map(check_json).collect();
+            serde_json::to_string_pretty(&IndexCheckJson { ok, manifests })?
         };
-        println!("{}", serde_json::to_string_pretty(&j)?);
+        println!("{text}");
     } else {
-        for r in &report.rules {
-            println!(
-                "{} rule: {}",
-                r.rule,
-                if r.problems.is_empty() {
-                    "ok"
-                } else {
-                    "FAILED"
-                }
-            );
-            for p in &r.problems {
-                println!("  {p}");
-            }
-        }
+        reports.iter().for_each(print_check_text);
     }
-    Ok(if report.ok() {
+    Ok(if ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

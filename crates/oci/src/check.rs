@@ -10,12 +10,12 @@ use crate::convert::{
     MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_OCI_INDEX, MEDIA_TYPE_OCI_MANIFEST,
 };
 use crate::error::{json, unsupported, Result};
+use crate::fs_rule::filesystem_rule;
 use crate::layout::{sha256_hex, Layout};
 use crate::limits::ImageLimits;
 use crate::pack::MEDIA_TYPE_NYDUS_BLOB;
 use oci_spec::image::{Descriptor, ImageIndex};
 use serde_json::Value;
-use std::collections::BTreeMap;
 
 /// The outcome of one rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,12 +27,14 @@ pub struct RuleResult {
     pub problems: Vec<String>,
 }
 
-/// The outcome of [`check_image`].
+/// The outcome of checking one Nydus manifest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct CheckReport {
     /// The manifest checked.
     pub manifest: String,
+    /// Its platform in an index (`os/arch[/variant]`); `None` for a lone manifest.
+    pub platform: Option<String>,
     /// Each rule, in order.
     pub rules: Vec<RuleResult>,
 }
@@ -44,8 +46,9 @@ impl CheckReport {
     }
 }
 
-/// Checks the Nydus image `reference` of `layout` (a single manifest), and with `source` its
-/// filesystem against the source image's, within the default [`ImageLimits`].
+/// Checks the Nydus image `reference` of `layout`, and with `source` its filesystem against
+/// the source image's, within the default [`ImageLimits`]. An index must hold exactly one
+/// Nydus manifest; [`check_images`] checks every one.
 pub fn check_image(
     layout: &Layout,
     reference: Option<&str>,
@@ -61,13 +64,60 @@ pub fn check_image_with_limits(
     source: Option<(&Layout, Option<&str>)>,
     limits: &ImageLimits,
 ) -> Result<CheckReport> {
-    let desc = nydus_entry(layout, layout.resolve(reference)?)?;
+    let mut reports = check_images(layout, reference, source, &[], limits)?;
+    match reports.len() {
+        1 => Ok(reports.remove(0)),
+        n => Err(unsupported(
+            format!("image {}", reference.unwrap_or("(the only one)")),
+            format!("an index of {n} Nydus manifests; check them with check_images"),
+        )),
+    }
+}
+
+/// Checks every Nydus manifest `reference` names: itself, or each Nydus entry of an index
+/// (only those of `platforms`, as `os/arch[/variant]`, when some are named), each against
+/// the source manifest of the same platform. A merge-platform index's Nydus entries are
+/// those marked with the Nydus artifact type; its OCI entries can serve as the source.
+pub fn check_images(
+    layout: &Layout,
+    reference: Option<&str>,
+    source: Option<(&Layout, Option<&str>)>,
+    platforms: &[String],
+    limits: &ImageLimits,
+) -> Result<Vec<CheckReport>> {
+    let desc = layout.resolve(reference)?;
+    let entries = if desc.media_type().to_string() == MEDIA_TYPE_OCI_INDEX {
+        nydus_entries(layout, &desc, platforms)?
+    } else {
+        vec![desc]
+    };
+    let mut reports = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let platform = entry.platform().as_ref().map(platform_name);
+        let source_image = match source {
+            Some((l, r)) => Some(source_manifest(l, r, platform.as_deref())?),
+            None => None,
+        };
+        let mut report = check_manifest(layout, &entry, source_image.as_ref(), limits)?;
+        report.platform = platform;
+        reports.push(report);
+    }
+    Ok(reports)
+}
+
+/// Checks one manifest against the source's (layout, manifest, config).
+fn check_manifest(
+    layout: &Layout,
+    desc: &Descriptor,
+    source_image: Option<&(Layout, Value, Value)>,
+    limits: &ImageLimits,
+) -> Result<CheckReport> {
     let digest = desc.digest().to_string();
     let media = desc.media_type().to_string();
     if media != MEDIA_TYPE_OCI_MANIFEST && media != MEDIA_TYPE_DOCKER_MANIFEST {
         return Err(unsupported(
             format!("image {digest}"),
-            format!("{media}: check one platform's manifest"),
+            format!("{media} is not an image manifest"),
         ));
     }
     let manifest: Value = layout.read_json(&digest, "manifest")?;
@@ -76,20 +126,16 @@ pub fn check_image_with_limits(
         manifest["config"]["digest"].as_str().unwrap_or_default(),
         "config",
     )?;
-    let source_image = match source {
-        Some((l, r)) => Some(source_manifest(l, r)?),
-        None => None,
-    };
     let boot_layer = bootstrap_layer_of(layout, &manifest);
     let mut rules = vec![manifest_rule(
         boot_layer.as_ref(),
         &manifest,
         &config,
-        source_image.as_ref().map(|s| &s.2),
+        source_image.map(|s| &s.2),
     )];
     let bootstrap = boot_layer.as_ref().map(|l| l.bootstrap.as_slice());
     rules.push(bootstrap_rule(layout, &manifest, bootstrap));
-    if let (Some((src_layout, src_manifest, _)), Ok(boot)) = (&source_image, bootstrap) {
+    if let (Some((src_layout, src_manifest, _)), Ok(boot)) = (source_image, bootstrap) {
         rules.push(filesystem_rule(
             layout,
             boot,
@@ -100,43 +146,96 @@ pub fn check_image_with_limits(
     }
     Ok(CheckReport {
         manifest: digest,
+        platform: None,
         rules,
     })
 }
 
-/// `desc`, or for an index with exactly one entry marked as a Nydus image (merge-platform,
-/// spec §3.5), that entry: the one nydus-snapshotter's index detection runs.
-fn nydus_entry(layout: &Layout, desc: Descriptor) -> Result<Descriptor> {
-    if desc.media_type().to_string() != MEDIA_TYPE_OCI_INDEX {
-        return Ok(desc);
-    }
-    let digest = desc.digest().to_string();
-    let index: ImageIndex = layout.read_json(&digest, "index")?;
-    ImageLimits::default().check_manifests(index.manifests().len(), &format!("index {digest}"))?;
-    let marked: Vec<&Descriptor> = index
-        .manifests()
-        .iter()
-        .filter(|d| {
-            d.artifact_type()
-                .as_ref()
-                .is_some_and(|t| t.to_string() == ARTIFACT_TYPE_NYDUS_IMAGE)
-        })
-        .collect();
-    match marked.as_slice() {
-        [one] => Ok((*one).clone()),
-        _ => Err(unsupported(
-            format!("index {digest}"),
-            format!(
-                "{} entries marked as Nydus images; check one platform's manifest",
-                marked.len()
-            ),
-        )),
+/// `os/arch[/variant]`.
+fn platform_name(p: &oci_spec::image::Platform) -> String {
+    let base = format!("{}/{}", p.os(), p.architecture());
+    match p.variant() {
+        Some(v) => format!("{base}/{v}"),
+        None => base,
     }
 }
 
-/// The source's layout, manifest and config.
-fn source_manifest(layout: &Layout, reference: Option<&str>) -> Result<(Layout, Value, Value)> {
-    let desc = layout.resolve(reference)?;
+/// Whether an index entry is marked as a Nydus image (merge-platform, spec §3.5).
+fn marked_nydus(d: &Descriptor) -> bool {
+    d.artifact_type()
+        .as_ref()
+        .is_some_and(|t| t.to_string() == ARTIFACT_TYPE_NYDUS_IMAGE)
+}
+
+/// The Nydus entries of an index, of `platforms` when some are named: the marked ones of a
+/// merge-platform index, else every entry whose manifest is a Nydus image.
+fn nydus_entries(
+    layout: &Layout,
+    desc: &Descriptor,
+    platforms: &[String],
+) -> Result<Vec<Descriptor>> {
+    let digest = desc.digest().to_string();
+    let index: ImageIndex = layout.read_json(&digest, "index")?;
+    ImageLimits::default().check_manifests(index.manifests().len(), &format!("index {digest}"))?;
+    let wanted: Vec<&Descriptor> = index
+        .manifests()
+        .iter()
+        .filter(|d| crate::convert::wanted(d, platforms))
+        .collect();
+    let mut found: Vec<Descriptor> = wanted
+        .iter()
+        .filter(|d| marked_nydus(d))
+        .map(|d| (*d).clone())
+        .collect();
+    if found.is_empty() {
+        for d in wanted {
+            let manifest: Value = layout.read_json(d.digest().as_ref(), "manifest")?;
+            if crate::convert::is_nydus(&manifest) {
+                found.push(d.clone());
+            }
+        }
+    }
+    if found.is_empty() {
+        let which = if platforms.is_empty() {
+            String::new()
+        } else {
+            format!(" for {}", platforms.join(", "))
+        };
+        return Err(unsupported(
+            format!("index {digest}"),
+            format!("no Nydus manifest{which}"),
+        ));
+    }
+    Ok(found)
+}
+
+/// The source's layout, manifest and config: the manifest `reference` names, or in an index
+/// the (non-Nydus) entry of `platform`.
+fn source_manifest(
+    layout: &Layout,
+    reference: Option<&str>,
+    platform: Option<&str>,
+) -> Result<(Layout, Value, Value)> {
+    let mut desc = layout.resolve(reference)?;
+    if desc.media_type().to_string() == MEDIA_TYPE_OCI_INDEX {
+        let digest = desc.digest().to_string();
+        let index: ImageIndex = layout.read_json(&digest, "source index")?;
+        let name = platform.unwrap_or("(none: the Nydus image is a lone manifest)");
+        let same = |d: &&Descriptor| {
+            !marked_nydus(d) && d.platform().as_ref().map(platform_name).as_deref() == Some(name)
+        };
+        desc = index
+            .manifests()
+            .iter()
+            .find(same)
+            .cloned()
+            .ok_or_else(|| {
+                unsupported(
+                    format!("source index {digest}"),
+                    format!("no manifest for platform {name}"),
+                )
+            })?;
+    }
     let manifest: Value = layout.read_json(desc.digest().as_ref(), "source manifest")?;
     let config: Value = layout.read_json(
         manifest["config"]["digest"].as_str().unwrap_or_default(),
@@ -340,116 +439,4 @@ fn blob_problem(layout: &Layout, layer: &Value) -> Option<String> {
         (Err(e), _) | (Ok(()), Some(Err(e))) => Some(format!("layer {digest}: {e}")),
         _ => None,
     }
-}
-
-/// One path's attributes as both sides list them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Attrs {
-    pub kind: &'static str,
-    pub mode: u32,
-    pub uid: u32,
-    pub gid: u32,
-    pub size: u64,
-    pub rdev: u32,
-    pub link: Vec<u8>,
-    pub xattrs: BTreeMap<Vec<u8>, Vec<u8>>,
-    pub sha256: String,
-}
-
-/// The filesystem rule: the Nydus image's tree against the overlay of the source's layers.
-fn filesystem_rule(
-    layout: &Layout,
-    bootstrap: &[u8],
-    source: &Layout,
-    source_manifest: &Value,
-    limits: &ImageLimits,
-) -> RuleResult {
-    let mut p = Vec::new();
-    let ours = match nydus_listing(layout, bootstrap) {
-        Ok(l) => l,
-        Err(e) => {
-            return RuleResult {
-                rule: "filesystem",
-                problems: vec![e],
-            }
-        }
-    };
-    let theirs = match crate::overlay::overlay_listing(source, layers(source_manifest), limits) {
-        Ok(l) => l,
-        Err(e) => {
-            return RuleResult {
-                rule: "filesystem",
-                problems: vec![format!("the source: {e}")],
-            }
-        }
-    };
-    for (path, a) in &theirs {
-        match ours.get(path) {
-            None => p.push(format!("{} is missing", String::from_utf8_lossy(path))),
-            Some(b) if b != a => p.push(format!(
-                "{} differs: ours {b:?}, the source's {a:?}",
-                String::from_utf8_lossy(path)
-            )),
-            Some(_) => {}
-        }
-    }
-    for path in ours.keys().filter(|k| !theirs.contains_key(*k)) {
-        p.push(format!(
-            "{} is not in the source",
-            String::from_utf8_lossy(path)
-        ));
-    }
-    p.truncate(50);
-    RuleResult {
-        rule: "filesystem",
-        problems: p,
-    }
-}
-
-/// Every path of the Nydus image, the root included, read through the layout's blobs.
-fn nydus_listing(
-    layout: &Layout,
-    bootstrap: &[u8],
-) -> std::result::Result<BTreeMap<Vec<u8>, Attrs>, String> {
-    use rafs_format::model::mode;
-    let image = rafs_format::decode(bootstrap).map_err(|e| e.to_string())?;
-    let reader =
-        rafs_reader::ImageReader::open_dir(image, &layout.root().join("blobs").join("sha256"))
-            .map_err(|e| e.to_string())?;
-    let mut out = BTreeMap::new();
-    // The root too: containerd's is the snapshot's directory (0755, root's), whatever the
-    // layers say; nydusify does not compare it, we do.
-    for e in reader.image().tree.entries() {
-        let i = e.inode;
-        let kind = crate::overlay::kind_of_mode(i.mode);
-        let sha256 = if i.file_type() == mode::S_IFREG {
-            let file = reader.file_reader(e.node).map_err(|err| err.to_string())?;
-            crate::overlay::stream_digest(file)
-                .map_err(|err| err.to_string())?
-                .1
-        } else {
-            String::new()
-        };
-        let attrs = Attrs {
-            kind,
-            mode: i.mode & 0o7777,
-            uid: i.uid,
-            gid: i.gid,
-            size: if i.is_reg() { i.size } else { 0 },
-            rdev: if matches!(kind, "chr" | "blk") {
-                i.rdev
-            } else {
-                0
-            },
-            link: i.symlink.clone(),
-            xattrs: i
-                .xattrs
-                .iter()
-                .map(|x| (x.name.clone(), x.value.clone()))
-                .collect(),
-            sha256,
-        };
-        out.insert(e.path, attrs);
-    }
-    Ok(out)
 }

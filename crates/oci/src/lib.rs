@@ -25,6 +25,7 @@ pub mod convert;
 pub mod dict;
 mod docker_archive;
 pub mod error;
+mod fs_rule;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod layout;
@@ -36,7 +37,7 @@ pub mod scratch;
 pub mod source;
 
 pub use bootstrap_layer::{merge_layers, BootstrapLayer, MergeInput};
-pub use check::{check_image, CheckReport, RuleResult};
+pub use check::{check_image, check_images, CheckReport, RuleResult};
 pub use convert::{
     convert_image, convert_image_with_progress, ConvertOptions, ConvertReport, LayerReport,
     Progress, ProgressFn,

@@ -5,8 +5,8 @@
 //! within the same budgets; the stacking and the file digests are this module's own, and
 //! independent of the RAFS builder.
 
-use crate::check::Attrs;
 use crate::error::{json, Result};
+use crate::fs_rule::Attrs;
 use crate::layout::Layout;
 use crate::limits::ImageLimits;
 use rafs_tar_build::layer_entries::{EntryKind, LayerEntry};
