@@ -99,21 +99,22 @@ impl FileSource {
         Ok(Self::with_size(file, size))
     }
 
-    /// Opens the blob file `name` in `dir`. `name` is one path component (a blob id is a
-    /// name, never a path), and it is resolved without leaving `dir`: on Linux a symlink
-    /// that stays inside is followed, one that points out (or an absolute one) is refused;
-    /// elsewhere no symlink is followed. Anything but a regular file is refused without
-    /// blocking (a FIFO would stall every reader).
+    /// Opens the blob file `name` in the blob directory `dir`. `name` must be one path
+    /// component (a blob id is a name, never a path), so no image can steer the open
+    /// elsewhere; a symlink the user put in the directory (a layer tar kept elsewhere, as
+    /// tarfs and zran blobs often are) is followed. Anything but a regular file is refused
+    /// without blocking (a FIFO would stall every reader).
     pub fn open_in_dir(dir: &std::path::Path, name: &str) -> io::Result<Self> {
         crate::sys::check_component(name)?;
-        let (file, size) = crate::sys::open_in_dir(dir, name)?;
+        let (file, size) = crate::sys::open_regular(&dir.join(name))?;
         Ok(Self::with_size(file, size))
     }
 }
 
-/// Opens `rel`, a relative path, below `dir` as [`FileSource::open_in_dir`] opens a blob (never
-/// leaving `dir`, never blocking, regular files only), for callers that read the file as a
-/// stream: an OCI layout's documents and blobs. Returns the file and its size.
+/// Opens `rel`, a relative path, below `dir` without leaving it (on Linux a symlink that stays
+/// inside is followed, one that points out is refused; elsewhere none is followed), never
+/// blocking, regular files only: for an OCI layout's documents and blobs, whose symlinks may
+/// come from an archive. Returns the file and its size.
 pub fn open_file_beneath(dir: &std::path::Path, rel: &str) -> io::Result<(std::fs::File, u64)> {
     crate::sys::open_in_dir(dir, rel)
 }
