@@ -1,8 +1,11 @@
 //! Test support shared by the workspace's test suites (a dev-dependency only): where the
 //! conformance corpus is, how its blobs are stored, and mounting images with the kernel's
-//! EROFS driver. Not part of any product.
+//! EROFS driver and with `nydusd`. Not part of any product.
 
 pub mod layer;
+pub mod nydusd;
+
+pub use nydusd::{mount_nydusd, nydusd_unavailable, NydusdMount, NydusdOptions};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
