@@ -80,6 +80,8 @@ struct ManifestJson {
     dict_blobs: Vec<String>,
 }
 
+/// `rafs_oci::LayerReport` in JSON: the same names, but `digest` and `size` are
+/// `nydus_digest` and `nydus_size` (which layer they are is not obvious beside the source's).
 #[derive(Serialize)]
 struct LayerJson {
     source_digest: String,
@@ -87,6 +89,7 @@ struct LayerJson {
     nydus_digest: String,
     nydus_size: u64,
     seconds: f64,
+    file_bytes: u64,
 }
 
 /// Loads `--chunk-dict`; an archive is extracted under `scratch`.
@@ -255,6 +258,7 @@ fn json_report(report: rafs_oci::ConvertReport) -> Report {
                     nydus_digest: l.digest,
                     nydus_size: l.size,
                     seconds: l.seconds,
+                    file_bytes: l.file_bytes,
                 })
                 .collect(),
         })

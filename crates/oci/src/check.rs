@@ -169,7 +169,7 @@ fn marked_nydus(d: &Descriptor) -> bool {
 
 /// The Nydus entries of an index, of `platforms` when some are named: the marked ones of a
 /// merge-platform index, else every entry whose manifest is a Nydus image.
-fn nydus_entries(
+pub(crate) fn nydus_entries(
     layout: &Layout,
     desc: &Descriptor,
     platforms: &[String],

@@ -95,9 +95,10 @@ pub struct LayerReport {
     pub source_digest: String,
     /// Its size.
     pub source_size: u64,
-    /// The Nydus blob layer's digest.
+    /// The Nydus blob layer's digest (`nydus_digest` in `rafs convert-image --json`; every
+    /// other field of these reports has its Rust name there).
     pub digest: String,
-    /// Its size.
+    /// Its size (`nydus_size` in `rafs convert-image --json`).
     pub size: u64,
     /// Seconds spent converting it.
     pub seconds: f64,

@@ -5,7 +5,8 @@
 //! layer ([`pack::pack_layer`]) and back to its bootstrap ([`pack::bootstrap_of`]), the
 //! bootstrap layer ([`bootstrap_layer::merge_layers`]), the manifest, config and index
 //! rewrite ([`convert::convert_image`]), chunk dictionaries ([`dict`]), merge-platform indexes
-//! ([`merge_platform`]) and the checks `nydusify check` makes ([`check`]). It does not own the
+//! ([`merge_platform`]), the checks `nydusify check` makes ([`check`]) and reading a converted
+//! image back ([`NydusImage`]). It does not own the
 //! formats: layers are built by `rafs-tar-build`, bootstraps merged by `rafs-merge`, blobs read
 //! by `rafs-chunker`.
 //!
@@ -28,6 +29,7 @@ pub mod error;
 mod fs_rule;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod image;
 pub mod layout;
 pub mod limits;
 pub mod merge_platform;
@@ -44,6 +46,7 @@ pub use convert::{
 };
 pub use dict::ChunkDictionary;
 pub use error::{Error, Result};
+pub use image::NydusImage;
 pub use layout::Layout;
 pub use limits::ImageLimits;
 pub use pack::{bootstrap_of, pack_layer, PackedLayer};
