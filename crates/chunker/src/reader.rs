@@ -143,7 +143,12 @@ impl<S: ReadAt> BlobReader<S> {
     pub fn open_for(src: S, blob: &Blob) -> Result<Self> {
         let mut r = Self::open(src)?;
         let m = &blob.meta;
+        // The data section alone (what the Go converter's `Unpack` hands the builder as
+        // `--blob`): the blob meta would start at or past its end. Stored chunks read by their
+        // bootstrap records; a batch member needs the meta and is refused by name.
+        let data_only = r.meta.is_none() && m.compressed_size > 0 && m.offset >= r.size();
         if r.meta.is_none()
+            && !data_only
             && blob.features.contains(BlobFeatures::ALIGNED)
             && m.compressed_size > 0
             && !blob.features.contains(BlobFeatures::SEPARATE)
@@ -640,6 +645,11 @@ impl<S: ReadAt> BlobReader<S> {
         let at = chunk.compressed_offset;
         let usize_ = u64::from(chunk.uncompressed_size);
         let csize = u64::from(chunk.compressed_size);
+        if csize == 0 && self.meta.is_none() {
+            let reason = "0: a batch member, whose batch only the blob meta locates, and the \
+                          blob file given holds no blob meta (only the data)";
+            return Err(invalid(CHUNK, at, "compressed size", reason));
+        }
         if csize == 0 || csize > u64::from(MAX_CHUNK_SIZE) {
             return Err(invalid(
                 CHUNK,

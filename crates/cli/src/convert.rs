@@ -17,74 +17,74 @@ use std::time::Instant;
 #[derive(Args)]
 pub struct ConvertArgs {
     /// The layer: a tar, gzip'ed tar or zstd'ed tar; `-` reads standard input.
-    layer: String,
+    pub(crate) layer: String,
     /// Where to write the bootstrap (required unless it is inlined into the blob).
     #[arg(long = "bootstrap", short = 'B')]
-    bootstrap: Option<PathBuf>,
+    pub(crate) bootstrap: Option<PathBuf>,
     /// Directory for the data blob, named by its blob id.
     #[arg(long = "blob-dir", short = 'D', conflicts_with = "blob")]
-    blob_dir: Option<PathBuf>,
+    pub(crate) blob_dir: Option<PathBuf>,
     /// File for the data blob.
     #[arg(long = "blob", short = 'b')]
-    blob: Option<PathBuf>,
+    pub(crate) blob: Option<PathBuf>,
     /// tar-rafs (data into a new blob), tar-tarfs (files point into the tar itself) or
     /// targz-ref (zran: files point into the gzip layer itself; the blob written holds only
     /// metadata, named by its sha256, and the layer is the data blob, named by its sha256).
     #[arg(long = "type", short = 't', default_value = "tar-rafs", value_parser = ["tar-rafs", "tar-tarfs", "targz-ref"])]
-    conversion: String,
+    pub(crate) conversion: String,
     /// RAFS version.
     #[arg(long = "fs-version", default_value = "6", value_parser = ["5", "6"])]
-    fs_version: String,
+    pub(crate) fs_version: String,
     /// Chunk compressor [default: zstd; tar-tarfs: none].
     #[arg(long, short = 'c', value_parser = ["none", "lz4_block", "zstd"])]
-    compressor: Option<String>,
+    pub(crate) compressor: Option<String>,
     /// Chunk digester [default: blake3; tar-tarfs: sha256].
     #[arg(long, value_parser = ["blake3", "sha256"])]
-    digester: Option<String>,
+    pub(crate) digester: Option<String>,
     /// Chunk size: a power of two from 0x1000 to 0x1000000 (hex with 0x, or decimal).
     #[arg(long = "chunk-size", short = 'S', default_value = "0x100000")]
-    chunk_size: Option<String>,
+    pub(crate) chunk_size: Option<String>,
     /// Whiteout markers: oci, overlayfs or none (a single layer keeps them as entries).
     #[arg(long = "whiteout-spec", default_value = "oci", value_parser = ["oci", "overlayfs", "none"])]
-    whiteout_spec: String,
+    pub(crate) whiteout_spec: String,
     /// Put the bootstrap into the data blob (a "nydus layer" blob).
     #[arg(long = "blob-inline-meta")]
-    blob_inline_meta: bool,
+    pub(crate) blob_inline_meta: bool,
     /// Extra features; `blob-toc` adds the chunk digest array and a ToC to the blob.
     #[arg(long = "features", value_parser = ["blob-toc"])]
-    features: Option<String>,
+    pub(crate) features: Option<String>,
     /// v5: align chunks in the uncompressed blob to 4 KiB (v6 always does).
     #[arg(long = "aligned-chunk")]
-    aligned_chunk: bool,
+    pub(crate) aligned_chunk: bool,
     /// Deduplicate against an existing image: `bootstrap=PATH`.
     #[arg(long = "chunk-dict")]
-    chunk_dict: Option<String>,
+    pub(crate) chunk_dict: Option<String>,
     /// v6: files of one chunk under half this size are compressed together in batches of up
     /// to this size (a power of two from 0x1000 to the chunk size; hex with 0x, or decimal).
     #[arg(long = "batch-size")]
-    batch_size: Option<String>,
+    pub(crate) batch_size: Option<String>,
     /// Apply the layer onto this bootstrap (same version, compressor, digester and chunk
     /// size): the new bootstrap holds the whole stack, the parent's blobs first.
     #[arg(long = "parent-bootstrap")]
-    parent_bootstrap: Option<PathBuf>,
+    pub(crate) parent_bootstrap: Option<PathBuf>,
     /// File of prefetch patterns, one absolute path per line (`--prefetch-policy fs`).
     #[arg(long = "prefetch-patterns")]
-    prefetch_patterns: Option<PathBuf>,
+    pub(crate) prefetch_patterns: Option<PathBuf>,
     /// uid and gid 0 for every entry.
     #[arg(long)]
-    repeatable: bool,
+    pub(crate) repeatable: bool,
     /// Blob id to record instead of the computed one (tarfs: instead of the tar's sha256).
     #[arg(long = "blob-id")]
-    blob_id: Option<String>,
+    pub(crate) blob_id: Option<String>,
     /// Worker threads for compression; 0 = one per core (at most 1024).
     #[arg(long, default_value_t = 0)]
-    threads: usize,
+    pub(crate) threads: usize,
     /// Print a JSON summary on standard output.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
     /// No progress bar.
     #[arg(long, short = 'q')]
-    quiet: bool,
+    pub(crate) quiet: bool,
 }
 
 #[derive(Serialize)]
@@ -152,7 +152,8 @@ fn parse_size(text: &str, option: &str) -> CliResult<u32> {
     Ok(v.map_err(|_| format!("{option} {text:?} is not a number"))?)
 }
 
-fn options(a: &ConvertArgs) -> CliResult<BuildOptions> {
+/// The build options the flags give.
+pub(crate) fn options(a: &ConvertArgs) -> CliResult<BuildOptions> {
     let tarfs = a.conversion == "tar-tarfs";
     let zran = a.conversion == "targz-ref";
     if zran && (a.compressor.is_some() || a.digester.is_some()) {
@@ -221,10 +222,44 @@ fn options(a: &ConvertArgs) -> CliResult<BuildOptions> {
     Ok(o)
 }
 
+/// Runs `rafs convert`.
 pub fn run(a: &ConvertArgs) -> CliResult<ExitCode> {
     let opts = options(a)?;
+    let done = execute(a, &opts)?;
+    let r = &done.report;
+    if a.json {
+        let s = summary(a, &opts, r, done.blob_path, done.seconds);
+        println!("{}", serde_json::to_string_pretty(&s)?);
+    } else if !a.quiet {
+        eprintln!(
+            "rafs: {} entries, {} MB of tar in {:.2} s; blob {} ({} bytes), bootstrap {} bytes",
+            r.entries,
+            r.tar_bytes / 1_000_000,
+            done.seconds,
+            r.blob_id.as_deref().unwrap_or("none"),
+            r.blob_size,
+            r.bootstrap_size
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What a conversion made, committed.
+pub(crate) struct Converted {
+    /// The builder's report.
+    pub report: rafs_tar_build::BuildReport,
+    /// The bootstrap's bytes.
+    pub bootstrap: Vec<u8>,
+    /// Where the blob went (`-` for standard output), if one was written.
+    pub blob_path: Option<String>,
+    /// Wall time.
+    pub seconds: f64,
+}
+
+/// Converts the layer `a` names with `opts` and commits the outputs.
+pub(crate) fn execute(a: &ConvertArgs, opts: &BuildOptions) -> CliResult<Converted> {
     let tarfs = opts.conversion == ConversionType::TarTarfs;
-    check_modes(a, &opts)?;
+    check_modes(a, opts)?;
     check_paths(a)?;
     // Every output location is checked (and its file started) before any work.
     let bootstrap_out = a.bootstrap.as_deref().map(Output::open).transpose()?;
@@ -233,12 +268,12 @@ pub fn run(a: &ConvertArgs) -> CliResult<ExitCode> {
         (Box::new(std::io::stdin()), None)
     } else {
         let f = std::fs::File::open(&a.layer).map_err(|e| format!("{}: {e}", a.layer))?;
-        let len = f.metadata().ok().map(|m| m.len());
+        let len = f.metadata().ok().filter(|m| m.is_file()).map(|m| m.len());
         (Box::new(f), len)
     };
     let bar = progress_bar(total, a.quiet);
     let started = Instant::now();
-    let out = build_layer_with_progress(input, &opts, Sink(blob_out), &mut |p| {
+    let out = build_layer_with_progress(input, opts, Sink(blob_out), &mut |p| {
         bar.set_position(p.input_bytes);
         bar.set_message(format!("{} entries", p.entries));
     });
@@ -252,25 +287,12 @@ pub fn run(a: &ConvertArgs) -> CliResult<ExitCode> {
         &out.bootstrap,
         &out.report,
     )?;
-    let r = &out.report;
-    let total_time = started.elapsed().as_secs_f64();
-    if a.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&summary(a, &opts, r, blob_path, total_time))?
-        );
-    } else if !a.quiet {
-        eprintln!(
-            "rafs: {} entries, {} MB of tar in {:.2} s; blob {} ({} bytes), bootstrap {} bytes",
-            r.entries,
-            r.tar_bytes / 1_000_000,
-            total_time,
-            r.blob_id.as_deref().unwrap_or("none"),
-            r.blob_size,
-            r.bootstrap_size
-        );
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok(Converted {
+        report: out.report,
+        bootstrap: out.bootstrap,
+        blob_path,
+        seconds: started.elapsed().as_secs_f64(),
+    })
 }
 
 /// The outputs each conversion type needs, and no others.

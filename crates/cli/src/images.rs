@@ -21,41 +21,41 @@ fn load(path: &Path) -> CliResult<Image> {
 pub struct MergeArgs {
     /// Per-layer bootstraps, lowest layer first.
     #[arg(required = true)]
-    sources: Vec<PathBuf>,
+    pub(crate) sources: Vec<PathBuf>,
     /// Where to write the merged bootstrap.
     #[arg(long = "bootstrap", short = 'B')]
-    bootstrap: PathBuf,
+    pub(crate) bootstrap: PathBuf,
     /// Version to write (default: the layers').
     #[arg(long = "fs-version", value_parser = ["5", "6"])]
-    fs_version: Option<String>,
+    pub(crate) fs_version: Option<String>,
     /// Each layer's blob id, comma separated, in source order. Without it a layer keeps the
     /// blob id its bootstrap records, or, for an inlined bootstrap (which records a
     /// placeholder), takes its file name without extensions, as the reference does.
     /// For a zran (targz-ref) layer, whose blob is the gzip layer itself, the digest names
     /// its metadata blob instead (`blob_meta_digest`), as the Go converter passes it.
     #[arg(long = "blob-digests", value_delimiter = ',')]
-    blob_digests: Option<Vec<String>>,
+    pub(crate) blob_digests: Option<Vec<String>>,
     /// Each layer's blob size, comma separated (zran: its metadata blob's size).
     #[arg(long = "blob-sizes", value_delimiter = ',')]
-    blob_sizes: Option<Vec<u64>>,
+    pub(crate) blob_sizes: Option<Vec<u64>>,
     /// Each layer's blob ToC digest, comma separated (64 hex digits each).
     #[arg(long = "blob-toc-digests", value_delimiter = ',')]
-    blob_toc_digests: Option<Vec<String>>,
+    pub(crate) blob_toc_digests: Option<Vec<String>>,
     /// An image the layers go on top of.
     #[arg(long = "parent-bootstrap")]
-    parent_bootstrap: Option<PathBuf>,
+    pub(crate) parent_bootstrap: Option<PathBuf>,
     /// A chunk dictionary (`bootstrap=PATH`): its blobs are not any layer's own.
     #[arg(long = "chunk-dict")]
-    chunk_dict: Option<String>,
+    pub(crate) chunk_dict: Option<String>,
     /// File of prefetch patterns, one absolute path per line.
     #[arg(long = "prefetch-patterns")]
-    prefetch_patterns: Option<PathBuf>,
+    pub(crate) prefetch_patterns: Option<PathBuf>,
     /// Whiteout markers of upper layers: oci (the reference's merge), overlayfs, or none.
     #[arg(long = "whiteout-spec", default_value = "oci", value_parser = ["oci", "overlayfs", "none"])]
-    whiteout_spec: String,
+    pub(crate) whiteout_spec: String,
     /// Print a JSON summary (blob ids in blob-table order, as the reference's `--output-json`).
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
 }
 
 #[derive(Serialize)]
@@ -67,30 +67,9 @@ struct MergeSummary {
     paths: usize,
 }
 
+/// Runs `rafs merge`.
 pub fn merge(a: &MergeArgs) -> CliResult<ExitCode> {
-    check_blob_digests(a)?;
-    let mut inputs: Vec<&Path> = a.sources.iter().map(PathBuf::as_path).collect();
-    inputs.extend(a.parent_bootstrap.as_deref());
-    inputs.extend(a.prefetch_patterns.as_deref());
-    let dict = a
-        .chunk_dict
-        .as_deref()
-        .and_then(|s| s.strip_prefix("bootstrap="));
-    inputs.extend(dict.map(Path::new));
-    check_distinct(&[&a.bootstrap], &inputs)?;
-    let mut out = Output::open(&a.bootstrap)?;
-    let options = merge_options(a)?;
-    let layers = a
-        .sources
-        .iter()
-        .enumerate()
-        .map(|(i, p)| merge_layer(a, i, p, &options.dict_blob_ids))
-        .collect::<CliResult<Vec<_>>>()?;
-    let image = rafs_merge::merge(layers, &options)?;
-    let bytes = rafs_format::encode(&image)?;
-    out.write_all(&bytes)
-        .map_err(|e| format!("{}: {e}", shown(&a.bootstrap)))?;
-    commit_all(vec![out])?;
+    let image = merge_with(a, None)?;
     if a.json {
         let s = MergeSummary {
             bootstrap: a.bootstrap.display().to_string(),
@@ -102,6 +81,41 @@ pub fn merge(a: &MergeArgs) -> CliResult<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&s)?);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Merges and commits the bootstrap; `patterns`, when given, are the prefetch patterns (read
+/// from standard input by the drop-in `nydus-image`) instead of `--prefetch-patterns`'.
+pub(crate) fn merge_with(
+    a: &MergeArgs,
+    patterns: Option<Vec<String>>,
+) -> CliResult<rafs_format::model::Image> {
+    check_blob_digests(a)?;
+    let mut inputs: Vec<&Path> = a.sources.iter().map(PathBuf::as_path).collect();
+    inputs.extend(a.parent_bootstrap.as_deref());
+    inputs.extend(a.prefetch_patterns.as_deref());
+    let dict = a
+        .chunk_dict
+        .as_deref()
+        .and_then(|s| s.strip_prefix("bootstrap="));
+    inputs.extend(dict.map(Path::new));
+    check_distinct(&[&a.bootstrap], &inputs)?;
+    let mut out = Output::open(&a.bootstrap)?;
+    let mut options = merge_options(a)?;
+    if patterns.is_some() {
+        options.prefetch_patterns = patterns;
+    }
+    let layers = a
+        .sources
+        .iter()
+        .enumerate()
+        .map(|(i, p)| merge_layer(a, i, p, &options.dict_blob_ids))
+        .collect::<CliResult<Vec<_>>>()?;
+    let image = rafs_merge::merge(layers, &options)?;
+    let bytes = rafs_format::encode(&image)?;
+    out.write_all(&bytes)
+        .map_err(|e| format!("{}: {e}", shown(&a.bootstrap)))?;
+    commit_all(vec![out])?;
+    Ok(image)
 }
 
 /// `--blob-digests`, `--blob-toc-digests`, `--blob-sizes`: one per source, digests of 64
@@ -198,13 +212,17 @@ fn merge_options(a: &MergeArgs) -> CliResult<MergeOptions> {
 #[derive(Args)]
 pub struct ImageArgs {
     /// The bootstrap, or a packed ("nydus layer") blob with the bootstrap inlined.
-    bootstrap: PathBuf,
+    pub(crate) bootstrap: PathBuf,
     /// Directory holding the blobs, each named by its blob id.
     #[arg(long = "blob-dir", short = 'D')]
-    blob_dir: Option<PathBuf>,
+    pub(crate) blob_dir: Option<PathBuf>,
+    /// The file of the image's own data blob (a packed "nydus layer" blob, say), whatever
+    /// its name; other blobs are looked up in the blob directory.
+    #[arg(long = "blob", short = 'b')]
+    pub(crate) blob: Option<PathBuf>,
     /// Verify every chunk's digest while reading.
     #[arg(long)]
-    verify: bool,
+    pub(crate) verify: bool,
 }
 
 impl ImageArgs {
@@ -212,7 +230,7 @@ impl ImageArgs {
         let file = ImageFile::open(&self.bootstrap)?;
         let image = file.decode()?;
         Ok(file
-            .reader(image, self.blob_dir.as_deref())?
+            .reader_with_blob(image, self.blob_dir.as_deref(), self.blob.as_deref())?
             .verify_digests(self.verify))
     }
 }
@@ -222,15 +240,16 @@ impl ImageArgs {
 #[command(group(clap::ArgGroup::new("target").required(true).args(["output", "dir"])))]
 pub struct UnpackArgs {
     #[command(flatten)]
-    image: ImageArgs,
+    pub(crate) image: ImageArgs,
     /// Write an OCI layer tar here (`-`: standard output).
     #[arg(long, short = 'o', short_alias = 'O')]
-    output: Option<PathBuf>,
+    pub(crate) output: Option<PathBuf>,
     /// Extract into this directory (which must not exist or be empty).
     #[arg(long)]
-    dir: Option<PathBuf>,
+    pub(crate) dir: Option<PathBuf>,
 }
 
+/// Runs `rafs unpack`.
 pub fn unpack(a: &UnpackArgs) -> CliResult<ExitCode> {
     if let Some(out) = &a.output {
         check_distinct(&[out], &[&a.image.bootstrap])?;
@@ -279,6 +298,7 @@ fn type_char(m: u32) -> char {
     }
 }
 
+/// Runs `rafs ls`.
 pub fn ls(a: &LsArgs) -> CliResult<ExitCode> {
     let image = load(&a.bootstrap)?;
     let reader = ImageReader::open_with(image, |_| Ok(None))?;
@@ -341,6 +361,7 @@ pub struct CatArgs {
     path: String,
 }
 
+/// Runs `rafs cat`.
 pub fn cat(a: &CatArgs) -> CliResult<ExitCode> {
     let reader = a.image.open()?;
     let n = reader.lookup(&a.path).ok_or_else(|| {
@@ -367,6 +388,18 @@ pub struct ExportArgs {
     output: PathBuf,
 }
 
+impl ExportArgs {
+    /// `rafs export --block` of `image` into `output`.
+    pub(crate) fn new(image: ImageArgs, output: PathBuf) -> Self {
+        ExportArgs {
+            image,
+            block: true,
+            output,
+        }
+    }
+}
+
+/// Runs `rafs export --block`.
 pub fn export(a: &ExportArgs) -> CliResult<ExitCode> {
     check_distinct(&[&a.output], &[&a.image.bootstrap])?;
     let mut target = Output::open(&a.output)?;

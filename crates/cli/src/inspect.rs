@@ -36,37 +36,37 @@ pub struct Report {
 /// One blob of the JSON report.
 #[derive(Serialize)]
 pub struct BlobReport {
-    pub index: usize,
-    pub blob_id: String,
-    pub chunk_count: u32,
-    pub compressed_size: u64,
-    pub uncompressed_size: u64,
-    pub features: u32,
-    pub compressor: &'static str,
-    pub digester: &'static str,
+    pub(crate) index: usize,
+    pub(crate) blob_id: String,
+    pub(crate) chunk_count: u32,
+    pub(crate) compressed_size: u64,
+    pub(crate) uncompressed_size: u64,
+    pub(crate) features: u32,
+    pub(crate) compressor: &'static str,
+    pub(crate) digester: &'static str,
 }
 
 /// One path of the JSON report.
 #[derive(Serialize)]
 pub struct InodeReport {
-    pub path: String,
-    pub ino: u32,
+    pub(crate) path: String,
+    pub(crate) ino: u32,
     #[serde(rename = "type")]
-    pub kind: &'static str,
-    pub mode: u32,
-    pub uid: u32,
-    pub gid: u32,
-    pub mtime: u64,
-    pub mtime_nsec: u32,
-    pub size: u64,
-    pub nlink: u32,
+    pub(crate) kind: &'static str,
+    pub(crate) mode: u32,
+    pub(crate) uid: u32,
+    pub(crate) gid: u32,
+    pub(crate) mtime: u64,
+    pub(crate) mtime_nsec: u32,
+    pub(crate) size: u64,
+    pub(crate) nlink: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub rdev: Option<u32>,
+    pub(crate) rdev: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub symlink: Option<String>,
+    pub(crate) symlink: Option<String>,
     /// name -> hex of the value.
-    pub xattrs: BTreeMap<String, String>,
-    pub chunks: Vec<rafs_format::model::ChunkInfo>,
+    pub(crate) xattrs: BTreeMap<String, String>,
+    pub(crate) chunks: Vec<rafs_format::model::ChunkInfo>,
 }
 
 /// Short type name of a mode.

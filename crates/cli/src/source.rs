@@ -62,6 +62,26 @@ impl ImageFile {
     /// data from this file, other blobs by id from `blob_dir` (default: this file's
     /// directory).
     pub fn reader(&self, image: Image, blob_dir: Option<&Path>) -> CliResult<ImageReader> {
+        self.reader_with_blob(image, blob_dir, None)
+    }
+
+    /// [`ImageFile::reader`], with `blob` (when given) as the file of the image's own data
+    /// blob: the one its bootstrap names by the inline placeholder, the only one, or the one
+    /// named as the file is.
+    pub fn reader_with_blob(
+        &self,
+        image: Image,
+        blob_dir: Option<&Path>,
+        blob: Option<&Path>,
+    ) -> CliResult<ImageReader> {
+        let single = image.blobs.len() == 1;
+        let own = |b: &rafs_format::model::Blob| {
+            blob.filter(|f| {
+                single
+                    || b.blob_id.starts_with("xxxxxxxx")
+                    || f.file_name().is_some_and(|n| *n == *b.blob_id)
+            })
+        };
         let dir = blob_dir
             .map(Path::to_path_buf)
             .unwrap_or_else(|| crate::output::parent_dir(&self.path));
@@ -70,6 +90,9 @@ impl ImageFile {
         let reader = ImageReader::open_with_meta(
             image,
             |b| {
+                if let Some(file) = own(b) {
+                    return this_file(file, b).map(Some);
+                }
                 // The reference's placeholder id of an inlined bootstrap's own blob.
                 if packed && b.blob_id.starts_with("xxxxxxxx") {
                     return this_file(path, b).map(Some);
