@@ -226,7 +226,8 @@ pub struct ImageArgs {
 }
 
 impl ImageArgs {
-    fn open(&self) -> CliResult<ImageReader> {
+    /// Opens the image with its blobs.
+    pub(crate) fn open(&self) -> CliResult<ImageReader> {
         let file = ImageFile::open(&self.bootstrap)?;
         let image = file.decode()?;
         Ok(file

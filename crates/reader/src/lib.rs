@@ -49,11 +49,13 @@ mod export;
 #[doc(hidden)]
 pub mod fuzzing;
 mod read;
+mod reference_tar;
 mod unpack;
 
 pub use error::{Error, Result};
 pub use export::{export_block, ExportReport};
 pub use read::{blob_in_dir, zran_meta_in_dir, BlobSource, FileReader, ImageReader};
+pub use reference_tar::{unpack_as_reference, OwnerNames};
 pub use unpack::{
     unpack_to_dir, unpack_to_dir_with_limits, unpack_to_tar, unpack_to_tar_with_limits,
     UnpackLimits, UnpackReport,

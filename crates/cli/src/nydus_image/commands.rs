@@ -2,11 +2,10 @@
 //! through `rafs merge`, `rafs check`, `rafs export` and `rafs unpack`'s code.
 
 use super::LogArgs;
-use crate::images::{
-    ExportArgs as RafsExport, ImageArgs, MergeArgs as RafsMerge, UnpackArgs as RafsUnpack,
-};
+use crate::images::{ExportArgs as RafsExport, ImageArgs, MergeArgs as RafsMerge};
 use crate::CliResult;
 use clap::Args;
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -167,7 +166,8 @@ pub(crate) struct UnpackArgs {
     log: LogArgs,
 }
 
-/// Runs `nydus-image unpack`: the image as an OCI layer tar.
+/// Runs `nydus-image unpack`: the image as the reference's tar (byte for byte: the Go
+/// converter's `Unpack` digests it), written front to back into a file, FIFO or pipe.
 pub(crate) fn unpack(a: &UnpackArgs) -> CliResult<ExitCode> {
     let _ = &a.log;
     let path = a
@@ -175,11 +175,36 @@ pub(crate) fn unpack(a: &UnpackArgs) -> CliResult<ExitCode> {
         .clone()
         .or(a.bootstrap_flag.clone())
         .ok_or("no bootstrap")?;
+    crate::output::check_distinct(&[&a.output], &[&path])?;
     let mut image = image_args(path, a.blob_dir.clone());
     image.blob = a.blob.clone();
-    crate::images::unpack(&RafsUnpack {
-        image,
-        output: Some(a.output.clone()),
-        dir: None,
-    })
+    let reader = image.open()?;
+    let out = crate::output::Output::open(&a.output)?;
+    let names = owner_names();
+    let lookup = |id: u32, group: bool| {
+        let table = if group { &names.1 } else { &names.0 };
+        table.get(&id).cloned().unwrap_or_default()
+    };
+    let (out, _) = rafs_reader::unpack_as_reference(&reader, out, &lookup)?;
+    crate::output::commit_all(vec![out])?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// User and group names by id from `/etc/passwd` and `/etc/group`, which the reference's
+/// `getpwuid`/`getgrgid` read on a build host (no directory service is consulted).
+fn owner_names() -> (HashMap<u32, String>, HashMap<u32, String>) {
+    let table = |file: &str| -> HashMap<u32, String> {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        let mut map = HashMap::new();
+        for line in text.lines() {
+            let mut f = line.split(':');
+            if let (Some(name), Some(_), Some(Ok(id))) =
+                (f.next(), f.next(), f.next().map(str::parse))
+            {
+                map.entry(id).or_insert_with(|| name.to_owned());
+            }
+        }
+        map
+    };
+    (table("/etc/passwd"), table("/etc/group"))
 }
