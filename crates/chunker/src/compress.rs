@@ -48,8 +48,13 @@ impl CompressContext {
                 return Ok(false);
             }
             Compressor::Lz4Block => {
-                out.resize(lz4_flex::block::get_maximum_output_size(input.len()), 0);
-                let n = lz4_flex::block::compress_into(input, out)
+                // liblz4's LZ4_compress_default, as the reference calls it (lz4_flex emits
+                // other, equally valid bytes, and so other blob ids).
+                let bound = lz4::block::compress_bound(input.len())
+                    .map_err(|e| Error::Pipeline(format!("lz4 compression failed: {e}")))?;
+                out.resize(bound, 0);
+                let mode = Some(lz4::block::CompressionMode::DEFAULT);
+                let n = lz4::block::compress_to_buffer(input, mode, false, out)
                     .map_err(|e| Error::Pipeline(format!("lz4 compression failed: {e}")))?;
                 out.truncate(n);
             }

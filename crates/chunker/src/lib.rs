@@ -34,8 +34,9 @@
 //! documents in the repository's `docs/format/`.
 //!
 //! Dependencies: `zstd` (libzstd, pinned through `zstd-sys` to 1.5.6, the reference's
-//! version, so compressed bytes and blob ids match) and `lz4_flex` (a safe LZ4 block codec)
-//! compress and decompress; `crc32c` computes chunk CRCs; `sha2` and `blake3` compute digests
+//! version, so compressed bytes and blob ids match), `lz4` (liblz4, pinned to 1.10.0, the
+//! reference's, for the same reason) and `lz4_flex` (a safe LZ4 block decoder) compress and
+//! decompress; `crc32c` computes chunk CRCs; `sha2` and `blake3` compute digests
 //! and blob ids; `crossbeam-channel` carries chunks between pipeline threads; `hashbrown`'s
 //! `HashTable` finds stored chunks by digest while holding only a chunk index per entry (the
 //! digests stay in the records); `tar` writes and
