@@ -59,10 +59,11 @@ fn make_layer(path: &Path, roots: &[&str], limit: u64) -> u64 {
             children.sort();
             children.reverse();
             stack.extend(children);
-        } else if meta.is_file() || meta.file_type().is_symlink() {
-            if tar.append_path_with_name(&p, name).is_ok() && meta.is_file() {
-                total += meta.len();
-            }
+        } else if (meta.is_file() || meta.file_type().is_symlink())
+            && tar.append_path_with_name(&p, name).is_ok()
+            && meta.is_file()
+        {
+            total += meta.len();
         }
     }
     tar.into_inner().unwrap().finish().unwrap().flush().unwrap();
