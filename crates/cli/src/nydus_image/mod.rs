@@ -57,10 +57,11 @@ enum Command {
     Unpack(commands::UnpackArgs),
 }
 
-/// The version text in the reference's shape (the Go side only logs it).
+/// The version text in the reference's shape: acceleration-service records what follows
+/// `Version:` (from its `v`) as the image's `containerd.io/snapshot/nydus-builder-version`.
 fn version() -> String {
     format!(
-        " Version: \t{}\nGit Commit: \tunknown\nBuild Time: \tunknown\nProfile: \trelease\nRustc: \t\tunknown\nBuilder: \trafs-rs (a drop-in for nydus-image)\n",
+        " Version: \tv{} (rafs-rs, a drop-in for nydus-image)\nGit Commit: \tunknown\nBuild Time: \tunknown\nProfile: \trelease\nRustc: \t\tunknown\n",
         env!("CARGO_PKG_VERSION")
     )
 }
