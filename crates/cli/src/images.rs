@@ -41,6 +41,14 @@ pub struct MergeArgs {
     /// Each layer's blob ToC digest, comma separated (64 hex digits each).
     #[arg(long = "blob-toc-digests", value_delimiter = ',')]
     pub(crate) blob_toc_digests: Option<Vec<String>>,
+    /// Each layer's blob ToC size, comma separated.
+    #[arg(long = "blob-toc-sizes", value_delimiter = ',')]
+    pub(crate) blob_toc_sizes: Option<Vec<u32>>,
+    /// Each layer's blob id when its bootstrap does not name it (an inlined bootstrap's
+    /// placeholder), comma separated, instead of the bootstrap's file name; `--blob-digests`
+    /// still wins.
+    #[arg(long = "original-blob-ids", value_delimiter = ',')]
+    pub(crate) original_blob_ids: Option<Vec<String>>,
     /// An image the layers go on top of.
     #[arg(long = "parent-bootstrap")]
     pub(crate) parent_bootstrap: Option<PathBuf>,
@@ -139,6 +147,22 @@ fn check_blob_digests(a: &MergeArgs) -> CliResult<()> {
             return Err(format!("--blob-sizes: {} sizes for {n} sources", s.len()).into());
         }
     }
+    if let Some(s) = &a.blob_toc_sizes {
+        if s.len() != n {
+            return Err(format!("--blob-toc-sizes: {} sizes for {n} sources", s.len()).into());
+        }
+    }
+    if let Some(ids) = &a.original_blob_ids {
+        if ids.len() != n {
+            return Err(format!("--original-blob-ids: {} ids for {n} sources", ids.len()).into());
+        }
+        if let Some(bad) = ids
+            .iter()
+            .find(|id| rafs_format::rules::check_blob_id(id).is_err())
+        {
+            return Err(format!("--original-blob-ids: {bad:?} is not a blob id").into());
+        }
+    }
     Ok(())
 }
 
@@ -162,6 +186,16 @@ fn merge_layer(a: &MergeArgs, i: usize, p: &Path, dict_ids: &[String]) -> CliRes
             })
         })
         .flatten();
+    let original = a
+        .original_blob_ids
+        .as_ref()
+        .and_then(|ids| ids.get(i))
+        .cloned();
+    let blob_id = if placeholder {
+        original.or(blob_id)
+    } else {
+        blob_id
+    };
     let mut layer = Layer { image, blob_id };
     // check_blob_digests made sure each list has one valid entry per source.
     let digest = |list: &Option<Vec<String>>| {
@@ -173,6 +207,7 @@ fn merge_layer(a: &MergeArgs, i: usize, p: &Path, dict_ids: &[String]) -> CliRes
         digest: digest(&a.blob_digests),
         size: a.blob_sizes.as_ref().and_then(|s| s.get(i).copied()),
         toc_digest: digest(&a.blob_toc_digests),
+        toc_size: a.blob_toc_sizes.as_ref().and_then(|s| s.get(i).copied()),
     };
     layer.apply_blob_args(args, dict_ids);
     Ok(layer)

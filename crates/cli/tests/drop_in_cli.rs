@@ -87,10 +87,7 @@ fn unsupported_options_and_commands_are_usage_errors_naming_them() {
             ],
             "blob",
         ),
-        (
-            &["merge", "--original-blob-ids", "a", "-B", "b", "c"],
-            "--original-blob-ids",
-        ),
+        (&["merge", "-C", "config.json", "-B", "b", "c"], "-C"),
         (&["compact", "--bootstrap", "b"], "compact"),
         (
             &["create", "--log-level", "loud", "-t", "tar-rafs", "x.tar"],
@@ -106,4 +103,73 @@ fn unsupported_options_and_commands_are_usage_errors_naming_them() {
     let out = nydus_image(&["create", "-B", "/dev/null", "/"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("directory sources"));
+}
+
+/// `merge --original-blob-ids` names the blobs of inlined bootstraps (which record a
+/// placeholder) and `--blob-toc-sizes` sets each ToC size; `-J` lists the blobs.
+#[test]
+fn merge_takes_original_blob_ids_and_toc_sizes() {
+    let dir = std::env::temp_dir().join(format!("rafs-drop-in-merge-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let d = |n: &str| dir.join(n).to_str().unwrap().to_owned();
+    let mut boots = Vec::new();
+    for layer in ["L2", "L3"] {
+        let src = rafs_testkit::corpus().join(format!("layers/{layer}.tar"));
+        let blob = d(&format!("{layer}.blob"));
+        let args = [
+            "create",
+            "-t",
+            "tar-rafs",
+            "--blob-inline-meta",
+            "--features",
+            "blob-toc",
+            "-b",
+            &blob,
+            src.to_str().unwrap(),
+        ];
+        assert!(nydus_image(&args).status.success());
+        let boot = d(&format!("{layer}.boot"));
+        let out = Command::new(env!("CARGO_BIN_EXE_rafs"))
+            .args(["rewrite", &blob, "-B", &boot])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        boots.push(boot);
+    }
+    let ids = ["a".repeat(64), "b".repeat(64)];
+    let (merged, json) = (d("merged.boot"), d("merge.json"));
+    let id_list = ids.join(",");
+    let out = nydus_image(&[
+        "merge",
+        "--original-blob-ids",
+        &id_list,
+        "--blob-toc-sizes",
+        "1024,2048",
+        "-J",
+        &json,
+        "-B",
+        &merged,
+        &boots[0],
+        &boots[1],
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    // Blob-table order (the reference's merge lists the upper layer's blob first).
+    let image = rafs_format::decode(&std::fs::read(&merged).unwrap()).unwrap();
+    let listed: Vec<String> = image.blobs.iter().map(|b| b.blob_id.clone()).collect();
+    assert_eq!(report["blobs"], serde_json::json!(listed));
+    let mut by_id: Vec<(String, u32)> = image
+        .blobs
+        .iter()
+        .map(|b| (b.blob_id.clone(), b.toc_size))
+        .collect();
+    by_id.sort();
+    assert_eq!(by_id, [(ids[0].clone(), 1024), (ids[1].clone(), 2048)]);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -22,7 +22,8 @@ pub struct Layer {
 }
 
 /// What the reference's per-layer merge arguments say about a layer's own blob, beyond its
-/// id (`--blob-digests`, `--blob-sizes`, `--blob-toc-digests`, one value per layer).
+/// id (`--blob-digests`, `--blob-sizes`, `--blob-toc-digests`, `--blob-toc-sizes`, one value
+/// per layer).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LayerBlobArgs {
     /// `--blob-digests`: for a separate-metadata (zran) blob, the metadata blob's sha256;
@@ -33,6 +34,8 @@ pub struct LayerBlobArgs {
     pub size: Option<u64>,
     /// `--blob-toc-digests`: the ToC digest recorded for the blob.
     pub toc_digest: Option<[u8; 32]>,
+    /// `--blob-toc-sizes`: the ToC size recorded for the blob.
+    pub toc_size: Option<u32>,
 }
 
 impl Layer {
@@ -62,6 +65,9 @@ impl Layer {
             }
             if let Some(t) = args.toc_digest {
                 b.toc_digest = t;
+            }
+            if let Some(t) = args.toc_size {
+                b.toc_size = t;
             }
         }
     }

@@ -39,6 +39,12 @@ pub(crate) struct MergeArgs {
     /// RAFS blob toc digest list separated by comma
     #[arg(long = "blob-toc-digests", value_delimiter = ',')]
     blob_toc_digests: Option<Vec<String>>,
+    /// RAFS blob toc size list separated by comma
+    #[arg(long = "blob-toc-sizes", value_delimiter = ',')]
+    blob_toc_sizes: Option<Vec<u32>>,
+    /// original blob id list separated by comma, it may usually be a sha256 hex string
+    #[arg(long = "original-blob-ids", value_delimiter = ',')]
+    original_blob_ids: Option<Vec<String>>,
     #[command(flatten)]
     log: LogArgs,
 }
@@ -54,6 +60,8 @@ pub(crate) fn merge(a: &MergeArgs) -> CliResult<ExitCode> {
         blob_digests: a.blob_digests.clone(),
         blob_sizes: a.blob_sizes.clone(),
         blob_toc_digests: a.blob_toc_digests.clone(),
+        blob_toc_sizes: a.blob_toc_sizes.clone(),
+        original_blob_ids: a.original_blob_ids.clone(),
         parent_bootstrap: a.parent_bootstrap.clone(),
         chunk_dict: a.chunk_dict.clone(),
         prefetch_patterns: None,
