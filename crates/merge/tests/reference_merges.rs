@@ -95,6 +95,7 @@ fn layers(case: &Case) -> Vec<Layer> {
                     .map(|d| rafs_format::unhex32(&d[i]).unwrap()),
                 size: case.sizes.as_ref().map(|s| s[i]),
                 toc_digest: None,
+                toc_size: None,
             };
             layer.apply_blob_args(args, &[]);
             layer
