@@ -16,7 +16,8 @@ use std::time::Instant;
 /// Options of `rafs convert`, named as `nydus-image create` names them.
 #[derive(Args)]
 pub struct ConvertArgs {
-    /// The layer: a tar, gzip'ed tar or zstd'ed tar; `-` reads standard input.
+    /// The layer: a tar, gzip'ed tar or zstd'ed tar (`-` reads standard input), or a directory
+    /// (an unpacked root file system, read as the reference's `dir-rafs` build reads it).
     pub(crate) layer: String,
     /// Where to write the bootstrap (required unless it is inlined into the blob).
     #[arg(long = "bootstrap", short = 'B')]
@@ -258,6 +259,15 @@ pub(crate) struct Converted {
 
 /// Converts the layer `a` names with `opts` and commits the outputs.
 pub(crate) fn execute(a: &ConvertArgs, opts: &BuildOptions) -> CliResult<Converted> {
+    let directory_opts;
+    let opts = if Path::new(&a.layer).is_dir() {
+        let mut o = opts.clone();
+        o.directory_source = true;
+        directory_opts = o;
+        &directory_opts
+    } else {
+        opts
+    };
     let tarfs = opts.conversion == ConversionType::TarTarfs;
     check_modes(a, opts)?;
     check_paths(a)?;
@@ -266,6 +276,18 @@ pub(crate) fn execute(a: &ConvertArgs, opts: &BuildOptions) -> CliResult<Convert
     let blob_out = open_blob_output(a, tarfs)?;
     let (input, total): (Box<dyn Read + Send>, Option<u64>) = if a.layer == "-" {
         (Box::new(std::io::stdin()), None)
+    } else if Path::new(&a.layer).is_dir() {
+        if opts.conversion != ConversionType::TarRafs {
+            return Err(format!(
+                "{}: a directory converts with --type tar-rafs only",
+                a.layer
+            )
+            .into());
+        }
+        let walk =
+            rafs_tar_build::dir_source::directory_layer(Path::new(&a.layer), opts.whiteout_spec)
+                .map_err(|e| format!("{}: {e}", a.layer))?;
+        (Box::new(walk), None)
     } else {
         let f = std::fs::File::open(&a.layer).map_err(|e| format!("{}: {e}", a.layer))?;
         let len = f.metadata().ok().filter(|m| m.is_file()).map(|m| m.len());

@@ -269,7 +269,7 @@ impl<'a, 'o, W: Write> Run<'a, 'o, W> {
                 compression: compression.name(),
                 ..Default::default()
             },
-            tree: BuildTree::new(),
+            tree: BuildTree::with_v5_link_flag(!options.directory_source),
             budget: Budget::new(options.limits),
             index: 0,
             zran: None,
@@ -372,7 +372,10 @@ impl<'a, 'o, W: Write> Run<'a, 'o, W> {
         }
         let kind = entry_kind(entry, self.options.fs_version)?;
         let attrs = name_attrs(entry, &pax, &kind, self.options.repeatable)?;
-        let rdev = device_number(&entry.header, &kind)?;
+        let mut rdev = device_number(&entry.header, &kind)?;
+        if self.options.directory_source && rdev == rafs_format::model::NON_DEVICE_RDEV {
+            rdev = 0;
+        }
         let xattrs = pax.xattrs()?;
         rafs_format::rules::check_xattrs_storable(self.options.fs_version, &xattrs)
             .map_err(K::XattrsUnstorable)?;

@@ -12,6 +12,10 @@
 //! sparse files, hard links to symlinks and devices, and FIFOs with empty device fields are
 //! honoured, `..` is a typed error rather than a panic, and xattrs have a fixed order.
 //!
+//! A directory (an unpacked root file system) converts too: [`dir_source::directory_layer`]
+//! streams it as a tar in the order and with the attributes the reference's `dir-rafs` build
+//! reads it, so [`build_layer`] gives that build's bytes (with `directory_source` set).
+//!
 //! It does **not** own the formats (`rafs-format`), blob layout (`rafs-chunker`), merging
 //! (`rafs-merge`, which it calls to apply a layer onto `--parent-bootstrap`), unpacking, or
 //! files and terminals (the CLI): [`build_layer`] reads from any
@@ -46,12 +50,16 @@
 //! length prefix, old-GNU sparse maps) is read here; `flate2` (on its `zlib-rs` backend, pure Rust and about an eighth faster end to end
 //! on a gzip'ed layer than its default `miniz_oxide`) and `zstd` decompress the layer; `base64` decodes
 //! `LIBARCHIVE.xattr.*` values; `sha2` hashes the tar for a tarfs blob id; `rafs-merge` applies a layer onto its
-//! parent bootstrap (the same overlay rules as a merge); `thiserror` derives the errors.
+//! parent bootstrap (the same overlay rules as a merge); `thiserror` derives the errors;
+//! `rustix` (with the `unix` feature) lists and reads a directory source's xattrs without
+//! unsafe code, and `tar` writes that source's stream.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod build;
+#[cfg(feature = "unix")]
+pub mod dir_source;
 mod entry;
 pub mod error;
 #[doc(hidden)]

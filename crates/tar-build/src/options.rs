@@ -45,6 +45,10 @@ pub struct BuildOptions {
     pub aligned_chunk: bool,
     /// `--repeatable`: uid and gid 0 for every entry, no explicit uid/gid flag.
     pub repeatable: bool,
+    /// The tar is a directory streamed by [`crate::dir_source`]: a v5 inode of a non-device
+    /// records `rdev` 0, the `st_rdev` the reference's `dir-rafs` build reads (its tar build
+    /// records `u32::MAX`).
+    pub directory_source: bool,
     /// `--prefetch-policy fs` with these patterns (absolute paths); `None` = no prefetch.
     pub prefetch_patterns: Option<Vec<String>>,
     /// `--chunk-dict bootstrap=PATH`, already loaded.
@@ -104,6 +108,7 @@ impl BuildOptions {
             blob_toc: false,
             aligned_chunk: false,
             repeatable: false,
+            directory_source: false,
             prefetch_patterns: None,
             chunk_dict: None,
             batch_size: 0,

@@ -128,6 +128,9 @@ struct BuildNode {
 pub struct BuildTree {
     nodes: Vec<BuildNode>,
     inodes: Vec<BuildInode>,
+    /// Whether a hard link sets the v5 `HARDLINK` flag on its inode: the reference's tar
+    /// build sets it, its directory build does not.
+    pub(crate) v5_link_flag: bool,
 }
 
 fn implicit_dir() -> Inode {
@@ -160,6 +163,15 @@ impl BuildTree {
                 listed: false,
             }],
             inodes: vec![BuildInode::new(implicit_dir(), Data::None)],
+            v5_link_flag: true,
+        }
+    }
+
+    /// [`BuildTree::new`], with hard links setting the v5 `HARDLINK` flag or not.
+    pub fn with_v5_link_flag(on: bool) -> Self {
+        BuildTree {
+            v5_link_flag: on,
+            ..Self::new()
         }
     }
 
@@ -335,7 +347,7 @@ impl BuildTree {
         }
         let inode = self.nodes[t].inode;
         let shared = &mut self.inodes[inode as usize];
-        shared.v5_hardlink_flag = true;
+        shared.v5_hardlink_flag |= self.v5_link_flag;
         shared.uid = attrs.uid;
         shared.gid = attrs.gid;
         shared.mtime = attrs.mtime;
@@ -355,6 +367,7 @@ impl BuildTree {
         let BuildTree {
             mut nodes,
             mut inodes,
+            ..
         } = self;
         let order = breadth_first(&nodes);
         let names = NamesOfInodes::count(&nodes, &inodes, &order);

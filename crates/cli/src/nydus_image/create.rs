@@ -14,10 +14,13 @@ use std::process::ExitCode;
 pub(crate) struct CreateArgs {
     /// source from which to build the RAFS filesystem
     source: String,
-    /// Conversion type:
+    /// Conversion type: [default: dir-rafs]
     #[arg(short = 't', long = "type",
-          value_parser = ["tar-rafs", "tar-tarfs", "targz-rafs", "targz-ref"])]
+          value_parser = ["directory", "dir-rafs", "tar-rafs", "tar-tarfs", "targz-rafs", "targz-ref"])]
     conversion: Option<String>,
+    /// The old name of `--type directory`.
+    #[arg(long = "source-type", hide = true, value_parser = ["directory"], conflicts_with = "conversion")]
+    source_type: Option<String>,
     /// File path to save the generated RAFS metadata blob
     #[arg(short = 'B', long = "bootstrap")]
     bootstrap: Option<PathBuf>,
@@ -79,16 +82,22 @@ pub(crate) struct CreateArgs {
 impl CreateArgs {
     /// The `rafs convert` arguments these are.
     fn convert_args(&self) -> CliResult<ConvertArgs> {
+        let directory = matches!(
+            self.conversion.as_deref().or(self.source_type.as_deref()),
+            None | Some("directory" | "dir-rafs")
+        );
+        if directory && !std::path::Path::new(&self.source).is_dir() {
+            return Err(format!(
+                "{}: a directory source (dir-rafs) is not a directory",
+                self.source
+            )
+            .into());
+        }
+        // A directory is streamed as a tar in the reference's order, so one builder does both.
         let conversion = match self.conversion.as_deref() {
             Some("tar-rafs" | "targz-rafs") => "tar-rafs",
-            Some(other) => other,
-            None => {
-                return Err(
-                    "--type is needed: tar-rafs, targz-rafs, tar-tarfs or targz-ref \
-                            (directory sources, the reference's default, are not supported)"
-                        .into(),
-                )
-            }
+            Some(other) if !directory => other,
+            _ => "tar-rafs",
         };
         let batch =
             (!matches!(self.batch_size.as_str(), "0" | "0x0")).then(|| self.batch_size.clone());
