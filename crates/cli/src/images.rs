@@ -97,6 +97,18 @@ pub(crate) fn merge_with(
     a: &MergeArgs,
     patterns: Option<Vec<String>>,
 ) -> CliResult<rafs_format::model::Image> {
+    merge_as(a, patterns, false)
+}
+
+/// [`merge_with`]; with `drop_base_markers` the image is merged as containerd unpacks the
+/// layers: the lowest layer's whiteout and opaque markers are dropped (containerd creates
+/// neither) instead of kept as files, and directories a layer's tar left out show the
+/// directory below.
+pub(crate) fn merge_as(
+    a: &MergeArgs,
+    patterns: Option<Vec<String>>,
+    drop_base_markers: bool,
+) -> CliResult<rafs_format::model::Image> {
     check_blob_digests(a)?;
     let mut inputs: Vec<&Path> = a.sources.iter().map(PathBuf::as_path).collect();
     inputs.extend(a.parent_bootstrap.as_deref());
@@ -112,18 +124,51 @@ pub(crate) fn merge_with(
     if patterns.is_some() {
         options.prefetch_patterns = patterns;
     }
+    options.drop_base_markers = drop_base_markers;
     let layers = a
         .sources
         .iter()
         .enumerate()
         .map(|(i, p)| merge_layer(a, i, p, &options.dict_blob_ids))
         .collect::<CliResult<Vec<_>>>()?;
-    let image = rafs_merge::merge(layers, &options)?;
+    let layer_images: Vec<rafs_format::model::Image> = if drop_base_markers {
+        layers.iter().map(|l| l.image.clone()).collect()
+    } else {
+        Vec::new()
+    };
+    let mut image = rafs_merge::merge(layers, &options)?;
+    if drop_base_markers {
+        // A layer bootstrap does not say which directories its tar left out; the builder
+        // gives those 0755, 0:0, mtime 0, no xattrs, which a real directory entry all but
+        // never has. Such a directory takes the attributes of the same directory below, as
+        // containerd's overlay shows it (the reference's merge gives it the defaults).
+        let implied: Vec<Vec<Vec<u8>>> = layer_images.iter().map(implied_dirs).collect();
+        let refs: Vec<&[Vec<u8>]> = implied.iter().map(Vec::as_slice).collect();
+        rafs_merge::inherit_implicit_dirs(&mut image, &layer_images, &refs, options.whiteout_spec);
+    }
     let bytes = rafs_format::encode(&image)?;
     out.write_all(&bytes)
         .map_err(|e| format!("{}: {e}", shown(&a.bootstrap)))?;
     commit_all(vec![out])?;
     Ok(image)
+}
+
+/// The directories of a layer bootstrap with exactly the attributes the builder gives a
+/// directory its tar leaves out (0755, 0:0, mtime 0, no xattrs), the root excepted.
+fn implied_dirs(image: &rafs_format::model::Image) -> Vec<Vec<u8>> {
+    image
+        .tree
+        .entries()
+        .filter(|e| {
+            let i = e.inode;
+            i.is_dir()
+                && e.path != b"/"
+                && i.mode & 0o7777 == 0o755
+                && (i.uid, i.gid, i.mtime, i.mtime_nsec) == (0, 0, 0, 0)
+                && i.xattrs.is_empty()
+        })
+        .map(|e| e.path)
+        .collect()
 }
 
 /// `--blob-digests`, `--blob-toc-digests`, `--blob-sizes`: one per source, digests of 64

@@ -69,7 +69,10 @@ pub(crate) fn merge(a: &MergeArgs) -> CliResult<ExitCode> {
         json: false,
     };
     let patterns = super::stdin_patterns(Some(&a.prefetch_policy))?;
-    let image = crate::images::merge_with(&args, patterns)?;
+    // The merged image is what containers start from: the lowest layer's whiteout and opaque
+    // markers are dropped, as containerd's applier never creates them (the reference keeps
+    // them as files, so a container would see `/etc/.wh.passwd`).
+    let image = crate::images::merge_as(&args, patterns, true)?;
     if let Some(json) = &a.output_json {
         super::write_output_json(json, Some(&a.bootstrap), &image)?;
     }
