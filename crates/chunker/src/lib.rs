@@ -58,6 +58,7 @@
 #![warn(missing_docs)]
 
 pub mod compress;
+mod data_only;
 pub mod dict;
 pub mod error;
 #[doc(hidden)]

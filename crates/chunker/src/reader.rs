@@ -84,6 +84,8 @@ pub struct BlobReader<S: ReadAt> {
     meta: Option<BlobMeta>,
     data_end: u64,
     limits: ReaderLimits,
+    /// Batches found again in a data section given alone ([`BlobReader::find_batches`]).
+    batches: Option<crate::data_only::Batches>,
 }
 
 impl<S: ReadAt> BlobReader<S> {
@@ -103,6 +105,7 @@ impl<S: ReadAt> BlobReader<S> {
             meta: None,
             data_end: size,
             limits,
+            batches: None,
         };
         if has_section_headers(&r.src) {
             // The ToC first: a damaged ToC is reported as such, not as the walk's failure.
@@ -181,6 +184,18 @@ impl<S: ReadAt> BlobReader<S> {
         Ok(r)
     }
 
+    /// For a blob given as its data section alone (no chunk-info array: what the Go
+    /// converter's `Unpack` passes), finds its batches from the bootstrap's chunk `records` of
+    /// this blob, so batch members read (see `data_only`). Does nothing when the blob has its
+    /// chunk-info array, or no record is a batch member.
+    pub fn find_batches(&mut self, records: &[ChunkInfo], compressor: Compressor) -> Result<()> {
+        if self.meta.is_none() {
+            self.batches =
+                crate::data_only::Batches::infer(&self.src, self.data_end, records, compressor)?;
+        }
+        Ok(())
+    }
+
     /// Opens a zran blob (`targz-ref`): `layer` is the gzip layer, which is the data; its
     /// chunk-info entries and inflate contexts come from `meta_blob`, the metadata blob the
     /// build wrote (separate, or holding the bootstrap and a ToC). The blob-table entry must
@@ -224,6 +239,7 @@ impl<S: ReadAt> BlobReader<S> {
             meta: Some(meta),
             data_end,
             limits: m.limits,
+            batches: None,
         })
     }
 
@@ -645,6 +661,9 @@ impl<S: ReadAt> BlobReader<S> {
         let at = chunk.compressed_offset;
         let usize_ = u64::from(chunk.uncompressed_size);
         let csize = u64::from(chunk.compressed_size);
+        if let (0, None, Some(b)) = (csize, &self.meta, &self.batches) {
+            return b.read(&self.src, chunk, compressor);
+        }
         if csize == 0 && self.meta.is_none() {
             let reason = "0: a batch member, whose batch only the blob meta locates, and the \
                           blob file given holds no blob meta (only the data)";

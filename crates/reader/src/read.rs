@@ -105,10 +105,24 @@ impl ImageReader {
                             ),
                         });
                     }
-                    Some(BlobReader::open_for(src, b).map_err(|e| Error::Data {
+                    let failed = |e| Error::Data {
                         path: format!("blob {}", b.blob_id),
                         source: e,
-                    })?)
+                    };
+                    let mut reader = BlobReader::open_for(src, b).map_err(failed)?;
+                    let index = blobs.len();
+                    let records: Vec<rafs_format::model::ChunkInfo> = image
+                        .tree
+                        .inodes
+                        .iter()
+                        .flat_map(|i| &i.chunks)
+                        .filter(|c| c.blob_index as usize == index)
+                        .copied()
+                        .collect();
+                    reader
+                        .find_batches(&records, image.superblock.compressor)
+                        .map_err(failed)?;
+                    Some(reader)
                 }
                 None => None,
             });
