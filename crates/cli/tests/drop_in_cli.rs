@@ -173,3 +173,36 @@ fn merge_takes_original_blob_ids_and_toc_sizes() {
     assert_eq!(by_id, [(ids[0].clone(), 1024), (ids[1].clone(), 2048)]);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `inspect -R blobs|stats` (nydusify's checker reads the blobs) prints what the reference
+/// printed for every corpus case (`inspect-*.json`).
+#[test]
+fn inspect_requests_print_what_the_reference_printed() {
+    let mut compared = 0;
+    for case in rafs_testkit::corpus_cases() {
+        let boot = case.dir.join("bootstrap");
+        if !boot.exists() {
+            continue;
+        }
+        for request in ["blobs", "stats"] {
+            let Ok(want) =
+                std::fs::read_to_string(case.dir.join(format!("inspect-{request}.json")))
+            else {
+                continue;
+            };
+            if want.starts_with("rc=") {
+                continue;
+            }
+            let out = nydus_image(&["inspect", "-R", request, boot.to_str().unwrap()]);
+            assert!(out.status.success(), "{}: {out:?}", case.name);
+            assert_eq!(
+                String::from_utf8_lossy(&out.stdout).trim(),
+                want.trim(),
+                "{} {request}",
+                case.name
+            );
+            compared += 1;
+        }
+    }
+    assert!(compared >= 150, "only {compared}");
+}

@@ -222,3 +222,63 @@ fn owner_names() -> (HashMap<u32, String>, HashMap<u32, String>) {
     };
     (table("/etc/passwd"), table("/etc/group"))
 }
+
+/// The reference's `inspect` in request mode, as far as nydusify uses it.
+#[derive(Args)]
+pub(crate) struct InspectArgs {
+    /// File path of RAFS metadata
+    #[arg(required_unless_present = "bootstrap_flag")]
+    bootstrap: Option<PathBuf>,
+    /// [Deprecated] File path of RAFS meta blob/bootstrap
+    #[arg(short = 'B', long = "bootstrap", conflicts_with = "bootstrap")]
+    bootstrap_flag: Option<PathBuf>,
+    /// Inspect RAFS filesystem metadata in request mode (the interactive mode is not offered)
+    #[arg(short = 'R', long = "request", required = true, value_parser = ["blobs", "stats"])]
+    request: String,
+    #[command(flatten)]
+    log: LogArgs,
+}
+
+/// One blob of `inspect -R blobs`, the fields nydusify's checker reads.
+#[derive(serde::Serialize)]
+struct InspectBlob {
+    blob_id: String,
+    compressed_size: u64,
+    decompressed_size: u64,
+    readahead_offset: u32,
+    readahead_size: u32,
+}
+
+/// Runs `nydus-image inspect -R blobs|stats`: the reference's compact JSON on standard output.
+pub(crate) fn inspect(a: &InspectArgs) -> CliResult<ExitCode> {
+    let _ = &a.log;
+    let path = a
+        .bootstrap
+        .as_ref()
+        .or(a.bootstrap_flag.as_ref())
+        .ok_or("no bootstrap")?;
+    let image = crate::source::ImageFile::open(path)?.decode()?;
+    let text = if a.request == "blobs" {
+        let blobs: Vec<InspectBlob> = image
+            .blobs
+            .iter()
+            .map(|b| InspectBlob {
+                blob_id: b.blob_id.clone(),
+                compressed_size: b.compressed_size,
+                decompressed_size: b.uncompressed_size,
+                readahead_offset: b.readahead_offset,
+                readahead_size: b.readahead_size,
+            })
+            .collect();
+        serde_json::to_string(&blobs)?
+    } else {
+        // The superblock's count: v5 counts inodes, v6 inode records (one per path).
+        let count = match image.superblock.fs_version {
+            rafs_format::model::FsVersion::V5 => image.tree.inodes.len(),
+            rafs_format::model::FsVersion::V6 => image.tree.nodes.len(),
+        };
+        serde_json::json!({ "inodes_count": count }).to_string()
+    };
+    println!("{text}");
+    Ok(ExitCode::SUCCESS)
+}

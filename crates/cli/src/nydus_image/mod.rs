@@ -55,6 +55,8 @@ enum Command {
     Export(commands::ExportArgs),
     /// Unpack a RAFS filesystem to a tar file
     Unpack(commands::UnpackArgs),
+    /// Inspect RAFS filesystem metadata in request mode
+    Inspect(commands::InspectArgs),
 }
 
 /// The version text in the reference's shape: acceleration-service records what follows
@@ -81,7 +83,10 @@ pub fn main() -> ExitCode {
         Some(Command::Check(a)) => commands::check(&a),
         Some(Command::Export(a)) => commands::export(&a),
         Some(Command::Unpack(a)) => commands::unpack(&a),
-        None => Err("a command is needed (create, merge, check, export, unpack); see -h".into()),
+        Some(Command::Inspect(a)) => commands::inspect(&a),
+        None => Err(
+            "a command is needed (create, merge, check, export, unpack, inspect); see -h".into(),
+        ),
     };
     crate::process::exit_status("nydus-image", result)
 }
