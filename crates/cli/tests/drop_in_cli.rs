@@ -25,13 +25,7 @@ fn create_help_names_what_the_converter_detects_and_nothing_we_lack() {
     ] {
         assert!(help.contains(wanted), "{wanted} missing from create -h");
     }
-    for missing in [
-        "--encrypt",
-        "dir-rafs",
-        "estargz",
-        "--blob-cache-dir",
-        "--attributes",
-    ] {
+    for missing in ["--encrypt", "estargz", "--blob-cache-dir", "--attributes"] {
         assert!(!help.contains(missing), "{missing} shown but not supported");
     }
     let merge = String::from_utf8(nydus_image(&["merge", "-h"]).stdout).unwrap();
@@ -99,10 +93,11 @@ fn unsupported_options_and_commands_are_usage_errors_naming_them() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
         assert!(err.contains(named), "{args:?}: {err}");
     }
-    // Directory sources (the reference's default type) are refused in words, not attempted.
-    let out = nydus_image(&["create", "-B", "/dev/null", "/"]);
+    // The reference's default type is a directory build: a file given without --type is
+    // refused in words, not read as a tar.
+    let out = nydus_image(&["create", "-B", "/dev/null", "/etc/hostname"]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("directory sources"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not a directory"));
 }
 
 /// `merge --original-blob-ids` names the blobs of inlined bootstraps (which record a
