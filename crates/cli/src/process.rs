@@ -13,8 +13,9 @@ use std::process::ExitCode;
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[allow(unsafe_code)]
 pub fn fix_malloc_mmap_threshold() {
-    // SAFETY: `mallopt` only sets a tunable of glibc's allocator; it runs first thing in `main`,
-    // before any other thread exists or allocates, with a valid parameter and value.
+    // SAFETY: `mallopt` only sets a tunable of glibc's allocator (glibc documents it MT-Safe,
+    // so any caller at any time is sound); the parameter and value are valid. Both binaries
+    // call it first thing, so every later allocation sees the threshold.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
     }
