@@ -291,6 +291,7 @@ pub(crate) fn execute(a: &ConvertArgs, opts: &BuildOptions) -> CliResult<Convert
     } else {
         let f = std::fs::File::open(&a.layer).map_err(|e| format!("{}: {e}", a.layer))?;
         let len = f.metadata().ok().filter(|m| m.is_file()).map(|m| m.len());
+        crate::output::widen_pipe(&f);
         (Box::new(f), len)
     };
     let bar = progress_bar(total, a.quiet);

