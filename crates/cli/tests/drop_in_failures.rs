@@ -64,6 +64,27 @@ fn wait(child: &mut Child, limit: Duration, what: &str) -> ExitStatus {
     }
 }
 
+/// A layer of one file of `len` bytes that do not compress (xorshift).
+fn noise_layer(len: usize) -> Vec<u8> {
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let data: Vec<u8> = (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state.to_le_bytes()[0]
+        })
+        .collect();
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_ustar();
+    h.set_path("noise.bin").unwrap();
+    h.set_size(len as u64);
+    h.set_mode(0o644);
+    h.set_cksum();
+    b.append(&h, data.as_slice()).unwrap();
+    b.into_inner().unwrap()
+}
+
 fn mkfifo(p: &Path) {
     rustix::fs::mknodat(
         rustix::fs::CWD,
@@ -123,10 +144,13 @@ fn a_refused_layer_a_short_fifo_and_a_truncated_gzip_fail_and_leave_nothing() {
 #[test]
 fn the_blob_readers_going_away_and_sigterm_end_the_builder_at_once() {
     let dir = tempdir("drop-in-epipe");
-    // The blob FIFO's reader reads a little, then closes: EPIPE, exit non-zero.
+    // The blob FIFO's reader reads a little, then closes: EPIPE, exit non-zero. The blob must
+    // outgrow the pipe (1 MiB, as the builder widens it): 8 MiB that do not compress.
     let blob = dir.join("blob.rafs");
     mkfifo(&blob);
-    let mut c = spawn_with_patterns(create(&blob, &layer("L1.tar")));
+    let noise = dir.join("noise.tar");
+    std::fs::write(&noise, noise_layer(8 << 20)).unwrap();
+    let mut c = spawn_with_patterns(create(&blob, &noise));
     {
         let mut r = std::fs::File::open(&blob).unwrap();
         let mut buf = [0u8; 4096];
@@ -155,7 +179,7 @@ fn the_blob_readers_going_away_and_sigterm_end_the_builder_at_once() {
     assert_eq!(st.code(), Some(143), "{st:?}");
     drop(w);
     assert_eq!(
-        left_in(&dir, &["blob.rafs", "blob.targz"]),
+        left_in(&dir, &["blob.rafs", "blob.targz", "noise.tar"]),
         Vec::<String>::new()
     );
     let _ = std::fs::remove_dir_all(&dir);
