@@ -32,7 +32,7 @@ pub(crate) struct Batches {
 const S: &str = "data section";
 
 fn align4k(v: u64) -> u64 {
-    v.div_ceil(4096) * 4096
+    v.div_ceil(4096).saturating_mul(4096)
 }
 
 impl Batches {
@@ -75,8 +75,15 @@ impl Batches {
                 found.split_gap(src, (c, gap_end), &in_gap, compressor)?;
             }
             if let Some(s) = next {
-                c = s.compressed_offset + u64::from(s.compressed_size);
-                u = align4k(s.uncompressed_offset + u64::from(s.uncompressed_size));
+                // Records come from the bootstrap: hostile sums saturate, and a gap that makes
+                // no sense then finds no batch.
+                c = s
+                    .compressed_offset
+                    .saturating_add(u64::from(s.compressed_size));
+                u = align4k(
+                    s.uncompressed_offset
+                        .saturating_add(u64::from(s.uncompressed_size)),
+                );
             }
         }
         Ok(Some(found))
@@ -105,12 +112,23 @@ impl Batches {
                 let mut len = 0;
                 for (_, l) in queue.clone() {
                     len += l;
-                    if c + len >= end || is_zstd_frame(src, c + len, end) {
+                    let next = c.saturating_add(len);
+                    if next >= end || is_zstd_frame(src, next, end) {
                         break;
                     }
                 }
                 (len, len)
             };
+            // Every batch holds a member: so batches are bounded by the records, and the walk
+            // advances.
+            if content == 0 || size == 0 {
+                return Err(invalid(
+                    S,
+                    c,
+                    "batch",
+                    "more stored data than batch members",
+                ));
+            }
             let unit = self.units.len();
             let mut inner = 0;
             while inner < content {
@@ -118,7 +136,7 @@ impl Batches {
                     .next()
                     .ok_or_else(|| invalid(S, c, "batch", "more stored data than batch members"))?;
                 self.members.insert(offset, (unit, inner));
-                inner += len;
+                inner = inner.saturating_add(len);
             }
             if inner != content {
                 return Err(invalid(S, c, "batch", "members do not fill the batch"));
@@ -128,7 +146,7 @@ impl Batches {
                 compressed_size: size,
                 content_size: content,
             });
-            c += size;
+            c = c.saturating_add(size);
         }
         if queue.next().is_some() {
             return Err(invalid(
@@ -199,7 +217,9 @@ impl Batches {
 /// Whether a zstd frame (its magic) starts at `at`, before `end`.
 fn is_zstd_frame(src: &dyn ReadAt, at: u64, end: u64) -> bool {
     let mut magic = [0u8; 4];
-    at + 4 <= end && src.read_exact_at(&mut magic, at).is_ok() && magic == [0x28, 0xb5, 0x2f, 0xfd]
+    at.saturating_add(4) <= end
+        && src.read_exact_at(&mut magic, at).is_ok()
+        && magic == [0x28, 0xb5, 0x2f, 0xfd]
 }
 
 /// The stored size and content size of the zstd frame at `at` (RFC 8878 §3.1.1), read from

@@ -491,3 +491,68 @@ fn a_batch_blob_reads_back_and_its_damage_is_named() {
     let e = r.read_chunk(&chunks[0], Compressor::None, crc).unwrap_err();
     assert_eq!(kind(&e), "CrcMismatch");
 }
+
+/// A data section given alone with hostile chunk records (batch members and stored chunks at
+/// arbitrary offsets, sizes near the limits) and hostile bytes (random, zstd magics with
+/// arbitrary block headers): finding the batches and reading every member never panics, never
+/// loops, and allocates no more than a batch's declared 16 MiB.
+#[test]
+fn a_data_section_alone_with_hostile_records_fails_cleanly() {
+    let started = std::time::Instant::now();
+    for seed in 1..300u64 {
+        let mut data = pseudo_random(64 + (seed as usize * 37) % 8192, seed);
+        // Plant zstd magics (and random frame headers after them) now and then.
+        for at in (0..data.len().saturating_sub(8)).step_by(97 + seed as usize % 50) {
+            if seed % 3 == 0 {
+                data[at..at + 4].copy_from_slice(&[0x28, 0xb5, 0x2f, 0xfd]);
+            }
+        }
+        let r = pseudo_random(64, seed.wrapping_mul(7));
+        let word = |i: usize| u64::from_le_bytes(r[i * 8..i * 8 + 8].try_into().unwrap());
+        let mut records = Vec::new();
+        for i in 0..6 {
+            let stored = i % 3 == 0;
+            records.push(ChunkInfo {
+                digest: [0; 32],
+                blob_index: 0,
+                index: i as u32,
+                flags: ChunkFlags::COMPRESSED,
+                compressed_offset: if stored {
+                    word(i) % (data.len() as u64 + 10)
+                } else {
+                    0
+                },
+                compressed_size: if stored {
+                    (word(i + 1) % 5000) as u32
+                } else {
+                    0
+                },
+                uncompressed_offset: if i == 5 {
+                    u64::MAX - 3
+                } else {
+                    word(i + 2) % 70_000
+                },
+                uncompressed_size: (word(i) % 20_000) as u32
+                    + u32::from(i == 4) * (u32::MAX - 20_000),
+                file_offset: 0,
+                crc32: 0,
+            });
+        }
+        for c in [Compressor::Zstd, Compressor::Lz4Block, Compressor::None] {
+            let Ok(mut reader) = BlobReader::open(data.as_slice()) else {
+                continue;
+            };
+            if reader.find_batches(&records, c).is_err() {
+                continue;
+            }
+            for chunk in &records {
+                let _ = reader.read_chunk(chunk, c, Verify::default());
+            }
+        }
+    }
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "too slow: {:?}",
+        started.elapsed()
+    );
+}
