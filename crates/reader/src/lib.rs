@@ -34,10 +34,10 @@
 //! ```
 //!
 //! Dependencies: `tar` frames unpacked layers (names and link targets are written byte for
-//! byte by this crate); `rustix` opens blobs and creates unpacked files through directory
-//! descriptors (`openat2` beneath the target), makes device nodes, sets times, owners and
-//! xattrs without following symlinks, and without `unsafe`; `zerocopy` reads the device
-//! slots of an encoded bootstrap; `sha2` checks a tarfs layer tar against its id; `base64`
+//! byte by this crate), also in the reference's shape (`unpack_as_reference`); `rustix` opens
+//! blobs and creates unpacked files through directory descriptors (`openat2` beneath the
+//! target), makes device nodes, sets times, owners and xattrs without following symlinks, and
+//! without `unsafe`; `sha2` checks a tarfs layer tar against its id; `base64`
 //! writes xattr names that are not UTF-8 as `LIBARCHIVE.xattr` records; `thiserror` derives
 //! the errors.
 
