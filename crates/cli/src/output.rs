@@ -215,7 +215,7 @@ fn undo(done: Vec<Done>) {
 }
 
 /// Takes back, in `dir`, the commits of processes killed half way through one, before a new
-/// output goes there ([`crate::journal::recover`]).
+/// output goes there (`journal.rs`).
 pub fn recover_interrupted(dir: &Path) -> Result<usize, String> {
     crate::journal::recover(dir).map_err(|e| format!("{}: {e}", shown(dir)))
 }
@@ -226,7 +226,7 @@ pub static COMMIT_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Commits every output together, in order: all appear, or none changes (a replaced file is
 /// restored). Streams are flushed. A journal written first makes this hold even when the
-/// process is killed outright half way ([`crate::journal`]); SIGINT and SIGTERM wait for it.
+/// process is killed outright half way (`journal.rs`); SIGINT and SIGTERM wait for it.
 pub fn commit_all(outputs: Vec<Output>) -> Result<(), String> {
     let _signals_wait = COMMIT_LOCK
         .lock()

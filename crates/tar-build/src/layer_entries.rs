@@ -1,6 +1,6 @@
 //! A layer's entries as the conversion reads them, for other readers of layers: check-image
 //! compares a converted image with what its source layers mean, and must not mean something
-//! else by the same tar. The stream reader, the header meaning ([`crate::meaning`]), the
+//! else by the same tar. The stream reader, the header meaning (`meaning.rs`), the
 //! sparse-file rules and the per-layer budgets are the conversion's own; what this module
 //! adds is only the walk. Like containerd's unpack: the archive ends at Go's end marker,
 //! global PAX headers are skipped, PAX records are read by their length prefix (a binary
