@@ -49,8 +49,8 @@ fn unpack(layer: &str, dir: &Path) {
 #[test]
 fn a_directory_converts_as_the_references_dir_build() {
     if rafs_testkit::run("id", &["-u"]).as_deref() != Ok("0") {
-        println!(
-            "SKIPPED: directory sources: unpacking devices, owners and trusted xattrs needs root"
+        rafs_testkit::skipped(
+            "directory sources: unpacking devices, owners and trusted xattrs needs root",
         );
         return;
     }

@@ -188,7 +188,7 @@ fn the_blob_readers_going_away_and_sigterm_end_the_builder_at_once() {
 #[test]
 fn a_full_disk_fails_the_build_and_leaves_nothing() {
     if rafs_testkit::run("id", &["-u"]).as_deref() != Ok("0") {
-        println!("SKIPPED: full disk: needs root to mount a small tmpfs");
+        rafs_testkit::skipped("full disk: needs root to mount a small tmpfs");
         return;
     }
     let dir = tempdir("drop-in-enospc");
@@ -216,7 +216,7 @@ fn a_full_disk_fails_the_build_and_leaves_nothing() {
 fn the_go_converter_sees_our_builders_refusal() {
     let bin = std::env::var_os("GOCONVERTER").map_or_else(|| "goconverter".into(), PathBuf::from);
     if Command::new(&bin).arg("-h").output().is_err() {
-        println!("SKIPPED: goconverter is not installed (.ci/run installs it)");
+        rafs_testkit::skipped("goconverter is not installed (.ci/run installs it)");
         return;
     }
     let dir = tempdir("drop-in-go-refusal");

@@ -229,7 +229,9 @@ fn merged_image_is_the_oci_model(case: &Value, summary: &Value, out: &Path) -> u
 #[test]
 fn the_go_converter_gets_the_references_results_from_our_builder() {
     let Some(bin) = goconverter() else {
-        println!("SKIPPED: goconverter is not installed (.ci/run installs it from ../shared/goconverter)");
+        rafs_testkit::skipped(
+            "goconverter is not installed (.ci/run installs it from ../shared/goconverter)",
+        );
         return;
     };
     let builder = PathBuf::from(env!("CARGO_BIN_EXE_nydus-image"));

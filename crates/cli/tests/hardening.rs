@@ -616,7 +616,9 @@ fn messages_name_what_and_where() {
         .arg(target.join("x"))
         .output();
     match o {
-        Ok(o) if stderr(&o).contains("setpriv:") => println!("SKIPPED: setpriv: {}", stderr(&o)),
+        Ok(o) if stderr(&o).contains("setpriv:") => {
+            rafs_testkit::skipped(format!("setpriv: {}", stderr(&o)))
+        }
         Ok(o) => {
             assert!(o.status.success(), "{}", stderr(&o));
             assert!(
@@ -626,7 +628,7 @@ fn messages_name_what_and_where() {
             );
             assert!(target.join("x/d/f").exists());
         }
-        Err(e) => println!("SKIPPED: unprivileged unpack: no setpriv: {e}"),
+        Err(e) => rafs_testkit::skipped(format!("unprivileged unpack: no setpriv: {e}")),
     }
     let _ = std::fs::remove_dir_all(&tmp);
 }

@@ -15,7 +15,7 @@ fn blob_file(id: &str) -> PathBuf {
 #[test]
 fn kernel_mounts_our_tarfs_rewrites() {
     if let Some(why) = mount_unavailable() {
-        println!("SKIPPED: kernel EROFS mount test: {why}");
+        rafs_testkit::skipped(format!("kernel EROFS mount test: {why}"));
         return;
     }
     let tmp = std::env::temp_dir().join(format!("rafs-kernel-{}", std::process::id()));

@@ -222,7 +222,7 @@ fn under_every_whiteout_spec_a_layered_build_equals_a_plain_build_then_a_merge()
 #[test]
 fn the_kernel_mounts_an_exported_layered_stack_as_its_oci_model() {
     if let Some(why) = mount_unavailable() {
-        println!("SKIPPED: kernel mount of a layered build: {why}");
+        rafs_testkit::skipped(format!("kernel mount of a layered build: {why}"));
         return;
     }
     let dir = tempdir("kernel");

@@ -37,7 +37,8 @@ fn nydusd_listing(cell: &Cell, at: &Path) -> Result<String, String> {
 
 /// The listing the kernel shows of `export --block`; `None` where it cannot mount.
 fn kernel_listing(cell: &Cell, dir: &Path) -> Option<String> {
-    if mount_unavailable().is_some() {
+    if let Some(why) = mount_unavailable() {
+        rafs_testkit::skipped(format!("the kernel half of {}: {why}", cell.name));
         return None;
     }
     let img = dir.join(format!("{}.img", cell.name));
@@ -393,7 +394,7 @@ fn image_cells(dir: &Path) -> Vec<Cell> {
 #[test]
 fn nydusd_reads_every_kind_of_output_as_the_oci_model() {
     if let Some(why) = nydusd_unavailable() {
-        println!("SKIPPED: nydusd matrix: {why}");
+        rafs_testkit::skipped(format!("nydusd matrix: {why}"));
         return;
     }
     if let Some(why) = mount_unavailable() {
@@ -406,7 +407,7 @@ fn nydusd_reads_every_kind_of_output_as_the_oci_model() {
     if rafs_testkit::run("umoci", &["--version"]).is_ok() {
         cells.extend(image_cells(&dir));
     } else {
-        println!("SKIPPED: whole-image cells: umoci is not installed (.ci/run installs it)");
+        rafs_testkit::skipped("whole-image cells: umoci is not installed (.ci/run installs it)");
     }
     let mut table = vec![
         "| cell | nydusd | kernel (export --block) |".to_string(),
@@ -425,7 +426,7 @@ fn nydusd_reads_every_kind_of_output_as_the_oci_model() {
 #[test]
 fn nydusd_shows_an_epoch_mtime_as_now_in_the_references_image_too() {
     if let Some(why) = nydusd_unavailable() {
-        println!("SKIPPED: nydusd epoch mtime: {why}");
+        rafs_testkit::skipped(format!("nydusd epoch mtime: {why}"));
         return;
     }
     let dir = tempdir("nydusd-epoch");
@@ -452,7 +453,7 @@ fn nydusd_shows_an_epoch_mtime_as_now_in_the_references_image_too() {
 #[test]
 fn the_nydusd_comparison_sees_a_flipped_chunk_byte_and_a_changed_mode() {
     if let Some(why) = nydusd_unavailable() {
-        println!("SKIPPED: nydusd mutations: {why}");
+        rafs_testkit::skipped(format!("nydusd mutations: {why}"));
         return;
     }
     let dir = tempdir("nydusd-mutations");

@@ -105,7 +105,9 @@ fn each_real_image_converts_and_passes_check_image_against_its_source() {
 /// A copy of the real layout whose `xattrs` image has `data/nul` made 0755, by umoci.
 fn chmodded_source(dir: &Path) -> Option<PathBuf> {
     if rafs_testkit::run("umoci", &["--version"]).is_err() {
-        println!("SKIPPED: the changed-mode source: umoci is not installed (.ci/run installs it)");
+        rafs_testkit::skipped(
+            "the changed-mode source: umoci is not installed (.ci/run installs it)",
+        );
         return None;
     }
     let copy = dir.join("source");

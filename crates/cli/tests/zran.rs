@@ -245,7 +245,7 @@ fn real_gzip_encoders_index_and_read_back() {
     variants.push(("python-gzip".into(), gz));
     match compress_with("pigz", &["-6", "-n", "-c"], &plain) {
         Some(gz) => variants.push(("pigz".into(), gz)),
-        None => println!("SKIPPED: pigz is not installed (.ci/run installs it)"),
+        None => rafs_testkit::skipped("pigz is not installed (.ci/run installs it)"),
     }
     // Two members: the stream switches mid-layer, and a context may not span the switch.
     let half = tar.len() / 2;
@@ -469,7 +469,7 @@ fn zran_metadata_keeps_no_more_contexts_than_chunks() {
         "{said}"
     );
     match rafs_testkit::nydusd_unavailable() {
-        Some(why) => println!("SKIPPED: nydusd half: {why}"),
+        Some(why) => rafs_testkit::skipped(format!("nydusd half: {why}")),
         None => {
             let options = rafs_testkit::NydusdOptions::default();
             let zeros = vec![0u8; 8 << 20];

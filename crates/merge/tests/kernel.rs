@@ -80,7 +80,7 @@ fn mount_export_and_list(img: &Path, mnt: &Path) -> String {
 #[test]
 fn exported_images_mount_and_match_the_ground_truth() {
     if let Some(why) = mount_unavailable() {
-        println!("SKIPPED: export mount test: {why}");
+        rafs_testkit::skipped(format!("export mount test: {why}"));
         return;
     }
     let tmp = tmpdir().join("export");
@@ -257,7 +257,7 @@ fn assert_merge_equals_overlayfs(
 #[test]
 fn merged_images_equal_overlayfs_of_their_layers() {
     if let Some(why) = overlayfs_unavailable() {
-        println!("SKIPPED: overlayfs comparison: {why}");
+        rafs_testkit::skipped(format!("overlayfs comparison: {why}"));
         return;
     }
     let tmp = tmpdir().join("overlay");
@@ -283,7 +283,7 @@ fn merged_images_equal_overlayfs_of_their_layers() {
 #[test]
 fn umoci_directory_to_symlink_layers_merge_as_overlayfs_shows() {
     if let Some(why) = overlayfs_unavailable() {
-        println!("SKIPPED: overlayfs comparison of the umoci layers: {why}");
+        rafs_testkit::skipped(format!("overlayfs comparison of the umoci layers: {why}"));
         return;
     }
     let tmp = tmpdir().join("umoci");

@@ -314,7 +314,7 @@ proptest! {
 #[test]
 fn the_kernel_half_of_the_property_runs_here_or_says_why_not() {
     match overlayfs_unavailable() {
-        Some(why) => println!("SKIPPED: the kernel half of the property: {why}"),
+        Some(why) => rafs_testkit::skipped(format!("the kernel half of the property: {why}")),
         None => println!("the kernel half of the property runs (EROFS and overlayfs mounts)"),
     }
 }

@@ -89,7 +89,7 @@ fn kernel_listing(target: &Layout, tag: &str, dir: &Path) -> String {
 #[test]
 fn the_exported_image_mounted_by_the_kernel_lists_as_overlayfs_of_the_source_layers() {
     if let Some(why) = unavailable() {
-        println!("SKIPPED: kernel comparison of whole images: {why}");
+        rafs_testkit::skipped(format!("kernel comparison of whole images: {why}"));
         return;
     }
     let dir = tempdir("kernel");

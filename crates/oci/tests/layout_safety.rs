@@ -34,7 +34,7 @@ fn a_full_disk_while_writing_index_json_leaves_the_index_as_it_was_and_no_tempor
         .status()
         .is_ok_and(|s| s.success());
     if !mounted {
-        eprintln!("SKIPPED: mounting a small tmpfs needs root");
+        rafs_testkit::skipped("mounting a small tmpfs needs root");
         return;
     }
     let layout = Layout::create(mnt.join("layout")).unwrap();

@@ -25,7 +25,7 @@ fn have_umoci() -> bool {
         .output()
         .is_ok_and(|o| o.status.success());
     if !ok {
-        eprintln!("SKIPPED: umoci is not installed");
+        rafs_testkit::skipped("umoci is not installed");
     }
     ok
 }
@@ -415,7 +415,7 @@ fn start_registry(dir: &Path) -> Option<Registry> {
         .output()
         .is_err()
     {
-        eprintln!("SKIPPED: docker-registry is not installed");
+        rafs_testkit::skipped("docker-registry is not installed");
         return None;
     }
     let port = std::net::TcpListener::bind("127.0.0.1:0")

@@ -220,7 +220,7 @@ fn names_that_are_not_utf8_round_trip_byte_exact() {
             )))
             .is_ok());
         }
-        Err(e) => println!("SKIPPED: python3 extraction: {e}"),
+        Err(e) => rafs_testkit::skipped(format!("python3 extraction: {e}")),
     }
     let _ = std::fs::remove_dir_all(&tmp);
 }

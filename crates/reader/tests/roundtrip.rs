@@ -38,7 +38,7 @@ fn convert_and_open(tar: &[u8], opts: &BuildOptions) -> ImageReader {
 #[test]
 fn every_crafted_layer_round_trips() {
     if run("python3", &["--version"]).is_err() {
-        println!("SKIPPED: crafted-layer round trip: python3 is not installed");
+        rafs_testkit::skipped("crafted-layer round trip: python3 is not installed");
         return;
     }
     let tmp = std::env::temp_dir().join(format!("rafs-roundtrip-{}", std::process::id()));

@@ -24,7 +24,7 @@ use rafs_testkit::{corpus, mount_erofs, mount_unavailable, treelist_dir};
 #[test]
 fn kernel_mounts_our_tarfs_and_native_images() {
     if let Some(why) = mount_unavailable() {
-        println!("SKIPPED: kernel EROFS mount test: {why}");
+        rafs_testkit::skipped(format!("kernel EROFS mount test: {why}"));
         return;
     }
     let tmp = std::env::temp_dir().join(format!("rafs-tarbuild-kernel-{}", std::process::id()));

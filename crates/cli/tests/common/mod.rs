@@ -53,7 +53,7 @@ pub fn reference_fault(got: &str, want: &str) -> bool {
 /// kernel's EROFS mount; `None`, after saying SKIPPED, where the kernel cannot mount it.
 pub fn mounted_listing(blobs: &Path, boot: &Path, dir: &Path, tag: &str) -> Option<String> {
     if let Some(why) = mount_unavailable() {
-        println!("SKIPPED: kernel mount of {tag}: {why}");
+        rafs_testkit::skipped(format!("kernel mount of {tag}: {why}"));
         return None;
     }
     let img = dir.join(format!("{tag}.img"));
