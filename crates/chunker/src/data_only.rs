@@ -66,13 +66,13 @@ impl Batches {
             let (gap_end, u_end) = next.map_or((data_end, u64::MAX), |s| {
                 (s.compressed_offset, s.uncompressed_offset)
             });
-            let in_gap: Vec<(u64, u64)> = members
-                .iter()
-                .copied()
-                .filter(|&(o, _)| o >= u && o < u_end)
-                .collect();
+            // Members are sorted by offset: the gap's are one slice, found by bisection (a
+            // scan per stored chunk would be quadratic in the records).
+            let from = members.partition_point(|&(o, _)| o < u);
+            let to = from + members[from..].partition_point(|&(o, _)| o < u_end);
+            let in_gap = &members[from..to];
             if gap_end > c || !in_gap.is_empty() {
-                found.split_gap(src, (c, gap_end), &in_gap, compressor)?;
+                found.split_gap(src, (c, gap_end), in_gap, compressor)?;
             }
             if let Some(s) = next {
                 // Records come from the bootstrap: hostile sums saturate, and a gap that makes

@@ -219,6 +219,8 @@ pub(crate) fn options(a: &ConvertArgs) -> CliResult<BuildOptions> {
         let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
         o.prefetch_patterns = Some(text.lines().map(str::to_owned).collect());
     }
+    // A directory is streamed as a tar in the reference's dir-rafs order (see `execute`).
+    o.directory_source = Path::new(&a.layer).is_dir();
     o.validate()?;
     Ok(o)
 }
@@ -259,15 +261,6 @@ pub(crate) struct Converted {
 
 /// Converts the layer `a` names with `opts` and commits the outputs.
 pub(crate) fn execute(a: &ConvertArgs, opts: &BuildOptions) -> CliResult<Converted> {
-    let directory_opts;
-    let opts = if Path::new(&a.layer).is_dir() {
-        let mut o = opts.clone();
-        o.directory_source = true;
-        directory_opts = o;
-        &directory_opts
-    } else {
-        opts
-    };
     let tarfs = opts.conversion == ConversionType::TarTarfs;
     check_modes(a, opts)?;
     check_paths(a)?;
@@ -276,7 +269,7 @@ pub(crate) fn execute(a: &ConvertArgs, opts: &BuildOptions) -> CliResult<Convert
     let blob_out = open_blob_output(a, tarfs)?;
     let (input, total): (Box<dyn Read + Send>, Option<u64>) = if a.layer == "-" {
         (Box::new(std::io::stdin()), None)
-    } else if Path::new(&a.layer).is_dir() {
+    } else if opts.directory_source {
         if opts.conversion != ConversionType::TarRafs {
             return Err(format!(
                 "{}: a directory converts with --type tar-rafs only",

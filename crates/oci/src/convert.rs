@@ -400,18 +400,8 @@ fn convert_manifest(
             ),
         ));
     }
-    let fs_version = options.build.fs_version;
     progress(Progress::Merging);
-    let dict_ids = options
-        .chunk_dict
-        .as_ref()
-        .map(ChunkDictionary::blob_ids)
-        .unwrap_or_default();
-    let boot = if merge_inputs.is_empty() {
-        empty_image_layer(&options.build)?
-    } else {
-        merge_layers(&merge_inputs, fs_version, &dict_ids)?
-    };
+    let boot = bootstrap_layer(&merge_inputs, options)?;
     let mut blobs: Vec<(String, u64)> =
         reports.iter().map(|l| (l.digest.clone(), l.size)).collect();
     if let Some(dict) = &options.chunk_dict {
@@ -450,6 +440,22 @@ fn convert_manifest(
             .collect(),
     };
     Ok((new_desc, report))
+}
+
+/// The bootstrap layer: the layers merged, or for an image without layers an empty root.
+fn bootstrap_layer(
+    merge_inputs: &[MergeInput],
+    options: &ConvertOptions,
+) -> Result<crate::bootstrap_layer::BootstrapLayer> {
+    if merge_inputs.is_empty() {
+        return empty_image_layer(&options.build);
+    }
+    let dict_ids = options
+        .chunk_dict
+        .as_ref()
+        .map(ChunkDictionary::blob_ids)
+        .unwrap_or_default();
+    merge_layers(merge_inputs, options.build.fs_version, &dict_ids)
 }
 
 /// Whether an index entry's platform is one of `platforms` (all are, when none is named).

@@ -110,18 +110,24 @@ impl ImageReader {
                         source: e,
                     };
                     let mut reader = BlobReader::open_for(src, b).map_err(failed)?;
-                    let index = blobs.len();
-                    let records: Vec<rafs_format::model::ChunkInfo> = image
-                        .tree
-                        .inodes
-                        .iter()
-                        .flat_map(|i| &i.chunks)
-                        .filter(|c| c.blob_index as usize == index)
-                        .copied()
-                        .collect();
-                    reader
-                        .find_batches(&records, image.superblock.compressor)
-                        .map_err(failed)?;
+                    // Only a v6 data section given alone (no chunk-info array) needs the
+                    // records to find its batches; every other blob skips the walk over all
+                    // chunks.
+                    let v6 = image.superblock.fs_version == rafs_format::model::FsVersion::V6;
+                    if v6 && reader.meta().is_none() {
+                        let index = blobs.len();
+                        let records: Vec<rafs_format::model::ChunkInfo> = image
+                            .tree
+                            .inodes
+                            .iter()
+                            .flat_map(|i| &i.chunks)
+                            .filter(|c| c.blob_index as usize == index)
+                            .copied()
+                            .collect();
+                        reader
+                            .find_batches(&records, image.superblock.compressor)
+                            .map_err(failed)?;
+                    }
                     Some(reader)
                 }
                 None => None,
