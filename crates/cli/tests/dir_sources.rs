@@ -68,42 +68,22 @@ fn a_directory_converts_as_the_references_dir_build() {
             let _ = std::fs::remove_dir_all(&out);
             std::fs::create_dir_all(&out).unwrap();
             let boot = out.join("bootstrap");
-            let o = if front == "nydus-image" {
-                Command::new(env!("CARGO_BIN_EXE_nydus-image"))
-                    .args([
-                        "create",
-                        "--type",
-                        "dir-rafs",
-                        "--fs-version",
-                        version,
-                        "--whiteout-spec",
-                        whiteout,
-                        "-B",
-                        s(&boot),
-                        "-D",
-                        s(&out),
-                        s(&src),
-                    ])
-                    .output()
-                    .unwrap()
+            // The same options through both fronts: the drop-in names the type, rafs takes a
+            // directory as one.
+            let (bin, lead): (&str, &[&str]) = if front == "nydus-image" {
+                (
+                    env!("CARGO_BIN_EXE_nydus-image"),
+                    &["create", "--type", "dir-rafs"],
+                )
             } else {
-                Command::new(env!("CARGO_BIN_EXE_rafs"))
-                    .args([
-                        "convert",
-                        "-q",
-                        "--fs-version",
-                        version,
-                        "--whiteout-spec",
-                        whiteout,
-                        "-B",
-                        s(&boot),
-                        "-D",
-                        s(&out),
-                        s(&src),
-                    ])
-                    .output()
-                    .unwrap()
+                (env!("CARGO_BIN_EXE_rafs"), &["convert", "-q"])
             };
+            let o = Command::new(bin)
+                .args(lead)
+                .args(["--fs-version", version, "--whiteout-spec", whiteout])
+                .args(["-B", s(&boot), "-D", s(&out), s(&src)])
+                .output()
+                .unwrap();
             assert!(
                 o.status.success(),
                 "{line} ({front}): {}",
