@@ -2,7 +2,7 @@
 //!
 //! Owns the data half of RAFS: cutting files into chunks, their digests (blake3 or sha256) and
 //! CRC-32C, compression (`none`, `lz4_block`, `zstd`) with the reference's store-raw rule,
-//! deduplication within a blob and against a chunk dictionary, and the data blob's layout as
+//! deduplication within a blob and against a chunk dictionary, encryption (`--encrypt`), and the data blob's layout as
 //! `nydus-image create` writes it — chunk data, blob meta (chunk-info array and its 4096-byte
 //! header), chunk digest array, inlined bootstrap, ToC, and the tar headers of a packed
 //! ("nydus") layer blob; for gzip layers converted by reference (zran), the inflate contexts
@@ -45,7 +45,9 @@
 //! map; `rustix` opens blob files inside a blob directory without following links out of it
 //! (`openat2` with `RESOLVE_BENEATH`) and without blocking on a FIFO, and writes a blob unnamed
 //! (`O_TMPFILE`) until it is linked into its directory under its id; `thiserror` derives the
-//! errors. `libz-rs-sys` (zlib-rs, pure Rust, behind zlib's C-style API) inflates gzip layers
+//! errors. `aes` and `xts-mode` (RustCrypto, pure Rust) give AES-128-XTS for `--encrypt`, the
+//! cipher the reference takes from OpenSSL (tests read the reference's encrypted blobs to show
+//! the two agree), and `getrandom` draws each blob's key and IV from the system. `libz-rs-sys` (zlib-rs, pure Rust, behind zlib's C-style API) inflates gzip layers
 //! for zran (`targz-ref`): random access needs inflate to stop at every deflate block boundary
 //! and report the bit position there, hand out its 32 KiB window, and start again mid-byte with
 //! a saved window — `Z_BLOCK`, `data_type`, `inflateGetDictionary`, `inflatePrime` and
@@ -57,6 +59,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod cipher;
 pub mod compress;
 mod data_only;
 pub mod dict;
@@ -73,6 +76,7 @@ pub mod toc;
 pub mod writer;
 pub mod zran;
 
+pub use cipher::BlobCipher;
 pub use dict::ChunkDict;
 pub use error::{BlobError, BlobErrorKind, Error, Result};
 pub use reader::{BlobReader, ReaderLimits, Verify};

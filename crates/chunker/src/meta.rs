@@ -545,7 +545,13 @@ fn check_stored(e: &CiEntry, at: u64, data_end: u64) -> Result<u64> {
             },
         ));
     }
-    if !e.is_compressed() && e.compressed_size != e.uncompressed_size {
+    // An encrypted unit under one AES block is stored padded (crate::cipher).
+    let raw_size = if e.flags & ci_flags::ENCRYPTED != 0 {
+        crate::cipher::BlobCipher::encrypted_len(e.uncompressed_size as usize) as u64
+    } else {
+        u64::from(e.uncompressed_size)
+    };
+    if !e.is_compressed() && u64::from(e.compressed_size) != raw_size {
         return Err(invalid(
             ENTRY,
             at,

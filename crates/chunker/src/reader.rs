@@ -1,6 +1,7 @@
 //! Reading blobs back: plain blobs (chunk data, then blob meta for v6), packed blobs (sections
 //! with tar headers, a ToC), any chunk decompressed and verified.
 
+use crate::cipher::BlobCipher;
 use crate::compress::{decompress, MAX_CHUNK_SIZE};
 use crate::error::{berr, invalid, BlobErrorKind, Error, Result};
 use crate::meta::{BlobMeta, CiEntry, CiHeader};
@@ -86,6 +87,9 @@ pub struct BlobReader<S: ReadAt> {
     limits: ReaderLimits,
     /// Batches found again in a data section given alone ([`BlobReader::find_batches`]).
     batches: Option<crate::data_only::Batches>,
+    /// The blob's key: stored chunks, batches, the chunk-info array and its header are
+    /// encrypted (`--encrypt`).
+    cipher: Option<BlobCipher>,
 }
 
 impl<S: ReadAt> BlobReader<S> {
@@ -97,6 +101,23 @@ impl<S: ReadAt> BlobReader<S> {
 
     /// [`open`](Self::open) with explicit limits.
     pub fn open_with_limits(src: S, limits: ReaderLimits) -> Result<Self> {
+        Self::open_keyed(src, limits, None, true)
+    }
+
+    /// Opens a packed blob for its sections alone (the inlined bootstrap, the ToC): its blob
+    /// meta is not read, so this works for an encrypted blob without its key.
+    pub fn open_sections(src: S) -> Result<Self> {
+        Self::open_keyed(src, ReaderLimits::default(), None, false)
+    }
+
+    /// [`open_with_limits`](Self::open_with_limits) of a blob encrypted with `cipher`; with
+    /// `load_meta` false the blob meta is left unread.
+    fn open_keyed(
+        src: S,
+        limits: ReaderLimits,
+        cipher: Option<BlobCipher>,
+        load_meta: bool,
+    ) -> Result<Self> {
         let size = src.size();
         let mut r = BlobReader {
             src,
@@ -106,6 +127,7 @@ impl<S: ReadAt> BlobReader<S> {
             data_end: size,
             limits,
             batches: None,
+            cipher,
         };
         if has_section_headers(&r.src) {
             // The ToC first: a damaged ToC is reported as such, not as the walk's failure.
@@ -120,6 +142,7 @@ impl<S: ReadAt> BlobReader<S> {
                 .sections
                 .iter()
                 .find(|s| s.name == ENTRY_BLOB_META)
+                .filter(|_| load_meta)
                 .cloned()
             {
                 if s.size < CI_HEADER_SIZE as u64 {
@@ -133,7 +156,7 @@ impl<S: ReadAt> BlobReader<S> {
                 let header_at = s.offset + s.size - CI_HEADER_SIZE as u64;
                 r.load_meta(header_at, Some(s.offset))?;
             }
-        } else if size >= CI_HEADER_SIZE as u64 && r.tail_is_ci_header()? {
+        } else if load_meta && size >= CI_HEADER_SIZE as u64 && r.tail_is_ci_header()? {
             let header_at = size - CI_HEADER_SIZE as u64;
             let data_end = r.load_meta(header_at, None)?;
             r.data_end = data_end;
@@ -142,9 +165,12 @@ impl<S: ReadAt> BlobReader<S> {
     }
 
     /// Opens a blob described by a bootstrap's blob-table entry: the entry says where the blob
-    /// meta is, so nothing is guessed.
+    /// meta is, so nothing is guessed. An encrypted blob is opened with the key the entry
+    /// records.
     pub fn open_for(src: S, blob: &Blob) -> Result<Self> {
-        let mut r = Self::open(src)?;
+        let cipher = BlobCipher::of_blob(blob)
+            .map_err(|e| invalid("blob table entry", 0, "cipher", e.to_string()))?;
+        let mut r = Self::open_keyed(src, ReaderLimits::default(), cipher, true)?;
         let m = &blob.meta;
         // The data section alone (what the Go converter's `Unpack` hands the builder as
         // `--blob`): the blob meta would start at or past its end. Stored chunks read by their
@@ -189,7 +215,7 @@ impl<S: ReadAt> BlobReader<S> {
     /// this blob, so batch members read (see `data_only`). Does nothing when the blob has its
     /// chunk-info array, or no record is a batch member.
     pub fn find_batches(&mut self, records: &[ChunkInfo], compressor: Compressor) -> Result<()> {
-        if self.meta.is_none() {
+        if self.meta.is_none() && self.cipher.is_none() {
             self.batches =
                 crate::data_only::Batches::infer(&self.src, self.data_end, records, compressor)?;
         }
@@ -240,6 +266,7 @@ impl<S: ReadAt> BlobReader<S> {
             data_end,
             limits: m.limits,
             batches: None,
+            cipher: None,
         })
     }
 
@@ -326,7 +353,8 @@ impl<S: ReadAt> BlobReader<S> {
 
     /// Reads the header at `header_at` and the array before it; returns where chunk data ends.
     fn load_meta(&mut self, header_at: u64, expected_ci_offset: Option<u64>) -> Result<u64> {
-        let hbytes = self.read_vec(header_at, CI_HEADER_SIZE as u64, META_HEADER)?;
+        let mut hbytes = self.read_vec(header_at, CI_HEADER_SIZE as u64, META_HEADER)?;
+        self.decrypt(&mut hbytes, META_HEADER, header_at)?;
         let header = CiHeader::parse(&hbytes, header_at)?;
         self.check_meta_header(&header, header_at, expected_ci_offset)?;
         let compressor = Compressor::from_u32(header.ci_compressor).ok_or_else(|| {
@@ -338,11 +366,12 @@ impl<S: ReadAt> BlobReader<S> {
                 BlobErrorKind::UnknownCompressor(header.ci_compressor),
             )
         })?;
-        let stored = self.read_vec(
+        let mut stored = self.read_vec(
             header.ci_offset,
             header.ci_compressed_size,
             "chunk-info array",
         )?;
+        self.decrypt(&mut stored, "chunk-info array", header.ci_offset)?;
         let data = self.inflate(
             compressor,
             &stored,
@@ -406,6 +435,23 @@ impl<S: ReadAt> BlobReader<S> {
             ));
         }
         Ok(())
+    }
+
+    /// Decrypts a unit read at `offset` when the blob is encrypted.
+    fn decrypt(&self, unit: &mut Vec<u8>, what: &'static str, offset: u64) -> Result<()> {
+        let Some(cipher) = &self.cipher else {
+            return Ok(());
+        };
+        cipher.decrypt(unit).map_err(|reason| {
+            berr(
+                what,
+                offset,
+                BlobErrorKind::Corrupt {
+                    algorithm: "aes-128-xts",
+                    reason: reason.into(),
+                },
+            )
+        })
     }
 
     /// Decompresses a metadata payload, allocating only as the data actually inflates.
@@ -520,7 +566,10 @@ impl<S: ReadAt> BlobReader<S> {
                     },
                 ));
             }
-            let stored = self.read_vec(e.compressed_offset, e.compressed_size, S)?;
+            let mut stored = self.read_vec(e.compressed_offset, e.compressed_size, S)?;
+            if name == ENTRY_BLOB_META || name == crate::toc::ENTRY_BLOB_META_HEADER {
+                self.decrypt(&mut stored, S, e.compressed_offset)?;
+            }
             let data = if name == ENTRY_BLOB_DATA {
                 // The chunk data's "uncompressed size" is the uncompressed blob's; the data
                 // itself is stored as is.
@@ -685,7 +734,8 @@ impl<S: ReadAt> BlobReader<S> {
             };
             return Err(berr(CHUNK, at, kind));
         }
-        let stored = self.read_vec(at, csize, CHUNK)?;
+        let mut stored = self.read_vec(at, csize, CHUNK)?;
+        self.decrypt(&mut stored, CHUNK, at)?;
         if chunk.flags.contains(ChunkFlags::COMPRESSED) {
             return decompress(
                 compressor,
@@ -696,7 +746,7 @@ impl<S: ReadAt> BlobReader<S> {
                 at,
             );
         }
-        if csize != usize_ {
+        if stored.len() as u64 != usize_ {
             let reason = "raw chunk whose stored size differs from its size";
             return Err(invalid(CHUNK, at, "compressed size", reason));
         }
@@ -735,8 +785,9 @@ impl<S: ReadAt> BlobReader<S> {
             )
         })?;
         let inner = (e.data & 0xffff_ffff) as usize;
-        let stored = self.read_vec(e.compressed_offset, u64::from(b.compressed_size), S)?;
-        let unit = if b.compressed_size == b.uncompressed_size {
+        let mut stored = self.read_vec(e.compressed_offset, u64::from(b.compressed_size), S)?;
+        self.decrypt(&mut stored, S, e.compressed_offset)?;
+        let unit = if stored.len() as u64 == u64::from(b.uncompressed_size) {
             stored
         } else {
             decompress(

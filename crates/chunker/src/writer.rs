@@ -14,6 +14,7 @@
 //! as one compressed unit when the next one would fill it or a chunk is stored on its own
 //! (blob.md §10), so batches, like everything else, depend only on the input order.
 
+use crate::cipher::BlobCipher;
 use crate::compress::{CompressContext, MAX_CHUNK_SIZE};
 use crate::dict::ChunkDict;
 use crate::error::{Error, Result};
@@ -84,6 +85,9 @@ pub struct BlobOptions {
     /// written is only metadata (blob.md §11). Needs v6, the `gzip` compressor and
     /// [`BlobWriter::add_zran_file`].
     pub zran: bool,
+    /// `--encrypt`: stored chunks, batches and the blob meta encrypted with this key (v6
+    /// only; see [`crate::cipher`]). The key is recorded in the blob-table entry.
+    pub cipher: Option<BlobCipher>,
 }
 
 impl BlobOptions {
@@ -103,6 +107,7 @@ impl BlobOptions {
             threads: 0,
             max_in_flight: 0,
             zran: false,
+            cipher: None,
         }
     }
 
@@ -122,6 +127,13 @@ impl BlobOptions {
             ));
         }
         self.validate_batch()?;
+        if self.cipher.is_some() && (self.fs_version != FsVersion::V6 || self.zran) {
+            // A v5 blob table has no room for the key: the reference writes such an image,
+            // which no reader can decrypt.
+            return Err(Error::InvalidOptions(
+                "encryption needs RAFS v6 and chunks stored in the blob (not zran)".into(),
+            ));
+        }
         if self.threads > MAX_THREADS {
             return Err(Error::InvalidOptions(format!(
                 "{} threads; at most {MAX_THREADS}",
@@ -399,6 +411,8 @@ struct Placement<W: Write> {
     /// For [`Placement::compress_and_store`].
     late_compress: CompressContext,
     late_out: Vec<u8>,
+    /// Scratch for an encrypted unit (`--encrypt`).
+    sealed: Vec<u8>,
 }
 
 impl<W: Write> Placement<W> {
@@ -424,6 +438,7 @@ impl<W: Write> Placement<W> {
             zran_contexts: Vec::new(),
             late_compress: CompressContext::new(),
             late_out: Vec::new(),
+            sealed: Vec::new(),
         }
     }
 
@@ -436,6 +451,28 @@ impl<W: Write> Placement<W> {
         }
         self.pos += bytes.len() as u64;
         Ok(())
+    }
+
+    /// Writes one stored unit (a chunk or a batch), encrypted when the blob is; returns the
+    /// size written.
+    fn write_unit(&mut self, unit: &[u8]) -> Result<u32> {
+        let mut sealed = std::mem::take(&mut self.sealed);
+        let bytes = match &self.opts.cipher {
+            Some(cipher) => {
+                cipher.encrypt(unit, &mut sealed)?;
+                &sealed[..]
+            }
+            None => unit,
+        };
+        let size = field_u32("stored chunk size", bytes.len())?;
+        if self.pos + u64::from(size) >= 1 << 40 {
+            return Err(Error::Unrepresentable(
+                "blob data exceeds 2^40 bytes".into(),
+            ));
+        }
+        let written = self.write(bytes, true);
+        self.sealed = sealed;
+        written.map(|()| size)
     }
 
     fn place(&mut self, d: &Piece<'_>) -> Result<()> {
@@ -587,16 +624,19 @@ impl<W: Write> Placement<W> {
             uncompressed_size: usize_,
             compressed_offset: self.pos,
             compressed_size: 0,
-            flags: ci_flags::COMPRESSED | ci_flags::BATCH,
+            flags: ci_flags::COMPRESSED | ci_flags::BATCH | self.encrypted_flag(),
             data: batch_index << 32 | self.batch.len() as u64,
         });
         self.batch.extend_from_slice(d.data);
         let crc32 = if self.opts.crc32 { d.crc32 } else { 0 };
-        let flags = if self.opts.crc32 {
+        let mut flags = if self.opts.crc32 {
             ChunkFlags::HAS_CRC32
         } else {
             ChunkFlags::empty()
         };
+        if self.opts.cipher.is_some() {
+            flags |= ChunkFlags::ENCRYPTED;
+        }
         let info = ChunkInfo {
             digest: d.digest,
             blob_index: own,
@@ -621,16 +661,10 @@ impl<W: Write> Placement<W> {
         let mut raw = std::mem::take(&mut self.batch);
         let compressed = crate::compress::compress(self.opts.compressor, &raw, &mut out)?;
         let stored = if compressed { &out } else { &raw };
-        if self.pos + stored.len() as u64 >= 1 << 40 {
-            return Err(Error::Unrepresentable(
-                "blob data exceeds 2^40 bytes".into(),
-            ));
-        }
         let context = BatchContext {
-            compressed_size: field_u32("batch size", stored.len())?,
+            compressed_size: self.write_unit(stored)?,
             uncompressed_size: field_u32("batch size", raw.len())?,
         };
-        self.write(stored, true)?;
         self.batches.push(context);
         raw.clear();
         self.batch = raw;
@@ -651,19 +685,9 @@ impl<W: Write> Placement<W> {
         let own = self.own_index()?;
         let usize_ = field_u32("chunk size", d.data.len())?;
         let stored: &[u8] = if d.compressed { d.out } else { d.data };
-        let csize = field_u32("stored chunk size", stored.len())?;
         let compressed_offset = self.pos;
-        if compressed_offset + u64::from(csize) >= 1 << 40 {
-            return Err(Error::Unrepresentable(
-                "blob data exceeds 2^40 bytes".into(),
-            ));
-        }
         let (index, uncompressed_offset) = self.next_chunk(usize_)?;
-        self.sink
-            .write_all(stored)
-            .map_err(|e| Error::io("writing the blob", e))?;
-        self.hash.update(stored);
-        self.pos += u64::from(csize);
+        let csize = self.write_unit(stored)?;
         let crc32 = if self.opts.crc32 { d.crc32 } else { 0 };
         let (flags, ci) = self.chunk_flags(d.compressed);
         let info = ChunkInfo {
@@ -753,7 +777,20 @@ impl<W: Write> Placement<W> {
             flags |= ChunkFlags::HAS_CRC32;
             ci |= ci_flags::HAS_CRC32;
         }
+        if self.opts.cipher.is_some() {
+            flags |= ChunkFlags::ENCRYPTED;
+            ci |= ci_flags::ENCRYPTED;
+        }
         (flags, ci)
+    }
+
+    /// The chunk-info flag of an encrypted blob's chunks.
+    fn encrypted_flag(&self) -> u8 {
+        if self.opts.cipher.is_some() {
+            ci_flags::ENCRYPTED
+        } else {
+            0
+        }
     }
 }
 
@@ -815,7 +852,11 @@ impl<W: Write> Placement<W> {
         if opts.zran {
             self.drop_unused_contexts();
         }
-        let format = if tabled { CiFormat::V2 } else { CiFormat::V1 };
+        let format = if tabled || opts.cipher.is_some() {
+            CiFormat::V2
+        } else {
+            CiFormat::V1
+        };
         let mut raw = encode_entries(&self.entries, format);
         // Batch or zran contexts follow the entries in the same (compressed) array (blob.md
         // §10, §11).
@@ -829,19 +870,7 @@ impl<W: Write> Placement<W> {
             }
             self.batches.len()
         };
-        // A zran blob's chunks are gzip; its meta is always zstd (the reference's choice).
-        let meta_compressor = if opts.zran {
-            Compressor::Zstd
-        } else {
-            opts.compressor
-        };
-        let mut stored = Vec::new();
-        let compressed = crate::compress::compress(meta_compressor, &raw, &mut stored)?;
-        let ci_compressor = if compressed {
-            meta_compressor
-        } else {
-            Compressor::None
-        };
+        let (stored, ci_compressor) = stored_meta(&opts, &raw)?;
         let header = CiHeader {
             features,
             ci_compressor: ci_compressor.to_u32(),
@@ -854,8 +883,13 @@ impl<W: Write> Placement<W> {
             zran_count: field_u32("batch count", zran_count)?,
         };
         let hbytes = header.to_bytes();
+        let mut sealed_header = Vec::new();
+        match &opts.cipher {
+            Some(cipher) => cipher.encrypt(&hbytes, &mut sealed_header)?,
+            None => sealed_header.extend_from_slice(&hbytes),
+        }
         self.write(&stored, true)?;
-        self.write(&hbytes, true)?;
+        self.write(&sealed_header, true)?;
         if opts.tar_headers() {
             self.write(
                 &tar_header(ENTRY_BLOB_META, stored.len() as u64 + hbytes.len() as u64),
@@ -910,6 +944,29 @@ impl<W: Write> Placement<W> {
     }
 }
 
+/// The chunk-info array as stored and the compressor it records: compressed unless that does
+/// not shrink it (a zran blob's meta always with zstd, the reference's choice), then encrypted
+/// when the blob is (its recorded size is the encrypted one).
+fn stored_meta(opts: &BlobOptions, raw: &[u8]) -> Result<(Vec<u8>, Compressor)> {
+    let meta_compressor = if opts.zran {
+        Compressor::Zstd
+    } else {
+        opts.compressor
+    };
+    let mut stored = Vec::new();
+    let compressed = crate::compress::compress(meta_compressor, raw, &mut stored)?;
+    let ci_compressor = if compressed {
+        meta_compressor
+    } else {
+        Compressor::None
+    };
+    if let Some(cipher) = &opts.cipher {
+        let plain = std::mem::take(&mut stored);
+        cipher.encrypt(&plain, &mut stored)?;
+    }
+    Ok((stored, ci_compressor))
+}
+
 /// The blob features the options and chunk count give (ALIGNED is added with the blob meta).
 fn sealed_features(opts: &BlobOptions, chunks: usize) -> BlobFeatures {
     let mut features = BlobFeatures::CAP_TAR_TOC;
@@ -924,6 +981,9 @@ fn sealed_features(opts: &BlobOptions, chunks: usize) -> BlobFeatures {
     }
     if opts.zran {
         features |= BlobFeatures::ZRAN | BlobFeatures::SEPARATE | BlobFeatures::CHUNK_INFO_V2;
+    }
+    if opts.cipher.is_some() {
+        features |= BlobFeatures::ENCRYPTED | BlobFeatures::CHUNK_INFO_V2;
     }
     if opts.blob_toc {
         features |= BlobFeatures::HAS_TOC;
@@ -1451,6 +1511,9 @@ impl<W: Write> BlobData<W> {
         b.compressed_size = compressed_size;
         b.uncompressed_size = self.p.uncompressed_offset;
         b.meta = self.meta;
+        if let Some(cipher) = &o.cipher {
+            cipher.record_in(&mut b);
+        }
         b
     }
 

@@ -80,6 +80,10 @@ pub struct ConvertArgs {
     /// Worker threads for compression; 0 = one per core (at most 1024).
     #[arg(long, default_value_t = 0)]
     pub(crate) threads: usize,
+    /// v6: encrypt the chunk data and blob meta with AES-128-XTS under a random key, which the
+    /// bootstrap's blob table records (as `nydus-image create --encrypt`).
+    #[arg(long)]
+    pub(crate) encrypt: bool,
     /// Print a JSON summary on standard output.
     #[arg(long)]
     pub(crate) json: bool,
@@ -201,6 +205,9 @@ pub(crate) fn options(a: &ConvertArgs) -> CliResult<BuildOptions> {
     o.repeatable = a.repeatable;
     o.blob_id = a.blob_id.clone();
     o.threads = a.threads;
+    if a.encrypt {
+        o.cipher = Some(rafs_chunker::BlobCipher::random()?);
+    }
     if let Some(b) = &a.batch_size {
         o.batch_size = parse_size(b, "--batch-size")?;
     }

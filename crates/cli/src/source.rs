@@ -29,7 +29,7 @@ impl ImageFile {
         let detected = rafs_format::detect(file.bytes());
         let inlined = match &detected {
             Ok(_) => None,
-            Err(_) => BlobReader::open(file.bytes())
+            Err(_) => BlobReader::open_sections(file.bytes())
                 .ok()
                 .and_then(|r| r.bootstrap().ok()),
         };

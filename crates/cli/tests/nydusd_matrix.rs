@@ -180,6 +180,19 @@ fn mode_cells(dir: &Path) -> Vec<Cell> {
     let boot = convert(dir, &blobs, "batch", "L1.tar", &["--batch-size", "0x10000"]);
     cells.push(cell("L1-v6-batch-64K", boot, &blobs, "L1", false));
 
+    // --encrypt (issue 22, item 6): AES-128-XTS under a random key the blob table records.
+    for (tag, args) in [
+        ("L1-v6-encrypted", &["--encrypt"][..]),
+        (
+            "L1-v6-encrypted-batch",
+            &["--encrypt", "--batch-size", "0x10000"][..],
+        ),
+    ] {
+        let blobs = dir.join(tag);
+        let boot = convert(dir, &blobs, tag, "L1.tar", args);
+        cells.push(cell(tag, boot, &blobs, "L1", false));
+    }
+
     // tarfs: the layer tar is the blob, put in the blob directory as a symlink (item 6).
     let blobs = dir.join("tarfs");
     std::fs::create_dir_all(&blobs).unwrap();
@@ -265,12 +278,113 @@ fn stack_cells(dir: &Path) -> Vec<Cell> {
             v == "5",
         ));
     }
+    // Three encrypted layers (three keys) merged: each blob read with its own key.
+    let blobs = dir.join("stack-encrypted");
+    let layers = ["L1", "L2", "L3"].map(|l| {
+        let tag = format!("e-{l}");
+        convert(dir, &blobs, &tag, &format!("{l}.tar"), &["--encrypt"])
+    });
+    let merged = dir.join("merged-encrypted.boot");
+    ok(&[
+        "merge",
+        "-B",
+        s(&merged),
+        s(&layers[0]),
+        s(&layers[1]),
+        s(&layers[2]),
+    ]);
+    cells.push(cell(
+        "merged-v6-encrypted",
+        merged,
+        &blobs,
+        "oci-L1-L2-L3",
+        false,
+    ));
+    cells.push(drop_in_encrypted_cell(dir));
+
     let blobs = dir.join("dict");
     let dict = convert(dir, &blobs, "dict-L1", "L1.tar", &[]);
     let spec = format!("bootstrap={}", s(&dict));
     let l2 = convert(dir, &blobs, "dict-L2", "L2.tar", &["--chunk-dict", &spec]);
     cells.push(cell("L2-v6-chunk-dict", l2, &blobs, "L2", false));
     cells
+}
+
+/// Runs the drop-in `nydus-image` with `args`, `stdin` on its standard input.
+fn nydus_image(args: &[&str], stdin: &str) {
+    use std::io::Write;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_nydus-image"))
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "nydus-image {args:?}: {out:?}");
+}
+
+/// The Go converter's calls with `PackOption.Encrypt` on the drop-in `nydus-image`: each layer
+/// packed (bootstrap inlined, ToC) under its own key, its `image.boot` taken out into a file
+/// named by the packed blob's digest, then `merge` of those files, as `pkg/converter` does.
+fn drop_in_encrypted_cell(dir: &Path) -> Cell {
+    let blobs = dir.join("drop-in-encrypted");
+    std::fs::create_dir_all(&blobs).unwrap();
+    let mut boots = Vec::new();
+    for l in ["L1", "L2", "L3"] {
+        let packed = dir.join(format!("{l}.packed"));
+        nydus_image(
+            &[
+                "create",
+                "--log-level",
+                "warn",
+                "--prefetch-policy",
+                "fs",
+                "--blob",
+                s(&packed),
+                "--whiteout-spec",
+                "none",
+                "--fs-version",
+                "6",
+                "--type",
+                "tar-rafs",
+                "--blob-inline-meta",
+                "--features",
+                "blob-toc",
+                "--encrypt",
+                s(&layer(&format!("{l}.tar"))),
+            ],
+            "/",
+        );
+        let bytes = std::fs::read(&packed).unwrap();
+        let digest = rafs_format::hex(&<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+        let boot = rafs_chunker::BlobReader::open_sections(bytes.as_slice())
+            .unwrap()
+            .bootstrap()
+            .unwrap();
+        assert!(rafs_format::decode(&boot).unwrap().superblock.encrypted);
+        let boot_file = dir.join(&digest);
+        std::fs::write(&boot_file, boot).unwrap();
+        std::fs::rename(&packed, blobs.join(&digest)).unwrap();
+        boots.push(boot_file);
+    }
+    let merged = dir.join("drop-in-encrypted.boot");
+    let mut args = vec!["merge", "--log-level", "warn", "--prefetch-policy", "fs"];
+    args.extend(["--bootstrap", s(&merged)]);
+    args.extend(boots.iter().map(|b| s(b)));
+    nydus_image(&args, "/");
+    cell(
+        "drop-in-v6-encrypted",
+        merged,
+        &blobs,
+        "oci-L1-L2-L3",
+        false,
+    )
 }
 
 /// The testdata image layouts: the README's demo and the real-world cases of issue 24.

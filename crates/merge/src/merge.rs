@@ -264,6 +264,8 @@ pub fn merge(layers: Vec<Layer>, options: &MergeOptions) -> Result<Image> {
     let mut layer_inodes: Vec<Vec<Inode>> = Vec::new();
     let mut trees: Vec<MTree> = Vec::new();
     let mut last_sb = first.clone();
+    // The reference's merge: the image is encrypted if any source is.
+    let mut encrypted = false;
     let sources = options
         .parent
         .iter()
@@ -286,6 +288,7 @@ pub fn merge(layers: Vec<Layer>, options: &MergeOptions) -> Result<Image> {
         layer_inodes.push(repoint_chunks(&image, &remap, layer)?);
         trees.push(MTree::from_tree(&image.tree, layer_inodes.len() - 1));
         last_sb = image.superblock.clone();
+        encrypted |= image.superblock.encrypted;
     }
     // Overlay: the lowest tree as is (its markers stay, as in the reference), then each upper.
     let mut trees = trees.into_iter();
@@ -317,6 +320,7 @@ pub fn merge(layers: Vec<Layer>, options: &MergeOptions) -> Result<Image> {
         fs_version: first.fs_version,
         compressor: last_sb.compressor,
         digester: last_sb.digester,
+        encrypted,
         ..first
     };
     Ok(finish_image(superblock, blobs, tree, options))

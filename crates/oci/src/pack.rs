@@ -71,7 +71,7 @@ pub fn pack_layer<R: Read + Send, W: Write>(
 /// The bootstrap inlined in a Nydus blob layer, found through its ToC (or, for v5 layers,
 /// by walking the tar headers from the end) without reading the data before it.
 pub fn bootstrap_of(blob: &[u8]) -> Result<Vec<u8>> {
-    Ok(rafs_chunker::BlobReader::open(blob)?.bootstrap()?)
+    Ok(rafs_chunker::BlobReader::open_sections(blob)?.bootstrap()?)
 }
 
 /// A writer that hashes what passes through.

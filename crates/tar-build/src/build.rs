@@ -601,6 +601,7 @@ fn blob_writer<W: Write>(options: &BuildOptions, sink: W) -> Result<BlobWriter<W
     b.threads = options.threads;
     b.batch_size = options.batch_size;
     b.zran = options.conversion == ConversionType::TargzRef;
+    b.cipher = options.cipher.clone();
     Ok(match &options.chunk_dict {
         Some(d) => BlobWriter::with_dictionary(sink, b, d.clone())?,
         None => BlobWriter::new(sink, b)?,
@@ -614,6 +615,12 @@ fn superblock_of(options: &BuildOptions) -> Superblock {
     superblock.digester = options.digester;
     superblock.explicit_uid_gid = !options.repeatable;
     superblock.tarfs = options.conversion == ConversionType::TarTarfs;
+    // As the reference's merge: the image is encrypted if any of its blobs is.
+    superblock.encrypted = options.cipher.is_some()
+        || options
+            .parent
+            .as_ref()
+            .is_some_and(|p| p.superblock.encrypted);
     superblock
 }
 

@@ -60,6 +60,9 @@ pub enum OptionsError {
     /// store data elsewhere or name the blob.
     #[error("targz-ref conflicts with {0}")]
     ZranConflict(&'static str),
+    /// `--encrypt` keeps the key in the v6 blob table, for chunks stored in the blob.
+    #[error("--encrypt conflicts with {0}: the key lives in a RAFS v6 blob table, for chunks stored in the blob")]
+    EncryptConflict(&'static str),
     /// targz-ref reads a gzip layer; this one is not gzip.
     #[error("targz-ref needs a gzip layer; this one is {0}")]
     ZranNotGzip(&'static str),

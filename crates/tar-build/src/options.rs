@@ -2,7 +2,7 @@
 
 use crate::error::OptionsError;
 use crate::limits::BuildLimits;
-use rafs_chunker::ChunkDict;
+use rafs_chunker::{BlobCipher, ChunkDict};
 pub use rafs_format::model::WhiteoutSpec;
 use rafs_format::model::{Compressor, Digester, FsVersion, Image};
 use std::sync::Arc;
@@ -67,6 +67,9 @@ pub struct BuildOptions {
     pub threads: usize,
     /// Layer-wide budgets.
     pub limits: BuildLimits,
+    /// `--encrypt`: the blob's AES-128-XTS key ([`BlobCipher::random`] draws one as the
+    /// reference does; a fixed one makes the output reproducible).
+    pub cipher: Option<BlobCipher>,
 }
 
 impl std::fmt::Debug for BuildOptions {
@@ -89,6 +92,7 @@ impl std::fmt::Debug for BuildOptions {
             .field("blob_id", &self.blob_id)
             .field("threads", &self.threads)
             .field("limits", &self.limits)
+            .field("encrypted", &self.cipher.is_some())
             .finish()
     }
 }
@@ -116,6 +120,7 @@ impl BuildOptions {
             blob_id: None,
             threads: 0,
             limits: BuildLimits::default(),
+            cipher: None,
         }
     }
 
@@ -175,6 +180,9 @@ impl BuildOptions {
         }
         if let Some(parent) = &self.parent {
             self.validate_parent(parent)?;
+        }
+        if self.cipher.is_some() {
+            self.validate_encrypt()?;
         }
         if let Some(dict) = &self.chunk_dict {
             self.validate_dict(dict)?;
@@ -267,6 +275,18 @@ impl BuildOptions {
             return mismatch("chunk size", c(sb.chunk_size), c(self.chunk_size));
         }
         Ok(())
+    }
+
+    /// The reference refuses `--encrypt` with tarfs and zran; with v5 it writes an image
+    /// whose key is nowhere (the v5 blob table has no field for it), which we refuse too.
+    fn validate_encrypt(&self) -> Result<(), OptionsError> {
+        let conflict = match self.conversion {
+            ConversionType::TarTarfs => "tar-tarfs",
+            ConversionType::TargzRef => "targz-ref",
+            ConversionType::TarRafs if self.fs_version != FsVersion::V6 => "--fs-version 5",
+            ConversionType::TarRafs => return Ok(()),
+        };
+        Err(OptionsError::EncryptConflict(conflict))
     }
 
     fn validate_zran(&self) -> Result<(), OptionsError> {

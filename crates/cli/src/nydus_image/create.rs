@@ -75,6 +75,9 @@ pub(crate) struct CreateArgs {
     /// File path to save operation result in JSON format
     #[arg(short = 'J', long = "output-json")]
     output_json: Option<PathBuf>,
+    /// Encrypt the generated RAFS metadata and data blobs
+    #[arg(short = 'E', long = "encrypt")]
+    encrypt: bool,
     #[command(flatten)]
     log: LogArgs,
 }
@@ -122,6 +125,7 @@ impl CreateArgs {
             repeatable: self.repeatable,
             blob_id: self.blob_id.clone(),
             threads: 0,
+            encrypt: self.encrypt,
             json: false,
             quiet: true,
         })
