@@ -15,9 +15,11 @@ use std::sync::Mutex;
 /// Arguments of `rafs convert-image`.
 #[derive(Args)]
 pub struct ConvertImageArgs {
-    /// The source image: oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE.
+    /// The source image: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE or
+    /// docker://HOST[:PORT]/REPO[:TAG|@DIGEST] (layers streamed from the registry).
     source: String,
-    /// The target: oci:DIR:TAG (the layout is created if missing; index.json changes last).
+    /// The target: oci:DIR:TAG (the layout is created if missing; index.json changes last) or
+    /// docker://HOST[:PORT]/REPO:TAG (blobs pushed first, the tag last).
     target: String,
     /// RAFS version.
     #[arg(long = "fs-version", default_value = "6", value_parser = ["5", "6"])]
@@ -54,6 +56,11 @@ pub struct ConvertImageArgs {
     /// scratch space is on the target's filesystem and under the user's control).
     #[arg(long = "work-dir")]
     work_dir: Option<std::path::PathBuf>,
+    /// Blobs moving to a target registry at once; 0: one per core.
+    #[arg(long, default_value_t = 0)]
+    jobs: usize,
+    #[command(flatten)]
+    registry: crate::registry_args::RegistryArgs,
     /// Print the report as JSON on standard output.
     #[arg(long)]
     json: bool,
@@ -93,7 +100,11 @@ struct LayerJson {
 }
 
 /// Loads `--chunk-dict`; an archive is extracted under `scratch`.
-fn chunk_dict(spec: &str, scratch: &std::path::Path) -> CliResult<ChunkDictionary> {
+fn chunk_dict(
+    spec: &str,
+    scratch: &std::path::Path,
+    a: &ConvertImageArgs,
+) -> CliResult<ChunkDictionary> {
     if let Some(path) = spec.strip_prefix("bootstrap=") {
         let bytes = std::fs::read(path).map_err(|e| format!("--chunk-dict {path}: {e}"))?;
         return Ok(ChunkDictionary::from_bootstrap(&bytes)?);
@@ -101,7 +112,7 @@ fn chunk_dict(spec: &str, scratch: &std::path::Path) -> CliResult<ChunkDictionar
     let image: ImageRef = spec
         .parse()
         .map_err(|e| format!("--chunk-dict {spec:?}: expected bootstrap=PATH or an image: {e}"))?;
-    let (layout, reference) = image.open(scratch)?;
+    let (layout, reference) = image.open_with(scratch, &a.registry.source())?;
     Ok(ChunkDictionary::from_image(&layout, reference.as_deref())?)
 }
 
@@ -136,37 +147,111 @@ fn options(a: &ConvertImageArgs) -> CliResult<ConvertOptions> {
 pub fn run(a: &ConvertImageArgs) -> CliResult<ExitCode> {
     let options = options(a)?;
     let source: ImageRef = a.source.parse()?;
-    let Ok(ImageRef::Oci {
-        dir,
-        reference: Some(tag),
-    }) = a.target.parse::<ImageRef>()
-    else {
-        return Err(format!("target {:?}: expected oci:DIR:TAG", a.target).into());
+    let (report, pushed) = match a.target.parse::<ImageRef>() {
+        Ok(ImageRef::Oci {
+            dir,
+            reference: Some(tag),
+        }) => {
+            let target = Layout::create(&dir)?;
+            let scratch = ScratchDir::new_in(a.work_dir.as_deref().unwrap_or(target.root()))?;
+            (
+                convert(a, options, &source, &target, &tag, scratch.path())?.0,
+                None,
+            )
+        }
+        Ok(ImageRef::Docker { reference }) => {
+            let (report, pushed) = convert_to_registry(a, options, &source, &reference)?;
+            (report, Some(pushed))
+        }
+        _ => {
+            return Err(format!(
+                "target {:?}: expected oci:DIR:TAG or docker://HOST/REPO:TAG",
+                a.target
+            )
+            .into())
+        }
     };
-    let target = Layout::create(&dir)?;
-    let scratch = ScratchDir::new_in(a.work_dir.as_deref().unwrap_or(target.root()))?;
-    let scratch = scratch.path();
-    let mut options = options;
-    if let Some(spec) = &a.chunk_dict {
-        options.chunk_dict = Some(chunk_dict(spec, &scratch.join("dict"))?);
+    if a.json {
+        let mut doc = serde_json::to_value(json_report(report))?;
+        if let Some(p) = pushed {
+            doc["pushed"] = serde_json::to_value(p)?;
+        }
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else if !a.quiet {
+        eprintln!("{} -> {}", report.source, report.target);
+        if let Some(p) = pushed {
+            eprintln!(
+                "pushed {}: {} blobs uploaded ({} bytes), {} mounted, {} already there",
+                a.target, p.uploaded, p.uploaded_bytes, p.mounted, p.present
+            );
+        }
     }
-    let (layout, reference) = source.open(&scratch.join("source"))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Converts `source` into `target` under `tag`, with scratch space under `scratch`.
+fn convert(
+    a: &ConvertImageArgs,
+    mut options: ConvertOptions,
+    source: &ImageRef,
+    target: &Layout,
+    tag: &str,
+    scratch: &std::path::Path,
+) -> CliResult<(rafs_oci::ConvertReport, Option<RegistryHandle>)> {
+    if let Some(spec) = &a.chunk_dict {
+        options.chunk_dict = Some(chunk_dict(spec, &scratch.join("dict"), a)?);
+    }
+    let (layout, reference) = source.open_with(&scratch.join("source"), &a.registry.source())?;
     let bars = Bars::new(a.quiet || a.json);
     let report = rafs_oci::convert_image_with_progress(
         &layout,
         reference.as_deref(),
-        &target,
-        &tag,
+        target,
+        tag,
         &options,
         &|p| bars.show(&p),
     )?;
     bars.finish();
-    if a.json {
-        println!("{}", serde_json::to_string_pretty(&json_report(report))?);
-    } else if !a.quiet {
-        eprintln!("{} -> {}", report.source, report.target);
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok((report, layout.registry().cloned()))
+}
+
+/// A registry client shared by the conversion and the push.
+type RegistryHandle = std::sync::Arc<rafs_oci::registry::Registry>;
+
+/// Converts into a private scratch layout, then pushes the image to the registry `reference`
+/// (`HOST/REPO:TAG`): blobs first, the tag last.
+fn convert_to_registry(
+    a: &ConvertImageArgs,
+    options: ConvertOptions,
+    source: &ImageRef,
+    reference: &str,
+) -> CliResult<(
+    rafs_oci::ConvertReport,
+    rafs_oci::registry::push::PushReport,
+)> {
+    let image = rafs_oci::registry::parse_reference(reference)?;
+    let Some(tag) = image
+        .tag()
+        .filter(|_| image.digest().is_none())
+        .map(str::to_owned)
+    else {
+        return Err(format!("target docker://{reference}: name a tag to push to").into());
+    };
+    let registry = rafs_oci::registry::Registry::connect(image, &a.registry.target())?;
+    let scratch = ScratchDir::new_in(&a.work_dir.clone().unwrap_or_else(std::env::temp_dir))?;
+    let staging = Layout::create(scratch.path().join("target"))?;
+    let (report, source_registry) = convert(a, options, source, &staging, &tag, scratch.path())?;
+    let jobs = if a.jobs == 0 {
+        std::thread::available_parallelism().map_or(2, std::num::NonZero::get)
+    } else {
+        a.jobs
+    };
+    let from = rafs_oci::registry::push::PushFrom {
+        layout: &staging,
+        source: source_registry.as_ref(),
+    };
+    let pushed = rafs_oci::registry::push::push_image(from, &tag, &registry, &tag, jobs)?;
+    Ok((report, pushed))
 }
 
 /// One bar per layer (bytes of the source layer read) under a total of layers done.
@@ -273,8 +358,9 @@ fn json_report(report: rafs_oci::ConvertReport) -> Report {
 /// Arguments of `rafs check-image`.
 #[derive(Args)]
 pub struct CheckImageArgs {
-    /// The Nydus image: oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE. An index
-    /// has each of its Nydus manifests checked.
+    /// The Nydus image: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE or
+    /// docker://HOST/REPO[:TAG|@DIGEST] (reached with the --dest-* options). An index has each
+    /// of its Nydus manifests checked.
     image: String,
     /// The source image, to compare every path of the filesystem with (for an index, each
     /// Nydus manifest against the source manifest of its platform).
@@ -287,6 +373,8 @@ pub struct CheckImageArgs {
     /// temporary directory).
     #[arg(long = "work-dir")]
     work_dir: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    registry: crate::registry_args::RegistryArgs,
     /// Print the rules' results as JSON on standard output.
     #[arg(long)]
     json: bool,
@@ -359,9 +447,12 @@ pub fn check(a: &CheckImageArgs) -> CliResult<ExitCode> {
     };
     let scratch = scratch.path();
     let image: ImageRef = a.image.parse()?;
-    let (layout, reference) = image.open(&scratch.join("image"))?;
+    let (layout, reference) = image.open_with(&scratch.join("image"), &a.registry.target())?;
     let source = match &a.source {
-        Some(s) => Some(s.parse::<ImageRef>()?.open(&scratch.join("source"))?),
+        Some(s) => Some(
+            s.parse::<ImageRef>()?
+                .open_with(&scratch.join("source"), &a.registry.source())?,
+        ),
         None => None,
     };
     let source_arg = source.as_ref().map(|(l, r)| (l, r.as_deref()));

@@ -21,6 +21,7 @@ pub mod maintenance;
 pub mod nydus_image;
 pub mod output;
 pub mod process;
+pub mod registry_args;
 pub mod source;
 
 /// Any failure the CLI reports.

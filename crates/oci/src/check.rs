@@ -122,6 +122,7 @@ fn check_manifest(
     }
     let manifest: Value = layout.read_json(&digest, "manifest")?;
     limits.check_layers(layers(&manifest).len(), &format!("manifest {digest}"))?;
+    fetch_layers(layout, &manifest);
     let config: Value = layout.read_json(
         manifest["config"]["digest"].as_str().unwrap_or_default(),
         "config",
@@ -411,6 +412,22 @@ fn bootstrap_rule(
     RuleResult {
         rule: "bootstrap",
         problems: p,
+    }
+}
+
+/// A registry image's layers, downloaded (verified) into its cache, where the Nydus image
+/// reader opens them as files. One that fails to arrive is reported by the rules that read it.
+fn fetch_layers(layout: &Layout, manifest: &Value) {
+    if layout.registry().is_none() {
+        return;
+    }
+    for l in layers(manifest) {
+        if let (Some(d), Some(size)) = (l["digest"].as_str(), l["size"].as_u64()) {
+            let _ = layout.ensure_local(d, size);
+        }
+        if let Some(original) = l["annotations"][crate::convert::ANNOTATION_NYDUS_REF].as_str() {
+            let _ = layout.ensure_local_unsized(original);
+        }
     }
 }
 

@@ -61,6 +61,14 @@ pub enum Error {
     /// Opening a Nydus image's blobs for reading failed.
     #[error("reading a Nydus image: {0}")]
     Reader(#[from] rafs_reader::Error),
+    /// A registry refused or failed a request (after retries where a retry could help).
+    #[error("{reference}: {reason}")]
+    Registry {
+        /// The image, as `docker://HOST/REPO:TAG`.
+        reference: String,
+        /// The request and what went wrong.
+        reason: String,
+    },
     /// Reading a packed Nydus blob failed.
     #[error("Nydus blob: {0}")]
     NydusBlob(#[from] rafs_chunker::Error),

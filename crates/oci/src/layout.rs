@@ -19,10 +19,13 @@ pub const MAX_JSON: u64 = 16 << 20;
 /// The `org.opencontainers.image.ref.name` annotation: a tag in `index.json`.
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 
-/// An OCI image layout on disk.
+/// An OCI image layout on disk; or the local cache of an image in a registry (see
+/// [`Layout::remote`]), which fetches manifests and configs as they are asked for and streams
+/// blobs it does not hold.
 #[derive(Debug, Clone)]
 pub struct Layout {
     root: PathBuf,
+    remote: Option<std::sync::Arc<crate::registry::Registry>>,
 }
 
 /// The hex part of a `sha256:` digest, if that is what `digest` is.
@@ -46,7 +49,24 @@ impl Layout {
         if v.get("imageLayoutVersion").and_then(|v| v.as_str()) != Some("1.0.0") {
             return Err(json("oci-layout", "imageLayoutVersion is not 1.0.0"));
         }
-        Ok(Layout { root })
+        Ok(Layout { root, remote: None })
+    }
+
+    /// The image of `registry` seen as a layout kept in `scratch` (created if missing): JSON
+    /// documents are fetched into it when first read; layer blobs are streamed from the
+    /// registry, never stored, unless [`Layout::ensure_local`] asks for them.
+    pub fn remote(
+        scratch: impl Into<PathBuf>,
+        registry: std::sync::Arc<crate::registry::Registry>,
+    ) -> Result<Self> {
+        let mut layout = Layout::create(scratch)?;
+        layout.remote = Some(registry);
+        Ok(layout)
+    }
+
+    /// The registry behind this layout, if it is one's cache.
+    pub fn registry(&self) -> Option<&std::sync::Arc<crate::registry::Registry>> {
+        self.remote.as_ref()
     }
 
     /// Opens the layout at `root`, creating an empty one (no images) if there is none.
@@ -54,7 +74,7 @@ impl Layout {
         let root = root.into();
         let blobs = root.join("blobs").join("sha256");
         std::fs::create_dir_all(&blobs).map_err(io(&blobs))?;
-        let layout = Layout { root };
+        let layout = Layout { root, remote: None };
         // Temporaries a killed conversion left behind (nobody holds their lock).
         crate::scratch::sweep(&layout.root)?;
         crate::scratch::sweep(&blobs)?;
@@ -99,6 +119,10 @@ impl Layout {
 
     /// Reads the whole blob `digest` of at most `max` bytes, verified.
     pub fn read_blob(&self, digest: &str, max: u64) -> Result<Vec<u8>> {
+        if let Some(remote) = self.remote.as_ref().filter(|_| !self.has_blob(digest)) {
+            let bytes = crate::registry::fetch_document(remote, digest, max)?;
+            self.write_blob(&bytes)?;
+        }
         let bytes = read_inside(&self.root, &self.blob_rel(digest)?, max).map_err(|e| match e {
             Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
                 Error::Blob {
@@ -120,19 +144,51 @@ impl Layout {
     /// Opens the blob `digest` for streaming; the reader fails at its end if the bytes did not
     /// match the digest or the expected size, so nothing built from them may be kept before
     /// the stream ended cleanly.
-    pub fn open_blob(&self, digest: &str, size: u64) -> Result<VerifiedReader<File>> {
+    pub fn open_blob(&self, digest: &str, size: u64) -> Result<VerifiedReader<BlobSource>> {
+        if let Some(remote) = self.remote.as_ref().filter(|_| !self.has_blob(digest)) {
+            self.blob_rel(digest)?;
+            let blob = crate::registry::RemoteBlob::open(remote.clone(), digest)?;
+            return Ok(VerifiedReader::new(Box::new(blob), digest, size));
+        }
         let (file, _) =
             open_inside(&self.root, &self.blob_rel(digest)?).map_err(|e| Error::Blob {
                 digest: digest.into(),
                 reason: e.to_string(),
             })?;
-        Ok(VerifiedReader {
-            inner: file,
-            hash: Sha256::new(),
-            expected: digest.to_owned(),
-            size,
-            read: 0,
-        })
+        Ok(VerifiedReader::new(Box::new(file), digest, size))
+    }
+
+    /// [`Layout::ensure_local`] of a blob whose size no descriptor gives (an OCI-ref layer's
+    /// original): stored only if its bytes match `digest`.
+    pub fn ensure_local_unsized(&self, digest: &str) -> Result<()> {
+        let Some(remote) = self.remote.as_ref().filter(|_| !self.has_blob(digest)) else {
+            return Ok(());
+        };
+        self.blob_rel(digest)?;
+        let mut w = self.blob_writer()?;
+        let mut blob = crate::registry::RemoteBlob::open(remote.clone(), digest)?;
+        std::io::copy(&mut blob, &mut w).map_err(|e| Error::Blob {
+            digest: digest.to_owned(),
+            reason: e.to_string(),
+        })?;
+        let (got, _) = w.commit()?;
+        if got != digest {
+            let _ = std::fs::remove_file(self.blob_path(&got)?);
+            return Err(Error::Blob {
+                digest: digest.to_owned(),
+                reason: format!("the registry served bytes of digest {got}"),
+            });
+        }
+        Ok(())
+    }
+
+    /// Makes sure the blob `digest` is a file of this layout, downloading it (verified) from
+    /// the registry behind it: for readers that need a file (a Nydus image's data blobs).
+    pub fn ensure_local(&self, digest: &str, size: u64) -> Result<()> {
+        if self.remote.is_some() {
+            self.copy_blob_from(self, digest, size)?;
+        }
+        Ok(())
     }
 
     /// Reads and parses a JSON blob, verified.
@@ -210,6 +266,9 @@ impl Layout {
     /// The descriptor `reference` names in `index.json`: a tag (`ref.name`), a digest, or,
     /// with no reference, the only entry.
     pub fn resolve(&self, reference: Option<&str>) -> Result<Descriptor> {
+        if let Some(remote) = &self.remote {
+            crate::registry::cache_reference(self, remote, reference)?;
+        }
         let index = self.index()?;
         let found: Vec<&Descriptor> = index
             .manifests()
@@ -270,6 +329,9 @@ impl Layout {
         self.replace_file("index.json", &canonical(&index))
     }
 }
+
+/// Where a blob is read from: a file of the layout, or a registry's download.
+pub type BlobSource = Box<dyn Read + Send>;
 
 /// A blob being written into a layout. Dropped without [`BlobWriter::commit`], it leaves
 /// nothing behind.

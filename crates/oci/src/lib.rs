@@ -5,8 +5,9 @@
 //! layer ([`pack::pack_layer`]) and back to its bootstrap ([`pack::bootstrap_of`]), the
 //! bootstrap layer ([`bootstrap_layer::merge_layers`]), the manifest, config and index
 //! rewrite ([`convert::convert_image`]), chunk dictionaries ([`dict`]), merge-platform indexes
-//! ([`merge_platform`]), the checks `nydusify check` makes ([`check`]) and reading a converted
-//! image back ([`NydusImage`]). It does not own the
+//! ([`merge_platform`]), the checks `nydusify check` makes ([`check`]), reading a converted
+//! image back ([`NydusImage`]), and images in registries ([`registry`]: a registry image read
+//! as a layout whose layers stream, and pushing a converted image). It does not own the
 //! formats: layers are built by `rafs-tar-build`, bootstraps merged by `rafs-merge`, blobs read
 //! by `rafs-chunker`.
 //!
@@ -16,7 +17,11 @@
 //! re-encode them keep them); `sha2` for digests; `tar` and `flate2` for the bootstrap layer's
 //! gzip tar; `tempfile` for scratch directories and temporary files under random names made
 //! exclusively, and `rustix` for the `flock`s that tell a live temporary from one a killed
-//! process left (and serialise `index.json` updates).
+//! process left (and serialise `index.json` updates). Registries are reached with
+//! `oci-client` (the ORAS project's OCI distribution client, kept up with the spec: token and
+//! Basic auth, chunked and monolithic uploads, mounts, Range reads), which is asynchronous:
+//! `tokio` runs it on a small runtime owned by each [`registry::Registry`], `futures-util` and
+//! `bytes` carry its streams; `base64` decodes the `auth` entries of auth files.
 
 pub mod bootstrap_layer;
 pub mod bootstrap_read;
@@ -35,6 +40,7 @@ pub mod limits;
 pub mod merge_platform;
 mod overlay;
 pub mod pack;
+pub mod registry;
 pub mod scratch;
 pub mod source;
 

@@ -30,6 +30,11 @@ pub enum ImageRef {
         /// The archive.
         file: PathBuf,
     },
+    /// An image in a registry: `docker://HOST[:PORT]/REPO[:TAG|@DIGEST]`.
+    Docker {
+        /// `HOST[:PORT]/REPO[:TAG|@DIGEST]`, checked to parse.
+        reference: String,
+    },
 }
 
 impl std::str::FromStr for ImageRef {
@@ -44,6 +49,12 @@ impl std::str::FromStr for ImageRef {
             let (file, reference) = split_path_and_ref(rest, Path::is_file)?;
             return Ok(ImageRef::OciArchive { file, reference });
         }
+        if let Some(rest) = s.strip_prefix("docker://") {
+            crate::registry::parse_reference(rest)?;
+            return Ok(ImageRef::Docker {
+                reference: rest.to_owned(),
+            });
+        }
         if let Some(rest) = s.strip_prefix("docker-archive:") {
             return Ok(ImageRef::DockerArchive {
                 file: PathBuf::from(rest),
@@ -51,7 +62,8 @@ impl std::str::FromStr for ImageRef {
         }
         Err(unsupported(
             s,
-            "expected oci:DIR[:REF], oci-archive:FILE[:REF] or docker-archive:FILE",
+            "expected oci:DIR[:REF], oci-archive:FILE[:REF], docker-archive:FILE or \
+             docker://HOST/REPO[:TAG|@DIGEST]",
         ))
     }
 }
@@ -116,7 +128,26 @@ impl ImageRef {
     /// The layout and reference to convert from. Archives are read into `scratch`, a
     /// directory the caller removes afterwards.
     pub fn open(&self, scratch: &Path) -> Result<(Layout, Option<String>)> {
+        self.open_with(scratch, &crate::registry::RegistryOptions::default())
+    }
+
+    /// [`ImageRef::open`], reaching a registry as `registry` says. A registry image's
+    /// manifests and configs are cached in `scratch`; its layers are streamed, not stored.
+    pub fn open_with(
+        &self,
+        scratch: &Path,
+        registry: &crate::registry::RegistryOptions,
+    ) -> Result<(Layout, Option<String>)> {
         match self {
+            ImageRef::Docker { reference } => {
+                let image = crate::registry::parse_reference(reference)?;
+                let wanted = image.digest().or(image.tag()).map(str::to_owned);
+                let client = crate::registry::Registry::connect(image, registry)?;
+                Ok((
+                    Layout::remote(scratch, std::sync::Arc::new(client))?,
+                    wanted,
+                ))
+            }
             ImageRef::Oci { dir, reference } => Ok((Layout::open(dir)?, reference.clone())),
             ImageRef::OciArchive { file, reference } => {
                 extract_oci_archive(file, scratch)?;

@@ -4,6 +4,7 @@
 
 pub mod layer;
 pub mod nydusd;
+pub mod registry;
 
 pub use nydusd::{mount_nydusd, nydusd_unavailable, NydusdMount, NydusdOptions};
 

@@ -1,0 +1,345 @@
+//! Registry-native conversion (issue 23) against a real `docker-registry` on a loopback port:
+//! `docker://` as source and target of `convert-image`, as image and source of `check-image`;
+//! the same Nydus image, digest for digest, whatever the transports; nothing uploaded twice;
+//! Basic auth over TLS with a private CA; a 401 and a damaged source blob refused with no tag
+//! left behind.
+
+mod common;
+use common::{s, tempdir};
+use rafs_testkit::registry::{start_registry, Registry, RegistrySetup};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn images(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testdata/images")
+        .join(name)
+}
+
+fn rafs(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rafs"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn rafs_ok(args: &[&str]) -> String {
+    let out = rafs(args);
+    assert!(
+        out.status.success(),
+        "rafs {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `skopeo` with `args`, required to succeed; returns standard output.
+fn skopeo(args: &[&str]) -> Vec<u8> {
+    let out = Command::new("skopeo").args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "skopeo {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// The digest `tag` names in the layout `dir`.
+fn layout_digest(dir: &Path, tag: &str) -> String {
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
+    index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == tag)
+        .unwrap()["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// The sha256 of what the registry serves for `reference` (skopeo, an independent client).
+fn served_digest(reference: &str, tls: &[&str]) -> String {
+    let mut args = vec!["inspect", "--raw"];
+    args.extend_from_slice(tls);
+    args.push(reference);
+    let raw = skopeo(&args);
+    format!(
+        "sha256:{}",
+        rafs_format::hex(&<sha2::Sha256 as sha2::Digest>::digest(&raw))
+    )
+}
+
+/// Requests of `method` to a blob upload path in the registry's log.
+fn uploads(log: &str) -> usize {
+    log.lines()
+        .filter(|l| l.contains("/blobs/uploads/") && l.contains("response completed"))
+        .count()
+}
+
+fn anonymous(dir: &Path) -> Option<Registry> {
+    start_registry(&dir.join("registry"), &RegistrySetup::default())
+}
+
+#[test]
+fn registry_to_registry_gives_the_layout_conversions_image_and_uploads_nothing_twice() {
+    let dir = tempdir("registry-anon");
+    let Some(reg) = anonymous(&dir) else { return };
+    let host = reg.host();
+    let src = format!("docker://{host}/demo:v1");
+    skopeo(&[
+        "copy",
+        "-q",
+        "--dest-tls-verify=false",
+        &format!("oci:{}:v1", s(&images("demo"))),
+        &src,
+    ]);
+
+    let out = dir.join("out");
+    rafs_ok(&[
+        "convert-image",
+        "-q",
+        &format!("oci:{}:v1", s(&images("demo"))),
+        &format!("oci:{}:nydus", s(&out)),
+    ]);
+    let want = layout_digest(&out, "nydus");
+
+    let target = format!("docker://{host}/demo:v1-nydus");
+    rafs_ok(&["convert-image", "-q", &src, &target]);
+    let http = ["--tls-verify=false"];
+    assert_eq!(served_digest(&target, &http), want, "registry to registry");
+    rafs_ok(&[
+        "convert-image",
+        "-q",
+        &format!("oci:{}:v1", s(&images("demo"))),
+        &format!("docker://{host}/fromlayout:v1"),
+    ]);
+    assert_eq!(
+        served_digest(&format!("docker://{host}/fromlayout:v1"), &http),
+        want,
+        "layout to registry"
+    );
+    let back = dir.join("back");
+    rafs_ok(&[
+        "convert-image",
+        "-q",
+        &src,
+        &format!("oci:{}:nydus", s(&back)),
+    ]);
+    assert_eq!(layout_digest(&back, "nydus"), want, "registry to layout");
+
+    // Again into the same repository: every blob is there already.
+    let before = uploads(&reg.log());
+    let report: serde_json::Value =
+        serde_json::from_str(&rafs_ok(&["convert-image", "-q", "--json", &src, &target])).unwrap();
+    assert_eq!(report["pushed"]["uploaded"], 0, "{report}");
+    assert_eq!(uploads(&reg.log()), before, "the registry saw an upload");
+    // Into another repository of the same registry: mounted, not uploaded.
+    let report: serde_json::Value = serde_json::from_str(&rafs_ok(&[
+        "convert-image",
+        "-q",
+        "--json",
+        &src,
+        &format!("docker://{host}/other:v1"),
+    ]))
+    .unwrap();
+    assert_eq!(report["pushed"]["uploaded"], 0, "{report}");
+    assert!(
+        report["pushed"]["mounted"].as_u64().unwrap() > 0,
+        "{report}"
+    );
+
+    let verdict = rafs_ok(&["check-image", &target, "--source", &src]);
+    assert_eq!(verdict.matches(": ok").count(), 3, "{verdict}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_merge_platform_index_and_an_oci_ref_image_arrive_whole() {
+    let dir = tempdir("registry-kinds");
+    let Some(reg) = anonymous(&dir) else { return };
+    let host = reg.host();
+    let http = ["--tls-verify=false"];
+    let src = format!("docker://{host}/multi:v1");
+    skopeo(&[
+        "copy",
+        "-q",
+        "--all",
+        "--dest-tls-verify=false",
+        &format!("oci:{}:multi", s(&images("real"))),
+        &src,
+    ]);
+    let out = dir.join("out");
+    rafs_ok(&[
+        "convert-image",
+        "-q",
+        "--merge-platform",
+        &format!("oci:{}:multi", s(&images("real"))),
+        &format!("oci:{}:merged", s(&out)),
+    ]);
+    let target = format!("docker://{host}/multi:merged");
+    rafs_ok(&["convert-image", "-q", "--merge-platform", &src, &target]);
+    assert_eq!(served_digest(&target, &http), layout_digest(&out, "merged"));
+    let raw = skopeo(&["inspect", "--raw", "--tls-verify=false", &target]);
+    let index: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+    let marked = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["artifactType"] == "application/vnd.nydus.image.manifest.v1+json")
+        .count();
+    assert_eq!(marked, 2, "{index}");
+
+    // OCI ref: the Nydus layers name the original layers, which the target repository holds.
+    let demo = format!("docker://{host}/demo:v1");
+    skopeo(&[
+        "copy",
+        "-q",
+        "--dest-tls-verify=false",
+        &format!("oci:{}:v1", s(&images("demo"))),
+        &demo,
+    ]);
+    let refs = format!("docker://{host}/refs:v1");
+    rafs_ok(&["convert-image", "-q", "--oci-ref", &demo, &refs]);
+    let verdict = rafs_ok(&["check-image", &refs, "--source", &demo]);
+    assert_eq!(verdict.matches(": ok").count(), 3, "{verdict}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn basic_auth_over_tls_needs_the_credentials_and_the_ca() {
+    let dir = tempdir("registry-tls");
+    let setup = RegistrySetup {
+        basic_auth: Some(("alice".into(), "s3cret".into())),
+        tls: true,
+    };
+    let Some(reg) = start_registry(&dir.join("registry"), &setup) else {
+        return;
+    };
+    let host = reg.host();
+    let certs = reg.cert_dir();
+    let src = format!("docker://{host}/demo:v1");
+    skopeo(&[
+        "copy",
+        "-q",
+        "--dest-cert-dir",
+        s(&certs),
+        "--dest-creds",
+        "alice:s3cret",
+        &format!("oci:{}:v1", s(&images("demo"))),
+        &src,
+    ]);
+    let target = format!("docker://{host}/demo:v1-nydus");
+
+    // No credentials: a 401, named; no tag.
+    let out = rafs(&[
+        "convert-image",
+        "-q",
+        "--src-cert-dir",
+        s(&certs),
+        "--dest-cert-dir",
+        s(&certs),
+        &src,
+        &target,
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("docker://")
+            && (err.contains("401") || err.to_lowercase().contains("unauthorized")),
+        "{err}"
+    );
+    // No CA: the certificate is refused.
+    let out = rafs(&[
+        "convert-image",
+        "-q",
+        "--src-creds",
+        "alice:s3cret",
+        &src,
+        &target,
+    ]);
+    assert!(!out.status.success(), "an unknown CA was trusted");
+
+    // Credentials from a Docker config (base64 USER:PASS) and the CA: converted.
+    let auth = dir.join("auth.json");
+    std::fs::write(
+        &auth,
+        format!(r#"{{"auths": {{"{host}": {{"auth": "YWxpY2U6czNjcmV0"}}}}}}"#),
+    )
+    .unwrap();
+    rafs_ok(&[
+        "convert-image",
+        "-q",
+        "--authfile",
+        s(&auth),
+        "--src-cert-dir",
+        s(&certs),
+        "--dest-cert-dir",
+        s(&certs),
+        &src,
+        &target,
+    ]);
+    let tls = ["--cert-dir", s(&certs), "--creds", "alice:s3cret"];
+    let out = dir.join("out");
+    rafs_ok(&[
+        "convert-image",
+        "-q",
+        &format!("oci:{}:v1", s(&images("demo"))),
+        &format!("oci:{}:nydus", s(&out)),
+    ]);
+    assert_eq!(served_digest(&target, &tls), layout_digest(&out, "nydus"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_source_blob_that_does_not_match_its_digest_fails_the_conversion_and_tags_nothing() {
+    let dir = tempdir("registry-bad-blob");
+    let Some(reg) = anonymous(&dir) else { return };
+    let host = reg.host();
+    let src = format!("docker://{host}/demo:v1");
+    skopeo(&[
+        "copy",
+        "-q",
+        "--dest-tls-verify=false",
+        &format!("oci:{}:v1", s(&images("demo"))),
+        &src,
+    ]);
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&skopeo(&["inspect", "--raw", "--tls-verify=false", &src])).unwrap();
+    let layer = manifest["layers"][0]["digest"].as_str().unwrap();
+    let data = reg.blob_data(layer);
+    let mut bytes = std::fs::read(&data).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&data, bytes).unwrap();
+
+    let target = format!("docker://{host}/demo:bad");
+    let out = rafs(&["convert-image", "-q", &src, &target]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains(layer), "{err}");
+    let tag = Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false", &target])
+        .output()
+        .unwrap();
+    assert!(!tag.status.success(), "a tag points at a failed conversion");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_missing_image_is_named_in_the_error() {
+    let dir = tempdir("registry-missing");
+    let Some(reg) = anonymous(&dir) else { return };
+    let src = format!("docker://{}/nothing:here", reg.host());
+    let out = rafs(&[
+        "convert-image",
+        "-q",
+        &src,
+        &format!("oci:{}:x", s(&dir.join("out"))),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains(&src) && err.contains("manifest"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
