@@ -10,89 +10,10 @@
 //! each builder run's peak RSS is taken with GNU time. Build ours first:
 //! `cargo build --release -p rafs-cli`, then `cargo bench -p rafs-benches --bench go_converter`.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
-
-const ROOTFS: &[&str] = &[
-    "/etc",
-    "/usr/sbin",
-    "/var/lib/dpkg",
-    "/usr/share/zoneinfo",
-    "/usr/share/perl",
-    "/usr/lib/python3",
-    "/usr/lib/python3.11",
-    "/usr/lib/x86_64-linux-gnu",
-];
-
-/// A gzip'ed tar of the regular files, directories and symlinks under `roots`, stopping once
-/// `limit` bytes of file data are in.
-fn make_layer(path: &Path, roots: &[&str], limit: u64) -> u64 {
-    let gz = flate2::write::GzEncoder::new(
-        std::fs::File::create(path).unwrap(),
-        flate2::Compression::new(6),
-    );
-    let mut tar = tar::Builder::new(gz);
-    tar.follow_symlinks(false);
-    let mut total = 0u64;
-    let mut stack: Vec<PathBuf> = roots
-        .iter()
-        .map(PathBuf::from)
-        .filter(|p| p.exists())
-        .collect();
-    stack.reverse();
-    while let Some(p) = stack.pop() {
-        if total >= limit {
-            break;
-        }
-        let Ok(meta) = std::fs::symlink_metadata(&p) else {
-            continue;
-        };
-        let name = p.strip_prefix("/").unwrap();
-        if meta.is_dir() {
-            let _ = tar.append_dir(name, &p);
-            let mut children: Vec<PathBuf> = match std::fs::read_dir(&p) {
-                Ok(d) => d.filter_map(|e| e.ok().map(|e| e.path())).collect(),
-                Err(_) => continue,
-            };
-            children.sort();
-            children.reverse();
-            stack.extend(children);
-        } else if (meta.is_file() || meta.file_type().is_symlink())
-            && tar.append_path_with_name(&p, name).is_ok()
-            && meta.is_file()
-        {
-            total += meta.len();
-        }
-    }
-    tar.into_inner().unwrap().finish().unwrap().flush().unwrap();
-    total
-}
-
-fn inputs(dir: &Path) -> Vec<PathBuf> {
-    std::fs::create_dir_all(dir).unwrap();
-    let specs: [(&str, &[&str], u64); 3] = [
-        ("rootfs.tar.gz", ROOTFS, 170 << 20),
-        ("doc.tar.gz", &["/usr/share/doc"], 20 << 20),
-        ("man.tar.gz", &["/usr/share/man"], 10 << 20),
-    ];
-    specs
-        .iter()
-        .map(|(name, roots, limit)| {
-            let p = dir.join(name);
-            if !p.exists() {
-                let data = make_layer(&p, roots, *limit);
-                println!(
-                    "made {name}: {} MB of files, {} MB gzip'ed",
-                    data >> 20,
-                    std::fs::metadata(&p).unwrap().len() >> 20
-                );
-            }
-            p
-        })
-        .collect()
-}
 
 /// Runs goconverter with `builder` (wrapped by GNU time, which appends each builder run's peak
 /// RSS in KiB to `rss`); returns the wall time in seconds.
@@ -172,7 +93,7 @@ fn main() {
     let dir = std::env::var_os("RAFS_BENCH_DIR")
         .map_or_else(std::env::temp_dir, PathBuf::from)
         .join("rafs-bench-go-converter");
-    let layers = inputs(&dir);
+    let layers = rafs_benches::rootfs::rootfs_layers(&dir);
     let bare = bare(&layers);
     let pairs = 3;
     let (mut t_ours, mut t_ref, mut ratios) = (Vec::new(), Vec::new(), Vec::new());

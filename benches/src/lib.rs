@@ -1,5 +1,7 @@
 //! Generators of realistic inputs for the criterion benchmarks in `benches/`.
 
+pub mod rootfs;
+
 use rafs_format::model::*;
 
 /// A tree of about `n` paths: directories of 100 entries, regular files of 1 to 3 chunks,

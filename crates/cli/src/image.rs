@@ -155,7 +155,7 @@ pub fn run(a: &ConvertImageArgs) -> CliResult<ExitCode> {
             let target = Layout::create(&dir)?;
             let scratch = ScratchDir::new_in(a.work_dir.as_deref().unwrap_or(target.root()))?;
             (
-                convert(a, options, &source, &target, &tag, scratch.path())?.0,
+                convert(a, options, &source, &target, &tag, scratch.path())?,
                 None,
             )
         }
@@ -189,6 +189,20 @@ pub fn run(a: &ConvertImageArgs) -> CliResult<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The source image opened (scratch space under `scratch`) and the options completed with
+/// the chunk dictionary.
+fn open_source(
+    a: &ConvertImageArgs,
+    options: &mut ConvertOptions,
+    source: &ImageRef,
+    scratch: &std::path::Path,
+) -> CliResult<(Layout, Option<String>)> {
+    if let Some(spec) = &a.chunk_dict {
+        options.chunk_dict = Some(chunk_dict(spec, &scratch.join("dict"), a)?);
+    }
+    Ok(source.open_with(&scratch.join("source"), &a.registry.source())?)
+}
+
 /// Converts `source` into `target` under `tag`, with scratch space under `scratch`.
 fn convert(
     a: &ConvertImageArgs,
@@ -197,11 +211,8 @@ fn convert(
     target: &Layout,
     tag: &str,
     scratch: &std::path::Path,
-) -> CliResult<(rafs_oci::ConvertReport, Option<RegistryHandle>)> {
-    if let Some(spec) = &a.chunk_dict {
-        options.chunk_dict = Some(chunk_dict(spec, &scratch.join("dict"), a)?);
-    }
-    let (layout, reference) = source.open_with(&scratch.join("source"), &a.registry.source())?;
+) -> CliResult<rafs_oci::ConvertReport> {
+    let (layout, reference) = open_source(a, &mut options, source, scratch)?;
     let bars = Bars::new(a.quiet || a.json);
     let report = rafs_oci::convert_image_with_progress(
         &layout,
@@ -212,11 +223,8 @@ fn convert(
         &|p| bars.show(&p),
     )?;
     bars.finish();
-    Ok((report, layout.registry().cloned()))
+    Ok(report)
 }
-
-/// A registry client shared by the conversion and the push.
-type RegistryHandle = std::sync::Arc<rafs_oci::registry::Registry>;
 
 /// Converts into a private scratch layout, then pushes the image to the registry `reference`
 /// (`HOST/REPO:TAG`): blobs first, the tag last.
@@ -240,18 +248,29 @@ fn convert_to_registry(
     let registry = rafs_oci::registry::Registry::connect(image, &a.registry.target())?;
     let scratch = ScratchDir::new_in(&a.work_dir.clone().unwrap_or_else(std::env::temp_dir))?;
     let staging = Layout::create(scratch.path().join("target"))?;
-    let (report, source_registry) = convert(a, options, source, &staging, &tag, scratch.path())?;
+    let mut options = options;
+    let (layout, reference) = open_source(a, &mut options, source, scratch.path())?;
     let jobs = if a.jobs == 0 {
         std::thread::available_parallelism().map_or(2, std::num::NonZero::get)
     } else {
         a.jobs
     };
-    let from = rafs_oci::registry::push::PushFrom {
-        layout: &staging,
-        source: source_registry.as_ref(),
+    let conversion = rafs_oci::registry::convert::RegistryConversion {
+        source: &layout,
+        reference: reference.as_deref(),
+        staging: &staging,
+        jobs,
     };
-    let pushed = rafs_oci::registry::push::push_image(from, &tag, &registry, &tag, jobs)?;
-    Ok((report, pushed))
+    let bars = Bars::new(a.quiet || a.json);
+    let done = rafs_oci::registry::convert::convert_to_registry(
+        conversion,
+        &std::sync::Arc::new(registry),
+        &tag,
+        &options,
+        &|p| bars.show(&p),
+    )?;
+    bars.finish();
+    Ok(done)
 }
 
 /// One bar per layer (bytes of the source layer read) under a total of layers done.

@@ -135,7 +135,9 @@ fn registry_to_registry_gives_the_layout_conversions_image_and_uploads_nothing_t
         serde_json::from_str(&rafs_ok(&["convert-image", "-q", "--json", &src, &target])).unwrap();
     assert_eq!(report["pushed"]["uploaded"], 0, "{report}");
     assert_eq!(uploads(&reg.log()), before, "the registry saw an upload");
-    // Into another repository of the same registry: mounted, not uploaded.
+    // Into a new tag of another repository: the Nydus blobs (3 layers) go up while they are
+    // written; the config and the bootstrap layer, already in the source repository of the
+    // same registry, are mounted.
     let report: serde_json::Value = serde_json::from_str(&rafs_ok(&[
         "convert-image",
         "-q",
@@ -144,13 +146,26 @@ fn registry_to_registry_gives_the_layout_conversions_image_and_uploads_nothing_t
         &format!("docker://{host}/other:v1"),
     ]))
     .unwrap();
-    assert_eq!(report["pushed"]["uploaded"], 0, "{report}");
+    assert_eq!(report["pushed"]["uploaded"], 3, "{report}");
     assert!(
-        report["pushed"]["mounted"].as_u64().unwrap() > 0,
+        report["pushed"]["mounted"].as_u64().unwrap() == 2,
         "{report}"
     );
 
     let verdict = rafs_ok(&["check-image", &target, "--source", &src]);
+    assert_eq!(verdict.matches(": ok").count(), 3, "{verdict}");
+
+    // A chunk dictionary in the registry: its blobs are fetched to verify its chunks.
+    let dicted = format!("docker://{host}/dicted:v1");
+    rafs_ok(&[
+        "convert-image",
+        "-q",
+        "--chunk-dict",
+        &target,
+        &src,
+        &dicted,
+    ]);
+    let verdict = rafs_ok(&["check-image", &dicted, "--source", &src]);
     assert_eq!(verdict.matches(": ok").count(), 3, "{verdict}");
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -201,7 +216,21 @@ fn a_merge_platform_index_and_an_oci_ref_image_arrive_whole() {
         &demo,
     ]);
     let refs = format!("docker://{host}/refs:v1");
-    rafs_ok(&["convert-image", "-q", "--oci-ref", &demo, &refs]);
+    let report: serde_json::Value = serde_json::from_str(&rafs_ok(&[
+        "convert-image",
+        "-q",
+        "--json",
+        "--oci-ref",
+        &demo,
+        &refs,
+    ]))
+    .unwrap();
+    // The original layers, which nydusd reads, come into the repository by mount.
+    let layers = report["manifests"][0]["layers"].as_array().unwrap().len() as u64;
+    assert!(
+        report["pushed"]["mounted"].as_u64().unwrap() >= layers,
+        "{report}"
+    );
     let verdict = rafs_ok(&["check-image", &refs, "--source", &demo]);
     assert_eq!(verdict.matches(": ok").count(), 3, "{verdict}");
     let _ = std::fs::remove_dir_all(&dir);
@@ -341,5 +370,111 @@ fn a_missing_image_is_named_in_the_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(err.contains(&src) && err.contains("manifest"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Bytes that do not compress (xorshift), so a layer of them takes a while to convert and push.
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x.to_le_bytes()[0]
+        })
+        .collect()
+}
+
+/// A layout with the image `big`: two layers of 24 MiB of noise each.
+fn big_layout(dir: &Path) -> PathBuf {
+    let root = dir.join("big");
+    let layout = rafs_oci::Layout::create(&root).unwrap();
+    let (mut descs, mut diff_ids) = (Vec::new(), Vec::new());
+    for seed in 1..=2u64 {
+        let mut layer = rafs_testkit::layer::Layer::new();
+        for f in 0..3u64 {
+            layer.file(
+                format!("data/{seed}-{f}.bin").as_bytes(),
+                &noise(8 << 20, seed * 10 + f),
+            );
+        }
+        let tar = layer.finish();
+        let digest = layout.write_blob(&tar).unwrap();
+        diff_ids.push(digest.clone());
+        descs.push(
+            serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar",
+            "digest": digest, "size": tar.len()}),
+        );
+    }
+    let config = serde_json::json!({"architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": diff_ids}});
+    let (cd, cs) = layout.write_json(&config).unwrap();
+    let manifest = serde_json::json!({"schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cs},
+        "layers": descs});
+    let (md, ms) = layout.write_json(&manifest).unwrap();
+    let index = serde_json::json!({"schemaVersion": 2, "manifests": [{
+        "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md, "size": ms,
+        "annotations": {"org.opencontainers.image.ref.name": "big"}}]});
+    layout
+        .write_index(&serde_json::from_value(index).unwrap())
+        .unwrap();
+    root
+}
+
+#[test]
+fn a_registry_restarted_mid_conversion_leaves_a_whole_image_or_no_tag() {
+    let dir = tempdir("registry-restart");
+    let Some(mut reg) = anonymous(&dir) else {
+        return;
+    };
+    let host = reg.host();
+    let src = format!("docker://{host}/big:v1");
+    let layout = big_layout(&dir);
+    skopeo(&[
+        "copy",
+        "-q",
+        "--dest-tls-verify=false",
+        &format!("oci:{}:big", s(&layout)),
+        &src,
+    ]);
+    let target = format!("docker://{host}/big:nydus");
+    let child = Command::new(env!("CARGO_BIN_EXE_rafs"))
+        .args(["convert-image", "-q", &src, &target])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    reg.restart();
+    let out = child.wait_with_output().unwrap();
+    let tagged = Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false", &target])
+        .output()
+        .unwrap()
+        .status
+        .success();
+    eprintln!(
+        "conversion across the restart: {}",
+        if out.status.success() {
+            "succeeded (retried)"
+        } else {
+            "failed cleanly"
+        }
+    );
+    if out.status.success() {
+        // Retried through the restart: the image must be whole.
+        let verdict = rafs_ok(&["check-image", &target, "--source", &src]);
+        assert_eq!(verdict.matches(": ok").count(), 3, "{verdict}");
+    } else {
+        assert!(!tagged, "a failed conversion left the tag: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("docker://"), "{err}");
+    }
+    // Run again, it completes.
+    rafs_ok(&["convert-image", "-q", &src, &target]);
+    let verdict = rafs_ok(&["check-image", &target, "--source", &src]);
+    assert_eq!(verdict.matches(": ok").count(), 3, "{verdict}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -678,7 +678,7 @@ fn convert_layer(
         reported: 0,
         report: &|read| progress(Progress::LayerRead { index, read }),
     };
-    let writer = target.blob_writer()?;
+    let writer = target.layer_writer()?;
     let layer_error = |source| Error::Layer {
         index,
         digest: digest.clone(),

@@ -96,6 +96,12 @@ impl ChunkDictionary {
         let layout = self.origin.as_ref().map_or(target, |(l, _)| l);
         for id in self.blob_ids() {
             let digest = format!("sha256:{id}");
+            // A dictionary in a registry: its blobs are fetched (verified) into its cache.
+            if let Some((_, sizes)) = self.origin.as_ref().filter(|(l, _)| l.registry().is_some()) {
+                if let Some(&size) = sizes.get(&digest) {
+                    layout.ensure_local(&digest, size)?;
+                }
+            }
             if !layout.has_blob(&digest) {
                 return Err(Error::Blob {
                     digest,

@@ -26,6 +26,8 @@ pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 pub struct Layout {
     root: PathBuf,
     remote: Option<std::sync::Arc<crate::registry::Registry>>,
+    /// Layer blobs written here also go to this registry as they are written.
+    upload: Option<std::sync::Arc<crate::registry::Registry>>,
 }
 
 /// The hex part of a `sha256:` digest, if that is what `digest` is.
@@ -49,7 +51,11 @@ impl Layout {
         if v.get("imageLayoutVersion").and_then(|v| v.as_str()) != Some("1.0.0") {
             return Err(json("oci-layout", "imageLayoutVersion is not 1.0.0"));
         }
-        Ok(Layout { root, remote: None })
+        Ok(Layout {
+            root,
+            remote: None,
+            upload: None,
+        })
     }
 
     /// The image of `registry` seen as a layout kept in `scratch` (created if missing): JSON
@@ -64,6 +70,13 @@ impl Layout {
         Ok(layout)
     }
 
+    /// This layout, with every layer blob also uploaded to `registry` while it is written
+    /// ([`Layout::layer_writer`]): a staging layout whose image goes to that registry.
+    pub fn with_upload(mut self, registry: std::sync::Arc<crate::registry::Registry>) -> Self {
+        self.upload = Some(registry);
+        self
+    }
+
     /// The registry behind this layout, if it is one's cache.
     pub fn registry(&self) -> Option<&std::sync::Arc<crate::registry::Registry>> {
         self.remote.as_ref()
@@ -74,7 +87,11 @@ impl Layout {
         let root = root.into();
         let blobs = root.join("blobs").join("sha256");
         std::fs::create_dir_all(&blobs).map_err(io(&blobs))?;
-        let layout = Layout { root, remote: None };
+        let layout = Layout {
+            root,
+            remote: None,
+            upload: None,
+        };
         // Temporaries a killed conversion left behind (nobody holds their lock).
         crate::scratch::sweep(&layout.root)?;
         crate::scratch::sweep(&blobs)?;
@@ -222,7 +239,19 @@ impl Layout {
             hash: Sha256::new(),
             size: 0,
             layout: self.clone(),
+            upload: None,
         })
+    }
+
+    /// A writer for a layer blob: [`Layout::blob_writer`], uploading as it writes when the
+    /// layout was made [`Layout::with_upload`].
+    pub fn layer_writer(&self) -> Result<BlobWriter> {
+        let mut w = self.blob_writer()?;
+        w.upload = self
+            .upload
+            .as_ref()
+            .map(crate::registry::Registry::stream_upload);
+        Ok(w)
     }
 
     /// Copies the blob `digest` of `size` bytes from `source` unless this layout has it; the
@@ -341,6 +370,7 @@ pub struct BlobWriter {
     hash: Sha256,
     size: u64,
     layout: Layout,
+    upload: Option<crate::registry::StreamedUpload>,
 }
 
 impl Write for BlobWriter {
@@ -348,6 +378,9 @@ impl Write for BlobWriter {
         let n = self.file.write(buf)?;
         self.hash.update(&buf[..n]);
         self.size += n as u64;
+        if let Some(u) = &mut self.upload {
+            u.write_all(&buf[..n])?;
+        }
         Ok(n)
     }
 
@@ -366,6 +399,9 @@ impl BlobWriter {
     pub fn commit(mut self) -> Result<(String, u64)> {
         self.file.flush().map_err(io(self.temp.path()))?;
         let digest = format!("sha256:{}", rafs_format::hex(&self.hash.clone().finalize()));
+        if let Some(u) = self.upload.take() {
+            u.finish(&digest)?;
+        }
         let dest = self.layout.blob_path(&digest)?;
         self.temp.persist(&dest)?;
         Ok((digest, self.size))

@@ -61,6 +61,13 @@ impl Registry {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+
+    /// Starts it again on the same port and storage.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.child = spawn(&self.dir);
+        wait_listening(self.port);
+    }
 }
 
 /// Why the registry cannot run here, if it cannot.
@@ -148,23 +155,36 @@ pub fn start_registry(dir: &Path, setup: &RegistrySetup) -> Option<Registry> {
         .unwrap()
         .port();
     std::fs::write(dir.join("config.yml"), config(dir, port, setup)).unwrap();
-    let log = std::fs::File::create(dir.join("registry.log")).unwrap();
-    let child = Command::new("docker-registry")
+    let registry = Registry {
+        child: spawn(dir),
+        port,
+        dir: dir.to_path_buf(),
+    };
+    wait_listening(port);
+    Some(registry)
+}
+
+/// The registry process for the configuration in `dir`, logging to `dir/registry.log`.
+fn spawn(dir: &Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("registry.log"))
+        .unwrap();
+    Command::new("docker-registry")
         .arg("serve")
         .arg(dir.join("config.yml"))
         .stdout(log.try_clone().unwrap())
         .stderr(log)
         .stdin(Stdio::null())
         .spawn()
-        .unwrap();
-    let registry = Registry {
-        child,
-        port,
-        dir: dir.to_path_buf(),
-    };
+        .unwrap()
+}
+
+fn wait_listening(port: u16) {
     for _ in 0..100 {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Some(registry);
+            return;
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }

@@ -9,6 +9,7 @@
 //! ([`auth`]); [`push`] uploads a converted image.
 
 pub mod auth;
+pub mod convert;
 pub mod push;
 mod stream;
 
@@ -17,9 +18,10 @@ use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientP
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-pub use stream::RemoteBlob;
+pub use stream::{RemoteBlob, StreamedUpload};
 
 /// Media types a manifest may be fetched as.
 const MANIFEST_TYPES: [&str; 4] = [
@@ -54,6 +56,8 @@ pub struct Registry {
     client: Client,
     auth: RegistryAuth,
     image: Reference,
+    /// Blobs and bytes uploaded while they were written ([`StreamedUpload`]).
+    streamed: (AtomicU64, AtomicU64),
 }
 
 impl std::fmt::Debug for Registry {
@@ -137,7 +141,38 @@ impl Registry {
             client,
             auth,
             image,
+            streamed: (AtomicU64::new(0), AtomicU64::new(0)),
         })
+    }
+
+    fn count_streamed(&self, size: u64) {
+        self.streamed.0.fetch_add(1, Ordering::Relaxed);
+        self.streamed.1.fetch_add(size, Ordering::Relaxed);
+    }
+
+    /// Blobs and bytes uploaded while they were written, so far.
+    pub fn streamed(&self) -> (u64, u64) {
+        (
+            self.streamed.0.load(Ordering::Relaxed),
+            self.streamed.1.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Whether the repository has a manifest under `reference` (a tag or digest).
+    pub fn has_manifest(&self, reference: &str) -> Result<bool> {
+        let image = self.at(reference);
+        let found = self
+            .rt
+            .block_on(self.client.fetch_manifest_digest(&image, &self.auth));
+        match found {
+            Ok(_) => Ok(true),
+            Err(e) if not_found(&e) => Ok(false),
+            Err(e) => Err(registry_error(
+                &self.image,
+                &format!("manifest {reference}"),
+                describe(&e),
+            )),
+        }
     }
 
     /// The repository and reference this client was made for.
@@ -245,6 +280,21 @@ fn transient(e: &oci_client::errors::OciDistributionError) -> bool {
         E::ServerError { code, .. } => *code == 429 || *code >= 500,
         E::IoError(_) => true,
         _ => false,
+    }
+}
+
+/// Whether a request failed because what it named does not exist.
+fn not_found(e: &oci_client::errors::OciDistributionError) -> bool {
+    use oci_client::errors::{OciDistributionError as E, OciErrorCode as C};
+    match e {
+        E::RegistryError { envelope, .. } => envelope.errors.iter().any(|x| {
+            matches!(
+                x.code,
+                C::ManifestUnknown | C::NameUnknown | C::NotFound | C::BlobUnknown
+            )
+        }),
+        E::ImageManifestNotFoundError(_) => true,
+        _ => describe(e).starts_with("404"),
     }
 }
 

@@ -27,7 +27,7 @@ pub struct PushReport {
 
 /// Counters shared by the threads of one push.
 #[derive(Default)]
-struct Counts {
+pub(crate) struct Counts {
     uploaded: AtomicU64,
     uploaded_bytes: AtomicU64,
     mounted: AtomicU64,
@@ -44,6 +44,15 @@ pub struct PushFrom<'a> {
     pub source: Option<&'a std::sync::Arc<Registry>>,
 }
 
+impl Counts {
+    /// Blobs handled so far (uploaded, mounted or found present).
+    pub(crate) fn settled(&self) -> u64 {
+        self.uploaded.load(Ordering::Relaxed)
+            + self.mounted.load(Ordering::Relaxed)
+            + self.present.load(Ordering::Relaxed)
+    }
+}
+
 /// Pushes the image `reference` (tag or digest) of `from.layout` to `target` under `tag`, with
 /// up to `jobs` blobs moving at once.
 pub fn push_image(
@@ -53,11 +62,22 @@ pub fn push_image(
     tag: &str,
     jobs: usize,
 ) -> Result<PushReport> {
+    push_counted(from, reference, target, tag, jobs, Counts::default())
+}
+
+/// [`push_image`], adding to `counts` (blobs a caller already pushed).
+pub(crate) fn push_counted(
+    from: PushFrom<'_>,
+    reference: &str,
+    target: &Registry,
+    tag: &str,
+    jobs: usize,
+    counts: Counts,
+) -> Result<PushReport> {
     let layout = from.layout;
     let desc = layout.resolve(Some(reference))?;
     let digest = desc.digest().to_string();
     let media = desc.media_type().to_string();
-    let counts = Counts::default();
     let doc: Value = layout.read_json(&digest, "image")?;
     if let Some(manifests) = doc["manifests"].as_array() {
         for m in manifests {
@@ -144,7 +164,7 @@ fn push_blobs(
 }
 
 /// One blob into the target repository, by the cheapest way there is.
-fn push_blob(
+pub(crate) fn push_blob(
     from: PushFrom<'_>,
     digest: &str,
     size: u64,

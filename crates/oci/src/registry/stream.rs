@@ -12,12 +12,22 @@ use std::time::Duration;
 /// Bytes per upload piece handed to the client (it sends them as chunked `PATCH`es).
 const UPLOAD_PIECE: usize = 4 << 20;
 
-/// A blob of a registry, read as it downloads. It does not check the digest itself: callers
-/// wrap it in a [`crate::layout::VerifiedReader`], which does over the whole stream.
+/// Bytes a download gathers before handing them to the reader.
+const DOWNLOAD_PIECE: usize = 1 << 20;
+
+/// Pieces a download may hold ahead of its reader.
+const DOWNLOAD_AHEAD: usize = 4;
+
+/// A download running on the registry's runtime ahead of its reader.
+type Pump = tokio::sync::mpsc::Receiver<std::io::Result<bytes::Bytes>>;
+
+/// A blob of a registry, read as it downloads. The download runs ahead of the reader by a few
+/// pieces, so the network and the conversion overlap. It does not check the digest itself:
+/// callers wrap it in a [`crate::layout::VerifiedReader`], which does over the whole stream.
 pub struct RemoteBlob {
     registry: Arc<Registry>,
     digest: String,
-    stream: Option<BoxStream<'static, std::io::Result<bytes::Bytes>>>,
+    stream: Option<Pump>,
     pending: bytes::Bytes,
     read: u64,
     resumes: u32,
@@ -38,8 +48,16 @@ impl RemoteBlob {
         Ok(blob)
     }
 
-    /// A request for the blob from where reading stopped.
-    fn request(&self) -> Result<BoxStream<'static, std::io::Result<bytes::Bytes>>> {
+    /// A request for the blob from where reading stopped, downloading ahead.
+    fn request(&self) -> Result<Pump> {
+        let stream = self.response()?;
+        let (tx, rx) = tokio::sync::mpsc::channel(DOWNLOAD_AHEAD);
+        self.registry.rt.spawn(pump(stream, tx));
+        Ok(rx)
+    }
+
+    /// The response stream of a request from where reading stopped.
+    fn response(&self) -> Result<BoxStream<'static, std::io::Result<bytes::Bytes>>> {
         let r = &self.registry;
         let what = format!("blob {}", self.digest);
         let response = r.retrying(&what, || {
@@ -75,7 +93,7 @@ impl Read for RemoteBlob {
             let Some(stream) = self.stream.as_mut() else {
                 return Ok(0);
             };
-            match self.registry.rt.block_on(stream.next()) {
+            match stream.blocking_recv() {
                 Some(Ok(bytes)) => self.pending = bytes,
                 Some(Err(e)) => self.resume(e)?,
                 None => {
@@ -88,6 +106,42 @@ impl Read for RemoteBlob {
         buf[..n].copy_from_slice(&self.pending.split_to(n));
         self.read += n as u64;
         Ok(n)
+    }
+}
+
+/// Moves a response into `tx` in pieces of up to [`DOWNLOAD_PIECE`] bytes, until it ends,
+/// fails, or the reader goes away.
+async fn pump(
+    mut stream: BoxStream<'static, std::io::Result<bytes::Bytes>>,
+    tx: tokio::sync::mpsc::Sender<std::io::Result<bytes::Bytes>>,
+) {
+    let mut piece = bytes::BytesMut::new();
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(b) if piece.is_empty() && b.len() >= DOWNLOAD_PIECE => {
+                if tx.send(Ok(b)).await.is_err() {
+                    return;
+                }
+            }
+            Ok(b) => {
+                piece.extend_from_slice(&b);
+                if piece.len() >= DOWNLOAD_PIECE
+                    && tx.send(Ok(piece.split().freeze())).await.is_err()
+                {
+                    return;
+                }
+            }
+            Err(e) => {
+                if !piece.is_empty() && tx.send(Ok(piece.split().freeze())).await.is_err() {
+                    return;
+                }
+                let _ = tx.send(Err(e)).await;
+                return;
+            }
+        }
+    }
+    if !piece.is_empty() {
+        let _ = tx.send(Ok(piece.freeze())).await;
     }
 }
 
@@ -130,5 +184,104 @@ impl Registry {
         result
             .map(|_| ())
             .map_err(|e| registry_error(&self.image, &format!("uploading blob {digest}"), e))
+    }
+}
+
+/// The upload task of a [`StreamedUpload`].
+type UploadTask = tokio::task::JoinHandle<
+    oci_client::errors::Result<oci_client::client::PushBlobStreamChunkedResponse>,
+>;
+
+/// A blob uploaded while it is written: each piece goes to the registry as a chunk of one
+/// upload session as soon as it is full; [`StreamedUpload::finish`] closes the session with
+/// the digest. At most a few pieces wait in memory: a slow registry slows the writer down.
+pub struct StreamedUpload {
+    registry: Arc<Registry>,
+    tx: Option<tokio::sync::mpsc::Sender<oci_client::errors::Result<bytes::Bytes>>>,
+    task: Option<UploadTask>,
+    piece: Vec<u8>,
+}
+
+impl Registry {
+    /// Starts uploading a blob whose bytes are about to be written.
+    pub fn stream_upload(self: &Arc<Self>) -> StreamedUpload {
+        let (tx, rx) = tokio::sync::mpsc::channel(2);
+        let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        });
+        let (client, image) = (self.client.clone(), self.image.clone());
+        let task = self
+            .rt
+            .spawn(async move { client.push_blob_stream_chunked(&image, stream).await });
+        StreamedUpload {
+            registry: self.clone(),
+            tx: Some(tx),
+            task: Some(task),
+            piece: Vec::with_capacity(UPLOAD_PIECE),
+        }
+    }
+}
+
+impl StreamedUpload {
+    fn send_piece(&mut self) -> std::io::Result<()> {
+        let piece = std::mem::replace(&mut self.piece, Vec::with_capacity(UPLOAD_PIECE));
+        let sent = self
+            .tx
+            .as_ref()
+            .map(|tx| tx.blocking_send(Ok(bytes::Bytes::from(piece))));
+        match sent {
+            Some(Ok(())) => Ok(()),
+            // The upload task stopped: its error comes out of `finish`.
+            _ => Err(std::io::Error::other("the registry upload stopped")),
+        }
+    }
+
+    /// Closes the upload; the registry must have received exactly the blob `digest`.
+    pub fn finish(mut self, digest: &str) -> Result<()> {
+        let image = self.registry.image.clone();
+        let what = format!("uploading blob {digest}");
+        if !self.piece.is_empty() {
+            let _ = self.send_piece();
+        }
+        self.tx = None;
+        let task = self.task.take();
+        let done = task.map(|t| self.registry.rt.block_on(t));
+        match done {
+            Some(Ok(Ok(r))) if r.blob_digest == digest => {
+                self.registry.count_streamed(r.size);
+                Ok(())
+            }
+            Some(Ok(Ok(r))) => Err(registry_error(
+                &image,
+                &what,
+                format!("{} arrived", r.blob_digest),
+            )),
+            Some(Ok(Err(e))) => Err(registry_error(&image, &what, e)),
+            _ => Err(registry_error(&image, &what, "the upload task failed")),
+        }
+    }
+}
+
+impl std::io::Write for StreamedUpload {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = buf.len().min(UPLOAD_PIECE - self.piece.len());
+        self.piece.extend_from_slice(&buf[..n]);
+        if self.piece.len() == UPLOAD_PIECE {
+            self.send_piece()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for StreamedUpload {
+    fn drop(&mut self) {
+        // Not finished: the session is abandoned (the registry expires it); no tag names it.
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
     }
 }
