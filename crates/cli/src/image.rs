@@ -309,7 +309,7 @@ impl Bars {
                 self.total.set_length(*total as u64);
                 let bar = self.multi.add(ProgressBar::new(*size));
                 bar.set_style(style(
-                    "  layer {prefix:>3} {bar:30} {bytes}/{total_bytes} {bytes_per_sec}",
+                    "  layer {prefix:>3} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} {msg}",
                 ));
                 bar.set_prefix((index + 1).to_string());
                 layers.insert(*index, bar);
@@ -317,6 +317,11 @@ impl Bars {
             Progress::LayerRead { index, read } => {
                 if let Some(bar) = layers.get(index) {
                     bar.set_position(*read);
+                }
+            }
+            Progress::LayerWritten { index, written } => {
+                if let Some(bar) = layers.get(index) {
+                    bar.set_message(format!("-> Nydus blob {}", indicatif::HumanBytes(*written)));
                 }
             }
             Progress::LayerDone { index, .. } => {

@@ -242,6 +242,7 @@ fn basic_auth_over_tls_needs_the_credentials_and_the_ca() {
     let setup = RegistrySetup {
         basic_auth: Some(("alice".into(), "s3cret".into())),
         tls: true,
+        ..RegistrySetup::default()
     };
     let Some(reg) = start_registry(&dir.join("registry"), &setup) else {
         return;
@@ -475,6 +476,52 @@ fn a_registry_restarted_mid_conversion_leaves_a_whole_image_or_no_tag() {
     // Run again, it completes.
     rafs_ok(&["convert-image", "-q", &src, &target]);
     let verdict = rafs_ok(&["check-image", &target, "--source", &src]);
+    assert_eq!(verdict.matches(": ok").count(), 3, "{verdict}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bearer_token_auth_gets_pull_and_push_tokens_from_the_realm() {
+    let dir = tempdir("registry-token");
+    let setup = RegistrySetup {
+        token_auth: Some(("alice".into(), "t0ken".into())),
+        ..RegistrySetup::default()
+    };
+    let Some(reg) = start_registry(&dir.join("registry"), &setup) else {
+        return;
+    };
+    let host = reg.host();
+    let src = format!("docker://{host}/demo:v1");
+    skopeo(&[
+        "copy",
+        "-q",
+        "--dest-tls-verify=false",
+        "--dest-creds",
+        "alice:t0ken",
+        &format!("oci:{}:v1", s(&images("demo"))),
+        &src,
+    ]);
+    let target = format!("docker://{host}/demo:v1-nydus");
+    let out = rafs(&["convert-image", "-q", &src, &target]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("401"), "{err}");
+    let creds = ["--src-creds", "alice:t0ken", "--dest-creds", "alice:t0ken"];
+    let mut args = vec!["convert-image", "-q"];
+    args.extend_from_slice(&creds);
+    args.extend([src.as_str(), target.as_str()]);
+    rafs_ok(&args);
+    let out = dir.join("out");
+    rafs_ok(&[
+        "convert-image",
+        "-q",
+        &format!("oci:{}:v1", s(&images("demo"))),
+        &format!("oci:{}:nydus", s(&out)),
+    ]);
+    let tls = ["--tls-verify=false", "--creds", "alice:t0ken"];
+    assert_eq!(served_digest(&target, &tls), layout_digest(&out, "nydus"));
+    let mut check = vec!["check-image", target.as_str(), "--source", src.as_str()];
+    check.extend_from_slice(&creds);
+    let verdict = rafs_ok(&check);
     assert_eq!(verdict.matches(": ok").count(), 3, "{verdict}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -171,6 +171,14 @@ pub enum Progress<'a> {
         /// Bytes of the source layer read so far.
         read: u64,
     },
+    /// `written` bytes of layer `index`'s Nydus blob have been written (about every MiB); a
+    /// registry target receives them as they are written.
+    LayerWritten {
+        /// Position in the manifest.
+        index: usize,
+        /// Bytes of the Nydus blob so far.
+        written: u64,
+    },
     /// Layer `index` is done.
     LayerDone {
         /// Position in the manifest.
@@ -678,7 +686,12 @@ fn convert_layer(
         reported: 0,
         report: &|read| progress(Progress::LayerRead { index, read }),
     };
-    let writer = target.layer_writer()?;
+    let writer = CountingWriter {
+        inner: target.layer_writer()?,
+        written: 0,
+        reported: 0,
+        report: &|written| progress(Progress::LayerWritten { index, written }),
+    };
     let layer_error = |source| Error::Layer {
         index,
         digest: digest.clone(),
@@ -688,7 +701,7 @@ fn convert_layer(
     // (not through `pack_layer`, which would hash every byte a second time).
     let built =
         rafs_tar_build::build_layer(&mut input, &options.build, writer).map_err(layer_error)?;
-    let writer = built.sink;
+    let writer = built.sink.inner;
     // The builder may stop at the tar's end marker; the rest must still match the digest.
     std::io::copy(&mut input, &mut std::io::sink()).map_err(|e| Error::Blob {
         digest: digest.clone(),
@@ -747,6 +760,30 @@ impl<R: std::io::Read> std::io::Read for Counting<'_, R> {
             (self.report)(self.read);
         }
         Ok(n)
+    }
+}
+
+/// A writer reporting how much went through it, about every MiB.
+struct CountingWriter<'a, W> {
+    inner: W,
+    written: u64,
+    reported: u64,
+    report: &'a (dyn Fn(u64) + Sync),
+}
+
+impl<W: std::io::Write> std::io::Write for CountingWriter<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.written += n as u64;
+        if self.written - self.reported >= 1 << 20 {
+            self.reported = self.written;
+            (self.report)(self.written);
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
     }
 }
 

@@ -5,6 +5,7 @@
 pub mod layer;
 pub mod nydusd;
 pub mod registry;
+pub mod token_issuer;
 
 pub use nydusd::{mount_nydusd, nydusd_unavailable, NydusdMount, NydusdOptions};
 

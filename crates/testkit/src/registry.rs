@@ -28,6 +28,9 @@ pub struct RegistrySetup {
     pub basic_auth: Option<(String, String)>,
     /// Serve HTTPS with a certificate of a private CA (`ca.crt` in [`Registry::cert_dir`]).
     pub tls: bool,
+    /// Bearer token auth (`auth: token`), tokens from a [`crate::token_issuer`] run by the test
+    /// for this user and password.
+    pub token_auth: Option<(String, String)>,
 }
 
 impl Registry {
@@ -78,6 +81,9 @@ pub fn registry_unavailable(setup: &RegistrySetup) -> Option<String> {
     }
     if setup.basic_auth.is_some() {
         tools.push("htpasswd");
+    }
+    if setup.token_auth.is_some() {
+        tools.push("openssl");
     }
     tools
         .into_iter()
@@ -133,6 +139,16 @@ fn config(dir: &Path, port: u16, setup: &RegistrySetup) -> String {
         c += &format!(
             "auth:\n  htpasswd:\n    realm: rafs-test\n    path: {}\n",
             dir.join("htpasswd").display()
+        );
+    }
+    if let Some((user, pass)) = &setup.token_auth {
+        let issuer = crate::token_issuer::start_token_issuer(dir, user, pass);
+        c += &format!(
+            "auth:\n  token:\n    realm: {}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
+            issuer.realm,
+            crate::token_issuer::SERVICE,
+            crate::token_issuer::ISSUER,
+            issuer.cert.display()
         );
     }
     c
