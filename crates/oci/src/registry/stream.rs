@@ -229,11 +229,19 @@ impl StreamedUpload {
             .tx
             .as_ref()
             .map(|tx| tx.blocking_send(Ok(bytes::Bytes::from(piece))));
-        match sent {
-            Some(Ok(())) => Ok(()),
-            // The upload task stopped: its error comes out of `finish`.
-            _ => Err(std::io::Error::other("the registry upload stopped")),
+        if let Some(Ok(())) = sent {
+            return Ok(());
         }
+        // The upload task stopped: say why.
+        let reason = match self.task.take().map(|t| self.registry.rt.block_on(t)) {
+            Some(Ok(Err(e))) => e.to_string(),
+            Some(Ok(Ok(_))) => "the upload ended early".to_owned(),
+            _ => "the upload task failed".to_owned(),
+        };
+        Err(std::io::Error::other(format!(
+            "docker://{}: uploading a layer blob: {reason}",
+            self.registry.image.whole()
+        )))
     }
 
     /// Closes the upload; the registry must have received exactly the blob `digest`.
