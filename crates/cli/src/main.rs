@@ -60,6 +60,10 @@ enum Command {
         #[arg(required = true)]
         dirs: Vec<PathBuf>,
     },
+    /// Run the conformance kit against a builder or a reader (any implementation), with a
+    /// report: a table, --json, --junit; exit 0 when nothing failed.
+    #[command(subcommand)]
+    Conformance(rafs_cli::conformance::ConformanceCommand),
     /// Decode a bootstrap and encode it again, in the same or the other version.
     Rewrite {
         /// The bootstrap to read.
@@ -93,6 +97,7 @@ fn main() -> ExitCode {
         Command::Cat(args) => images::cat(&args),
         Command::Export(args) => images::export(&args),
         Command::Gc { dirs } => maintenance::gc(&dirs),
+        Command::Conformance(c) => rafs_cli::conformance::run(&c),
         Command::Rewrite {
             bootstrap_in,
             fs_version,

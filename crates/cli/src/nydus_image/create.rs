@@ -107,7 +107,8 @@ impl CreateArgs {
         Ok(ConvertArgs {
             layer: self.source.clone(),
             bootstrap: self.bootstrap.clone(),
-            blob_dir: self.blob_dir.clone(),
+            // The reference takes -D with tar-tarfs and writes nothing there (the tar is the blob).
+            blob_dir: self.blob_dir.clone().filter(|_| conversion != "tar-tarfs"),
             blob: self.blob.clone(),
             conversion: conversion.to_owned(),
             fs_version: self.fs_version.clone(),
