@@ -77,7 +77,8 @@ fn type_and_extra(
         ),
         t @ (mode::S_IFCHR | mode::S_IFBLK) => {
             let r = inode.rdev;
-            let (major, minor) = ((r >> 8) & 0xfff, (r & 0xff) | ((r >> 12) & !0xff));
+            use rafs_format::model::dev;
+            let (major, minor) = (dev::major(r), dev::minor(r));
             let typ = if t == mode::S_IFCHR { "chr" } else { "blk" };
             (typ, format!("{major},{minor}"))
         }

@@ -165,7 +165,8 @@ pub(crate) fn differences(ours: &Attrs, theirs: &Attrs) -> Vec<String> {
 }
 
 fn device(rdev: u32) -> String {
-    let (major, minor) = ((rdev >> 8) & 0xfff, (rdev & 0xff) | ((rdev >> 12) & !0xff));
+    use rafs_format::model::dev;
+    let (major, minor) = (dev::major(rdev), dev::minor(rdev));
     format!("{major},{minor}")
 }
 

@@ -174,10 +174,8 @@ impl Entry<'_> {
 /// The reference's major and minor of an `rdev` (glibc's split of a `dev_t`; RAFS keeps 32
 /// bits, so the high halves are 0).
 fn device(rdev: u32) -> (u32, u32) {
-    (
-        (rdev >> 8) & 0xfff,
-        ((rdev >> 12) & 0xffff_ff00) | (rdev & 0xff),
-    )
+    use rafs_format::model::dev;
+    (dev::major(rdev), dev::minor(rdev))
 }
 
 /// Sets a path or link field; a value over 100 bytes goes into a PAX record whole and into

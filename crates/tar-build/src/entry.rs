@@ -248,14 +248,9 @@ fn check_xattr(name: &[u8], value: &[u8]) -> Result<(), K> {
     Ok(())
 }
 
-/// glibc `makedev`, truncated to the 32 bits RAFS stores.
-#[allow(
-    clippy::cast_possible_truncation,
-    reason = "truncating to the 32 bits RAFS stores is the point, as the reference does"
-)]
-pub fn makedev(major: u64, minor: u64) -> u32 {
-    ((minor & 0xff) | ((major & 0xfff) << 8) | ((minor & !0xff) << 12)) as u32
-}
+/// glibc `makedev`, truncated to the 32 bits RAFS stores (kept here for callers of this
+/// crate; the encoding lives in `rafs_format::model::dev`).
+pub use rafs_format::model::dev::makedev;
 
 /// Permission bits plus type bits.
 pub fn full_mode(perm: u32, kind: &Kind) -> u32 {

@@ -460,8 +460,8 @@ fn type_and_extra(
         ),
         t @ (mode::S_IFCHR | mode::S_IFBLK) => {
             let r = inode.rdev;
-            let major = (r >> 8) & 0xfff;
-            let minor = (r & 0xff) | ((r >> 12) & !0xff);
+            let major = rafs_format::model::dev::major(r);
+            let minor = rafs_format::model::dev::minor(r);
             (
                 if t == mode::S_IFCHR { "chr" } else { "blk" },
                 format!("{major},{minor}"),

@@ -405,3 +405,39 @@ impl Tree {
 pub(super) fn id_at(position: usize) -> u32 {
     position as u32
 }
+
+/// Device numbers as RAFS stores them: glibc's `makedev` encoding truncated to 32 bits (the
+/// reference's), and its split back into major and minor. The one home of the encoding.
+pub mod dev {
+    /// glibc `makedev`, truncated to the 32 bits RAFS stores.
+    #[allow(
+        clippy::cast_possible_truncation,
+        reason = "truncating to the 32 bits RAFS stores is the point, as the reference does"
+    )]
+    pub fn makedev(major: u64, minor: u64) -> u32 {
+        ((minor & 0xff) | ((major & 0xfff) << 8) | ((minor & !0xff) << 12)) as u32
+    }
+
+    /// The major number of a stored `rdev`.
+    pub fn major(rdev: u32) -> u32 {
+        (rdev >> 8) & 0xfff
+    }
+
+    /// The minor number of a stored `rdev`.
+    pub fn minor(rdev: u32) -> u32 {
+        (rdev & 0xff) | ((rdev >> 12) & !0xff)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn makedev_and_its_split_agree() {
+            assert_eq!(makedev(1, 3), 0x103);
+            assert_eq!(makedev(259, 1_048_575), 0xfff1_03ff);
+            let r = makedev(259, 1_048_575);
+            assert_eq!((major(r), minor(r)), (259, 1_048_575));
+        }
+    }
+}

@@ -54,7 +54,8 @@ pub(super) fn components(tree: &Tree, node: NodeId) -> Result<Vec<Vec<u8>>> {
 
 /// glibc `major`/`minor` of a 32-bit `rdev`.
 pub(super) fn major_minor(rdev: u32) -> (u32, u32) {
-    ((rdev >> 8) & 0xfff, (rdev & 0xff) | ((rdev >> 12) & !0xff))
+    use rafs_format::model::dev;
+    (dev::major(rdev), dev::minor(rdev))
 }
 
 /// Limits of an unpack; exceeding one is [`Error::LimitExceeded`].
