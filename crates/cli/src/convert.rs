@@ -1,12 +1,12 @@
 //! `rafs convert`: an OCI layer tar to a RAFS bootstrap and data blob, as
 //! `nydus-image create --type tar-rafs|tar-tarfs` does, in-process.
 
+use crate::choices::{CompressorArg, DigesterArg, FsVersionArg, WhiteoutArg};
 use crate::output::{check_distinct, commit_all, shown, Output};
 use crate::CliResult;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use rafs_format::model::{Compressor, Digester, FsVersion};
-use rafs_tar_build::{build_layer_with_progress, BuildOptions, ConversionType, WhiteoutSpec};
+use rafs_tar_build::{build_layer_with_progress, BuildOptions, ConversionType};
 use serde::Serialize;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -34,20 +34,20 @@ pub struct ConvertArgs {
     #[arg(long = "type", short = 't', default_value = "tar-rafs", value_parser = ["tar-rafs", "tar-tarfs", "targz-ref"])]
     pub(crate) conversion: String,
     /// RAFS version.
-    #[arg(long = "fs-version", default_value = "6", value_parser = ["5", "6"])]
-    pub(crate) fs_version: String,
+    #[arg(long = "fs-version", value_enum, default_value = "6")]
+    pub(crate) fs_version: FsVersionArg,
     /// Chunk compressor [default: zstd; tar-tarfs: none].
-    #[arg(long, short = 'c', value_parser = ["none", "lz4_block", "zstd"])]
-    pub(crate) compressor: Option<String>,
+    #[arg(long, short = 'c', value_enum)]
+    pub(crate) compressor: Option<CompressorArg>,
     /// Chunk digester [default: blake3; tar-tarfs: sha256].
-    #[arg(long, value_parser = ["blake3", "sha256"])]
-    pub(crate) digester: Option<String>,
+    #[arg(long, value_enum)]
+    pub(crate) digester: Option<DigesterArg>,
     /// Chunk size: a power of two from 0x1000 to 0x1000000 (hex with 0x, or decimal).
     #[arg(long = "chunk-size", short = 'S', default_value = "0x100000")]
     pub(crate) chunk_size: Option<String>,
     /// Whiteout markers: oci, overlayfs or none (a single layer keeps them as entries).
-    #[arg(long = "whiteout-spec", default_value = "oci", value_parser = ["oci", "overlayfs", "none"])]
-    pub(crate) whiteout_spec: String,
+    #[arg(long = "whiteout-spec", value_enum, default_value = "oci")]
+    pub(crate) whiteout_spec: WhiteoutArg,
     /// Put the bootstrap into the data blob (a "nydus layer" blob).
     #[arg(long = "blob-inline-meta")]
     pub(crate) blob_inline_meta: bool,
@@ -125,24 +125,6 @@ struct Seconds {
     total: f64,
 }
 
-/// `--compressor` (clap has limited it to these names).
-pub(crate) fn compressor_named(name: &str) -> Compressor {
-    match name {
-        "none" => Compressor::None,
-        "lz4_block" => Compressor::Lz4Block,
-        _ => Compressor::Zstd,
-    }
-}
-
-/// `--digester` (clap has limited it to these names).
-pub(crate) fn digester_named(name: &str) -> Digester {
-    if name == "sha256" {
-        Digester::Sha256
-    } else {
-        Digester::Blake3
-    }
-}
-
 /// `--chunk-size`: hex with `0x`, or decimal.
 pub(crate) fn parse_chunk_size(cs: &str) -> CliResult<u32> {
     parse_size(cs, "--chunk-size")
@@ -173,32 +155,24 @@ pub(crate) fn options(a: &ConvertArgs) -> CliResult<BuildOptions> {
     } else if zran {
         BuildOptions::targz_ref()
     } else {
-        BuildOptions::new(if a.fs_version == "5" {
-            FsVersion::V5
-        } else {
-            FsVersion::V6
-        })
+        BuildOptions::new(a.fs_version.into())
     };
-    if tarfs && a.fs_version != "6" {
+    if tarfs && a.fs_version != FsVersionArg::V6 {
         return Err("tar-tarfs needs --fs-version 6".into());
     }
-    if zran && a.fs_version != "6" {
+    if zran && a.fs_version != FsVersionArg::V6 {
         return Err("targz-ref needs --fs-version 6".into());
     }
-    if let Some(c) = &a.compressor {
-        o.compressor = compressor_named(c);
+    if let Some(c) = a.compressor {
+        o.compressor = c.into();
     }
-    if let Some(d) = &a.digester {
-        o.digester = digester_named(d);
+    if let Some(d) = a.digester {
+        o.digester = d.into();
     }
     if let Some(cs) = &a.chunk_size {
         o.chunk_size = parse_chunk_size(cs)?;
     }
-    o.whiteout_spec = match a.whiteout_spec.as_str() {
-        "overlayfs" => WhiteoutSpec::Overlayfs,
-        "none" => WhiteoutSpec::None,
-        _ => WhiteoutSpec::Oci,
-    };
+    o.whiteout_spec = a.whiteout_spec.into();
     o.inline_bootstrap = a.blob_inline_meta;
     o.blob_toc = a.features.as_deref() == Some("blob-toc");
     o.aligned_chunk = a.aligned_chunk;

@@ -1,10 +1,10 @@
 //! `rafs convert-image`: whole OCI images to Nydus images (rafs-oci), with progress and a
 //! `--json` report.
 
+use crate::choices::{CompressorArg, DigesterArg, FsVersionArg};
 use crate::CliResult;
 use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use rafs_format::model::FsVersion;
 use rafs_oci::scratch::ScratchDir;
 use rafs_oci::{ChunkDictionary, ConvertOptions, ImageRef, Layout, Progress};
 use serde::Serialize;
@@ -22,14 +22,14 @@ pub struct ConvertImageArgs {
     /// docker://HOST[:PORT]/REPO:TAG (blobs pushed first, the tag last).
     target: String,
     /// RAFS version.
-    #[arg(long = "fs-version", default_value = "6", value_parser = ["5", "6"])]
-    fs_version: String,
+    #[arg(long = "fs-version", value_enum, default_value = "6")]
+    fs_version: FsVersionArg,
     /// Chunk compressor.
-    #[arg(long, short = 'c', default_value = "zstd", value_parser = ["none", "lz4_block", "zstd"])]
-    compressor: String,
+    #[arg(long, short = 'c', value_enum, default_value = "zstd")]
+    compressor: CompressorArg,
     /// Chunk digester.
-    #[arg(long, default_value = "blake3", value_parser = ["blake3", "sha256"])]
-    digester: String,
+    #[arg(long, value_enum, default_value = "blake3")]
+    digester: DigesterArg,
     /// Chunk size: a power of two from 0x1000 to 0x1000000 (hex with 0x, or decimal).
     #[arg(long = "chunk-size", short = 'S', default_value = "0x100000")]
     chunk_size: String,
@@ -118,7 +118,7 @@ fn chunk_dict(
 
 fn options(a: &ConvertImageArgs) -> CliResult<ConvertOptions> {
     if a.oci_ref {
-        if a.fs_version != "6" {
+        if a.fs_version != FsVersionArg::V6 {
             return Err("--oci-ref needs --fs-version 6".into());
         }
         let mut o = ConvertOptions::oci_ref();
@@ -128,13 +128,9 @@ fn options(a: &ConvertImageArgs) -> CliResult<ConvertOptions> {
         o.build.validate().map_err(|e| e.to_string())?;
         return Ok(o);
     }
-    let mut o = ConvertOptions::new(if a.fs_version == "5" {
-        FsVersion::V5
-    } else {
-        FsVersion::V6
-    });
-    o.build.compressor = crate::convert::compressor_named(&a.compressor);
-    o.build.digester = crate::convert::digester_named(&a.digester);
+    let mut o = ConvertOptions::new(a.fs_version.into());
+    o.build.compressor = a.compressor.into();
+    o.build.digester = a.digester.into();
     o.build.chunk_size = crate::convert::parse_chunk_size(&a.chunk_size)?;
     o.build.threads = a.threads;
     o.platforms = a.platforms.clone();

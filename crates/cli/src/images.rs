@@ -1,10 +1,11 @@
 //! `rafs merge`, `unpack`, `ls`, `cat`, `export`: thin commands over `rafs-merge`.
 
+use crate::choices::{FsVersionArg, WhiteoutArg};
 use crate::output::{check_distinct, commit_all, shown, write_output, Output};
 use crate::source::ImageFile;
 use crate::CliResult;
 use clap::Args;
-use rafs_format::model::{mode, FsVersion, Image};
+use rafs_format::model::{mode, Image};
 use rafs_merge::{Layer, LayerBlobArgs, MergeOptions};
 use rafs_reader::ImageReader;
 use serde::Serialize;
@@ -26,8 +27,8 @@ pub struct MergeArgs {
     #[arg(long = "bootstrap", short = 'B')]
     pub(crate) bootstrap: PathBuf,
     /// Version to write (default: the layers').
-    #[arg(long = "fs-version", value_parser = ["5", "6"])]
-    pub(crate) fs_version: Option<String>,
+    #[arg(long = "fs-version", value_enum)]
+    pub(crate) fs_version: Option<FsVersionArg>,
     /// Each layer's blob id, comma separated, in source order. Without it a layer keeps the
     /// blob id its bootstrap records, or, for an inlined bootstrap (which records a
     /// placeholder), takes its file name without extensions, as the reference does.
@@ -59,8 +60,8 @@ pub struct MergeArgs {
     #[arg(long = "prefetch-patterns")]
     pub(crate) prefetch_patterns: Option<PathBuf>,
     /// Whiteout markers of upper layers: oci (the reference's merge), overlayfs, or none.
-    #[arg(long = "whiteout-spec", default_value = "oci", value_parser = ["oci", "overlayfs", "none"])]
-    pub(crate) whiteout_spec: String,
+    #[arg(long = "whiteout-spec", value_enum, default_value = "oci")]
+    pub(crate) whiteout_spec: WhiteoutArg,
     /// Print a JSON summary (blob ids in blob-table order, as the reference's `--output-json`).
     #[arg(long)]
     pub(crate) json: bool,
@@ -278,13 +279,9 @@ fn merge_options(a: &MergeArgs) -> CliResult<MergeOptions> {
         let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", shown(p)))?;
         opts.prefetch_patterns = Some(text.lines().map(str::to_owned).collect());
     }
-    opts.fs_version = a.fs_version.as_deref().map(|v| {
-        if v == "5" {
-            FsVersion::V5
-        } else {
-            FsVersion::V6
-        }
-    });
+    opts.fs_version = a.fs_version.map(Into::into);
+    // Was parsed and then left out: the layers' markers were read as OCI whatever was asked.
+    opts.whiteout_spec = a.whiteout_spec.into();
     Ok(opts)
 }
 

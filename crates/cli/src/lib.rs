@@ -12,6 +12,7 @@
 //! `rafs_chunker::StagedFile` and committed together by `output`.
 
 pub mod check;
+pub mod choices;
 pub mod conformance;
 pub mod convert;
 pub mod image;

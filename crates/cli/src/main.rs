@@ -69,8 +69,8 @@ enum Command {
         /// The bootstrap to read.
         bootstrap_in: PathBuf,
         /// Version to write: 5 or 6.
-        #[arg(long = "fs-version", value_parser = ["5", "6"])]
-        fs_version: Option<String>,
+        #[arg(long = "fs-version", value_enum)]
+        fs_version: Option<rafs_cli::choices::FsVersionArg>,
         /// Where to write the new bootstrap (created atomically; `-`: standard output).
         #[arg(long = "bootstrap", short = 'B')]
         bootstrap_out: PathBuf,
@@ -102,7 +102,7 @@ fn main() -> ExitCode {
             bootstrap_in,
             fs_version,
             bootstrap_out,
-        } => maintenance::rewrite(&bootstrap_in, fs_version.as_deref(), &bootstrap_out),
+        } => maintenance::rewrite(&bootstrap_in, fs_version, &bootstrap_out),
     };
     process::exit_status("rafs", result)
 }

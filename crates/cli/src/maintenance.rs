@@ -27,15 +27,11 @@ pub fn gc(dirs: &[PathBuf]) -> CliResult<ExitCode> {
 /// `rafs rewrite`.
 pub fn rewrite(
     input: &std::path::Path,
-    version: Option<&str>,
+    version: Option<crate::choices::FsVersionArg>,
     out: &std::path::Path,
 ) -> CliResult<ExitCode> {
     let image = source::ImageFile::open(input)?.decode()?;
-    let target = match version {
-        Some("5") => rafs_format::model::FsVersion::V5,
-        Some("6") => rafs_format::model::FsVersion::V6,
-        _ => image.superblock.fs_version,
-    };
+    let target = version.map_or(image.superblock.fs_version, Into::into);
     let bytes = rafs_format::encode(&image.converted_to(target))?;
     images::rewrite_output(input, out, &bytes)?;
     Ok(ExitCode::SUCCESS)

@@ -359,3 +359,55 @@ fn lz4_images_inspect_like_the_reference_but_for_compressed_layout() {
     assert_eq!(compared, 4);
     let _ = std::fs::remove_dir_all(&tmp);
 }
+
+#[test]
+fn merge_honours_the_whiteout_spec_it_is_given() {
+    let dir = tempdir("merge-whiteout-spec");
+    let layers = corpus().join("layers");
+    let boot = |name: &str| dir.join(format!("{name}.boot"));
+    for l in ["L1", "L2"] {
+        let tar = layers.join(format!("{l}.tar"));
+        let out = rafs(
+            &[
+                "convert",
+                "-q",
+                "-D",
+                dir.join("blobs").to_str().unwrap(),
+                "-B",
+                boot(l).to_str().unwrap(),
+                tar.to_str().unwrap(),
+            ],
+            None,
+        );
+        assert!(out.status.success(), "{out:?}");
+    }
+    let listing = |spec: &str| {
+        let merged = dir.join(format!("merged-{spec}.boot"));
+        let out = rafs(
+            &[
+                "merge",
+                "--whiteout-spec",
+                spec,
+                "-B",
+                merged.to_str().unwrap(),
+                boot("L1").to_str().unwrap(),
+                boot("L2").to_str().unwrap(),
+            ],
+            None,
+        );
+        assert!(out.status.success(), "{out:?}");
+        let ls = rafs(&["ls", merged.to_str().unwrap()], None);
+        String::from_utf8(ls.stdout).unwrap()
+    };
+    // OCI: L2's `etc/.wh.passwd` removes L1's passwd; with none it is an ordinary file.
+    let (oci, none) = (listing("oci"), listing("none"));
+    assert!(
+        !oci.contains(".wh.passwd") && !oci.contains("/etc/passwd"),
+        "{oci}"
+    );
+    assert!(
+        none.contains(".wh.passwd") && none.contains("/etc/passwd"),
+        "{none}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

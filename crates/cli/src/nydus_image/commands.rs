@@ -65,7 +65,7 @@ pub(crate) fn merge(a: &MergeArgs) -> CliResult<ExitCode> {
         parent_bootstrap: a.parent_bootstrap.clone(),
         chunk_dict: a.chunk_dict.clone(),
         prefetch_patterns: None,
-        whiteout_spec: "oci".into(),
+        whiteout_spec: crate::choices::WhiteoutArg::Oci,
         json: false,
     };
     let patterns = super::stdin_patterns(Some(&a.prefetch_policy))?;

@@ -3,6 +3,7 @@
 //! written front to back, once, and never renamed or reopened.
 
 use super::LogArgs;
+use crate::choices::{CompressorArg, DigesterArg, FsVersionArg, WhiteoutArg};
 use crate::convert::{execute, options, ConvertArgs};
 use crate::CliResult;
 use clap::Args;
@@ -43,14 +44,14 @@ pub(crate) struct CreateArgs {
     #[arg(long = "batch-size", default_value = "0")]
     batch_size: String,
     /// Algorithm to compress data chunks:
-    #[arg(long, value_parser = ["none", "lz4_block", "zstd"])]
-    compressor: Option<String>,
+    #[arg(long, value_enum)]
+    compressor: Option<CompressorArg>,
     /// Algorithm to digest data chunks:
-    #[arg(long, value_parser = ["blake3", "sha256"])]
-    digester: Option<String>,
+    #[arg(long, value_enum)]
+    digester: Option<DigesterArg>,
     /// Set RAFS format version number:
-    #[arg(short = 'v', long = "fs-version", default_value = "6", value_parser = ["5", "6"])]
-    fs_version: String,
+    #[arg(short = 'v', long = "fs-version", value_enum, default_value = "6")]
+    fs_version: FsVersionArg,
     /// Enable/disable features
     #[arg(long, value_parser = ["blob-toc"])]
     features: Option<String>,
@@ -67,8 +68,8 @@ pub(crate) struct CreateArgs {
     #[arg(long)]
     repeatable: bool,
     /// Set the type of whiteout specification:
-    #[arg(long = "whiteout-spec", default_value = "oci", value_parser = ["oci", "overlayfs", "none"])]
-    whiteout_spec: String,
+    #[arg(long = "whiteout-spec", value_enum, default_value = "oci")]
+    whiteout_spec: WhiteoutArg,
     /// Set data prefetch policy (fs: patterns on standard input)
     #[arg(long = "prefetch-policy", default_value = "none", value_parser = ["fs", "none"])]
     prefetch_policy: String,
@@ -111,11 +112,11 @@ impl CreateArgs {
             blob_dir: self.blob_dir.clone().filter(|_| conversion != "tar-tarfs"),
             blob: self.blob.clone(),
             conversion: conversion.to_owned(),
-            fs_version: self.fs_version.clone(),
-            compressor: self.compressor.clone(),
-            digester: self.digester.clone(),
+            fs_version: self.fs_version,
+            compressor: self.compressor,
+            digester: self.digester,
             chunk_size: self.chunk_size.clone(),
-            whiteout_spec: self.whiteout_spec.clone(),
+            whiteout_spec: self.whiteout_spec,
             blob_inline_meta: self.blob_inline_meta,
             features: self.features.clone(),
             aligned_chunk: self.aligned_chunk,
