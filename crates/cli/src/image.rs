@@ -56,7 +56,8 @@ pub struct ConvertImageArgs {
     /// scratch space is on the target's filesystem and under the user's control).
     #[arg(long = "work-dir")]
     work_dir: Option<std::path::PathBuf>,
-    /// Blobs moving to a target registry at once; 0: one per core.
+    /// Layers converted at once, and blobs moving to a target registry at once; 0: one per
+    /// core.
     #[arg(long, default_value_t = 0)]
     jobs: usize,
     #[command(flatten)]
@@ -124,6 +125,7 @@ fn options(a: &ConvertImageArgs) -> CliResult<ConvertOptions> {
         let mut o = ConvertOptions::oci_ref();
         o.build.chunk_size = crate::convert::parse_chunk_size(&a.chunk_size)?;
         o.build.threads = a.threads;
+        o.layer_jobs = a.jobs;
         o.platforms = a.platforms.clone();
         o.build.validate().map_err(|e| e.to_string())?;
         return Ok(o);
@@ -133,6 +135,7 @@ fn options(a: &ConvertImageArgs) -> CliResult<ConvertOptions> {
     o.build.digester = a.digester.into();
     o.build.chunk_size = crate::convert::parse_chunk_size(&a.chunk_size)?;
     o.build.threads = a.threads;
+    o.layer_jobs = a.jobs;
     o.platforms = a.platforms.clone();
     o.merge_platform = a.merge_platform;
     o.build.validate().map_err(|e| e.to_string())?;

@@ -19,7 +19,12 @@ pub(super) fn convert_layers(
     progress: ProgressFn<'_>,
 ) -> Result<(Vec<MergeInput>, Vec<LayerReport>)> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let slots = cores.clamp(1, 8).min(layers.len().max(1));
+    let wanted = if options.layer_jobs > 0 {
+        options.layer_jobs
+    } else {
+        cores.clamp(1, 8)
+    };
+    let slots = wanted.min(layers.len().max(1));
     // Layers side by side share the cores: each gets its part of the workers unless asked.
     let mut shared = options.clone();
     if shared.build.threads == 0 {

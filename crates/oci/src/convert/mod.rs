@@ -65,6 +65,8 @@ pub struct ConvertOptions {
     /// Budgets of the image (layers, index entries, file bytes) and of each layer; the
     /// per-layer ones replace `build.limits`.
     pub limits: crate::ImageLimits,
+    /// Layers converted at once (each streaming its source); 0: one per core, at most 8.
+    pub layer_jobs: usize,
 }
 
 impl ConvertOptions {
@@ -77,6 +79,7 @@ impl ConvertOptions {
             merge_platform: false,
             oci_ref: false,
             limits: crate::ImageLimits::default(),
+            layer_jobs: 0,
         }
     }
 
