@@ -97,4 +97,26 @@ for case in sorted(os.listdir(ref)):
     if model and not neg:
         lines.append(f'model = "{model}"')
     out.append("\n".join(lines))
+# The layers umoci made (testdata/umoci): a directory replaced by a symlink, whiteouts under it.
+umoci = [
+    ("umoci-L1-v5", "create", "../umoci/zoneinfo-L1.tar", ["-t", "tar-rafs", "--fs-version", "5"], [], ["identical"], "../umoci/ref/L1-v5"),
+    ("umoci-L1-v6", "create", "../umoci/zoneinfo-L1.tar", ["-t", "tar-rafs", "--fs-version", "6"], [], ["identical"], "../umoci/ref/L1-v6"),
+    ("umoci-L2-v5", "create", "../umoci/zoneinfo-L2.tar", ["-t", "tar-rafs", "--fs-version", "5"], [], [], None),
+    ("umoci-L2-v6", "create", "../umoci/zoneinfo-L2.tar", ["-t", "tar-rafs", "--fs-version", "6"], [], ["identical"], "../umoci/ref/L2-v6"),
+    ("umoci-merge-v6", "merge", None, ["--blob-digests", "@DIGESTS@"], ["umoci-L1-v6", "umoci-L2-v6"], ["model"], "../umoci/ref/merge-v6"),
+]
+for cid, kind, inp, args, sources, expect, ref in umoci:
+    lines = ["[[case]]", f'id = "{cid}"', f'kind = "{kind}"']
+    if inp:
+        lines.append(f'input = "{inp}"')
+    lines.append("args = [" + ", ".join(f'"{a}"' for a in args) + "]")
+    if sources:
+        lines.append("sources = [" + ", ".join(f'"{x}"' for x in sources) + "]")
+    lines.append("expect = [" + ", ".join(f'"{e}"' for e in expect) + "]")
+    if "model" in expect:
+        lines.append('model = "umoci-L1-L2"')
+    if ref:
+        lines.append(f'reference = "{ref}"')
+    out.append("\n".join(lines))
+
 print(HEADER + "\n\n".join(out) + "\n\n" + open(os.path.join(os.path.dirname(__file__), "deviations.toml")).read())

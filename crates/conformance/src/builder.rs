@@ -223,7 +223,11 @@ fn substitute(arg: &str, sources: &[(String, Built)]) -> Result<String, String> 
             .ok_or_else(|| format!("no bootstrap of {id}"));
     }
     if arg == "@DIGESTS@" {
-        let ids: Vec<String> = sources.iter().filter_map(|(_, b)| own_blob(b)).collect();
+        // A layer without a blob (only directories, links, whiteouts) is named by zeros.
+        let ids: Vec<String> = sources
+            .iter()
+            .map(|(_, b)| own_blob(b).unwrap_or_else(|| "0".repeat(64)))
+            .collect();
         return Ok(ids.join(","));
     }
     Ok(arg.to_owned())

@@ -48,6 +48,10 @@ pub struct Case {
     /// The expected listing's name under `expected/`.
     #[serde(default)]
     pub model: Option<String>,
+    /// Where the reference's output of this case is, relative to the corpus (default:
+    /// `nydus-image/<id>`): its `bootstrap`, `blobs.txt` and a `blobs/` directory.
+    #[serde(default)]
+    pub reference: Option<String>,
 }
 
 /// A difference of one implementation, known and explained: a case that fails only for it is

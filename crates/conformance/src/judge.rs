@@ -130,23 +130,34 @@ fn identity(
     pool: &Path,
     corpus: &Path,
 ) -> Vec<String> {
-    let reference = corpus.join("nydus-image").join(&case.id);
+    let reference = match &case.reference {
+        Some(r) => corpus.join(r),
+        None => corpus.join("nydus-image").join(&case.id),
+    };
     let mut p = Vec::new();
     let ref_boot = reference.join("bootstrap");
     if ref_boot.exists() && std::fs::read(&ref_boot).ok() != std::fs::read(bootstrap).ok() {
         p.push("bootstrap differs from the reference's".to_string());
     }
-    let want: Vec<String> = std::fs::read_to_string(reference.join("blobs.txt"))
+    // The blobs the reference wrote: listed in blobs.txt, or the files of its blobs/.
+    let mut want: Vec<String> = std::fs::read_to_string(reference.join("blobs.txt"))
         .unwrap_or_default()
         .lines()
         .filter(|l| !l.contains(" tar:"))
         .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
         .collect();
+    if want.is_empty() {
+        want = std::fs::read_dir(reference.join("blobs"))
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+            .collect();
+    }
     for id in &want {
         let ours = std::fs::read(pool.join(id)).ok();
         if ours.is_none() {
             p.push(format!("no blob {id} (the reference's)"));
-        } else if ours != reference_blob(corpus, id) {
+        } else if ours != reference_blob(corpus, &reference, id) {
             p.push(format!("blob {id} differs from the reference's"));
         }
     }
@@ -157,8 +168,12 @@ fn identity(
     p
 }
 
-/// The reference's blob `id` from the corpus pool (stored zstd-compressed when large).
-fn reference_blob(corpus: &Path, id: &str) -> Option<Vec<u8>> {
+/// The reference's blob `id`: beside its case's output, or in the corpus pool (stored
+/// zstd-compressed when large).
+fn reference_blob(corpus: &Path, case_dir: &Path, id: &str) -> Option<Vec<u8>> {
+    if let Ok(b) = std::fs::read(case_dir.join("blobs").join(id)) {
+        return Some(b);
+    }
     let pool = corpus.join("nydus-image").join("blobs");
     if let Ok(b) = std::fs::read(pool.join(id)) {
         return Some(b);

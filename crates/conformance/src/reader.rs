@@ -34,12 +34,34 @@ pub fn run_reader(r: &ReaderRun<'_>) -> Result<Report, String> {
     let work = tempfile::tempdir().map_err(|e| format!("scratch directory: {e}"))?;
     let pool = work.path().join("blobs");
     reference_pool(r.corpus, &pool)?;
+    // Cases whose reference output lives elsewhere (umoci's) bring their blobs.
+    for dir in r
+        .manifest
+        .cases
+        .iter()
+        .filter_map(|c| c.reference.as_deref())
+    {
+        for e in std::fs::read_dir(r.corpus.join(dir).join("blobs"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let link = pool.join(e.file_name());
+            if !link.exists() {
+                std::os::unix::fs::symlink(
+                    e.path().canonicalize().map_err(|e| e.to_string())?,
+                    link,
+                )
+                .map_err(|e| e.to_string())?;
+            }
+        }
+    }
     let mut results = Vec::new();
     for case in &r.manifest.cases {
         if r.filter.is_some_and(|f| !case.id.starts_with(f)) {
             continue;
         }
-        let Some(image) = reference_image(r.corpus, &case.id) else {
+        let Some(image) = reference_image(r.corpus, case) else {
             continue;
         };
         let result = read_case(r, &case.id, &image, &pool, work.path());
@@ -129,9 +151,13 @@ fn layer_files(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// A case's committed image: its bootstrap, or for an inline case the blob holding it.
-fn reference_image(corpus: &Path, id: &str) -> Option<PathBuf> {
-    let dir = corpus.join("nydus-image").join(id);
-    if std::fs::read_to_string(dir.join("rc")).ok()?.trim() != "0" {
+fn reference_image(corpus: &Path, case: &crate::cases::Case) -> Option<PathBuf> {
+    let dir = match &case.reference {
+        Some(r) => corpus.join(r),
+        None => corpus.join("nydus-image").join(&case.id),
+    };
+    // A case the reference refused has no image (no `rc` file: it succeeded).
+    if std::fs::read_to_string(dir.join("rc")).is_ok_and(|rc| rc.trim() != "0") {
         return None;
     }
     let boot = dir.join("bootstrap");
