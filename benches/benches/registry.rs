@@ -19,34 +19,27 @@ fn make_layout(dir: &Path, layers: &[PathBuf]) {
         return;
     }
     let layout = rafs_oci::Layout::create(dir).unwrap();
-    let (mut descs, mut diff_ids) = (Vec::new(), Vec::new());
-    for l in layers {
-        let gz = std::fs::read(l).unwrap();
-        let mut tar = Vec::new();
-        flate2::read::GzDecoder::new(&gz[..])
-            .read_to_end(&mut tar)
-            .unwrap();
-        diff_ids.push(rafs_oci::layout::digest_of(&tar));
-        let digest = layout.write_blob(&gz).unwrap();
-        descs.push(
-            serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-            "digest": digest, "size": gz.len()}),
-        );
-    }
-    let config = serde_json::json!({"architecture": "amd64", "os": "linux",
-        "rootfs": {"type": "layers", "diff_ids": diff_ids}});
-    let (cd, cs) = layout.write_json(&config).unwrap();
-    let manifest = serde_json::json!({"schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cs},
-        "layers": descs});
-    let (md, ms) = layout.write_json(&manifest).unwrap();
-    let index = serde_json::json!({"schemaVersion": 2, "manifests": [{
-        "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md, "size": ms,
-        "annotations": {"org.opencontainers.image.ref.name": "bench"}}]});
-    layout
-        .write_index(&serde_json::from_value(index).unwrap())
-        .unwrap();
+    let gzs: Vec<Vec<u8>> = layers.iter().map(|l| std::fs::read(l).unwrap()).collect();
+    let diff_ids: Vec<String> = gzs
+        .iter()
+        .map(|gz| {
+            let mut tar = Vec::new();
+            flate2::read::GzDecoder::new(&gz[..])
+                .read_to_end(&mut tar)
+                .unwrap();
+            rafs_oci::layout::digest_of(&tar)
+        })
+        .collect();
+    let image: Vec<rafs_oci::layout::ImageLayer<'_>> = gzs
+        .iter()
+        .zip(&diff_ids)
+        .map(|(gz, d)| rafs_oci::layout::ImageLayer {
+            bytes: gz,
+            media_type: "application/vnd.oci.image.layer.v1.tar+gzip",
+            diff_id: d,
+        })
+        .collect();
+    layout.write_image("bench", &image).unwrap();
 }
 
 fn run(program: &str, args: &[&str]) {

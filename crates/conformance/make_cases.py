@@ -114,7 +114,7 @@ for cid, kind, inp, args, sources, expect, ref in umoci:
         lines.append("sources = [" + ", ".join(f'"{x}"' for x in sources) + "]")
     lines.append("expect = [" + ", ".join(f'"{e}"' for e in expect) + "]")
     if "model" in expect:
-        lines.append('model = "umoci-L1-L2"')
+        lines.append('model = "oci-umoci-L1-L2"')
     if ref:
         lines.append(f'reference = "{ref}"')
     out.append("\n".join(lines))

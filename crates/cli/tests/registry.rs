@@ -391,37 +391,30 @@ fn noise(len: usize, seed: u64) -> Vec<u8> {
 fn big_layout(dir: &Path) -> PathBuf {
     let root = dir.join("big");
     let layout = rafs_oci::Layout::create(&root).unwrap();
-    let (mut descs, mut diff_ids) = (Vec::new(), Vec::new());
-    for seed in 1..=2u64 {
-        let mut layer = rafs_testkit::layer::Layer::new();
-        for f in 0..3u64 {
-            layer.file(
-                format!("data/{seed}-{f}.bin").as_bytes(),
-                &noise(8 << 20, seed * 10 + f),
-            );
-        }
-        let tar = layer.finish();
-        let digest = layout.write_blob(&tar).unwrap();
-        diff_ids.push(digest.clone());
-        descs.push(
-            serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar",
-            "digest": digest, "size": tar.len()}),
-        );
-    }
-    let config = serde_json::json!({"architecture": "amd64", "os": "linux",
-        "rootfs": {"type": "layers", "diff_ids": diff_ids}});
-    let (cd, cs) = layout.write_json(&config).unwrap();
-    let manifest = serde_json::json!({"schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cs},
-        "layers": descs});
-    let (md, ms) = layout.write_json(&manifest).unwrap();
-    let index = serde_json::json!({"schemaVersion": 2, "manifests": [{
-        "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md, "size": ms,
-        "annotations": {"org.opencontainers.image.ref.name": "big"}}]});
-    layout
-        .write_index(&serde_json::from_value(index).unwrap())
-        .unwrap();
+    let tars: Vec<Vec<u8>> = (1..=2u64)
+        .map(|seed| {
+            let mut layer = rafs_testkit::layer::Layer::new();
+            for f in 0..3u64 {
+                let name = format!("data/{seed}-{f}.bin");
+                layer.file(name.as_bytes(), &noise(8 << 20, seed * 10 + f));
+            }
+            layer.finish()
+        })
+        .collect();
+    let digests: Vec<String> = tars
+        .iter()
+        .map(|t| rafs_oci::layout::digest_of(t))
+        .collect();
+    let layers: Vec<rafs_oci::layout::ImageLayer<'_>> = tars
+        .iter()
+        .zip(&digests)
+        .map(|(t, d)| rafs_oci::layout::ImageLayer {
+            bytes: t,
+            media_type: "application/vnd.oci.image.layer.v1.tar",
+            diff_id: d,
+        })
+        .collect();
+    layout.write_image("big", &layers).unwrap();
     root
 }
 

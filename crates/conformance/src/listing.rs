@@ -87,8 +87,8 @@ fn type_and_extra(
     })
 }
 
-/// Xattrs sorted by name as `name=hexvalue`, comma-separated, or `-`.
-fn xattr_field(inode: &Inode) -> String {
+/// Xattrs sorted by name as `name=hexvalue`, comma-separated, or `-` (`treelist.py`'s field).
+pub fn xattr_field(inode: &Inode) -> String {
     let mut xattrs: Vec<_> = inode.xattrs.iter().collect();
     if xattrs.is_empty() {
         return "-".to_string();

@@ -359,6 +359,49 @@ impl Layout {
     }
 }
 
+/// A layer of an image [`Layout::write_image`] writes: its stored bytes, media type and
+/// `diff_id` (the digest of the uncompressed tar).
+#[derive(Debug, Clone, Copy)]
+pub struct ImageLayer<'a> {
+    /// The layer as stored (a tar, or a compressed tar).
+    pub bytes: &'a [u8],
+    /// Its media type.
+    pub media_type: &'a str,
+    /// The digest of its uncompressed tar.
+    pub diff_id: &'a str,
+}
+
+impl Layout {
+    /// Writes a linux/amd64 image of `layers` and tags it `tag` (replacing an entry of that
+    /// tag); returns the manifest's digest. For tools and tests that make source images.
+    pub fn write_image(&self, tag: &str, layers: &[ImageLayer<'_>]) -> Result<String> {
+        let mut descs = Vec::with_capacity(layers.len());
+        for l in layers {
+            let digest = self.write_blob(l.bytes)?;
+            descs.push(serde_json::json!({"mediaType": l.media_type, "digest": digest, "size": l.bytes.len()}));
+        }
+        let diff_ids: Vec<&str> = layers.iter().map(|l| l.diff_id).collect();
+        let config = serde_json::json!({"architecture": "amd64", "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": diff_ids}});
+        let (cd, cs) = self.write_json(&config)?;
+        let manifest = serde_json::json!({"schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cs},
+            "layers": descs});
+        let (md, ms) = self.write_json(&manifest)?;
+        let entry = serde_json::json!({"mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": md, "size": ms, "annotations": {REF_NAME: tag}});
+        self.update_index(|index| {
+            if let Some(list) = index["manifests"].as_array_mut() {
+                list.retain(|d| d["annotations"][REF_NAME] != tag);
+                list.push(entry);
+            }
+            Ok(())
+        })?;
+        Ok(md)
+    }
+}
+
 /// Where a blob is read from: a file of the layout, or a registry's download.
 pub type BlobSource = Box<dyn Read + Send>;
 

@@ -472,24 +472,9 @@ fn type_and_extra(
     }
 }
 
-/// Xattrs sorted by name as `name=hexvalue`, comma-separated, or `-`.
+/// Xattrs as `treelist.py` lists them (the conformance kit's one definition).
 fn xattr_field(inode: &rafs_format::model::Inode) -> String {
-    let mut xattrs: Vec<_> = inode.xattrs.iter().collect();
-    if xattrs.is_empty() {
-        return "-".to_string();
-    }
-    xattrs.sort_by(|a, b| a.name.cmp(&b.name));
-    let fields: Vec<String> = xattrs
-        .iter()
-        .map(|x| {
-            format!(
-                "{}={}",
-                String::from_utf8_lossy(&x.name),
-                rafs_format::hex(&x.value)
-            )
-        })
-        .collect();
-    fields.join(",")
+    rafs_conformance::listing::xattr_field(inode)
 }
 
 /// Reports a check a test cannot make here (a tool, root or a kernel feature missing): prints
