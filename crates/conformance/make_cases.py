@@ -119,4 +119,14 @@ for cid, kind, inp, args, sources, expect, ref in umoci:
         lines.append(f'reference = "{ref}"')
     out.append("\n".join(lines))
 
+# Hostile layers (testdata/conformance/layers/hostile, make_hostile_layers.py): must be refused.
+hostile_dir = os.path.join(corpus, "layers", "hostile")
+for f in sorted(os.listdir(hostile_dir)):
+    if not f.endswith(".tar"):
+        continue
+    name = f[:-4]
+    out.append("\n".join(["[[case]]", f'id = "hostile-layer-{name}-v6"', 'kind = "create"',
+                          f'input = "layers/hostile/{f}"',
+                          'args = ["-t", "tar-rafs", "--fs-version", "6"]', 'expect = ["refused"]']))
+
 print(HEADER + "\n\n".join(out) + "\n\n" + open(os.path.join(os.path.dirname(__file__), "deviations.toml")).read())
