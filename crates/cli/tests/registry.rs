@@ -78,6 +78,12 @@ fn uploads(log: &str) -> usize {
         .count()
 }
 
+/// Puts `layout:tag` into the plain-HTTP registry as `target` (skopeo, an independent client).
+fn push_layout(layout: &Path, tag: &str, target: &str) {
+    let source = format!("oci:{}:{tag}", s(layout));
+    skopeo(&["copy", "-q", "--dest-tls-verify=false", &source, target]);
+}
+
 fn anonymous(dir: &Path) -> Option<Registry> {
     start_registry(&dir.join("registry"), &RegistrySetup::default())
 }
@@ -88,13 +94,7 @@ fn registry_to_registry_gives_the_layout_conversions_image_and_uploads_nothing_t
     let Some(reg) = anonymous(&dir) else { return };
     let host = reg.host();
     let src = format!("docker://{host}/demo:v1");
-    skopeo(&[
-        "copy",
-        "-q",
-        "--dest-tls-verify=false",
-        &format!("oci:{}:v1", s(&images("demo"))),
-        &src,
-    ]);
+    push_layout(&images("demo"), "v1", &src);
 
     let out = dir.join("out");
     rafs_ok(&[
@@ -208,13 +208,7 @@ fn a_merge_platform_index_and_an_oci_ref_image_arrive_whole() {
 
     // OCI ref: the Nydus layers name the original layers, which the target repository holds.
     let demo = format!("docker://{host}/demo:v1");
-    skopeo(&[
-        "copy",
-        "-q",
-        "--dest-tls-verify=false",
-        &format!("oci:{}:v1", s(&images("demo"))),
-        &demo,
-    ]);
+    push_layout(&images("demo"), "v1", &demo);
     let refs = format!("docker://{host}/refs:v1");
     let report: serde_json::Value = serde_json::from_str(&rafs_ok(&[
         "convert-image",
@@ -328,13 +322,7 @@ fn a_source_blob_that_does_not_match_its_digest_fails_the_conversion_and_tags_no
     let Some(reg) = anonymous(&dir) else { return };
     let host = reg.host();
     let src = format!("docker://{host}/demo:v1");
-    skopeo(&[
-        "copy",
-        "-q",
-        "--dest-tls-verify=false",
-        &format!("oci:{}:v1", s(&images("demo"))),
-        &src,
-    ]);
+    push_layout(&images("demo"), "v1", &src);
     let manifest: serde_json::Value =
         serde_json::from_slice(&skopeo(&["inspect", "--raw", "--tls-verify=false", &src])).unwrap();
     let layer = manifest["layers"][0]["digest"].as_str().unwrap();
@@ -427,13 +415,7 @@ fn a_registry_restarted_mid_conversion_leaves_a_whole_image_or_no_tag() {
     let host = reg.host();
     let src = format!("docker://{host}/big:v1");
     let layout = big_layout(&dir);
-    skopeo(&[
-        "copy",
-        "-q",
-        "--dest-tls-verify=false",
-        &format!("oci:{}:big", s(&layout)),
-        &src,
-    ]);
+    push_layout(&layout, "big", &src);
     let target = format!("docker://{host}/big:nydus");
     let child = Command::new(env!("CARGO_BIN_EXE_rafs"))
         .args(["convert-image", "-q", &src, &target])

@@ -302,64 +302,67 @@ impl<S: ReadAt> BlobReader<S> {
     /// The payload of a named entry, decompressed: found through the ToC (whose size and
     /// sha256 are checked) or else through the tar-header walk (returned as stored).
     pub fn entry(&self, name: &str) -> Result<Vec<u8>> {
-        if let Some(e) = self
+        match self
             .toc
             .as_ref()
             .and_then(|t| t.iter().find(|e| e.name == name))
         {
-            const S: &str = "ToC entry payload";
-            if e.compressed_size > self.limits.max_entry_size {
-                return Err(berr(
-                    S,
-                    e.compressed_offset,
-                    BlobErrorKind::LimitExceeded {
-                        what: "stored size",
-                        value: e.compressed_size,
-                        limit: self.limits.max_entry_size,
-                    },
-                ));
-            }
-            let mut stored = self.read_vec(e.compressed_offset, e.compressed_size, S)?;
-            if name == ENTRY_BLOB_META || name == crate::toc::ENTRY_BLOB_META_HEADER {
-                self.decrypt(&mut stored, S, e.compressed_offset)?;
-            }
-            let data = if name == ENTRY_BLOB_DATA {
-                // The chunk data's "uncompressed size" is the uncompressed blob's; the data
-                // itself is stored as is.
-                stored
-            } else {
-                self.inflate(
-                    e.compressor,
-                    &stored,
-                    e.uncompressed_size,
-                    S,
-                    e.compressed_offset,
-                )?
-            };
-            let mut h = Sha256::new();
-            h.update(&data);
-            if name == ENTRY_BLOB_DATA {
-                // Quirk of the reference: this digest also covers the section's tar header.
-                let tail = self.read_vec(
-                    e.compressed_offset + e.compressed_size,
-                    TAR_HEADER_SIZE as u64,
-                    S,
-                )?;
-                h.update(&tail);
-            }
-            let computed: [u8; 32] = h.finalize().into();
-            if computed != e.uncompressed_digest {
-                return Err(berr(
-                    S,
-                    e.compressed_offset,
-                    BlobErrorKind::DigestMismatch {
-                        recorded: rafs_format::hex(&e.uncompressed_digest),
-                        computed: rafs_format::hex(&computed),
-                    },
-                ));
-            }
-            return Ok(data);
+            Some(e) => self.toc_entry(e),
+            None => self.section(name),
         }
+    }
+
+    /// A ToC entry's payload: read within the limit, decrypted (blob meta of an encrypted
+    /// blob), decompressed, and checked against the entry's sha256.
+    fn toc_entry(&self, e: &TocEntry) -> Result<Vec<u8>> {
+        const S: &str = "ToC entry payload";
+        if e.compressed_size > self.limits.max_entry_size {
+            return Err(berr(
+                S,
+                e.compressed_offset,
+                BlobErrorKind::LimitExceeded {
+                    what: "stored size",
+                    value: e.compressed_size,
+                    limit: self.limits.max_entry_size,
+                },
+            ));
+        }
+        let name = e.name.as_str();
+        let mut stored = self.read_vec(e.compressed_offset, e.compressed_size, S)?;
+        if name == ENTRY_BLOB_META || name == crate::toc::ENTRY_BLOB_META_HEADER {
+            self.decrypt(&mut stored, S, e.compressed_offset)?;
+        }
+        let data = if name == ENTRY_BLOB_DATA {
+            // The chunk data's "uncompressed size" is the uncompressed blob's; the data
+            // itself is stored as is.
+            stored
+        } else {
+            let (size, at) = (e.uncompressed_size, e.compressed_offset);
+            self.inflate(e.compressor, &stored, size, S, at)?
+        };
+        let mut h = Sha256::new();
+        h.update(&data);
+        if name == ENTRY_BLOB_DATA {
+            // Quirk of the reference: this digest also covers the section's tar header.
+            let header_at = e.compressed_offset + e.compressed_size;
+            h.update(&self.read_vec(header_at, TAR_HEADER_SIZE as u64, S)?);
+        }
+        let computed: [u8; 32] = h.finalize().into();
+        if computed != e.uncompressed_digest {
+            return Err(berr(
+                S,
+                e.compressed_offset,
+                BlobErrorKind::DigestMismatch {
+                    recorded: rafs_format::hex(&e.uncompressed_digest),
+                    computed: rafs_format::hex(&computed),
+                },
+            ));
+        }
+        Ok(data)
+    }
+
+    /// A section found by the tar-header walk, as stored, within the limit.
+    fn section(&self, name: &str) -> Result<Vec<u8>> {
         let s = self
             .sections
             .iter()

@@ -197,17 +197,18 @@ impl Registry {
         Fut: std::future::Future<Output = Result<T, oci_client::errors::OciDistributionError>>,
     {
         let mut delay = Duration::from_millis(250);
-        for attempt in 1.. {
+        let mut attempt = 1;
+        loop {
             match self.rt.block_on(op()) {
                 Ok(v) => return Ok(v),
                 Err(e) if attempt < ATTEMPTS && transient(&e) => {
                     std::thread::sleep(delay);
                     delay *= 2;
+                    attempt += 1;
                 }
                 Err(e) => return Err(registry_error(&self.image, what, describe(&e))),
             }
         }
-        unreachable!("the loop returns")
     }
 
     /// The manifest or index `reference` (tag or digest) names: its bytes, digest and media
