@@ -29,20 +29,33 @@ static STOPPING: AtomicBool = AtomicBool::new(false);
 struct Registration(u64);
 
 impl Registration {
-    fn new(path: &Path) -> Result<Self> {
+    /// Makes a temporary with `make` (which returns it and its path, or `None` to try again)
+    /// and registers it, all under the registry's lock: a stopping process's handler, which
+    /// takes the same lock, never runs between the creation and the registration (a
+    /// temporary made then would outlive the process), and nothing is made after its sweep.
+    fn make<T>(
+        parent: &Path,
+        mut make: impl FnMut() -> Result<Option<(T, PathBuf)>>,
+    ) -> Result<(T, Self)> {
         let mut live = LIVE
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        // Checked under the lock, so nothing registers after the sweep of a stopping process.
         if STOPPING.load(Ordering::SeqCst) {
-            return Err(io(path)(std::io::Error::new(
+            return Err(io(parent)(std::io::Error::new(
                 std::io::ErrorKind::Interrupted,
                 "the process is stopping",
             )));
         }
-        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-        live.insert(id, path.to_owned());
-        Ok(Registration(id))
+        for _ in 0..8 {
+            if let Some((value, path)) = make()? {
+                let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+                live.insert(id, path);
+                return Ok((value, Registration(id)));
+            }
+        }
+        Err(io(parent)(std::io::Error::other(
+            "no temporary could be made",
+        )))
     }
 }
 
@@ -101,7 +114,7 @@ pub struct ScratchDir {
 impl ScratchDir {
     /// A new scratch directory inside `parent` (which must exist).
     pub fn new_in(parent: &Path) -> Result<Self> {
-        for _ in 0..8 {
+        let ((dir, lock), registration) = Registration::make(parent, || {
             // Owner only: what is unpacked here is nobody else's to read or write into.
             let dir = tempfile::Builder::new()
                 .prefix(PREFIX)
@@ -109,17 +122,17 @@ impl ScratchDir {
                 .tempdir_in(parent)
                 .map_err(io(parent))?;
             let lock = File::open(dir.path()).map_err(io(dir.path()))?;
-            if lock_owned(&lock, dir.path())? {
-                let registration = Registration::new(dir.path())?;
-                return Ok(ScratchDir {
-                    dir,
-                    _lock: lock,
-                    _registration: registration,
-                });
-            }
             // Swept before we held it: its name is gone, so the TempDir drop is harmless.
-        }
-        Err(io(parent)(std::io::Error::other("no scratch directory")))
+            Ok(lock_owned(&lock, dir.path())?.then(|| {
+                let path = dir.path().to_path_buf();
+                ((dir, lock), path)
+            }))
+        })?;
+        Ok(ScratchDir {
+            dir,
+            _lock: lock,
+            _registration: registration,
+        })
     }
 
     /// The directory.
@@ -138,7 +151,7 @@ pub struct TempFile {
 impl TempFile {
     /// A new temporary file inside `dir`, open for writing.
     pub fn new_in(dir: &Path) -> Result<Self> {
-        for _ in 0..8 {
+        let (file, registration) = Registration::make(dir, || {
             // The layout's files are for other readers too (a registry, nydusd as another
             // user): created 0666 less the umask, as any file, not tempfile's 0600.
             let file = tempfile::Builder::new()
@@ -146,15 +159,15 @@ impl TempFile {
                 .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
                 .tempfile_in(dir)
                 .map_err(io(dir))?;
-            if lock_owned(file.as_file(), file.path())? {
-                let registration = Registration::new(file.path())?;
-                return Ok(TempFile {
-                    file,
-                    _registration: registration,
-                });
-            }
-        }
-        Err(io(dir)(std::io::Error::other("no temporary file")))
+            Ok(lock_owned(file.as_file(), file.path())?.then(|| {
+                let path = file.path().to_path_buf();
+                (file, path)
+            }))
+        })?;
+        Ok(TempFile {
+            file,
+            _registration: registration,
+        })
     }
 
     /// The open file.
